@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "format.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+/* Field offsets: the byte-exact layout documented in FORMAT.md. */
+enum {
+    SB_MAGIC = 0, SB_VERSION = 8, SB_SIZE = 12, SB_UUID = 16,
+    SB_CTIME = 32, SB_RESERVED = 40, SB_CSUM = 56,
+};
+enum {
+    REC_MAGIC = 0, REC_VERSION = 8, REC_SIZE = 12, REC_GEN = 16,
+    REC_FLAGS = 24, REC_OFF = 32, REC_LEN = 40, REC_XXH3 = 48,
+    REC_CTIME = 56, REC_QEMU = 64, REC_KERNEL = 96, REC_PAD = 161,
+    REC_FP = 168, REC_CSUM = 176,
+};
+_Static_assert(REC_QEMU + CPR_QEMU_VERSION_LEN == REC_KERNEL, "layout");
+_Static_assert(REC_KERNEL + CPR_KERNEL_RELEASE_LEN == REC_PAD, "layout");
+_Static_assert(REC_CSUM + 8 == CPR_REC_SIZE, "layout");
+_Static_assert(SB_CSUM + 8 == CPR_SB_SIZE, "layout");
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        v |= (uint32_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Copy a string into a fixed field, NUL-padded, always NUL-terminated. */
+static void put_str(uint8_t *p, size_t field, const char *s)
+{
+    size_t n = strnlen(s, field - 1);
+
+    memset(p, 0, field);
+    memcpy(p, s, n);
+}
+
+/* A field is valid if it holds a NUL and only NULs after it. */
+static bool get_str(const uint8_t *p, size_t field, char *out)
+{
+    size_t n = strnlen((const char *)p, field);
+
+    if (n == field || !all_zero(p + n, field - n)) {
+        return false;
+    }
+    memcpy(out, p, field);
+    return true;
+}
+
+void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf)
+{
+    memset(buf, 0, CPR_SB_SIZE);
+    memcpy(buf + SB_MAGIC, CPR_SB_MAGIC, CPR_MAGIC_LEN);
+    put32(buf + SB_VERSION, sb->version);
+    put32(buf + SB_SIZE, CPR_SB_SIZE);
+    memcpy(buf + SB_UUID, sb->uuid, sizeof(sb->uuid));
+    put64(buf + SB_CTIME, sb->ctime_ns);
+    put64(buf + SB_CSUM, XXH3_64bits(buf, SB_CSUM));
+}
+
+/*
+ * Common envelope of both structures: magic, version, size, and the XXH3
+ * of everything before the last 8 bytes.  A newer version may grow the
+ * structure but keeps this envelope, so "intact but too new" is knowable.
+ */
+static CprDecode decode_envelope(const uint8_t *buf, size_t len,
+                                 const char *magic, uint32_t our_size,
+                                 uint32_t *version)
+{
+    uint32_t size;
+
+    if (len < our_size) {
+        return CPR_DECODE_BAD;
+    }
+    if (all_zero(buf, our_size)) {
+        return CPR_DECODE_EMPTY;
+    }
+    if (memcmp(buf, magic, CPR_MAGIC_LEN) != 0) {
+        return CPR_DECODE_BAD;
+    }
+    *version = get32(buf + 8);
+    size = get32(buf + 12);
+    if (*version == 0 || size < 24 || size > len || size > CPR_BLOCK_SIZE ||
+        size % 8 != 0) {
+        return CPR_DECODE_BAD;
+    }
+    if (XXH3_64bits(buf, size - 8) != get64(buf + size - 8)) {
+        return CPR_DECODE_BAD;
+    }
+    if (*version > CPR_FORMAT_VERSION) {
+        return CPR_DECODE_TOO_NEW;
+    }
+    return size == our_size ? CPR_DECODE_OK : CPR_DECODE_BAD;
+}
+
+CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb)
+{
+    uint32_t version = 0;
+    CprDecode d = decode_envelope(buf, len, CPR_SB_MAGIC, CPR_SB_SIZE,
+                                  &version);
+
+    memset(sb, 0, sizeof(*sb));
+    sb->version = version;
+    if (d != CPR_DECODE_OK) {
+        return d;
+    }
+    if (!all_zero(buf + SB_RESERVED, SB_CSUM - SB_RESERVED)) {
+        return CPR_DECODE_BAD;
+    }
+    memcpy(sb->uuid, buf + SB_UUID, sizeof(sb->uuid));
+    sb->ctime_ns = get64(buf + SB_CTIME);
+    return CPR_DECODE_OK;
+}
+
+void cpr_record_encode(const CprRecord *rec, uint8_t *buf)
+{
+    memset(buf, 0, CPR_REC_SIZE);
+    memcpy(buf + REC_MAGIC, CPR_REC_MAGIC, CPR_MAGIC_LEN);
+    put32(buf + REC_VERSION, rec->version);
+    put32(buf + REC_SIZE, CPR_REC_SIZE);
+    put64(buf + REC_GEN, rec->generation);
+    put64(buf + REC_FLAGS, rec->flags);
+    put64(buf + REC_OFF, rec->payload_off);
+    put64(buf + REC_LEN, rec->payload_len);
+    put64(buf + REC_XXH3, rec->payload_xxh3);
+    put64(buf + REC_CTIME, rec->ctime_ns);
+    put_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version);
+    put_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN, rec->kernel_release);
+    put64(buf + REC_FP, rec->cmdline_fp);
+    put64(buf + REC_CSUM, XXH3_64bits(buf, REC_CSUM));
+}
+
+CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
+{
+    uint32_t version = 0;
+    CprDecode d = decode_envelope(buf, len, CPR_REC_MAGIC, CPR_REC_SIZE,
+                                  &version);
+
+    memset(rec, 0, sizeof(*rec));
+    rec->version = version;
+    if (d == CPR_DECODE_TOO_NEW) {
+        /* Envelope is intact and generation sits in the common prefix. */
+        rec->generation = get64(buf + REC_GEN);
+    }
+    if (d != CPR_DECODE_OK) {
+        return d;
+    }
+    rec->generation = get64(buf + REC_GEN);
+    rec->flags = get64(buf + REC_FLAGS);
+    rec->payload_off = get64(buf + REC_OFF);
+    rec->payload_len = get64(buf + REC_LEN);
+    rec->payload_xxh3 = get64(buf + REC_XXH3);
+    rec->ctime_ns = get64(buf + REC_CTIME);
+    rec->cmdline_fp = get64(buf + REC_FP);
+    if (rec->generation == 0 || (rec->flags & ~CPR_REC_FLAGS_KNOWN) ||
+        !get_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version) ||
+        !get_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN,
+                 rec->kernel_release) ||
+        !all_zero(buf + REC_PAD, REC_FP - REC_PAD)) {
+        memset(rec, 0, sizeof(*rec));
+        return CPR_DECODE_BAD;
+    }
+    return CPR_DECODE_OK;
+}
+
+bool cpr_record_fits(const CprRecord *rec, uint64_t file_size)
+{
+    return rec->payload_off >= CPR_PAYLOAD_AREA &&
+           rec->payload_off <= file_size &&
+           rec->payload_len <= file_size - rec->payload_off;
+}
+
+void cpr_slots_decode(const uint8_t *header, CprSlots *s)
+{
+    s->newest = -1;
+    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {
+        CprDecode d = cpr_record_decode(header + CPR_SLOT_OFFSET(i),
+                                        CPR_BLOCK_SIZE, &s->rec[i]);
+
+        if ((d == CPR_DECODE_OK || d == CPR_DECODE_TOO_NEW) &&
+            cpr_slot_for(s->rec[i].generation) != i) {
+            memset(&s->rec[i], 0, sizeof(s->rec[i]));
+            d = CPR_DECODE_BAD;
+        }
+        s->state[i] = d;
+        if ((d == CPR_DECODE_OK || d == CPR_DECODE_TOO_NEW) &&
+            (s->newest < 0 ||
+             s->rec[i].generation > s->rec[s->newest].generation)) {
+            s->newest = (int)i;
+        }
+    }
+}

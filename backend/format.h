@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * On-media layout of a pmem CPR image (see FORMAT.md) and pure
+ * encode/decode/validate functions.  No I/O: the decoders accept any bytes
+ * (they are a fuzzing target) and never read outside the buffer given.
+ */
+#ifndef CPR_FORMAT_H
+#define CPR_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CPR_FORMAT_VERSION 1u
+
+#define CPR_BLOCK_SIZE 4096u
+#define CPR_SB_OFFSET 0u
+#define CPR_SLOT_OFFSET(i) (CPR_BLOCK_SIZE * (1u + (unsigned)(i)))
+#define CPR_NR_SLOTS 2u
+#define CPR_HEADER_SIZE (CPR_BLOCK_SIZE * 3u)
+/* Payloads start 2 MiB-aligned so that DAX can map them with huge pages. */
+#define CPR_ALIGN (2u << 20)
+#define CPR_PAYLOAD_AREA CPR_ALIGN
+
+#define CPR_SB_MAGIC "QCPRPMSB"
+#define CPR_REC_MAGIC "QCPRPMRC"
+#define CPR_MAGIC_LEN 8u
+
+#define CPR_SB_SIZE 64u
+#define CPR_REC_SIZE 184u
+
+#define CPR_REC_FLAG_INVALIDATED (1ull << 0)
+#define CPR_REC_FLAGS_KNOWN CPR_REC_FLAG_INVALIDATED
+
+#define CPR_QEMU_VERSION_LEN 32u
+#define CPR_KERNEL_RELEASE_LEN 65u
+
+typedef enum CprDecode {
+    CPR_DECODE_OK,
+    CPR_DECODE_EMPTY,   /* all zeros: nothing was ever written there */
+    CPR_DECODE_BAD,     /* wrong magic, size, checksum or field */
+    CPR_DECODE_TOO_NEW, /* intact, but a format version we do not know */
+} CprDecode;
+
+typedef struct CprSuperblock {
+    uint32_t version;
+    uint8_t uuid[16];
+    uint64_t ctime_ns;
+} CprSuperblock;
+
+typedef struct CprRecord {
+    uint32_t version;
+    uint64_t generation;
+    uint64_t flags;
+    uint64_t payload_off;
+    uint64_t payload_len;
+    uint64_t payload_xxh3;
+    uint64_t ctime_ns;
+    /* NUL-terminated; longer strings are truncated by the encoder. */
+    char qemu_version[CPR_QEMU_VERSION_LEN];
+    char kernel_release[CPR_KERNEL_RELEASE_LEN];
+    uint64_t cmdline_fp;
+} CprRecord;
+
+/* Fill buf[0, CPR_SB_SIZE) / buf[0, CPR_REC_SIZE). */
+void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf);
+void cpr_record_encode(const CprRecord *rec, uint8_t *buf);
+
+/*
+ * Decode from buf[0, len).  @sb / @rec is filled for OK; for TOO_NEW only
+ * version (and, for a record, generation) are meaningful.
+ */
+CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb);
+CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec);
+
+/* Whether the payload of @rec lies inside a file of @file_size bytes. */
+bool cpr_record_fits(const CprRecord *rec, uint64_t file_size);
+
+/* Index of the slot that holds generation @gen. */
+static inline unsigned cpr_slot_for(uint64_t gen)
+{
+    return (unsigned)(gen % CPR_NR_SLOTS);
+}
+
+/* Both commit record slots, decoded, and which one is the newest. */
+typedef struct CprSlots {
+    CprDecode state[CPR_NR_SLOTS];
+    CprRecord rec[CPR_NR_SLOTS];
+    int newest;     /* slot of the highest intact generation, or -1 */
+} CprSlots;
+
+/*
+ * Decode the slots from the first CPR_HEADER_SIZE bytes of an image.  A
+ * record whose generation does not belong in its slot counts as BAD: the
+ * writer relies on the live record never sharing a slot with the next.
+ */
+void cpr_slots_decode(const uint8_t *header, CprSlots *s);
+
+#endif

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "metadata.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+uint64_t cpr_realtime_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) < 0) {
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool is_incoming(const char *arg, bool *takes_value)
+{
+    const char *a = arg;
+
+    if (a[0] != '-') {
+        return false;
+    }
+    a += a[1] == '-' ? 2 : 1;
+    if (strcmp(a, "incoming") == 0) {
+        *takes_value = true;
+        return true;
+    }
+    *takes_value = false;
+    return strncmp(a, "incoming=", 9) == 0;
+}
+
+uint64_t cpr_cmdline_fingerprint(const char *args, size_t len)
+{
+    XXH3_state_t *st = XXH3_createState();
+    size_t i = 0;
+    bool skip_next = false;
+    uint64_t fp;
+
+    if (!st) {
+        return 0;
+    }
+    XXH3_64bits_reset(st);
+    while (i < len) {
+        const char *arg = args + i;
+        size_t n = strnlen(arg, len - i);
+        bool takes_value;
+
+        /* Hash each kept argument with its terminator so that
+         * "a b" and "ab" differ. */
+        if (skip_next) {
+            skip_next = false;
+        } else if (is_incoming(arg, &takes_value)) {
+            skip_next = takes_value;
+        } else {
+            XXH3_64bits_update(st, arg, n);
+            XXH3_64bits_update(st, "", 1);
+        }
+        i += n + 1;
+    }
+    fp = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return fp;
+}
+
+static uint64_t own_cmdline_fingerprint(void)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    char *buf = NULL;
+    size_t cap = 0, len = 0, n;
+    uint64_t fp = 0;
+
+    if (!f) {
+        return 0;
+    }
+    do {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 4096);
+
+            if (!nb) {
+                goto out;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+    } while (n > 0);
+    if (!ferror(f)) {
+        fp = cpr_cmdline_fingerprint(buf, len);
+    }
+out:
+    free(buf);
+    fclose(f);
+    return fp;
+}
+
+void cpr_metadata_collect(CprMetadata *md, const char *qemu_version)
+{
+    struct utsname u;
+
+    memset(md, 0, sizeof(*md));
+    md->ctime_ns = cpr_realtime_ns();
+    snprintf(md->qemu_version, sizeof(md->qemu_version), "%s",
+             qemu_version ? qemu_version : "");
+    if (uname(&u) == 0) {
+        snprintf(md->kernel_release, sizeof(md->kernel_release), "%s",
+                 u.release);
+    }
+    md->cmdline_fp = own_cmdline_fingerprint();
+}

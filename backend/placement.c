@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "placement.h"
+#include "format.h"
+
+uint64_t cpr_align_up(uint64_t v, uint64_t align)
+{
+    return (v + align - 1) / align * align;
+}
+
+uint64_t cpr_place_above(uint64_t live_off, uint64_t live_len)
+{
+    return cpr_align_up(live_off + live_len + live_len / 4 + (1u << 20),
+                        CPR_ALIGN);
+}
+
+CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len)
+{
+    if (live_len == 0) {
+        return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT };
+    }
+    if (live_off <= CPR_PAYLOAD_AREA) {
+        return (CprPlacement){ cpr_place_above(live_off, live_len),
+                               CPR_NO_LIMIT };
+    }
+    /* Live payload sits high: use the room below it, relocate if full. */
+    return (CprPlacement){ CPR_PAYLOAD_AREA, live_off - CPR_PAYLOAD_AREA };
+}
+
+uint64_t cpr_grow_target(uint64_t cur, uint64_t need)
+{
+    uint64_t step = cur < CPR_MAX_GROW_STEP ? cur : CPR_MAX_GROW_STEP;
+    uint64_t target = cpr_align_up(cur + step, CPR_ALIGN);
+
+    if (need <= cur) {
+        return cur;
+    }
+    return target >= need ? target : cpr_align_up(need, CPR_ALIGN);
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Where a new payload goes and how the file grows: pure arithmetic, so the
+ * policy can be tested without files.  The one rule: a new payload never
+ * overlaps the live (last committed) one.
+ */
+#ifndef CPR_PLACEMENT_H
+#define CPR_PLACEMENT_H
+
+#include <stdint.h>
+
+#define CPR_NO_LIMIT UINT64_MAX
+#define CPR_INITIAL_SIZE (4ull << 20)
+#define CPR_MAX_GROW_STEP (1ull << 30)
+
+typedef struct CprPlacement {
+    uint64_t base;  /* file offset of stream byte 0 */
+    uint64_t limit; /* stream bytes that fit before the live payload */
+} CprPlacement;
+
+/* Placement for a new save; @live_len == 0 means no live payload bytes. */
+CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len);
+
+/* The spot above the live payload, with room left below for the next
+ * save: align_up(live_end + live_len / 4 + 1 MiB, 2 MiB). */
+uint64_t cpr_place_above(uint64_t live_off, uint64_t live_len);
+
+/* File size to grow to so that @need bytes fit: at least double, in
+ * 2 MiB steps, at most 1 GiB more per step unless @need wants more. */
+uint64_t cpr_grow_target(uint64_t cur, uint64_t need);
+
+uint64_t cpr_align_up(uint64_t v, uint64_t align);
+
+#endif

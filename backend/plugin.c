@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ABI glue: the only file that knows about QEMU.  The opaque handles QEMU
+ * holds are our writer and reader objects themselves.
+ */
+#include "qemu/transport-plugin.h"
+
+#include "errmsg.h"
+#include "reader.h"
+#include "writer.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SELF "transport-pmem.so"
+
+const uint32_t qemu_transport_plugin_version = QEMU_TRANSPORT_PLUGIN_VERSION;
+
+static char qemu_version[64];
+
+static CprWriter *W(QemuTransportOut *t)
+{
+    return (CprWriter *)t;
+}
+
+static CprReader *R(QemuTransportIn *t)
+{
+    return (CprReader *)t;
+}
+
+static QemuTransportOut *out_open(const char *target, char **errp)
+{
+    return (QemuTransportOut *)cpr_writer_open(target, qemu_version, errp);
+}
+
+/* Total size of @iov, or -1 if it does not fit in ssize_t. */
+static ssize_t iov_size(const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
+            return -1;
+        }
+        total += iov[i].iov_len;
+    }
+    return (ssize_t)total;
+}
+
+static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,
+                          int iovcnt, char **errp)
+{
+    ssize_t total = iov_size(iov, iovcnt);
+
+    if (total < 0) {
+        cpr_error(errp, cpr_writer_path(W(t)), "write larger than SSIZE_MAX");
+        return -1;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        if (cpr_writer_append(W(t), iov[i].iov_base, iov[i].iov_len,
+                              errp) < 0) {
+            return -1;
+        }
+    }
+    return total;
+}
+
+static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
+                           int iovcnt, off_t offset, char **errp)
+{
+    ssize_t total = iov_size(iov, iovcnt);
+    uint64_t off = (uint64_t)offset;
+
+    if (total < 0 || offset < 0) {
+        cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset or size");
+        return -1;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        if (cpr_writer_pwrite(W(t), off, iov[i].iov_base, iov[i].iov_len,
+                              errp) < 0) {
+            return -1;
+        }
+        off += iov[i].iov_len;
+    }
+    return total;
+}
+
+static int out_commit(QemuTransportOut *t, char **errp)
+{
+    return cpr_writer_commit(W(t), errp);
+}
+
+static void out_abort(QemuTransportOut *t)
+{
+    cpr_writer_abort(W(t));
+}
+
+static void out_close(QemuTransportOut *t)
+{
+    cpr_writer_close(W(t));
+}
+
+static QemuTransportIn *in_open(const char *target, char **errp)
+{
+    return (QemuTransportIn *)cpr_reader_open(target, errp);
+}
+
+static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
+                         int iovcnt, off_t offset, char **errp)
+{
+    size_t total = 0;
+
+    if (offset < 0) {
+        cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
+        return -1;
+    }
+    for (int i = 0; i < iovcnt && total <= SSIZE_MAX; i++) {
+        size_t len = iov[i].iov_len;
+        size_t n;
+
+        if (len > (size_t)SSIZE_MAX - total) {
+            len = (size_t)SSIZE_MAX - total;
+        }
+        n = cpr_reader_pread(R(t), (uint64_t)offset + total, iov[i].iov_base,
+                             len);
+        total += n;
+        if (n < iov[i].iov_len) {
+            break;
+        }
+    }
+    return (ssize_t)total;
+}
+
+static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
+                        int iovcnt, char **errp)
+{
+    size_t total = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        size_t n;
+
+        if (len > (size_t)SSIZE_MAX - total) {
+            len = (size_t)SSIZE_MAX - total;
+        }
+        n = cpr_reader_read(R(t), iov[i].iov_base, len);
+        total += n;
+        if (n < iov[i].iov_len) {
+            break;
+        }
+    }
+    (void)errp;
+    return (ssize_t)total;
+}
+
+static void in_close(QemuTransportIn *t)
+{
+    cpr_reader_close(R(t));
+}
+
+static const char *const schemes[] = { "pmem", NULL };
+
+static const QemuTransportOps ops = {
+    .schemes = schemes,
+    .out_open = out_open,
+    .out_writev = out_writev,
+    .out_pwritev = out_pwritev,
+    .out_commit = out_commit,
+    .out_abort = out_abort,
+    .out_close = out_close,
+    .in_open = in_open,
+    .in_readv = in_readv,
+    .in_preadv = in_preadv,
+    .in_close = in_close,
+};
+
+const QemuTransportOps *
+qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
+{
+    if (!host) {
+        cpr_error(errp, SELF, "no host information");
+        return NULL;
+    }
+    if (host->min_version > QEMU_TRANSPORT_PLUGIN_VERSION ||
+        host->cur_version < QEMU_TRANSPORT_PLUGIN_VERSION) {
+        cpr_error(errp, SELF, "built for transport ABI version %u, but this "
+                  "QEMU speaks versions %u to %u",
+                  QEMU_TRANSPORT_PLUGIN_VERSION, host->min_version,
+                  host->cur_version);
+        return NULL;
+    }
+    snprintf(qemu_version, sizeof(qemu_version), "%s",
+             host->qemu_version ? host->qemu_version : "");
+    return &ops;
+}

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "writer.h"
+#include "errmsg.h"
+#include "format.h"
+#include "metadata.h"
+#include "persist.h"
+#include "placement.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* Far beyond any VM, and keeps every offset sum below INT64_MAX. */
+#define MAX_STREAM (1ull << 60)
+
+struct CprWriter {
+    char *path;
+    int fd;
+    CprPersist *p;
+    char qemu_version[CPR_QEMU_VERSION_LEN];
+    uint64_t gen;               /* generation this save will commit */
+    uint64_t live_off, live_len;
+    CprPlacement place;
+    uint64_t pos;               /* append position */
+    uint64_t len;               /* stream length */
+    XXH3_state_t *hash;
+    bool hash_streaming;        /* every byte so far came in order */
+    bool failed;                /* a write failed: never commit */
+    bool finished;              /* committed or aborted */
+};
+
+/* Superblock first, persisted before anything else refers to it. */
+static int init_image(int fd, const char *path, char **errp)
+{
+    CprSuperblock sb = { .version = CPR_FORMAT_VERSION };
+    uint8_t buf[CPR_SB_SIZE];
+    CprPersist *p;
+    int ret;
+
+    if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != sizeof(sb.uuid)) {
+        cpr_error_errno(errp, path, errno, "cannot get random bytes");
+        return -1;
+    }
+    sb.ctime_ns = cpr_realtime_ns();
+    cpr_sb_encode(&sb, buf);
+    p = cpr_persist_map(fd, path, CPR_INITIAL_SIZE, errp);
+    if (!p) {
+        return -1;
+    }
+    cpr_persist_write(p, CPR_SB_OFFSET, buf, sizeof(buf));
+    ret = cpr_persist_range(p, CPR_SB_OFFSET, sizeof(buf), errp);
+    cpr_persist_unmap(p);
+    return ret;
+}
+
+static int fsync_parent(const char *path, char **errp)
+{
+    char *copy = strdup(path);
+    int dfd, ret = 0;
+
+    if (!copy) {
+        cpr_error(errp, path, "out of memory");
+        return -1;
+    }
+    dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) < 0) {
+        cpr_error_errno(errp, path, errno, "cannot sync its directory");
+        ret = -1;
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    free(copy);
+    return ret;
+}
+
+/*
+ * Build a new image under a temporary name and link it into place, so
+ * that a crash never leaves a half-initialised file at @path (which
+ * every later save would then have to refuse as "not ours").  Losing a
+ * race with another creator is fine: the caller opens theirs.
+ */
+static int create_image(const char *path, char **errp)
+{
+    char *tmp = NULL;
+    int fd, ret = -1;
+
+    if (asprintf(&tmp, "%s.XXXXXX", path) < 0) {
+        cpr_error(errp, path, "out of memory");
+        return -1;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        cpr_error_errno(errp, path, errno, "cannot create");
+        free(tmp);
+        return -1;
+    }
+    if (init_image(fd, path, errp) < 0) {
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        cpr_error_errno(errp, path, errno, "cannot sync");
+        goto out;
+    }
+    if (link(tmp, path) < 0 && errno != EEXIST) {
+        cpr_error_errno(errp, path, errno, "cannot create");
+        goto out;
+    }
+    ret = fsync_parent(path, errp);
+out:
+    unlink(tmp);
+    close(fd);
+    free(tmp);
+    return ret;
+}
+
+static int open_locked(const char *path, char **errp)
+{
+    int flags = O_RDWR | O_NONBLOCK | O_CLOEXEC;
+    int fd = open(path, flags);
+
+    if (fd < 0 && errno == ENOENT) {
+        if (create_image(path, errp) < 0) {
+            return -1;
+        }
+        fd = open(path, flags);
+    }
+    if (fd < 0) {
+        cpr_error_errno(errp, path, errno, "cannot open");
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK) {
+            cpr_error(errp, path, "another save to this file is in progress");
+        } else {
+            cpr_error_errno(errp, path, errno, "cannot lock");
+        }
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read the header; initialise an empty file; refuse anything not ours. */
+static int check_header(CprWriter *w, CprSlots *slots, char **errp)
+{
+    uint8_t *hdr = NULL;
+    CprSuperblock sb;
+    struct stat st;
+    int ret = -1;
+
+    if (fstat(w->fd, &st) < 0) {
+        cpr_error_errno(errp, w->path, errno, "cannot stat");
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cpr_error(errp, w->path, "is not a regular file");
+        return -1;
+    }
+    if (st.st_size == 0 && init_image(w->fd, w->path, errp) < 0) {
+        return -1;
+    }
+    hdr = calloc(1, CPR_HEADER_SIZE);
+    if (!hdr) {
+        cpr_error(errp, w->path, "out of memory");
+        return -1;
+    }
+    if (pread(w->fd, hdr, CPR_HEADER_SIZE, 0) < 0) {
+        cpr_error_errno(errp, w->path, errno, "cannot read");
+        goto out;
+    }
+    /* A short file leaves zeros in hdr: no superblock. */
+    switch (cpr_sb_decode(hdr, CPR_BLOCK_SIZE, &sb)) {
+    case CPR_DECODE_OK:
+        break;
+    case CPR_DECODE_TOO_NEW:
+        cpr_error(errp, w->path, "image format version %u is newer than this "
+                  "transport (%u); refusing to overwrite it", sb.version,
+                  CPR_FORMAT_VERSION);
+        goto out;
+    default:
+        cpr_error(errp, w->path, "exists and is not a pmem CPR image; "
+                  "refusing to overwrite it");
+        goto out;
+    }
+    cpr_slots_decode(hdr, slots);
+    if (slots->newest >= 0 &&
+        slots->state[slots->newest] == CPR_DECODE_TOO_NEW) {
+        cpr_error(errp, w->path, "image format version %u is newer than this "
+                  "transport (%u); refusing to overwrite it",
+                  slots->rec[slots->newest].version, CPR_FORMAT_VERSION);
+        goto out;
+    }
+    ret = 0;
+out:
+    free(hdr);
+    return ret;
+}
+
+CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
+                           char **errp)
+{
+    CprWriter *w = calloc(1, sizeof(*w));
+    CprSlots slots;
+
+    if (!w) {
+        cpr_error(errp, path, "out of memory");
+        return NULL;
+    }
+    w->fd = -1;
+    if (!(w->path = strdup(path)) || !(w->hash = XXH3_createState())) {
+        cpr_error(errp, path, "out of memory");
+        goto fail;
+    }
+    snprintf(w->qemu_version, sizeof(w->qemu_version), "%s",
+             qemu_version ? qemu_version : "");
+    w->fd = open_locked(path, errp);
+    if (w->fd < 0 || check_header(w, &slots, errp) < 0) {
+        goto fail;
+    }
+    w->gen = 1;
+    if (slots.newest >= 0) {
+        const CprRecord *live = &slots.rec[slots.newest];
+
+        if (live->generation == UINT64_MAX) {
+            cpr_error(errp, path, "generation counter exhausted");
+            goto fail;
+        }
+        w->gen = live->generation + 1;
+        w->live_off = live->payload_off;
+        w->live_len = live->payload_len;
+    }
+    w->place = cpr_place_new(w->live_off, w->live_len);
+    w->p = cpr_persist_map(w->fd, path, CPR_INITIAL_SIZE, errp);
+    if (!w->p) {
+        goto fail;
+    }
+    XXH3_64bits_reset(w->hash);
+    w->hash_streaming = true;
+    return w;
+fail:
+    cpr_writer_close(w);
+    return NULL;
+}
+
+/* Room for stream bytes [0, end): relocate above the live payload if the
+ * space below it is exhausted, grow the file if needed. */
+static int reserve(CprWriter *w, uint64_t end, char **errp)
+{
+    CprPersist *p = w->p;
+
+    if (end > MAX_STREAM) {
+        cpr_error(errp, w->path, "stream too large");
+        return -1;
+    }
+    if (end > w->place.limit) {
+        uint64_t high = cpr_place_above(w->live_off, w->live_len);
+
+        if (cpr_persist_grow(p, cpr_grow_target(cpr_persist_size(p),
+                                                high + end), errp) < 0) {
+            return -1;
+        }
+        /* Below the live payload -> above it: the ranges are disjoint. */
+        cpr_persist_write(p, high, cpr_persist_view(p, w->place.base),
+                          w->len);
+        w->place = (CprPlacement){ high, CPR_NO_LIMIT };
+    }
+    return cpr_persist_grow(p, cpr_grow_target(cpr_persist_size(p),
+                                               w->place.base + end), errp);
+}
+
+static int check_usable(CprWriter *w, char **errp)
+{
+    if (w->finished) {
+        cpr_error(errp, w->path, "save already committed or aborted");
+        return -1;
+    }
+    if (w->failed) {
+        cpr_error(errp, w->path, "an earlier write to this save failed");
+        return -1;
+    }
+    return 0;
+}
+
+static int store(CprWriter *w, uint64_t off, const void *buf, size_t len,
+                 char **errp)
+{
+    if (check_usable(w, errp) < 0) {
+        return -1;
+    }
+    if (len > MAX_STREAM || off > MAX_STREAM - len) {
+        cpr_error(errp, w->path, "stream too large");
+        w->failed = true;
+        return -1;
+    }
+    if (reserve(w, off + len, errp) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    if (off > w->len) {
+        cpr_persist_zero(w->p, w->place.base + w->len, off - w->len);
+    }
+    cpr_persist_write(w->p, w->place.base + off, buf, len);
+    if (w->hash_streaming && off == w->len) {
+        XXH3_64bits_update(w->hash, buf, len);
+    } else {
+        w->hash_streaming = false;
+    }
+    if (off + len > w->len) {
+        w->len = off + len;
+    }
+    return 0;
+}
+
+int cpr_writer_append(CprWriter *w, const void *buf, size_t len, char **errp)
+{
+    if (store(w, w->pos, buf, len, errp) < 0) {
+        return -1;
+    }
+    w->pos += len;
+    return 0;
+}
+
+int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
+                      size_t len, char **errp)
+{
+    int ret;
+
+    /* Out-of-order bytes: the checksum is taken from the media instead. */
+    ret = store(w, off, buf, len, errp);
+    w->hash_streaming = false;
+    return ret;
+}
+
+int cpr_writer_commit(CprWriter *w, char **errp)
+{
+    CprRecord rec = { .version = CPR_FORMAT_VERSION };
+    uint8_t buf[CPR_REC_SIZE];
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+    CprMetadata md;
+
+    if (check_usable(w, errp) < 0 || reserve(w, w->len, errp) < 0) {
+        return -1;
+    }
+    rec.generation = w->gen;
+    rec.payload_off = w->place.base;
+    rec.payload_len = w->len;
+    rec.payload_xxh3 = w->hash_streaming ?
+        XXH3_64bits_digest(w->hash) :
+        XXH3_64bits(cpr_persist_view(w->p, w->place.base), w->len);
+    /* 1: payload durable, so the record never points at missing bytes. */
+    if (cpr_persist_range(w->p, rec.payload_off, rec.payload_len, errp) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    cpr_metadata_collect(&md, w->qemu_version);
+    rec.ctime_ns = md.ctime_ns;
+    memcpy(rec.qemu_version, md.qemu_version, sizeof(rec.qemu_version));
+    memcpy(rec.kernel_release, md.kernel_release, sizeof(rec.kernel_release));
+    rec.cmdline_fp = md.cmdline_fp;
+    /* 2: the record, into the slot the live record does not use. */
+    cpr_record_encode(&rec, buf);
+    cpr_persist_write(w->p, slot, buf, sizeof(buf));
+    if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    w->finished = true;
+    return 0;
+}
+
+void cpr_writer_abort(CprWriter *w)
+{
+    w->finished = true;
+}
+
+void cpr_writer_close(CprWriter *w)
+{
+    if (!w) {
+        return;
+    }
+    cpr_persist_unmap(w->p);
+    if (w->fd >= 0) {
+        close(w->fd);   /* drops the flock */
+    }
+    XXH3_freeState(w->hash);
+    free(w->path);
+    free(w);
+}
+
+bool cpr_writer_is_pmem(const CprWriter *w)
+{
+    return cpr_persist_is_pmem(w->p);
+}
+
+uint64_t cpr_writer_generation(const CprWriter *w)
+{
+    return w->gen;
+}
+
+uint64_t cpr_writer_payload_offset(const CprWriter *w)
+{
+    return w->place.base;
+}
+
+const char *cpr_writer_path(const CprWriter *w)
+{
+    return w->path;
+}

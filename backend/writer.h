@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The save path: stream bytes into a new payload that never overlaps the
+ * live one, then publish it with one commit record (see FORMAT.md).
+ */
+#ifndef CPR_WRITER_H
+#define CPR_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct CprWriter CprWriter;
+
+/*
+ * Open (creating it if missing) the image at @path for a new save and
+ * lock it against concurrent saves.  Refuses files that are not ours.
+ * @qemu_version goes into the record; may be NULL.
+ */
+CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
+                           char **errp);
+
+/* Append at the append position. */
+int cpr_writer_append(CprWriter *w, const void *buf, size_t len,
+                      char **errp);
+
+/* Write at stream offset @off; the stream grows to @off + @len if shorter
+ * (a gap reads back as zeros); the append position does not move. */
+int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
+                      size_t len, char **errp);
+
+/* Make the stream durable and publish it.  At most once. */
+int cpr_writer_commit(CprWriter *w, char **errp);
+
+/* Forget the new stream (the live image is untouched either way). */
+void cpr_writer_abort(CprWriter *w);
+
+/* Unmap, unlock, close and free; without a commit this is an abort. */
+void cpr_writer_close(CprWriter *w);
+
+/* For messages, tests and tools. */
+const char *cpr_writer_path(const CprWriter *w);
+bool cpr_writer_is_pmem(const CprWriter *w);
+uint64_t cpr_writer_generation(const CprWriter *w);   /* of the new save */
+uint64_t cpr_writer_payload_offset(const CprWriter *w);
+
+#endif

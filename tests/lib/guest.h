@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The "tick" guest built by scripts/build-guest.sh: a Linux kernel whose
+ * /init prints "tick N" (N = 1, 2, ...) on the serial port every ~150 ms.
+ * N lives only in guest RAM, so an unbroken sequence across a cpr-reboot
+ * cycle shows RAM and CPU state came through.
+ */
+#ifndef HARNESS_GUEST_H
+#define HARNESS_GUEST_H
+
+#include <glib.h>
+
+/*
+ * "kvm" or "tcg".  $CPR_ACCEL wins; otherwise probe once per process whether
+ * the guest reaches its first tick under KVM (nested virt often hangs).
+ */
+const char *guest_accel(const char *qemu);
+
+/*
+ * QEMU arguments (NULL-terminated, g_strfreev) that boot the guest with
+ * 256 MiB RAM in a shared file @ram_path and the serial port appended to
+ * @serial_path, so a restored guest keeps writing into the same log.
+ */
+GStrv guest_args(const char *accel, const char *ram_path,
+                 const char *serial_path, GError **errp);
+
+/* Tick numbers of the complete "tick N" lines in @serial_path, in order. */
+GArray *guest_ticks(const char *serial_path);
+
+/* Wait until some tick >= @n appears; @last gets the newest tick seen. */
+gboolean guest_wait_tick(const char *serial_path, guint n, guint timeout_ms,
+                         guint *last, GError **errp);
+
+#endif

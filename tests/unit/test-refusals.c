@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Every refusal names the file and the reason, and destroys nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "reader.h"
+#include "unit-util.h"
+#include "writer.h"
+
+#define MiB (1u << 20)
+
+/* A committed image of @len pattern bytes; returns its record. */
+static CprRecord make_image(const char *path, size_t len, uint32_t seed)
+{
+    uint8_t *buf = tu_pattern(len, seed);
+    char *err = NULL;
+    CprReader *r;
+    CprRecord rec;
+
+    tu_save(path, buf, len);
+    r = cpr_reader_open(path, &err);
+    g_assert_nonnull(r);
+    rec = *cpr_reader_record(r);
+    cpr_reader_close(r);
+    g_free(buf);
+    return rec;
+}
+
+static void rewrite_record(const char *path, const CprRecord *rec)
+{
+    uint8_t buf[CPR_REC_SIZE];
+    int fd = open(path, O_WRONLY);
+
+    cpr_record_encode(rec, buf);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf),
+                           CPR_SLOT_OFFSET(cpr_slot_for(rec->generation))),
+                    ==, sizeof(buf));
+    close(fd);
+}
+
+static void test_plugin_version(void)
+{
+    QemuTransportHostInfo old = { 0, 0, "8.0" }, newer = { 2, 3, "12.0" };
+    char *err = NULL;
+
+    g_assert_null(qemu_transport_plugin_init(&old, &err));
+    g_assert_nonnull(strstr(err, "transport-pmem.so: "));
+    g_assert_nonnull(strstr(err, "versions 0 to 0"));
+    free(err);
+    err = NULL;
+    g_assert_null(qemu_transport_plugin_init(&newer, &err));
+    g_assert_nonnull(strstr(err, "versions 2 to 3"));
+    free(err);
+    g_assert_nonnull(tu_ops());
+    g_assert_cmpstr(tu_ops()->schemes[0], ==, "pmem");
+    g_assert_null(tu_ops()->schemes[1]);
+}
+
+static void test_missing_directory(void)
+{
+    char *path = tu_path("no-such-dir/vm.cpr");
+
+    tu_assert_save_refused(path, "No such file or directory");
+    tu_assert_load_refused(path, "No such file or directory");
+    g_free(path);
+}
+
+static void save_refused_permission(const char *path)
+{
+    tu_assert_save_refused(path, "Permission denied");
+}
+
+static void test_read_only_location(void)
+{
+    char *dir = tu_path("ro");
+    char *path = g_build_filename(dir, "vm.cpr", NULL);
+
+    g_assert_cmpint(mkdir(dir, 0555), ==, 0);
+    if (geteuid() == 0) {
+        /* Root ignores modes: drop to nobody in a child. */
+        tu_run_as_nobody(save_refused_permission, path);
+    } else {
+        save_refused_permission(path);
+    }
+    g_free(path);
+    g_free(dir);
+}
+
+/* Child: a tiny private tmpfs, or a file size limit if we cannot mount. */
+static int no_space_child(const char *dir)
+{
+    char *path = g_build_filename(dir, "vm.cpr", NULL);
+    char *big = g_build_filename(dir, "big.cpr", NULL);
+    const QemuTransportOps *ops = tu_ops();
+    uint8_t *buf = tu_pattern(16 * MiB, 9);
+    struct iovec iov = { buf, 16 * MiB };
+    const char *what = "No space left on device";
+    QemuTransportOut *o;
+    char *err = NULL;
+
+    if (unshare(CLONE_NEWNS) < 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("none", dir, "tmpfs", 0, "size=1m") < 0) {
+        struct rlimit rl = { 1 * MiB, 1 * MiB };
+
+        g_printerr("# cannot mount a tmpfs (%s): using RLIMIT_FSIZE\n",
+                   strerror(errno));
+        signal(SIGXFSZ, SIG_IGN);
+        g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &rl), ==, 0);
+        what = "File too large";
+    }
+    /* The initial allocation does not fit: out_open fails. */
+    tu_assert_save_refused(path, what);
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    if (strcmp(what, "File too large") != 0) {
+        /* Room for the file, not for the stream: out_writev fails. */
+        g_assert_cmpint(umount(dir), ==, 0);
+        g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=8m"), ==, 0);
+        o = ops->out_open(big, &err);
+        g_assert_nonnull(o);
+        g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, -1);
+        g_assert_true(g_str_has_prefix(err, big));
+        g_assert_nonnull(strstr(err, what));
+        free(err);
+        err = NULL;
+        g_assert_cmpint(ops->out_commit(o, &err), ==, -1);
+        free(err);
+        ops->out_abort(o);
+        ops->out_close(o);
+        tu_assert_load_refused(big, "no committed image");
+    }
+    g_free(buf);
+    g_free(path);
+    g_free(big);
+    return 0;
+}
+
+static void test_no_space(void)
+{
+    char *dir = tu_path("tiny");
+    pid_t pid;
+    int status;
+
+    g_assert_cmpint(mkdir(dir, 0755), ==, 0);
+    pid = fork();
+    if (pid == 0) {
+        _exit(no_space_child(dir));
+    }
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    g_free(dir);
+}
+
+static void test_not_ours(void)
+{
+    char *path = tu_path("user-file");
+    static const char text[] = "precious user data\n";
+    char *got = NULL;
+    gsize len;
+
+    tu_write_file(path, text, sizeof(text));
+    tu_assert_save_refused(path, "exists and is not a pmem CPR image; "
+                           "refusing to overwrite it");
+    tu_assert_load_refused(path, "too short");
+    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
+    g_assert_cmpmem(got, len, text, sizeof(text));
+    g_free(got);
+    g_free(path);
+}
+
+static void test_zeroed_file(void)
+{
+    char *path = tu_path("zeroed");
+    uint8_t *zeros = g_malloc0(4 * MiB);
+
+    tu_write_file(path, zeros, 4 * MiB);
+    tu_assert_load_refused(path, "not a pmem CPR image (no valid superblock)");
+    tu_assert_save_refused(path, "exists and is not a pmem CPR image");
+    g_free(zeros);
+    g_free(path);
+}
+
+/* An empty existing file holds nothing to destroy: it becomes an image. */
+static void test_empty_file_is_adopted(void)
+{
+    char *path = tu_path("empty");
+    uint8_t *buf = tu_pattern(1000, 1);
+
+    tu_write_file(path, "", 0);
+    tu_assert_load_refused(path, "too short");
+    tu_save(path, buf, 1000);
+    tu_assert_loads(path, buf, 1000);
+    g_free(buf);
+    g_free(path);
+}
+
+static void test_truncated(void)
+{
+    char *path = tu_path("truncated");
+    CprRecord rec = make_image(path, MiB, 1);
+
+    g_assert_cmpint(truncate(path, (off_t)(rec.payload_off + MiB / 2)), ==,
+                    0);
+    tu_assert_load_refused(path, "lies outside the file");
+    g_assert_cmpint(truncate(path, 100), ==, 0);
+    tu_assert_load_refused(path, "too short");
+    g_free(path);
+}
+
+/* No fallback to the older generation when the newest payload is bad. */
+static void test_payload_bit_flip(void)
+{
+    char *path = tu_path("payload-flip");
+    CprRecord rec;
+
+    make_image(path, 300 * 1024, 1);
+    rec = make_image(path, 300 * 1024, 2);
+    tu_flip_bit(path, rec.payload_off + 12345, 3);
+    tu_assert_load_refused(path, "generation 2) is corrupt: payload "
+                           "checksum mismatch");
+    g_free(path);
+}
+
+/* A damaged newest record is a torn commit: the older one loads. */
+static void test_record_bit_flip(void)
+{
+    char *path = tu_path("record-flip");
+    uint8_t *first = tu_pattern(5000, 1);
+    CprRecord rec;
+
+    tu_save(path, first, 5000);
+    rec = make_image(path, 7000, 2);
+    g_assert_cmpuint(rec.generation, ==, 2);
+    tu_flip_bit(path, CPR_SLOT_OFFSET(0) + 50, 0);
+    tu_assert_loads(path, first, 5000);
+    /* Now damage the older one too: nothing is left. */
+    tu_flip_bit(path, CPR_SLOT_OFFSET(1) + 170, 7);
+    tu_assert_load_refused(path, "no committed image (all commit records "
+                           "are damaged)");
+    g_free(first);
+    g_free(path);
+}
+
+static void test_no_commit(void)
+{
+    char *path = tu_path("uncommitted");
+    uint8_t *buf = tu_pattern(5000, 1);
+
+    tu_save_aborted(path, buf, 5000, 4000);
+    tu_assert_load_refused(path, "no committed image");
+    g_free(buf);
+    g_free(path);
+}
+
+static void test_newer_version(void)
+{
+    char *path = tu_path("newer");
+    CprRecord rec = make_image(path, 4096, 1);
+    CprSuperblock sb = { .version = CPR_FORMAT_VERSION + 1 };
+    uint8_t buf[CPR_SB_SIZE];
+    int fd;
+
+    rec.version = CPR_FORMAT_VERSION + 1;
+    rewrite_record(path, &rec);
+    tu_assert_load_refused(path, "image format version 2 is newer than this "
+                           "transport (1)");
+    tu_assert_save_refused(path, "image format version 2 is newer than this "
+                           "transport (1); refusing to overwrite it");
+    rec.version = CPR_FORMAT_VERSION;
+    rewrite_record(path, &rec);
+    cpr_sb_encode(&sb, buf);
+    fd = open(path, O_WRONLY);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf), 0), ==, sizeof(buf));
+    close(fd);
+    tu_assert_load_refused(path, "image format version 2 is newer");
+    tu_assert_save_refused(path, "refusing to overwrite it");
+    g_free(path);
+}
+
+static void test_invalidated(void)
+{
+    char *path = tu_path("invalidated");
+    CprRecord rec;
+
+    make_image(path, 4096, 1);
+    rec = make_image(path, 4096, 2);
+    rec.flags |= CPR_REC_FLAG_INVALIDATED;
+    rewrite_record(path, &rec);
+    tu_assert_load_refused(path, "image (generation 2) was invalidated");
+    g_free(path);
+}
+
+static void test_not_regular(void)
+{
+    char *dir = tu_path("a-directory");
+    char *fifo = tu_path("a-fifo");
+    char *loop = tu_path("a-loop");
+
+    g_assert_cmpint(mkdir(dir, 0755), ==, 0);
+    tu_assert_load_refused(dir, "is a directory");
+    tu_assert_save_refused(dir, "Is a directory");
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    tu_assert_load_refused(fifo, "is a FIFO");
+    tu_assert_save_refused(fifo, "is not a regular file");
+    g_assert_cmpint(symlink("a-loop", loop), ==, 0);
+    tu_assert_load_refused(loop, "Too many levels of symbolic links");
+    tu_assert_save_refused(loop, "Too many levels of symbolic links");
+    g_assert_cmpint(access("/dev/null", F_OK), ==, 0);
+    tu_assert_load_refused("/dev/null", "is a character device");
+    g_free(dir);
+    g_free(fifo);
+    g_free(loop);
+}
+
+static void load_refused_permission(const char *path)
+{
+    tu_assert_load_refused(path, "Permission denied");
+}
+
+static void test_unreadable(void)
+{
+    char *path = tu_path("unreadable");
+
+    make_image(path, 4096, 1);
+    g_assert_cmpint(chmod(path, 0), ==, 0);
+    if (geteuid() == 0) {
+        tu_run_as_nobody(load_refused_permission, path);
+    } else {
+        load_refused_permission(path);
+    }
+    g_free(path);
+}
+
+static void test_concurrent_save(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("locked");
+    char *err = NULL;
+    QemuTransportOut *first, *again;
+    uint8_t *buf = tu_pattern(100, 1);
+
+    first = ops->out_open(path, &err);
+    g_assert_nonnull(first);
+    tu_assert_save_refused(path, "another save to this file is in progress");
+    ops->out_close(first);
+    again = ops->out_open(path, &err);
+    g_assert_nonnull(again);
+    ops->out_close(again);
+    tu_save(path, buf, 100);
+    tu_assert_loads(path, buf, 100);
+    g_free(buf);
+    g_free(path);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/refuse/plugin-version", test_plugin_version);
+    g_test_add_func("/refuse/missing-directory", test_missing_directory);
+    g_test_add_func("/refuse/read-only-location", test_read_only_location);
+    g_test_add_func("/refuse/no-space", test_no_space);
+    g_test_add_func("/refuse/not-ours", test_not_ours);
+    g_test_add_func("/refuse/zeroed-file", test_zeroed_file);
+    g_test_add_func("/refuse/empty-file-is-adopted",
+                    test_empty_file_is_adopted);
+    g_test_add_func("/refuse/truncated", test_truncated);
+    g_test_add_func("/refuse/payload-bit-flip", test_payload_bit_flip);
+    g_test_add_func("/refuse/record-bit-flip", test_record_bit_flip);
+    g_test_add_func("/refuse/no-commit", test_no_commit);
+    g_test_add_func("/refuse/newer-version", test_newer_version);
+    g_test_add_func("/refuse/invalidated", test_invalidated);
+    g_test_add_func("/refuse/not-regular", test_not_regular);
+    g_test_add_func("/refuse/unreadable", test_unreadable);
+    g_test_add_func("/refuse/concurrent-save", test_concurrent_save);
+    return g_test_run();
+}

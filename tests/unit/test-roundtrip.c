@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Save -> restore through the ABI, on the media named by the env. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "metadata.h"
+#include "persist.h"
+#include "reader.h"
+#include "unit-util.h"
+#include "writer.h"
+
+#define MiB (1u << 20)
+
+static gboolean expect_pmem(void)
+{
+    return g_strcmp0(g_getenv("CPR_EXPECT_PMEM"), "1") == 0;
+}
+
+static void test_persist_layer(void)
+{
+    char *path = tu_path("persist");
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    char *err = NULL;
+    CprPersist *p;
+    struct stat st;
+
+    g_assert_cmpint(fd, >=, 0);
+    p = cpr_persist_map(fd, path, 1 * MiB, &err);
+    g_assert_null(err);
+    g_assert_cmpint(cpr_persist_is_pmem(p), ==, expect_pmem());
+    g_assert_cmpuint(cpr_persist_size(p), ==, 1 * MiB);
+    cpr_persist_write(p, 4096, "hello", 5);
+    g_assert_cmpint(cpr_persist_range(p, 4096, 5, &err), ==, 0);
+    g_assert_cmpint(cpr_persist_grow(p, 3 * MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_persist_grow(p, 2 * MiB, &err), ==, 0); /* no-op */
+    g_assert_cmpuint(cpr_persist_size(p), ==, 3 * MiB);
+    g_assert_cmpmem(cpr_persist_view(p, 4096), 5, "hello", 5);
+    cpr_persist_zero(p, 4097, 2);
+    g_assert_cmpmem(cpr_persist_view(p, 4096), 5, "h\0\0lo", 5);
+    g_assert_cmpint(cpr_persist_range(p, 0, 3 * MiB, &err), ==, 0);
+    g_assert_null(err);
+    cpr_persist_unmap(p);
+    /* Blocks are allocated, not a sparse hole. */
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 3 * MiB);
+    g_assert_cmpint(st.st_blocks * 512, >=, 3 * MiB);
+    close(fd);
+    g_free(path);
+}
+
+static void round_trip(size_t len)
+{
+    char *name = g_strdup_printf("rt-%zu", len);
+    char *path = tu_path(name);
+    uint8_t *buf = tu_pattern(len, (uint32_t)len);
+
+    tu_save(path, buf, len);
+    tu_assert_loads(path, buf, len);
+    g_free(buf);
+    g_free(path);
+    g_free(name);
+}
+
+static void test_empty(void) { round_trip(0); }
+static void test_one_byte(void) { round_trip(1); }
+static void test_typical(void) { round_trip(300 * 1024 + 17); }
+static void test_large(void) { round_trip(64 * MiB + 12345); }
+
+static void test_positional(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("positional");
+    uint8_t *buf = tu_pattern(3 * MiB, 5), *got = g_malloc0(3 * MiB);
+    uint8_t *want = g_malloc0(6 * MiB);
+    QemuTransportOut *o;
+    QemuTransportIn *in;
+    char *err = NULL;
+    struct iovec iov[2];
+
+    o = ops->out_open(path, &err);
+    g_assert_nonnull(o);
+    /* A header by append, then pages by offset, out of order, with a gap
+     * [1 MiB + 100, 2 MiB) that must read back as zeros. */
+    iov[0] = (struct iovec){ buf, 100 };
+    g_assert_cmpint(ops->out_writev(o, iov, 1, &err), ==, 100);
+    iov[0] = (struct iovec){ buf + 2 * MiB, MiB / 2 };
+    iov[1] = (struct iovec){ buf + 2 * MiB + MiB / 2, MiB / 2 };
+    g_assert_cmpint(ops->out_pwritev(o, iov, 2, 2 * MiB, &err), ==, MiB);
+    iov[0] = (struct iovec){ buf + MiB, 100 };
+    g_assert_cmpint(ops->out_pwritev(o, iov, 1, MiB, &err), ==, 100);
+    /* The append position did not move with pwritev. */
+    iov[0] = (struct iovec){ buf + 100, MiB - 100 };
+    g_assert_cmpint(ops->out_writev(o, iov, 1, &err), ==, MiB - 100);
+    g_assert_cmpint(ops->out_commit(o, &err), ==, 0);
+    g_assert_null(err);
+    ops->out_close(o);
+
+    memcpy(want, buf, MiB + 100);
+    memcpy(want + 2 * MiB, buf + 2 * MiB, MiB);
+    tu_assert_loads(path, want, 3 * MiB);
+
+    in = ops->in_open(path, &err);
+    g_assert_nonnull(in);
+    iov[0] = (struct iovec){ got, 1000 };
+    iov[1] = (struct iovec){ got + 1000, 5000 };
+    g_assert_cmpint(ops->in_preadv(in, iov, 2, 2 * MiB, &err), ==, 6000);
+    g_assert_cmpmem(got, 6000, buf + 2 * MiB, 6000);
+    iov[0] = (struct iovec){ got, 3 * MiB };
+    g_assert_cmpint(ops->in_preadv(in, iov, 1, 3 * MiB - 10, &err), ==, 10);
+    g_assert_cmpint(ops->in_preadv(in, iov, 1, 3 * MiB, &err), ==, 0);
+    g_assert_cmpint(ops->in_preadv(in, iov, 1, 1ll << 62, &err), ==, 0);
+    g_assert_cmpint(ops->in_preadv(in, iov, 1, -1, &err), ==, -1);
+    g_assert_nonnull(err);
+    free(err);
+    ops->in_close(in);
+    g_free(buf);
+    g_free(got);
+    g_free(want);
+    g_free(path);
+}
+
+/* Three saves into one file: generations 1, 2, 3 in slots 1, 0, 1. */
+static void test_generations(void)
+{
+    char *path = tu_path("gens");
+    struct utsname u;
+    CprReader *r;
+    char *err = NULL;
+    int slot;
+
+    g_assert_cmpint(uname(&u), ==, 0);
+    for (uint32_t g = 1; g <= 3; g++) {
+        size_t len = g * 100 * 1024;
+        uint8_t *buf = tu_pattern(len, g);
+        uint64_t before = cpr_realtime_ns();
+
+        tu_save(path, buf, len);
+        tu_assert_loads(path, buf, len);
+        g_assert_cmpuint(tu_newest_generation(path, &slot), ==, g);
+        g_assert_cmpint(slot, ==, g % 2);
+        r = cpr_reader_open(path, &err);
+        g_assert_nonnull(r);
+        g_assert_cmpstr(cpr_reader_record(r)->qemu_version, ==,
+                        TU_QEMU_VERSION);
+        g_assert_cmpstr(cpr_reader_record(r)->kernel_release, ==, u.release);
+        g_assert_cmpuint(cpr_reader_record(r)->ctime_ns, >=, before);
+        g_assert_cmpuint(cpr_reader_record(r)->cmdline_fp, !=, 0);
+        cpr_reader_close(r);
+        g_free(buf);
+    }
+    g_free(path);
+}
+
+static void assert_aborts_keep(const char *path, const uint8_t *live,
+                               size_t live_len, const uint8_t *next,
+                               size_t next_len)
+{
+    const size_t at[] = { 0, 1, MiB, 3 * MiB + 5, 9 * MiB, (size_t)-2 };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(at); i++) {
+        tu_save_aborted(path, next, next_len, at[i]);
+        tu_assert_loads(path, live, live_len);
+    }
+}
+
+/*
+ * Small after big, big after small, and a save that outgrows the room
+ * below a high live payload (relocation): every abort, at every stream
+ * size, leaves the previous generation loadable byte for byte.
+ */
+static void test_placement_and_abort(void)
+{
+    char *path = tu_path("placement");
+    uint8_t *small = tu_pattern(MiB, 1), *big = tu_pattern(10 * MiB, 2);
+    uint8_t *small2 = tu_pattern(MiB, 3), *big2 = tu_pattern(12 * MiB, 4);
+    char *err = NULL;
+    CprWriter *w;
+
+    tu_save(path, small, MiB);                  /* at 2 MiB */
+    assert_aborts_keep(path, small, MiB, big, 10 * MiB);
+    tu_save(path, big, 10 * MiB);               /* above it, at 6 MiB */
+    assert_aborts_keep(path, big, 10 * MiB, small2, MiB);
+    tu_save(path, small2, MiB);                 /* below it, at 2 MiB */
+    assert_aborts_keep(path, small2, MiB, big2, 12 * MiB);
+    tu_save(path, big2, 12 * MiB);              /* above, at 6 MiB */
+    assert_aborts_keep(path, big2, 12 * MiB, big, 10 * MiB);
+    /* Live at 6 MiB leaves 4 MiB below: 10 MiB must relocate. */
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_nonnull(w);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
+    g_assert_cmpint(cpr_writer_append(w, big, 5 * MiB, &err), ==, 0);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), >=, 18 * MiB);
+    g_assert_cmpint(cpr_writer_append(w, big + 5 * MiB, 5 * MiB, &err), ==,
+                    0);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    g_assert_null(err);
+    cpr_writer_close(w);
+    tu_assert_loads(path, big, 10 * MiB);
+    /* Relocation triggered by a positional write. */
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
+    g_assert_cmpint(cpr_writer_append(w, small, MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_pwrite(w, 30 * MiB, small2, MiB, &err), ==, 0);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), >, CPR_PAYLOAD_AREA);
+    cpr_writer_abort(w);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, -1);
+    g_assert_nonnull(err);
+    free(err);
+    cpr_writer_close(w);
+    tu_assert_loads(path, big, 10 * MiB);
+    g_free(small);
+    g_free(big);
+    g_free(small2);
+    g_free(big2);
+    g_free(path);
+}
+
+/* Close without commit or abort is an abort too. */
+static void test_close_without_commit(void)
+{
+    char *path = tu_path("close");
+    uint8_t *a = tu_pattern(4096, 1), *b = tu_pattern(8192, 2);
+    char *err = NULL;
+    CprWriter *w;
+
+    tu_save(path, a, 4096);
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_cmpint(cpr_writer_append(w, b, 8192, &err), ==, 0);
+    cpr_writer_close(w);
+    tu_assert_loads(path, a, 4096);
+    g_free(a);
+    g_free(b);
+    g_free(path);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_message("media: %s in %s", expect_pmem() ? "pmem" : "msync",
+                   tu_dir());
+    g_test_add_func("/persist/layer", test_persist_layer);
+    g_test_add_func("/roundtrip/empty", test_empty);
+    g_test_add_func("/roundtrip/one-byte", test_one_byte);
+    g_test_add_func("/roundtrip/300k", test_typical);
+    g_test_add_func("/roundtrip/64m-odd-iovecs", test_large);
+    g_test_add_func("/roundtrip/positional", test_positional);
+    g_test_add_func("/roundtrip/generations", test_generations);
+    g_test_add_func("/roundtrip/placement-and-abort",
+                    test_placement_and_abort);
+    g_test_add_func("/roundtrip/close-without-commit",
+                    test_close_without_commit);
+    return g_test_run();
+}

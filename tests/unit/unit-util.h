@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Shared helpers for the unit tests.  File-based tests work in a fresh
+ * directory under $CPR_TEST_DIR and check that the media kind is
+ * $CPR_EXPECT_PMEM, so each run proves which persistence path it took.
+ */
+#ifndef UNIT_UTIL_H
+#define UNIT_UTIL_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "qemu/transport-plugin.h"
+
+#define TU_QEMU_VERSION "10.0.13-test"
+
+const QemuTransportOps *tu_ops(void);
+
+/* Per-process scratch directory (mode 0755), removed at exit. */
+const char *tu_dir(void);
+/* g_free() the result. */
+char *tu_path(const char *name);
+
+/* Deterministic bytes that differ per @seed. */
+uint8_t *tu_pattern(size_t len, uint32_t seed);
+
+/* Save @len bytes in odd-sized iovecs; abort instead of committing after
+ * @abort_at bytes unless it is (size_t)-1.  Asserts the media kind. */
+void tu_save(const char *path, const uint8_t *buf, size_t len);
+void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
+                     size_t abort_at);
+
+/* Assert the image loads and streams exactly @buf. */
+void tu_assert_loads(const char *path, const uint8_t *buf, size_t len);
+
+/* Assert out_open / in_open fail with a message starting "PATH: " and
+ * containing @what. */
+void tu_assert_save_refused(const char *path, const char *what);
+void tu_assert_load_refused(const char *path, const char *what);
+
+/* Generation and slot of the newest record, read back from the file. */
+uint64_t tu_newest_generation(const char *path, int *slot);
+
+/* Run @fn in a child process as user nobody; assert it succeeded. */
+void tu_run_as_nobody(void (*fn)(const char *), const char *arg);
+
+void tu_write_file(const char *path, const void *buf, size_t len);
+void tu_flip_bit(const char *path, uint64_t off, int bit);
+
+#endif

@@ -8,6 +8,7 @@
  * asserts the RAM check notices, so the check cannot pass vacuously.
  */
 #include "cpr-cycle.h"
+#include "halt-vm.h"
 #include "test-env.h"
 
 #include <string.h>
@@ -116,37 +117,9 @@ static guint cmos_mismatches(Qtest *qt)
     return bad;
 }
 
-/*
- * Debian's QEMU has no qtest accelerator, so the vCPU really runs under
- * TCG: give it a firmware that only halts, leaving RAM and CMOS to us.
- */
-static char *write_halt_bios(const char *dir)
-{
-    static const guint8 reset_vector[] = { 0xf4, 0xeb, 0xfd };  /* hlt; jmp .-1 */
-    g_autofree guint8 *rom = g_malloc(64 * 1024);
-    char *path = g_build_filename(dir, "halt.bin", NULL);
-    GError *err = NULL;
-
-    memset(rom, 0xf4, 64 * 1024);
-    memcpy(rom + 64 * 1024 - 16, reset_vector, sizeof(reset_vector));
-    g_file_set_contents(path, (const char *)rom, 64 * 1024, &err);
-    g_assert_no_error(err);
-    return path;
-}
-
 static GStrv qtest_args(const char *dir, const char *ram_name)
 {
-    g_autofree char *bios = write_halt_bios(dir);
-    g_autofree char *backend = g_strdup_printf(
-        "memory-backend-file,id=ram0,size=" RAM_SIZE ",mem-path=%s/%s,share=on",
-        dir, ram_name);
-    const char *args[] = {
-        "-nodefaults", "-display", "none", "-accel", "tcg", "-bios", bios,
-        "-m", RAM_SIZE, "-object", backend,
-        "-machine", "q35,memory-backend=ram0", NULL,
-    };
-
-    return g_strdupv((char **)args);
+    return halt_vm_args(dir, ram_name, RAM_SIZE);
 }
 
 /* @fresh_ram: restore onto a new, empty RAM file (control case). */

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "halt-vm.h"
+
+#include <string.h>
+
+#define ROM_SIZE (64 * 1024)
+
+/*
+ * Debian's QEMU has no qtest accelerator, so the vCPU really runs under
+ * TCG: give it a firmware that only halts, leaving RAM and CMOS to us.
+ */
+static char *write_halt_bios(const char *dir)
+{
+    static const guint8 reset_vector[] = { 0xf4, 0xeb, 0xfd };  /* hlt; jmp .-1 */
+    g_autofree guint8 *rom = g_malloc(ROM_SIZE);
+    char *path = g_build_filename(dir, "halt.bin", NULL);
+    GError *err = NULL;
+
+    memset(rom, 0xf4, ROM_SIZE);
+    memcpy(rom + ROM_SIZE - 16, reset_vector, sizeof(reset_vector));
+    if (!g_file_set_contents(path, (const char *)rom, ROM_SIZE, &err)) {
+        g_error("%s", err->message);
+    }
+    return path;
+}
+
+GStrv halt_vm_args(const char *dir, const char *ram_name,
+                   const char *ram_size)
+{
+    g_autofree char *bios = write_halt_bios(dir);
+    g_autofree char *backend = g_strdup_printf(
+        "memory-backend-file,id=ram0,size=%s,mem-path=%s/%s,share=on",
+        ram_size, dir, ram_name);
+    const char *args[] = {
+        "-nodefaults", "-display", "none", "-accel", "tcg", "-bios", bios,
+        "-m", ram_size, "-object", backend,
+        "-machine", "q35,memory-backend=ram0", NULL,
+    };
+
+    return g_strdupv((char **)args);
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Every way a user can name a pmem: image reaches the transport: the
+ * QMP "channels" form, the HMP monitor (whose errors are plain text), and
+ * "-incoming pmem:PATH" on the command line.  A CMOS byte set before the
+ * save must be back after the restore.
+ */
+#include "cpr-cycle.h"
+#include "halt-vm.h"
+#include "test-env.h"
+
+#include <string.h>
+
+#define RAM_SIZE  "64M"
+#define CMOS_BYTE 0x41
+
+static void set_cmos(Qtest *qt, guint8 val)
+{
+    GError *err = NULL;
+
+    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
+    g_assert_no_error(err);
+    qtest_outb(qt, 0x71, val, &err);
+    g_assert_no_error(err);
+}
+
+static guint8 get_cmos(Qtest *qt)
+{
+    GError *err = NULL;
+    guint8 val = 0;
+
+    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
+    g_assert_no_error(err);
+    qtest_inb(qt, 0x71, &val, &err);
+    g_assert_no_error(err);
+    return val;
+}
+
+static JsonObject *json_args(const char *text)
+{
+    g_autoptr(JsonNode) node = json_from_string(text, NULL);
+
+    g_assert_nonnull(node);
+    return json_object_ref(json_node_get_object(node));
+}
+
+static void run_ok(Qmp *qmp, const char *cmd, const char *args_json)
+{
+    g_autoptr(JsonObject) args = args_json ? json_args(args_json) : NULL;
+    GError *err = NULL;
+
+    qmp_run(qmp, cmd, args, &err);
+    g_assert_no_error(err);
+}
+
+/* HMP answers with text; an empty answer means success. */
+static char *hmp(Qmp *qmp, const char *line)
+{
+    g_autofree char *args = g_strdup_printf("{\"command-line\": \"%s\"}", line);
+    g_autoptr(JsonObject) obj = json_args(args);
+    g_autoptr(JsonNode) ret = NULL;
+    GError *err = NULL;
+
+    ret = qmp_execute(qmp, "human-monitor-command", obj, &err);
+    g_assert_no_error(err);
+    return g_strdup(json_node_get_string(ret));
+}
+
+static QemuProc *start(const char *dir, GStrv args, const char *name,
+                       const char *incoming)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    QemuProcOpts opts = { .binary = test_env_qemu(), .dir = dir,
+                          .name = name, .qtest = TRUE };
+    QemuProc *p;
+    GError *err = NULL;
+
+    for (char **a = args; *a; a++) {
+        g_ptr_array_add(argv, *a);
+    }
+    if (incoming) {
+        g_ptr_array_add(argv, "-incoming");
+        g_ptr_array_add(argv, (char *)incoming);
+    }
+    g_ptr_array_add(argv, NULL);
+    opts.args = (const char *const *)argv->pdata;
+    p = qemu_proc_start(&opts, &err);
+    g_assert_no_error(err);
+    return p;
+}
+
+static void setup_cpr(Qmp *qmp)
+{
+    run_ok(qmp, "migrate-set-capabilities",
+           "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", "
+           "\"state\": true}]}");
+    run_ok(qmp, "migrate-set-parameters", "{\"mode\": \"cpr-reboot\"}");
+}
+
+static void wait_done(Qmp *qmp)
+{
+    GError *err = NULL;
+
+    qmp_wait_migration(qmp, 60000, NULL, &err);
+    g_assert_no_error(err);
+}
+
+static void wait_running(QemuProc *p)
+{
+    GError *err = NULL;
+
+    qmp_wait_status(qemu_proc_qmp(p), "running", 30000, &err);
+    g_assert_no_error(err);
+}
+
+static void test_json_channels(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *addr = g_strdup_printf(
+        "{\"channels\": [{\"channel-type\": \"main\", \"addr\": "
+        "{\"transport\": \"plugin\", \"scheme\": \"pmem\", "
+        "\"target\": \"%s/vm.cpr\"}}]}", dir);
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(QemuProc) src = start(dir, args, "src", NULL);
+    g_autoptr(QemuProc) dst = NULL;
+
+    setup_cpr(qemu_proc_qmp(src));
+    set_cmos(qemu_proc_qtest(src), 0x5c);
+    run_ok(qemu_proc_qmp(src), "migrate", addr);
+    wait_done(qemu_proc_qmp(src));
+    g_clear_pointer(&src, qemu_proc_free);
+
+    dst = start(dir, args, "dst", "defer");
+    setup_cpr(qemu_proc_qmp(dst));
+    run_ok(qemu_proc_qmp(dst), "migrate-incoming", addr);
+    wait_running(dst);
+    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x5c);
+    g_clear_pointer(&dst, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
+static void test_hmp(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *save = g_strdup_printf("migrate -d pmem:%s/vm.cpr", dir);
+    g_autofree char *load = g_strdup_printf("migrate_incoming pmem:%s/vm.cpr",
+                                            dir);
+    g_autofree char *bad = g_strdup_printf("migrate_incoming pmem:%s/none",
+                                           dir);
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(QemuProc) src = start(dir, args, "src", NULL);
+    g_autoptr(QemuProc) dst = NULL;
+    g_autofree char *out = NULL;
+    Qmp *qmp = qemu_proc_qmp(src);
+
+    g_free(hmp(qmp, "migrate_set_capability x-ignore-shared on"));
+    g_free(hmp(qmp, "migrate_set_parameter mode cpr-reboot"));
+    set_cmos(qemu_proc_qtest(src), 0x6d);
+    out = hmp(qmp, save);
+    g_assert_cmpstr(out, ==, "");
+    wait_done(qmp);
+    g_clear_pointer(&src, qemu_proc_free);
+
+    dst = start(dir, args, "dst", "defer");
+    qmp = qemu_proc_qmp(dst);
+    g_free(hmp(qmp, "migrate_set_capability x-ignore-shared on"));
+    g_free(hmp(qmp, "migrate_set_parameter mode cpr-reboot"));
+    /* The transport's refusal reaches the monitor, and a retry works. */
+    g_free(out);
+    out = hmp(qmp, bad);
+    g_test_message("HMP: %s", out);
+    g_assert_nonnull(strstr(out, "/none: cannot open"));
+    g_free(out);
+    out = hmp(qmp, load);
+    g_assert_cmpstr(out, ==, "");
+    wait_running(dst);
+    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x6d);
+    g_clear_pointer(&dst, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
+/*
+ * "-incoming pmem:PATH" starts loading before QMP can set capabilities,
+ * so it serves the classic full save (RAM in the stream), not cpr-reboot.
+ */
+static void test_command_line(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *uri = g_strdup_printf("pmem:%s/vm.cpr", dir);
+    g_auto(GStrv) src_args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_auto(GStrv) dst_args = halt_vm_args(dir, "ram-fresh", RAM_SIZE);
+    g_autoptr(QemuProc) src = start(dir, src_args, "src", NULL);
+    g_autoptr(QemuProc) dst = NULL;
+    guint32 word = 0;
+    GError *err = NULL;
+
+    set_cmos(qemu_proc_qtest(src), 0x7e);
+    qtest_writel(qemu_proc_qtest(src), 0x200000, 0xfeedf00d, &err);
+    g_assert_no_error(err);
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    wait_done(qemu_proc_qmp(src));
+    g_clear_pointer(&src, qemu_proc_free);
+
+    /* Fresh RAM file: the word can only come from the stream. */
+    dst = start(dir, dst_args, "dst", uri);
+    wait_running(dst);
+    qtest_readl(qemu_proc_qtest(dst), 0x200000, &word, &err);
+    g_assert_no_error(err);
+    g_assert_cmphex(word, ==, 0xfeedf00d);
+    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x7e);
+    g_clear_pointer(&dst, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/uri-forms/json-channels", test_json_channels);
+    g_test_add_func("/uri-forms/hmp", test_hmp);
+    g_test_add_func("/uri-forms/command-line", test_command_line);
+    return g_test_run();
+}

@@ -193,6 +193,21 @@ void cpr_reader_close(CprReader *r)
     free(r);
 }
 
+int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
+{
+    CprReader r = { 0 };
+
+    memset(h, 0, sizeof(*h));
+    if (map_file(&r, path, errp) < 0) {
+        return -1;
+    }
+    h->file_size = r.map_len;
+    h->sb_state = cpr_sb_decode(r.map, CPR_BLOCK_SIZE, &h->sb);
+    cpr_slots_decode(r.map, &h->slots);
+    munmap((void *)r.map, r.map_len);
+    return 0;
+}
+
 const char *cpr_reader_path(const CprReader *r)
 {
     return r->path;

@@ -28,4 +28,19 @@ const char *cpr_reader_path(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
 
+/* The header of an image as decoded, without judging it (for cpr-pmem). */
+typedef struct CprImageHeader {
+    uint64_t file_size;
+    CprDecode sb_state;
+    CprSuperblock sb;
+    CprSlots slots;
+} CprImageHeader;
+
+/*
+ * Decode the superblock and both slots of the image at @path with the
+ * same code cpr_reader_open() uses; -1 with *errp only if the file cannot
+ * be read as an image at all (missing, not regular, too short).
+ */
+int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp);
+
 #endif

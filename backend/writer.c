@@ -27,7 +27,7 @@ struct CprWriter {
     CprPersist *p;
     char qemu_version[CPR_QEMU_VERSION_LEN];
     uint64_t gen;               /* generation this save will commit */
-    uint64_t live_off, live_len;
+    uint64_t live_off, live_len, live_xxh3;
     CprPlacement place;
     uint64_t pos;               /* append position */
     uint64_t len;               /* stream length */
@@ -237,6 +237,7 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
         w->gen = live->generation + 1;
         w->live_off = live->payload_off;
         w->live_len = live->payload_len;
+        w->live_xxh3 = live->payload_xxh3;
     }
     w->place = cpr_place_new(w->live_off, w->live_len);
     w->p = cpr_persist_map(w->fd, path, CPR_INITIAL_SIZE, errp);
@@ -340,12 +341,33 @@ int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
     return ret;
 }
 
+/* Fill in the metadata, then write @rec into its slot, durably. */
+static int publish(CprWriter *w, CprRecord *rec, char **errp)
+{
+    uint8_t buf[CPR_REC_SIZE];
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(rec->generation));
+    CprMetadata md;
+
+    cpr_metadata_collect(&md, w->qemu_version);
+    rec->ctime_ns = md.ctime_ns;
+    memcpy(rec->qemu_version, md.qemu_version, sizeof(rec->qemu_version));
+    memcpy(rec->kernel_release, md.kernel_release,
+           sizeof(rec->kernel_release));
+    rec->cmdline_fp = md.cmdline_fp;
+    /* Into the slot the live record does not use. */
+    cpr_record_encode(rec, buf);
+    cpr_persist_write(w->p, slot, buf, sizeof(buf));
+    if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    w->finished = true;
+    return 0;
+}
+
 int cpr_writer_commit(CprWriter *w, char **errp)
 {
     CprRecord rec = { .version = CPR_FORMAT_VERSION };
-    uint8_t buf[CPR_REC_SIZE];
-    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
-    CprMetadata md;
 
     if (check_usable(w, errp) < 0 || reserve(w, w->len, errp) < 0) {
         return -1;
@@ -361,20 +383,27 @@ int cpr_writer_commit(CprWriter *w, char **errp)
         w->failed = true;
         return -1;
     }
-    cpr_metadata_collect(&md, w->qemu_version);
-    rec.ctime_ns = md.ctime_ns;
-    memcpy(rec.qemu_version, md.qemu_version, sizeof(rec.qemu_version));
-    memcpy(rec.kernel_release, md.kernel_release, sizeof(rec.kernel_release));
-    rec.cmdline_fp = md.cmdline_fp;
-    /* 2: the record, into the slot the live record does not use. */
-    cpr_record_encode(&rec, buf);
-    cpr_persist_write(w->p, slot, buf, sizeof(buf));
-    if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
-        w->failed = true;
+    /* 2: the record. */
+    return publish(w, &rec, errp);
+}
+
+int cpr_writer_invalidate(CprWriter *w, char **errp)
+{
+    /* The old payload stays described, so the next save still avoids it
+     * and an inspector can see what was invalidated. */
+    CprRecord rec = {
+        .version = CPR_FORMAT_VERSION,
+        .generation = w->gen,
+        .flags = CPR_REC_FLAG_INVALIDATED,
+        .payload_off = w->live_off,
+        .payload_len = w->live_len,
+        .payload_xxh3 = w->live_xxh3,
+    };
+
+    if (check_usable(w, errp) < 0) {
         return -1;
     }
-    w->finished = true;
-    return 0;
+    return publish(w, &rec, errp);
 }
 
 void cpr_writer_abort(CprWriter *w)

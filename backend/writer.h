@@ -32,6 +32,13 @@ int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
 /* Make the stream durable and publish it.  At most once. */
 int cpr_writer_commit(CprWriter *w, char **errp);
 
+/*
+ * Instead of a stream, publish a record with the INVALIDATED flag (and the
+ * live record's payload fields), so the image refuses to load until the
+ * next save.  Durable on return 0.  At most once, instead of a commit.
+ */
+int cpr_writer_invalidate(CprWriter *w, char **errp);
+
 /* Forget the new stream (the live image is untouched either way). */
 void cpr_writer_abort(CprWriter *w);
 

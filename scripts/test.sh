@@ -23,11 +23,39 @@ setup() {  # builddir, meson args...
     meson compile -C "$dir"
 }
 
+# meson test, counting results for the closing "N passed, N failed" line.
+passed=0 failed=0 skipped=0
+mtest() {  # builddir, meson test args...
+    log=$1/meson-logs/cpr-summary.txt
+    rc=0
+    meson test -C "$@" >"$log" 2>&1 || rc=$?
+    cat "$log"
+    set -- $(awk '/^Ok:/ { o += $2 } /^(Fail|Timeout):/ { f += $2 }
+                  /^Unexpected Pass:/ { f += $3 } /^Skipped:/ { s += $2 }
+                  END { print o + 0, f + 0, s + 0 }' "$log")
+    passed=$((passed + $1)) failed=$((failed + $2)) skipped=$((skipped + $3))
+    if [ $rc -ne 0 ]; then
+        echo "$passed passed, $((failed > 0 ? failed : 1)) failed, $skipped skipped"
+        exit 1
+    fi
+}
+
 setup build -Dwerror=true -Dqemu="$qemu"
-meson test -C build --print-errorlogs --num-processes 1
+mtest build --print-errorlogs --num-processes 1
 
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dqemu="$qemu"
-meson test -C build-asan --print-errorlogs --suite unit --suite tool
+mtest build-asan --print-errorlogs \
+    --suite unit --suite crash --suite corrupt --suite tool
+
+# libFuzzer over the image parser and reader, bounded (30 s); see README
+# for the long run.
+[ -f build-fuzz/build.ninja ] ||
+    CC=clang meson setup build-fuzz -Dwerror=true -Dfuzz=true \
+        -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson compile -C build-fuzz
+mtest build-fuzz --print-errorlogs --suite fuzz --suite corrupt
 
 scripts/checkpatch.sh "$(dirname "$qemu")/../qemu"
+
+echo "$passed passed, $failed failed, $skipped skipped"

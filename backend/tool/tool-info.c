@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cpr-pmem info: everything the header says, slot by slot, plus the
+ * verdict of the transport's reader (which also verifies the payload).
+ */
+#include "tool.h"
+#include "reader.h"
+
+#include <inttypes.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static const char *sb_state_name(CprDecode d)
+{
+    switch (d) {
+    case CPR_DECODE_OK: return "valid";
+    case CPR_DECODE_EMPTY: return "empty";
+    case CPR_DECODE_TOO_NEW: return "too-new";
+    default: return "invalid";
+    }
+}
+
+/* A slot that is not valid was either never finished or damaged later:
+ * the reader treats both alike, so we call it torn. */
+static const char *slot_state_name(CprDecode d)
+{
+    return d == CPR_DECODE_BAD ? "torn" : sb_state_name(d);
+}
+
+/* "YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC" into @buf. */
+static void format_time(uint64_t ns, char *buf, size_t size)
+{
+    time_t sec = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    size_t n;
+
+    if (!gmtime_r(&sec, &tm) ||
+        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
+        snprintf(buf, size, "(out of range)");
+        return;
+    }
+    snprintf(buf + n, size - n, ".%09u UTC", (unsigned)(ns % 1000000000u));
+}
+
+static void format_uuid(const uint8_t *u, char *buf)
+{
+    for (int i = 0, n = 0; i < 16; i++) {
+        n += sprintf(buf + n, "%02x%s", u[i],
+                     (i == 3 || i == 5 || i == 7 || i == 9) ? "-" : "");
+    }
+}
+
+static const char *flags_name(uint64_t flags)
+{
+    return (flags & CPR_REC_FLAG_INVALIDATED) ? "INVALIDATED" : "none";
+}
+
+static bool slot_valid(const CprImageHeader *h, int i)
+{
+    return h->slots.state[i] == CPR_DECODE_OK;
+}
+
+static void print_human(const char *path, const CprImageHeader *h,
+                        const char *refusal)
+{
+    const CprSlots *s = &h->slots;
+    char t[64], uuid[40];
+
+    printf("image: %s\n", path);
+    printf("file size: %" PRIu64 " bytes\n", h->file_size);
+    printf("superblock: %s\n", sb_state_name(h->sb_state));
+    if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
+        printf("  format version: %u\n", h->sb.version);
+    }
+    if (h->sb_state == CPR_DECODE_OK) {
+        format_uuid(h->sb.uuid, uuid);
+        format_time(h->sb.ctime_ns, t, sizeof(t));
+        printf("  uuid: %s\n", uuid);
+        printf("  created: %s (%" PRIu64 " ns)\n", t, h->sb.ctime_ns);
+    }
+    for (int i = 0; i < (int)CPR_NR_SLOTS; i++) {
+        const CprRecord *r = &s->rec[i];
+
+        printf("slot %d: %s\n", i, slot_state_name(s->state[i]));
+        if (s->state[i] == CPR_DECODE_TOO_NEW) {
+            printf("  format version: %u\n", r->version);
+            printf("  generation: %" PRIu64 "\n", r->generation);
+        }
+        if (!slot_valid(h, i)) {
+            continue;
+        }
+        format_time(r->ctime_ns, t, sizeof(t));
+        printf("  generation: %" PRIu64 "\n", r->generation);
+        printf("  flags: 0x%" PRIx64 " (%s)\n", r->flags, flags_name(r->flags));
+        printf("  payload offset: %" PRIu64 "\n", r->payload_off);
+        printf("  payload length: %" PRIu64 "\n", r->payload_len);
+        printf("  payload xxh3: 0x%016" PRIx64 "\n", r->payload_xxh3);
+        printf("  saved: %s (%" PRIu64 " ns)\n", t, r->ctime_ns);
+        printf("  qemu version: %s\n", r->qemu_version);
+        printf("  kernel release: %s\n", r->kernel_release);
+        printf("  cmdline fingerprint: 0x%016" PRIx64 "\n", r->cmdline_fp);
+    }
+    if (s->newest >= 0) {
+        printf("committed generation: %" PRIu64 " (slot %d)\n",
+               s->rec[s->newest].generation, s->newest);
+    } else {
+        printf("committed generation: none\n");
+    }
+    printf("loadable: %s%s\n", refusal ? "no: " : "yes",
+           refusal ? refusal : "");
+}
+
+/* JSON numbers are exact only up to int64 here; larger values (possible
+ * in a forged record) become decimal strings rather than wrap. */
+static void add_u64(JsonBuilder *b, const char *name, uint64_t v)
+{
+    json_builder_set_member_name(b, name);
+    if (v <= INT64_MAX) {
+        json_builder_add_int_value(b, (gint64)v);
+    } else {
+        char buf[24];
+
+        snprintf(buf, sizeof(buf), "%" PRIu64, v);
+        json_builder_add_string_value(b, buf);
+    }
+}
+
+static void add_hex(JsonBuilder *b, const char *name, uint64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+    json_builder_set_member_name(b, name);
+    json_builder_add_string_value(b, buf);
+}
+
+static void add_str(JsonBuilder *b, const char *name, const char *v)
+{
+    json_builder_set_member_name(b, name);
+    json_builder_add_string_value(b, v);
+}
+
+static void add_time(JsonBuilder *b, const char *name, uint64_t ns)
+{
+    char t[64], ns_name[32];
+
+    format_time(ns, t, sizeof(t));
+    add_str(b, name, t);
+    snprintf(ns_name, sizeof(ns_name), "%s-ns", name);
+    add_u64(b, ns_name, ns);
+}
+
+static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
+{
+    const CprRecord *r = &h->slots.rec[i];
+
+    json_builder_begin_object(b);
+    add_u64(b, "slot", (uint64_t)i);
+    add_str(b, "state", slot_state_name(h->slots.state[i]));
+    if (h->slots.state[i] == CPR_DECODE_TOO_NEW) {
+        add_u64(b, "format-version", r->version);
+        add_u64(b, "generation", r->generation);
+    }
+    if (slot_valid(h, i)) {
+        add_u64(b, "generation", r->generation);
+        add_u64(b, "flags", r->flags);
+        json_builder_set_member_name(b, "invalidated");
+        json_builder_add_boolean_value(b,
+            (r->flags & CPR_REC_FLAG_INVALIDATED) != 0);
+        add_u64(b, "payload-offset", r->payload_off);
+        add_u64(b, "payload-length", r->payload_len);
+        add_hex(b, "payload-xxh3", r->payload_xxh3);
+        add_time(b, "saved", r->ctime_ns);
+        add_str(b, "qemu-version", r->qemu_version);
+        add_str(b, "kernel-release", r->kernel_release);
+        add_hex(b, "cmdline-fingerprint", r->cmdline_fp);
+    }
+    json_builder_end_object(b);
+}
+
+static void print_json(const char *path, const CprImageHeader *h,
+                       const char *refusal)
+{
+    JsonBuilder *b = json_builder_new();
+    JsonGenerator *gen = json_generator_new();
+    JsonNode *root;
+    char *text, uuid[40];
+
+    json_builder_begin_object(b);
+    add_str(b, "filename", path);
+    add_u64(b, "file-size", h->file_size);
+    json_builder_set_member_name(b, "superblock");
+    json_builder_begin_object(b);
+    add_str(b, "state", sb_state_name(h->sb_state));
+    if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
+        add_u64(b, "format-version", h->sb.version);
+    }
+    if (h->sb_state == CPR_DECODE_OK) {
+        format_uuid(h->sb.uuid, uuid);
+        add_str(b, "uuid", uuid);
+        add_time(b, "created", h->sb.ctime_ns);
+    }
+    json_builder_end_object(b);
+    json_builder_set_member_name(b, "slots");
+    json_builder_begin_array(b);
+    for (int i = 0; i < (int)CPR_NR_SLOTS; i++) {
+        add_slot(b, h, i);
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "committed-generation");
+    if (h->slots.newest >= 0) {
+        json_builder_add_int_value(b,
+            (gint64)h->slots.rec[h->slots.newest].generation);
+    } else {
+        json_builder_add_null_value(b);
+    }
+    json_builder_set_member_name(b, "loadable");
+    json_builder_add_boolean_value(b, refusal == NULL);
+    if (refusal) {
+        add_str(b, "refusal", refusal);
+    }
+    json_builder_end_object(b);
+
+    root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    json_generator_set_pretty(gen, TRUE);
+    text = json_generator_to_data(gen, NULL);
+    printf("%s\n", text);
+    g_free(text);
+    json_node_unref(root);
+    g_object_unref(gen);
+    g_object_unref(b);
+}
+
+int tool_info(const char *path, bool json)
+{
+    CprImageHeader h;
+    CprReader *r;
+    char *err = NULL;
+
+    if (cpr_reader_inspect(path, &h, &err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        free(err);
+        return TOOL_REFUSED;
+    }
+    /* The verdict comes from the full open, payload checksum included. */
+    r = cpr_reader_open(path, &err);
+    cpr_reader_close(r);
+    if (json) {
+        print_json(path, &h, err);
+    } else {
+        print_human(path, &h, err);
+    }
+    free(err);
+    return TOOL_OK;
+}

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libFuzzer target over the image decoder and the reader (see
+ * fuzz-image.h for the input layout).  Two paths per input: the pure
+ * decoders on the raw bytes, and the whole cpr_reader_open() on a memfd
+ * holding the expanded image, checking what a successful open promises.
+ */
+#include "fuzz-image.h"
+#include "format.h"
+#include "reader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+unsigned long fuzz_loaded;
+
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
+} while (0)
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* Re-sign an envelope by its own size field, if it fits the region. */
+static void resign(uint8_t *p, uint32_t region)
+{
+    uint32_t size = p[12] | p[13] << 8 | p[14] << 16 | (uint32_t)p[15] << 24;
+
+    if (size >= 24 && size <= region && size % 8 == 0) {
+        put64(p + size - 8, XXH3_64bits(p, size - 8));
+    }
+}
+
+/* Decoders on arbitrary bytes and lengths: must stay inside the buffer. */
+static void fuzz_decoders(const uint8_t *data, size_t size)
+{
+    CprSuperblock sb;
+    CprRecord rec;
+
+    cpr_sb_decode(data, size, &sb);
+    if (cpr_record_decode(data, size, &rec) == CPR_DECODE_OK) {
+        cpr_record_fits(&rec, size);
+    }
+    if (size >= CPR_HEADER_SIZE) {
+        CprSlots s;
+
+        cpr_slots_decode(data, &s);
+        CHECK(s.newest >= -1 && s.newest < (int)CPR_NR_SLOTS);
+    }
+}
+
+/* Expand the input into header[CPR_HEADER_SIZE]; returns the file size. */
+static uint64_t expand(const uint8_t *data, size_t size, uint8_t *header)
+{
+    static const struct { size_t at, len; uint32_t off; } part[] = {
+        { FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET },
+        { FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0) },
+        { FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1) },
+    };
+    unsigned flags = size ? data[0] : 0;
+    const uint8_t *payload = data + FUZZ_PAYLOAD_AT;
+    size_t plen = size > FUZZ_PAYLOAD_AT ? size - FUZZ_PAYLOAD_AT : 0;
+    uint64_t file_size = size >= FUZZ_PAYLOAD_AT ? CPR_PAYLOAD_AREA + plen :
+                         CPR_HEADER_SIZE;
+
+    memset(header, 0, CPR_HEADER_SIZE);
+    for (size_t i = 0; i < 3; i++) {
+        if (size > part[i].at) {
+            size_t n = size - part[i].at;
+
+            memcpy(header + part[i].off, data + part[i].at,
+                   n < part[i].len ? n : part[i].len);
+        }
+    }
+    if (flags & FUZZ_RESIGN_SB) {
+        resign(header, CPR_SB_SIZE);
+    }
+    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {
+        uint8_t *p = header + CPR_SLOT_OFFSET(i);
+        CprRecord rec;
+
+        if (flags & FUZZ_RESIGN_REC) {
+            resign(p, CPR_REC_SIZE);
+        }
+        /* Point the checksum at the bytes the record describes. */
+        if ((flags & FUZZ_SET_XXH3) &&
+            cpr_record_decode(p, CPR_REC_SIZE, &rec) == CPR_DECODE_OK &&
+            cpr_record_fits(&rec, file_size)) {
+            rec.payload_xxh3 = XXH3_64bits(
+                payload + (rec.payload_off - CPR_PAYLOAD_AREA),
+                rec.payload_len);
+            cpr_record_encode(&rec, p);
+        }
+    }
+    return file_size;
+}
+
+static int image_fd(void)
+{
+    static int fd = -1;
+
+    if (fd < 0) {
+        fd = memfd_create("cpr-fuzz-image", MFD_CLOEXEC);
+        CHECK(fd >= 0);
+    }
+    return fd;
+}
+
+/* The reader on the expanded file; a successful open must be safe. */
+static void fuzz_reader(const uint8_t *data, size_t size)
+{
+    static uint8_t header[CPR_HEADER_SIZE];
+    uint64_t file_size = expand(data, size, header);
+    size_t plen = size > FUZZ_PAYLOAD_AT ? size - FUZZ_PAYLOAD_AT : 0;
+    int fd = image_fd();
+    char path[64], *err = NULL;
+    CprReader *r;
+
+    fuzz_decoders(header, CPR_HEADER_SIZE);
+    CHECK(ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)file_size) == 0);
+    CHECK(pwrite(fd, header, CPR_HEADER_SIZE, 0) == CPR_HEADER_SIZE);
+    if (plen) {
+        CHECK(pwrite(fd, data + FUZZ_PAYLOAD_AT, plen, CPR_PAYLOAD_AREA) ==
+              (ssize_t)plen);
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    r = cpr_reader_open(path, &err);
+    if (!r) {
+        CHECK(err && strncmp(err, path, strlen(path)) == 0);
+        free(err);
+        return;
+    }
+    {
+        const CprRecord *rec = cpr_reader_record(r);
+        uint8_t *buf = malloc(rec->payload_len + 1);
+        size_t n = 0, got;
+
+        CHECK(!(rec->flags & CPR_REC_FLAG_INVALIDATED));
+        CHECK(cpr_record_fits(rec, file_size));
+        CHECK(buf);
+        while ((got = cpr_reader_read(r, buf + n, 4093)) > 0) {
+            n += got;
+            CHECK(n <= rec->payload_len);
+        }
+        CHECK(n == rec->payload_len);
+        CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
+        CHECK(cpr_reader_pread(r, n, buf, 1) == 0);
+        free(buf);
+    }
+    cpr_reader_close(r);
+    fuzz_loaded++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_decoders(data, size);
+    fuzz_reader(data, size);
+    return 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The image fuzz target.  An input is a compact image, expanded into a
+ * real file before cpr_reader_open() sees it:
+ *
+ *   [0]          flags: bit 0 re-sign the superblock, bit 1 re-sign both
+ *                records, bit 2 set each record's payload XXH3 (so that
+ *                mutations get past the checksums libFuzzer cannot forge)
+ *   [1, 65)      superblock          -> file offset 0
+ *   [65, 249)    commit record 0     -> file offset 4096
+ *   [249, 433)   commit record 1     -> file offset 8192
+ *   [433, end)   payload area        -> file offset 2 MiB
+ *
+ * The file is 2 MiB + payload-area bytes long when the input reaches the
+ * payload area (even with zero bytes of it, so an empty stream can load),
+ * else just the 12 KiB header.  Missing bytes are zero.
+ */
+#ifndef FUZZ_IMAGE_H
+#define FUZZ_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    FUZZ_RESIGN_SB = 1, FUZZ_RESIGN_REC = 2, FUZZ_SET_XXH3 = 4,
+};
+enum {
+    FUZZ_SB_AT = 1, FUZZ_REC0_AT = 65, FUZZ_REC1_AT = 249,
+    FUZZ_PAYLOAD_AT = 433,
+};
+
+/* Inputs so far whose image loaded (the replay test wants some). */
+extern unsigned long fuzz_loaded;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

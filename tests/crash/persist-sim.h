@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Test-only model of backend/persist.c.  The file lives in memory as two
+ * views: "vol" holds every store (what the writer sees), "dur" only what a
+ * persist point made durable.  Stores dirty units (8-byte words on the
+ * pmem path: the power-fail atomicity of a store; 4 KiB pages on the
+ * msync path: the unit of writeback); a drain promotes every dirty unit,
+ * an msync the dirty pages of its range.  A crash image is "dur" plus any
+ * subset of the dirty units taken from "vol".
+ *
+ * One image file at a time; the model outlives map/unmap, so units an
+ * aborted save left dirty stay non-durable across saves, as in reality.
+ */
+#ifndef PERSIST_SIM_H
+#define PERSIST_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum CprSimPoint {
+    CPR_SIM_AFTER_STORE,        /* one cpr_persist_write() or _zero() */
+    CPR_SIM_BEFORE_PERSIST,     /* cpr_persist_range() entered */
+    CPR_SIM_AFTER_PERSIST,      /* ... and promoted its units */
+    CPR_SIM_AFTER_GROW,         /* the file (both views) got longer */
+} CprSimPoint;
+
+typedef struct CprSim {
+    bool pmem;                  /* word units + drain, or pages + msync */
+    size_t unit;
+    uint64_t size;
+    uint8_t *vol, *dur;
+    uint8_t *dirty;             /* one flag per unit */
+    uint64_t *pending;          /* dirty unit indices, first store first */
+    size_t npending, cap;
+    uint64_t epoch;             /* bumped whenever dur or size changes */
+    bool mapped;
+    void (*hook)(CprSimPoint pt, void *opaque);
+    void *opaque;
+} CprSim;
+
+extern CprSim cpr_sim;
+
+/* Forget the file (a new scenario); keeps the hook. */
+void cpr_sim_reset(bool pmem);
+void cpr_sim_free(void);
+
+#endif

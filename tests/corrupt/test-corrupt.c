@@ -9,17 +9,16 @@
  */
 #include "format.h"
 #include "reader.h"
+#include "unit-util.h"
 #include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -40,12 +39,11 @@ typedef struct Image {
     int newest, older;  /* slot indices; older is -1 if none */
 } Image;
 
-static char *dir;
 static Image one, two, three;
 
 static char *path_of(const char *name)
 {
-    return g_build_filename(dir, name, NULL);
+    return tu_path(name);
 }
 
 /* ---- verdicts ---------------------------------------------------------- */
@@ -451,7 +449,6 @@ static void refused_as_nobody(const char *path)
         strncmp(err, path, strlen(path)) != 0) {
         _exit(1);
     }
-    _exit(0);
 }
 
 /* Not a file we can map: must be refused quickly (a FIFO must not block). */
@@ -460,8 +457,6 @@ static void test_not_files(void)
     char *d = path_of("dir"), *fifo = path_of("fifo"), *loop = path_of("loop");
     char *dangling = path_of("dangling"), *chr = path_of("chr");
     char *unreadable = path_of("unreadable");
-    int status;
-    pid_t pid;
 
     g_assert_cmpint(mkdir(d, 0755), ==, 0);
     expect_refused(d, "is a directory", "directory");
@@ -478,19 +473,8 @@ static void test_not_files(void)
                                       (gssize)one.size, NULL));
     g_assert_cmpint(chmod(unreadable, 0), ==, 0);
     count.tried++;
-    pid = fork();
-    g_assert_cmpint(pid, >=, 0);
-    if (pid == 0) {
-        /* Root reads anything: be nobody for real. */
-        if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setgid(65534) < 0 ||
-                               setuid(65534) < 0)) {
-            _exit(2);
-        }
-        refused_as_nobody(unreadable);
-    }
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    /* Root reads anything: be nobody for real. */
+    tu_run_as_nobody(refused_as_nobody, unreadable);
     count.refused++;
     g_free(d); g_free(fifo); g_free(loop); g_free(dangling); g_free(chr);
     g_free(unreadable);
@@ -507,27 +491,12 @@ static int summary(void)
            count.tried > 0 ? 0 : 1;
 }
 
-static void remove_dir(void)
-{
-    char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-
-    if (system(cmd) != 0) {
-        g_printerr("could not remove %s\n", dir);
-    }
-    g_free(cmd);
-}
-
 int main(int argc, char **argv)
 {
-    const char *base = g_getenv("CPR_TEST_DIR");
     int ret;
 
     g_test_init(&argc, &argv, NULL);
     alarm(120);     /* a hang (say, on the FIFO) fails instead of waiting */
-    dir = g_strdup_printf("%s/cpr-corrupt-XXXXXX",
-                          base ? base : g_get_tmp_dir());
-    g_assert_nonnull(g_mkdtemp(dir));
-    g_assert_cmpint(chmod(dir, 0755), ==, 0);   /* for the nobody child */
     make_image(&one, "one-generation", 1);
     make_image(&two, "two-generations", 2);     /* newest above older */
     make_image(&three, "three-generations", 3); /* newest below older */
@@ -539,6 +508,5 @@ int main(int argc, char **argv)
     ret = g_test_run();
     /* After all of them: GTest runs sub-suites after plain tests. */
     ret |= summary();
-    remove_dir();
     return ret;
 }

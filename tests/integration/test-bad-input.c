@@ -38,9 +38,7 @@ static void set_cmos(Qtest *qt, guint8 val)
 {
     GError *err = NULL;
 
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_outb(qt, 0x71, val, &err);
+    halt_vm_cmos_write(qt, CMOS_BYTE, val, &err);
     g_assert_no_error(err);
 }
 
@@ -49,9 +47,7 @@ static guint8 get_cmos(Qtest *qt)
     GError *err = NULL;
     guint8 val = 0;
 
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_inb(qt, 0x71, &val, &err);
+    halt_vm_cmos_read(qt, CMOS_BYTE, &val, &err);
     g_assert_no_error(err);
     return val;
 }
@@ -222,10 +218,8 @@ static void copy_truncated(const char *from, const char *to, gsize len)
 static void test_restore_refusals(void)
 {
     g_autofree char *junk = NULL, *short_hdr = NULL, *short_payload = NULL;
-    g_autofree char *good_uri = NULL, *incoming = NULL;
-    g_auto(GStrv) incoming_args = NULL;
+    g_autofree char *good_uri = NULL;
     g_autoptr(QemuProc) dst = NULL;
-    guint n;
     const char *bad[3];
     Fixture f = { 0 };
     GError *err = NULL;
@@ -249,16 +243,7 @@ static void test_restore_refusals(void)
     bad[2] = short_payload;
 
     /* Every refusal leaves the destination waiting for a good image. */
-    incoming = g_strjoinv("\x1f", f.args);
-    incoming_args = g_strsplit(incoming, "\x1f", -1);
-    n = g_strv_length(incoming_args);
-    incoming_args = g_renew(char *, incoming_args, n + 3);
-    incoming_args[n] = g_strdup("-incoming");
-    incoming_args[n + 1] = g_strdup("defer");
-    incoming_args[n + 2] = NULL;
-    f.opts.args = (const char *const *)incoming_args;
-    f.opts.name = "dst";
-    dst = qemu_proc_start(&f.opts, &err);
+    dst = halt_vm_start(f.shm, f.args, "dst", "defer", &err);
     g_assert_no_error(err);
     qmp = qemu_proc_qmp(dst);
     qmp_set_capability(qmp, "x-ignore-shared", TRUE, &err);

@@ -35,23 +35,11 @@ typedef struct {
 
 static QemuProc *start(Ctx *c, GStrv args, const char *name, gboolean incoming)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    QemuProcOpts opts = { .binary = test_env_qemu(), .dir = c->dir,
-                          .name = name, .qtest = TRUE };
     g_autoptr(JsonObject) bw = json_object_new();
-    QemuProc *p;
     GError *err = NULL;
+    QemuProc *p;
 
-    for (char **a = args; *a; a++) {
-        g_ptr_array_add(argv, *a);
-    }
-    if (incoming) {
-        g_ptr_array_add(argv, "-incoming");
-        g_ptr_array_add(argv, "defer");
-    }
-    g_ptr_array_add(argv, NULL);
-    opts.args = (const char *const *)argv->pdata;
-    p = qemu_proc_start(&opts, &err);
+    p = halt_vm_start(c->dir, args, name, incoming ? "defer" : NULL, &err);
     g_assert_no_error(err);
     /* The default 128 MiB/s cap would make every save take a second. */
     json_object_set_int_member(bw, "max-bandwidth", G_GINT64_CONSTANT(1) << 40);
@@ -67,9 +55,7 @@ static void fill_generation(QemuProc *p, guint g)
 
     qtest_memset(qt, RAM_FIRST, RAM_BYTES - RAM_FIRST, g, &err);
     g_assert_no_error(err);
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_outb(qt, 0x71, g, &err);
+    halt_vm_cmos_write(qt, CMOS_BYTE, g, &err);
     g_assert_no_error(err);
 }
 
@@ -111,9 +97,7 @@ static guint restore(Ctx *c)
     g_assert_no_error(err);
 
     qt = qemu_proc_qtest(dst);
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_inb(qt, 0x71, &cmos, &err);
+    halt_vm_cmos_read(qt, CMOS_BYTE, &cmos, &err);
     g_assert_no_error(err);
     /* RAM and device state must come from the same generation. */
     for (guint i = 0; i < 16; i++) {

@@ -58,9 +58,7 @@ static void write_patterns(Qtest *qt)
     qtest_memset(qt, BULK_ADDR + BULK_LEN, 4096, 0x5a, &err);
     g_assert_no_error(err);
     for (guint i = 0; i < CMOS_COUNT; i++) {
-        qtest_outb(qt, 0x70, CMOS_FIRST + i, &err);
-        g_assert_no_error(err);
-        qtest_outb(qt, 0x71, cmos_value(i), &err);
+        halt_vm_cmos_write(qt, CMOS_FIRST + i, cmos_value(i), &err);
         g_assert_no_error(err);
     }
 }
@@ -104,9 +102,7 @@ static guint cmos_mismatches(Qtest *qt)
     for (guint i = 0; i < CMOS_COUNT; i++) {
         guint8 v;
 
-        qtest_outb(qt, 0x70, CMOS_FIRST + i, &err);
-        g_assert_no_error(err);
-        qtest_inb(qt, 0x71, &v, &err);
+        halt_vm_cmos_read(qt, CMOS_FIRST + i, &v, &err);
         g_assert_no_error(err);
         if (v != cmos_value(i)) {
             g_test_message("CMOS 0x%02x: 0x%02x, want 0x%02x",

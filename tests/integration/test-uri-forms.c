@@ -18,9 +18,7 @@ static void set_cmos(Qtest *qt, guint8 val)
 {
     GError *err = NULL;
 
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_outb(qt, 0x71, val, &err);
+    halt_vm_cmos_write(qt, CMOS_BYTE, val, &err);
     g_assert_no_error(err);
 }
 
@@ -29,9 +27,7 @@ static guint8 get_cmos(Qtest *qt)
     GError *err = NULL;
     guint8 val = 0;
 
-    qtest_outb(qt, 0x70, CMOS_BYTE, &err);
-    g_assert_no_error(err);
-    qtest_inb(qt, 0x71, &val, &err);
+    halt_vm_cmos_read(qt, CMOS_BYTE, &val, &err);
     g_assert_no_error(err);
     return val;
 }
@@ -69,22 +65,9 @@ static char *hmp(Qmp *qmp, const char *line)
 static QemuProc *start(const char *dir, GStrv args, const char *name,
                        const char *incoming)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    QemuProcOpts opts = { .binary = test_env_qemu(), .dir = dir,
-                          .name = name, .qtest = TRUE };
-    QemuProc *p;
     GError *err = NULL;
+    QemuProc *p = halt_vm_start(dir, args, name, incoming, &err);
 
-    for (char **a = args; *a; a++) {
-        g_ptr_array_add(argv, *a);
-    }
-    if (incoming) {
-        g_ptr_array_add(argv, "-incoming");
-        g_ptr_array_add(argv, (char *)incoming);
-    }
-    g_ptr_array_add(argv, NULL);
-    opts.args = (const char *const *)argv->pdata;
-    p = qemu_proc_start(&opts, &err);
     g_assert_no_error(err);
     return p;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "halt-vm.h"
+#include "test-env.h"
 
 #include <string.h>
 
@@ -38,4 +39,33 @@ GStrv halt_vm_args(const char *dir, const char *ram_name,
     };
 
     return g_strdupv((char **)args);
+}
+
+QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
+                        const char *incoming, GError **errp)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    QemuProcOpts opts = { .binary = test_env_qemu(), .dir = dir,
+                          .name = name, .qtest = TRUE };
+
+    for (char **a = args; *a; a++) {
+        g_ptr_array_add(argv, *a);
+    }
+    if (incoming) {
+        g_ptr_array_add(argv, "-incoming");
+        g_ptr_array_add(argv, (char *)incoming);
+    }
+    g_ptr_array_add(argv, NULL);
+    opts.args = (const char *const *)argv->pdata;
+    return qemu_proc_start(&opts, errp);
+}
+
+gboolean halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val, GError **errp)
+{
+    return qtest_outb(qt, 0x70, reg, errp) && qtest_outb(qt, 0x71, val, errp);
+}
+
+gboolean halt_vm_cmos_read(Qtest *qt, guint8 reg, guint8 *val, GError **errp)
+{
+    return qtest_outb(qt, 0x70, reg, errp) && qtest_inb(qt, 0x71, val, errp);
 }

@@ -6,7 +6,7 @@
 #ifndef HARNESS_HALT_VM_H
 #define HARNESS_HALT_VM_H
 
-#include <glib.h>
+#include "qemu-proc.h"
 
 /*
  * QEMU arguments (g_strfreev) for a q35 machine with @ram_size ("256M")
@@ -15,5 +15,16 @@
  */
 GStrv halt_vm_args(const char *dir, const char *ram_name,
                    const char *ram_size);
+
+/*
+ * Start $CPR_QEMU with @args and a qtest socket in @dir, plus
+ * "-incoming @incoming" unless @incoming is NULL.
+ */
+QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
+                        const char *incoming, GError **errp);
+
+/* RTC CMOS byte @reg, through ports 0x70/0x71. */
+gboolean halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val, GError **errp);
+gboolean halt_vm_cmos_read(Qtest *qt, guint8 reg, guint8 *val, GError **errp);
 
 #endif

@@ -9,9 +9,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-scripts/install-deps.sh
-qemu=$(scripts/build-qemu.sh)
-scripts/build-guest.sh >/dev/null
+qemu=$(scripts/prepare.sh)
 
 if [ -f build/build.ninja ]; then
     meson configure build -Dqemu="$qemu" >/dev/null

@@ -9,9 +9,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-scripts/install-deps.sh
-qemu=$(scripts/build-qemu.sh)
-scripts/build-guest.sh >/dev/null
+qemu=$(scripts/prepare.sh)
 
 setup() {  # builddir, meson args...
     dir=$1; shift

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *bench_shm_base, *bench_disk_base;
+
+const Medium bench_media[N_MEDIA] = {
+    [MEDIUM_SHM_FORCE] = { "shm+force", "1", FALSE },
+    [MEDIUM_SHM_MSYNC] = { "shm", "0", FALSE },
+    [MEDIUM_EXT4] = { "ext4", "0", TRUE },
+};
+
+const Transport bench_transports[N_TRANSPORTS] = {
+    [T_PMEM] = { "pmem", "pmem", TRUE,
+                 "durable+published (flush/msync + commit record)" },
+    [T_FILE_PATCHED] = { "file(patched)", "file", TRUE,
+                         "NONE: no fsync, page cache only" },
+    [T_FILE_STOCK] = { "file(stock)", "file", FALSE,
+                       "NONE: no fsync, page cache only" },
+};
+
+const char *bench_qemu_for(const BenchOpts *o, TransportId t)
+{
+    return bench_transports[t].patched_qemu ? o->qemu : o->stock_qemu;
+}
+
+const char *bench_medium_dir(MediumId m)
+{
+    return bench_media[m].on_disk ? bench_disk_base : bench_shm_base;
+}
+
+void bench_set_medium_env(MediumId m)
+{
+    g_setenv("PMEM_IS_PMEM_FORCE", bench_media[m].pmem_force, TRUE);
+}
+
+char *bench_uri(TransportId t, const char *path)
+{
+    return g_strdup_printf("%s:%s", bench_transports[t].scheme, path);
+}
+
+FILE *bench_csv_open(const BenchOpts *o, const char *name, const char *header)
+{
+    g_autofree char *path = g_build_filename(o->out_dir, name, NULL);
+    FILE *f = fopen(path, "w");
+
+    if (f) {
+        fprintf(f, "%s\n", header);
+    }
+    return f;
+}
+
+GHashTable *bench_micro(const BenchOpts *o, const char *const *args,
+                        GError **errp)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out = NULL;
+    g_auto(GStrv) lines = NULL;
+    GHashTable *kv;
+    int status;
+
+    g_ptr_array_add(argv, (char *)o->micro_exe);
+    for (const char *const *a = args; *a; a++) {
+        g_ptr_array_add(argv, (char *)*a);
+    }
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_CHILD_INHERITS_STDIN,
+                      NULL, NULL, &out, NULL, &status, errp) ||
+        !g_spawn_check_wait_status(status, errp)) {
+        g_prefix_error(errp, "%s: ", o->micro_exe);
+        return NULL;
+    }
+    kv = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    lines = g_strsplit(out, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        char *sp = strchr(*l, ' ');
+
+        if (sp) {
+            double *v = g_new(double, 1);
+
+            *v = strtod(sp + 1, NULL);
+            g_hash_table_insert(kv, g_strndup(*l, sp - *l), v);
+        }
+    }
+    return kv;
+}
+
+double bench_micro_get(GHashTable *kv, const char *key)
+{
+    double *v = kv ? g_hash_table_lookup(kv, key) : NULL;
+
+    return v ? *v : NAN;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* What every part of cpr-latency shares: options, media, transports, output. */
+#ifndef BENCH_BENCH_H
+#define BENCH_BENCH_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+
+typedef struct {
+    guint cycles;
+    guint warmup;
+    const char *ram_size;      /* qtest guest RAM for the latency runs */
+    const char *shm_dir;       /* tmpfs base */
+    const char *disk_dir;      /* ext4 base */
+    const char *out_dir;
+    gboolean guest_qtest, guest_linux;
+    gboolean run_latency, run_micro, run_scale, run_full_ram;
+    GArray *scale_n;           /* guint */
+    GArray *full_ram_gib;      /* guint */
+    const char *qemu;          /* patched; "" = pmem rows skipped */
+    const char *stock_qemu;
+    const char *plugin;        /* transport-pmem.so */
+    const char *micro_exe;     /* cpr-abi-micro */
+    guint cores;
+} BenchOpts;
+
+typedef enum { MEDIUM_SHM_FORCE, MEDIUM_SHM_MSYNC, MEDIUM_EXT4, N_MEDIA } MediumId;
+typedef enum { T_PMEM, T_FILE_PATCHED, T_FILE_STOCK, N_TRANSPORTS } TransportId;
+
+typedef struct {
+    const char *name;          /* "shm+force" */
+    const char *pmem_force;    /* PMEM_IS_PMEM_FORCE for the processes */
+    gboolean on_disk;
+} Medium;
+
+typedef struct {
+    const char *name;          /* "pmem", "file(patched)", "file(stock)" */
+    const char *scheme;
+    gboolean patched_qemu;
+    const char *durability;    /* what "completed" guarantees */
+} Transport;
+
+extern const Medium bench_media[N_MEDIA];
+extern const Transport bench_transports[N_TRANSPORTS];
+
+/* Output sinks: markdown for the README, JSON summary, per-section CSV. */
+typedef struct {
+    GString *md;
+    JsonBuilder *json;         /* an open object */
+    const BenchOpts *opts;
+} Report;
+
+const char *bench_qemu_for(const BenchOpts *o, TransportId t);
+/* Directory for @m under the bench's private bases. */
+const char *bench_medium_dir(MediumId m);
+void bench_set_medium_env(MediumId m);
+/* "scheme:path" */
+char *bench_uri(TransportId t, const char *path);
+FILE *bench_csv_open(const BenchOpts *o, const char *name, const char *header);
+
+/* Run cpr-abi-micro with @args; "key value" lines into a table (double). */
+GHashTable *bench_micro(const BenchOpts *o, const char *const *args,
+                        GError **errp);
+double bench_micro_get(GHashTable *kv, const char *key);
+
+/* The parts; each appends to @r. */
+gboolean bench_latency(Report *r, GError **errp);
+gboolean bench_micro_abi(Report *r, GError **errp);
+gboolean bench_scale(Report *r, GError **errp);
+gboolean bench_full_ram(Report *r, GError **errp);
+
+/* Private per-run base directories, created by main. */
+extern char *bench_shm_base, *bench_disk_base;
+
+#endif

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "timed-cycle.h"
+#include "qemu-log.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <unistd.h>
+
+#define MIGRATE_TIMEOUT_MS 600000   /* a 4 GiB save on a slow disk */
+#define QUIT_TIMEOUT_MS    30000
+#define MAX_BANDWIDTH      (G_GINT64_CONSTANT(1) << 40)   /* 1 TiB/s */
+
+const char *const bench_trace_args[] = {
+    "-trace", "vmstate_downtime_checkpoint", "-msg", "timestamp=on", NULL,
+};
+
+void cycle_sample_clear(CycleSample *s)
+{
+    double *f = (double *)s;
+
+    for (size_t i = 0; i < sizeof(*s) / sizeof(double); i++) {
+        f[i] = NAN;
+    }
+}
+
+static gboolean set_cap(Qmp *qmp, const char *cap, gboolean on, GError **errp)
+{
+    return qmp_set_capability(qmp, cap, on, errp);
+}
+
+gboolean bench_setup(Qmp *qmp, const SaveSetup *setup, GError **errp)
+{
+    g_autoptr(JsonObject) args = json_object_new();
+
+    json_object_set_int_member(args, "max-bandwidth", MAX_BANDWIDTH);
+    return set_cap(qmp, "x-ignore-shared", setup->ignore_shared, errp) &&
+           set_cap(qmp, "events", TRUE, errp) &&
+           qmp_set_parameter(qmp, "mode", "cpr-reboot", errp) &&
+           qmp_run(qmp, "migrate-set-parameters", args, errp);
+}
+
+/* QMP event timestamp in microseconds since the epoch. */
+static double event_time_us(JsonObject *ev)
+{
+    JsonObject *ts = json_object_get_object_member(ev, "timestamp");
+
+    return json_object_get_int_member(ts, "seconds") * 1e6 +
+           json_object_get_int_member(ts, "microseconds");
+}
+
+static const char *migration_status(JsonObject *ev)
+{
+    JsonObject *data = json_object_get_object_member(ev, "data");
+
+    return data ? json_object_get_string_member_with_default(data, "status", "")
+                : "";
+}
+
+gboolean bench_save_start(QemuProc *src, const SaveSetup *setup,
+                          const char *uri, GError **errp)
+{
+    Qmp *qmp = qemu_proc_qmp(src);
+
+    if (!bench_setup(qmp, setup, errp) || !qmp_migrate(qmp, uri, errp)) {
+        qemu_proc_add_log_to_error(src, errp);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean bench_save_finish(QemuProc *src, CycleSample *s, double *stop_at_us,
+                           double *completed_at_us, GError **errp)
+{
+    Qmp *qmp = qemu_proc_qmp(src);
+    g_autoptr(JsonObject) stop = NULL;
+    g_autoptr(JsonNode) info = NULL;
+    JsonObject *ram;
+    double done = 0;
+
+    /* bounded: each wait has a deadline and a migration has few states */
+    for (int i = 0; i < 16 && done == 0; i++) {
+        g_autoptr(JsonObject) ev = qmp_wait_event(qmp, "MIGRATION",
+                                                  MIGRATE_TIMEOUT_MS, errp);
+        const char *status;
+
+        if (!ev) {
+            goto fail;
+        }
+        status = migration_status(ev);
+        if (g_str_equal(status, "completed")) {
+            done = event_time_us(ev);
+        } else if (g_str_equal(status, "failed") ||
+                   g_str_equal(status, "cancelled")) {
+            g_set_error(errp, QMP_ERROR, QMP_ERROR_MIGRATION,
+                        "migration %s", status);
+            goto fail;
+        }
+    }
+    stop = qmp_wait_event(qmp, "STOP", 1000, errp);
+    info = qmp_execute(qmp, "query-migrate", NULL, errp);
+    if (!done || !stop || !info) {
+        goto fail;
+    }
+    s->pause_us = done - event_time_us(stop);
+    s->downtime_us = json_object_get_int_member_with_default(
+        json_node_get_object(info), "downtime", -1) * 1e3;
+    ram = json_object_has_member(json_node_get_object(info), "ram")
+          ? json_object_get_object_member(json_node_get_object(info), "ram")
+          : NULL;
+    if (ram) {
+        s->stream_bytes = json_object_get_int_member(ram, "transferred");
+    }
+    if (stop_at_us) {
+        *stop_at_us = event_time_us(stop);
+    }
+    if (completed_at_us) {
+        *completed_at_us = done;
+    }
+    return TRUE;
+
+fail:
+    qemu_proc_add_log_to_error(src, errp);
+    return FALSE;
+}
+
+gboolean bench_save_quit(QemuProc *src, CycleSample *s, GError **errp)
+{
+    g_autofree char *log = NULL;
+    int status;
+
+    if (!qmp_quit(qemu_proc_qmp(src), errp) ||
+        !qemu_proc_wait(src, QUIT_TIMEOUT_MS, &status, errp)) {
+        qemu_proc_add_log_to_error(src, errp);
+        return FALSE;
+    }
+    log = qemu_proc_log(src);
+    qemu_log_phases(log, &s->stop_us, &s->saved_us, &s->commit_us);
+    return TRUE;
+}
+
+gboolean bench_save(QemuProc *src, const SaveSetup *setup, const char *uri,
+                    CycleSample *s, GError **errp)
+{
+    return bench_save_start(src, setup, uri, errp) &&
+           bench_save_finish(src, s, NULL, NULL, errp) &&
+           bench_save_quit(src, s, errp);
+}
+
+QemuProc *bench_restore(const QemuProcOpts *opts, const SaveSetup *setup,
+                        const char *uri, CycleSample *s, GError **errp)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    QemuProcOpts dst_opts = *opts;
+    g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(JsonObject) resume = NULL;
+    Qmp *qmp;
+    double sent;
+
+    for (const char *const *a = opts->args; a && *a; a++) {
+        g_ptr_array_add(args, (char *)*a);
+    }
+    g_ptr_array_add(args, "-incoming");
+    g_ptr_array_add(args, "defer");
+    g_ptr_array_add(args, NULL);
+    dst_opts.args = (const char *const *)args->pdata;
+
+    dst = qemu_proc_start(&dst_opts, errp);
+    if (!dst) {
+        return NULL;
+    }
+    s->qmp_ready_us = qemu_proc_qmp_ready_us(dst);
+    qmp = qemu_proc_qmp(dst);
+    if (!bench_setup(qmp, setup, errp)) {
+        goto fail;
+    }
+    /* same clock as QEMU's event timestamps */
+    sent = g_get_real_time();
+    if (!qmp_migrate_incoming(qmp, uri, errp)) {
+        goto fail;
+    }
+    resume = qmp_wait_event(qmp, "RESUME", MIGRATE_TIMEOUT_MS, errp);
+    if (!resume) {
+        goto fail;
+    }
+    s->incoming_us = event_time_us(resume) - sent;
+    /* consume the incoming side's own "completed": this process is the
+     * next cycle's source and must not mistake it for its save's */
+    for (int i = 0; i < 16; i++) {
+        g_autoptr(JsonObject) ev = qmp_wait_event(qmp, "MIGRATION",
+                                                  MIGRATE_TIMEOUT_MS, errp);
+
+        if (!ev) {
+            goto fail;
+        }
+        if (g_str_equal(migration_status(ev), "completed")) {
+            return g_steal_pointer(&dst);
+        }
+    }
+    g_set_error(errp, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "no MIGRATION completed event after restore");
+
+fail:
+    qemu_proc_add_log_to_error(dst, errp);
+    return NULL;
+}
+
+double bench_fdatasync_us(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    gint64 t0;
+    int r;
+
+    if (fd < 0) {
+        return NAN;
+    }
+    t0 = g_get_monotonic_time();
+    r = fdatasync(fd);
+    t0 = g_get_monotonic_time() - t0;
+    close(fd);
+    return r == 0 ? (double)t0 : NAN;
+}

@@ -113,21 +113,24 @@ int cpr_persist_grow(CprPersist *p, uint64_t len, char **errp)
     if (len <= old) {
         return 0;
     }
-    if (allocate(p, old, len, errp) < 0 || unmap(p, errp) < 0 || map(p, errp) < 0) {
+    if (allocate(p, old, len, errp) < 0 || unmap(p, errp) < 0) {
         return -1;
     }
+    return map(p, errp);
+}
+
+void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len)
+{
+    uint64_t start = off & ~(uint64_t)4095;   /* madvise wants a page */
+
+    assert(off <= p->len);
+    len = len < p->len - off ? len : p->len - off;
 #ifdef MADV_POPULATE_WRITE
-    /*
-     * On real pmem, prefault the new range in one call instead of one
-     * fault per page in the migration thread.  Not on page-cache media:
-     * it would dirty (and msync would write back) the whole spare tail.
-     * Best effort: an old kernel (EINVAL) only loses the speed-up.
-     */
-    if (p->is_pmem && p->len > old) {
-        (void)madvise(p->base + old, p->len - old, MADV_POPULATE_WRITE);
+    /* An old kernel (EINVAL) only loses the speed-up. */
+    if (len) {
+        (void)madvise(p->base + start, off - start + len, MADV_POPULATE_WRITE);
     }
 #endif
-    return 0;
 }
 
 void cpr_persist_unmap(CprPersist *p)

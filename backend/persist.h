@@ -33,6 +33,13 @@ void cpr_persist_unmap(CprPersist *p);
 uint64_t cpr_persist_size(const CprPersist *p);
 bool cpr_persist_is_pmem(const CprPersist *p);
 
+/*
+ * Map [off, off + len) writable now, so that the stores that follow take
+ * no page faults (on tmpfs or DAX a fault per 4 KiB page is most of the
+ * cost of a small save).  Best effort: only speed depends on it.
+ */
+void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len);
+
 /* Read access to the mapping; invalidated by cpr_persist_grow(). */
 const uint8_t *cpr_persist_view(const CprPersist *p, uint64_t off);
 

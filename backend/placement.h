@@ -12,6 +12,11 @@
 #define CPR_NO_LIMIT UINT64_MAX
 #define CPR_INITIAL_SIZE (4ull << 20)
 #define CPR_MAX_GROW_STEP (1ull << 30)
+/* Page tables are filled ahead of the stream, in one call per step. */
+#define CPR_PREFAULT_MIN (256ull << 10)
+#define CPR_PREFAULT_AHEAD (8ull << 20)
+/* ... and up to this much of the expected stream before the VM stops. */
+#define CPR_PREFAULT_OPEN (64ull << 20)
 
 typedef struct CprPlacement {
     uint64_t base;  /* file offset of stream byte 0 */

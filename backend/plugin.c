@@ -34,56 +34,20 @@ static QemuTransportOut *out_open(const char *target, char **errp)
     return (QemuTransportOut *)cpr_writer_open(target, qemu_version, errp);
 }
 
-/* Total size of @iov, or -1 if it does not fit in ssize_t. */
-static ssize_t iov_size(const struct iovec *iov, int iovcnt)
-{
-    size_t total = 0;
-
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > (size_t)SSIZE_MAX - total) {
-            return -1;
-        }
-        total += iov[i].iov_len;
-    }
-    return (ssize_t)total;
-}
-
 static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,
                           int iovcnt, char **errp)
 {
-    ssize_t total = iov_size(iov, iovcnt);
-
-    if (total < 0) {
-        cpr_error(errp, cpr_writer_path(W(t)), "write larger than SSIZE_MAX");
-        return -1;
-    }
-    for (int i = 0; i < iovcnt; i++) {
-        if (cpr_writer_append(W(t), iov[i].iov_base, iov[i].iov_len,
-                              errp) < 0) {
-            return -1;
-        }
-    }
-    return total;
+    return cpr_writer_appendv(W(t), iov, iovcnt, errp);
 }
 
 static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
                            int iovcnt, off_t offset, char **errp)
 {
-    ssize_t total = iov_size(iov, iovcnt);
-    uint64_t off = (uint64_t)offset;
-
-    if (total < 0 || offset < 0) {
-        cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset or size");
+    if (offset < 0) {
+        cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset");
         return -1;
     }
-    for (int i = 0; i < iovcnt; i++) {
-        if (cpr_writer_pwrite(W(t), off, iov[i].iov_base, iov[i].iov_len,
-                              errp) < 0) {
-            return -1;
-        }
-        off += iov[i].iov_len;
-    }
-    return total;
+    return cpr_writer_pwritev(W(t), (uint64_t)offset, iov, iovcnt, errp);
 }
 
 static int out_commit(QemuTransportOut *t, char **errp)

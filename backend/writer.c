@@ -18,6 +18,16 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
 /* Far beyond any VM, and keeps every offset sum below INT64_MAX. */
 #define MAX_STREAM (1ull << 60)
 
@@ -25,12 +35,13 @@ struct CprWriter {
     char *path;
     int fd;
     CprPersist *p;
-    char qemu_version[CPR_QEMU_VERSION_LEN];
+    CprMetadata md;             /* collected at open, off the pause */
     uint64_t gen;               /* generation this save will commit */
     uint64_t live_off, live_len, live_xxh3;
     CprPlacement place;
     uint64_t pos;               /* append position */
     uint64_t len;               /* stream length */
+    uint64_t faulted;           /* file offset the mapping is populated to */
     XXH3_state_t *hash;
     bool hash_streaming;        /* every byte so far came in order */
     bool failed;                /* a write failed: never commit */
@@ -121,6 +132,8 @@ out:
     free(tmp);
     return ret;
 }
+
+static int prepare(CprWriter *w, char **errp);
 
 static int open_locked(const char *path, char **errp)
 {
@@ -220,8 +233,7 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
         cpr_error(errp, path, "out of memory");
         goto fail;
     }
-    snprintf(w->qemu_version, sizeof(w->qemu_version), "%s",
-             qemu_version ? qemu_version : "");
+    cpr_metadata_collect(&w->md, qemu_version);
     w->fd = open_locked(path, errp);
     if (w->fd < 0 || check_header(w, &slots, errp) < 0) {
         goto fail;
@@ -241,7 +253,7 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
     }
     w->place = cpr_place_new(w->live_off, w->live_len);
     w->p = cpr_persist_map(w->fd, path, CPR_INITIAL_SIZE, errp);
-    if (!w->p) {
+    if (!w->p || prepare(w, errp) < 0) {
         goto fail;
     }
     XXH3_64bits_reset(w->hash);
@@ -252,12 +264,44 @@ fail:
     return NULL;
 }
 
+/*
+ * Populate the mapping up to file offset @end, ahead of use by as much
+ * as the stream has grown so far (bounded), so a big stream takes few
+ * calls and a small one does not pay for megabytes it never writes.
+ */
+static int populate(CprWriter *w, uint64_t end)
+{
+    uint64_t ahead = min_u64(max_u64(w->len, CPR_PREFAULT_MIN),
+                             CPR_PREFAULT_AHEAD);
+
+    if (end > w->faulted) {
+        end = min_u64(max_u64(end, w->faulted + ahead),
+                      cpr_persist_size(w->p));
+        cpr_persist_prefault(w->p, w->faulted, end - w->faulted);
+        w->faulted = end;
+    }
+    return 0;
+}
+
+/* Grow the file to hold file offset @end; a remap loses the page tables. */
+static int grow(CprWriter *w, uint64_t end, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p);
+
+    if (end <= size) {
+        return 0;
+    }
+    if (cpr_persist_grow(w->p, cpr_grow_target(size, end), errp) < 0) {
+        return -1;
+    }
+    w->faulted = w->place.base + w->len;
+    return 0;
+}
+
 /* Room for stream bytes [0, end): relocate above the live payload if the
  * space below it is exhausted, grow the file if needed. */
 static int reserve(CprWriter *w, uint64_t end, char **errp)
 {
-    CprPersist *p = w->p;
-
     if (end > MAX_STREAM) {
         cpr_error(errp, w->path, "stream too large");
         return -1;
@@ -265,17 +309,40 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     if (end > w->place.limit) {
         uint64_t high = cpr_place_above(w->live_off, w->live_len);
 
-        if (cpr_persist_grow(p, cpr_grow_target(cpr_persist_size(p),
-                                                high + end), errp) < 0) {
+        if (grow(w, high + end, errp) < 0) {
             return -1;
         }
         /* Below the live payload -> above it: the ranges are disjoint. */
-        cpr_persist_write(p, high, cpr_persist_view(p, w->place.base),
+        w->faulted = high;
+        populate(w, high + end);
+        cpr_persist_write(w->p, high, cpr_persist_view(w->p, w->place.base),
                           w->len);
         w->place = (CprPlacement){ high, CPR_NO_LIMIT };
     }
-    return cpr_persist_grow(p, cpr_grow_target(cpr_persist_size(p),
-                                               w->place.base + end), errp);
+    if (grow(w, w->place.base + end, errp) < 0) {
+        return -1;
+    }
+    return populate(w, w->place.base + end);
+}
+
+/*
+ * Everything that can happen before QEMU stops the VM: room for a stream
+ * like the last one, and page tables for its start and for the record,
+ * so the pause pays for copies and flushes only.
+ */
+static int prepare(CprWriter *w, char **errp)
+{
+    uint64_t expect = w->live_len + w->live_len / 4;
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+
+    if (cpr_persist_grow(w->p, cpr_grow_target(cpr_persist_size(w->p),
+                                               w->place.base + expect),
+                         errp) < 0) {
+        return -1;
+    }
+    cpr_persist_prefault(w->p, slot, CPR_BLOCK_SIZE);
+    w->faulted = w->place.base;
+    return populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
 }
 
 static int check_usable(CprWriter *w, char **errp)
@@ -291,54 +358,91 @@ static int check_usable(CprWriter *w, char **errp)
     return 0;
 }
 
-static int store(CprWriter *w, uint64_t off, const void *buf, size_t len,
-                 char **errp)
+/* Total size of @iov, or -1 if it exceeds the largest stream. */
+static int64_t iov_total(const struct iovec *iov, int iovcnt)
 {
+    uint64_t total = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > MAX_STREAM - total) {
+            return -1;
+        }
+        total += iov[i].iov_len;
+    }
+    return (int64_t)total;
+}
+
+/* Store @iov at stream offset @off: one reservation for the whole vector. */
+static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
+                     int iovcnt, char **errp)
+{
+    int64_t total = iov_total(iov, iovcnt);
+    uint64_t dst;
+
     if (check_usable(w, errp) < 0) {
         return -1;
     }
-    if (len > MAX_STREAM || off > MAX_STREAM - len) {
+    if (total < 0 || off > MAX_STREAM - (uint64_t)total) {
         cpr_error(errp, w->path, "stream too large");
         w->failed = true;
         return -1;
     }
-    if (reserve(w, off + len, errp) < 0) {
+    if (reserve(w, off + (uint64_t)total, errp) < 0) {
         w->failed = true;
         return -1;
     }
     if (off > w->len) {
         cpr_persist_zero(w->p, w->place.base + w->len, off - w->len);
     }
-    cpr_persist_write(w->p, w->place.base + off, buf, len);
-    if (w->hash_streaming && off == w->len) {
-        XXH3_64bits_update(w->hash, buf, len);
-    } else {
+    if (off != w->len) {
         w->hash_streaming = false;
     }
-    if (off + len > w->len) {
-        w->len = off + len;
+    dst = w->place.base + off;
+    for (int i = 0; i < iovcnt; i++) {
+        cpr_persist_write(w->p, dst, iov[i].iov_base, iov[i].iov_len);
+        if (w->hash_streaming) {
+            XXH3_64bits_update(w->hash, iov[i].iov_base, iov[i].iov_len);
+        }
+        dst += iov[i].iov_len;
     }
-    return 0;
+    w->len = max_u64(w->len, off + (uint64_t)total);
+    return total;
+}
+
+int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
+                           char **errp)
+{
+    int64_t n = store(w, w->pos, iov, iovcnt, errp);
+
+    if (n > 0) {
+        w->pos += (uint64_t)n;
+    }
+    return n;
+}
+
+int64_t cpr_writer_pwritev(CprWriter *w, uint64_t off,
+                           const struct iovec *iov, int iovcnt, char **errp)
+{
+    int64_t n = store(w, off, iov, iovcnt, errp);
+
+    /* Out-of-order bytes: the checksum is taken from the media instead. */
+    w->hash_streaming = false;
+    return n;
 }
 
 int cpr_writer_append(CprWriter *w, const void *buf, size_t len, char **errp)
 {
-    if (store(w, w->pos, buf, len, errp) < 0) {
-        return -1;
-    }
-    w->pos += len;
-    return 0;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return cpr_writer_appendv(w, &iov, 1, errp) < 0 ? -1 : 0;
 }
 
 int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
                       size_t len, char **errp)
 {
-    int ret;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 
-    /* Out-of-order bytes: the checksum is taken from the media instead. */
-    ret = store(w, off, buf, len, errp);
-    w->hash_streaming = false;
-    return ret;
+    return cpr_writer_pwritev(w, off, &iov, 1, errp) < 0 ? -1 : 0;
 }
 
 /* Fill in the metadata, then write @rec into its slot, durably. */
@@ -346,14 +450,12 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
 {
     uint8_t buf[CPR_REC_SIZE];
     uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(rec->generation));
-    CprMetadata md;
 
-    cpr_metadata_collect(&md, w->qemu_version);
-    rec->ctime_ns = md.ctime_ns;
-    memcpy(rec->qemu_version, md.qemu_version, sizeof(rec->qemu_version));
-    memcpy(rec->kernel_release, md.kernel_release,
+    rec->ctime_ns = cpr_realtime_ns();
+    memcpy(rec->qemu_version, w->md.qemu_version, sizeof(rec->qemu_version));
+    memcpy(rec->kernel_release, w->md.kernel_release,
            sizeof(rec->kernel_release));
-    rec->cmdline_fp = md.cmdline_fp;
+    rec->cmdline_fp = w->md.cmdline_fp;
     /* Into the slot the live record does not use. */
     cpr_record_encode(rec, buf);
     cpr_persist_write(w->p, slot, buf, sizeof(buf));

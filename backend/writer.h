@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 typedef struct CprWriter CprWriter;
 
@@ -20,12 +21,16 @@ typedef struct CprWriter CprWriter;
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp);
 
-/* Append at the append position. */
+/* Append at the append position; returns the bytes written or -1. */
+int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
+                           char **errp);
 int cpr_writer_append(CprWriter *w, const void *buf, size_t len,
                       char **errp);
 
 /* Write at stream offset @off; the stream grows to @off + @len if shorter
  * (a gap reads back as zeros); the append position does not move. */
+int64_t cpr_writer_pwritev(CprWriter *w, uint64_t off,
+                           const struct iovec *iov, int iovcnt, char **errp);
 int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
                       size_t len, char **errp);
 

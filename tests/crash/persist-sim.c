@@ -158,6 +158,14 @@ bool cpr_persist_is_pmem(const CprPersist *p)
     return cpr_sim.pmem;
 }
 
+/* Page tables only: nothing becomes durable or changes. */
+void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len)
+{
+    (void)p;
+    assert(off <= cpr_sim.size);
+    (void)len;
+}
+
 const uint8_t *cpr_persist_view(const CprPersist *p, uint64_t off)
 {
     (void)p;

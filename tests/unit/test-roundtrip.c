@@ -168,8 +168,9 @@ static void assert_aborts_keep(const char *path, const uint8_t *live,
 }
 
 /*
- * Small after big, big after small, and a save that outgrows the room
- * below a high live payload (relocation): every abort, at every stream
+ * Small after big, big after small, a save that starts above a high live
+ * payload because a stream like it would not fit below, and one that
+ * outgrows the room below (relocation): every abort, at every stream
  * size, leaves the previous generation loadable byte for byte.
  */
 static void test_placement_and_abort(void)
@@ -177,6 +178,7 @@ static void test_placement_and_abort(void)
     char *path = tu_path("placement");
     uint8_t *small = tu_pattern(MiB, 1), *big = tu_pattern(10 * MiB, 2);
     uint8_t *small2 = tu_pattern(MiB, 3), *big2 = tu_pattern(12 * MiB, 4);
+    uint8_t *twice;
     char *err = NULL;
     CprWriter *w;
 
@@ -184,34 +186,46 @@ static void test_placement_and_abort(void)
     assert_aborts_keep(path, small, MiB, big, 10 * MiB);
     tu_save(path, big, 10 * MiB);               /* above it, at 6 MiB */
     assert_aborts_keep(path, big, 10 * MiB, small2, MiB);
-    tu_save(path, small2, MiB);                 /* below it, at 2 MiB */
+    /* 4 MiB below would not hold a stream like the live one: above. */
+    tu_save(path, small2, MiB);                 /* at 20 MiB */
     assert_aborts_keep(path, small2, MiB, big2, 12 * MiB);
-    tu_save(path, big2, 12 * MiB);              /* above, at 6 MiB */
+    tu_save(path, big2, 12 * MiB);              /* below it, at 2 MiB */
     assert_aborts_keep(path, big2, 12 * MiB, big, 10 * MiB);
-    /* Live at 6 MiB leaves 4 MiB below: 10 MiB must relocate. */
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_nonnull(w);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 18 * MiB);
+    g_assert_cmpint(cpr_writer_append(w, big, 10 * MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    cpr_writer_close(w);
+    tu_assert_loads(path, big, 10 * MiB);
+    /* Live at 18 MiB leaves 16 MiB below: 24 MiB must relocate. */
     w = cpr_writer_open(path, NULL, &err);
     g_assert_nonnull(w);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
-    g_assert_cmpint(cpr_writer_append(w, big, 5 * MiB, &err), ==, 0);
-    g_assert_cmpuint(cpr_writer_payload_offset(w), >=, 18 * MiB);
-    g_assert_cmpint(cpr_writer_append(w, big + 5 * MiB, 5 * MiB, &err), ==,
-                    0);
+    g_assert_cmpint(cpr_writer_append(w, big2, 12 * MiB, &err), ==, 0);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
+    g_assert_cmpint(cpr_writer_append(w, big2, 12 * MiB, &err), ==, 0);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 32 * MiB);
     g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
     g_assert_null(err);
     cpr_writer_close(w);
-    tu_assert_loads(path, big, 10 * MiB);
+    twice = g_malloc(24 * MiB);
+    memcpy(twice, big2, 12 * MiB);
+    memcpy(twice + 12 * MiB, big2, 12 * MiB);
+    tu_assert_loads(path, twice, 24 * MiB);
     /* Relocation triggered by a positional write. */
     w = cpr_writer_open(path, NULL, &err);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
     g_assert_cmpint(cpr_writer_append(w, small, MiB, &err), ==, 0);
-    g_assert_cmpint(cpr_writer_pwrite(w, 30 * MiB, small2, MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_pwrite(w, 40 * MiB, small2, MiB, &err), ==, 0);
     g_assert_cmpuint(cpr_writer_payload_offset(w), >, CPR_PAYLOAD_AREA);
     cpr_writer_abort(w);
     g_assert_cmpint(cpr_writer_commit(w, &err), ==, -1);
     g_assert_nonnull(err);
     free(err);
     cpr_writer_close(w);
-    tu_assert_loads(path, big, 10 * MiB);
+    tu_assert_loads(path, twice, 24 * MiB);
+    g_free(twice);
     g_free(small);
     g_free(big);
     g_free(small2);

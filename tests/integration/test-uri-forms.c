@@ -9,6 +9,7 @@
 #include "halt-vm.h"
 #include "test-env.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #define RAM_SIZE  "64M"
@@ -196,11 +197,59 @@ static void test_command_line(void)
     test_env_rmtree(dir);
 }
 
+/*
+ * "-incoming defer" loads the transports at start-up, so the restore does
+ * not wait for dlopen(): the transport must work even after its file is
+ * gone from the plugin directory.
+ */
+static void test_defer_preloads(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *plugins = g_build_filename(dir, "plugins", NULL);
+    g_autofree char *so = g_build_filename(plugins, "transport-pmem.so", NULL);
+    g_autofree char *orig_dir = g_strdup(g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"));
+    g_autofree char *orig = g_build_filename(orig_dir, "transport-pmem.so",
+                                             NULL);
+    g_autofree char *uri = g_strdup_printf("pmem:%s/vm.cpr", dir);
+    g_autofree char *data = NULL;
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(QemuProc) src = start(dir, args, "src", NULL);
+    g_autoptr(QemuProc) dst = NULL;
+    GError *err = NULL;
+    gsize len;
+
+    setup_cpr(qemu_proc_qmp(src));
+    set_cmos(qemu_proc_qtest(src), 0x4b);
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    wait_done(qemu_proc_qmp(src));
+    g_clear_pointer(&src, qemu_proc_free);
+
+    g_assert_cmpint(g_mkdir(plugins, 0700), ==, 0);
+    g_file_get_contents(orig, &data, &len, &err);
+    g_assert_no_error(err);
+    g_file_set_contents(so, data, len, &err);
+    g_assert_no_error(err);
+    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", plugins, TRUE);
+    dst = start(dir, args, "dst", "defer");
+    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", orig_dir, TRUE);
+    g_assert_cmpint(g_unlink(so), ==, 0);
+
+    setup_cpr(qemu_proc_qmp(dst));
+    qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err);
+    g_assert_no_error(err);
+    wait_running(dst);
+    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x4b);
+    g_clear_pointer(&dst, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/uri-forms/json-channels", test_json_channels);
     g_test_add_func("/uri-forms/hmp", test_hmp);
     g_test_add_func("/uri-forms/command-line", test_command_line);
+    g_test_add_func("/uri-forms/defer-preloads-transport", test_defer_preloads);
     return g_test_run();
 }

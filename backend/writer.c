@@ -5,6 +5,7 @@
 #include "metadata.h"
 #include "persist.h"
 #include "placement.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {

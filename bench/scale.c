@@ -4,6 +4,11 @@
  * saves get the CPUs) are told to save at once; blackout is the first STOP
  * to the last durable commit.  For file: "durable" means the fdatasync()s
  * issued after the last "completed".
+ *
+ * The VMs are in the state of every reboot after the first: restored from
+ * the last one's images (so -incoming defer loaded the transport) and
+ * saving into those images again.  A first save ever also creates the
+ * image and loads the transport inside the migrate command.
  */
 #include "bench.h"
 #include "guest-kinds.h"
@@ -27,10 +32,13 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
     bench_set_medium_env(MEDIUM_SHM_FORCE);
     for (guint i = 0; i < n; i++) {
         g_auto(GStrv) args = NULL;
+        g_autofree char *uri = NULL;
         QemuProcOpts opts;
+        CycleSample s;
 
         dir[i] = g_strdup_printf("%s/scale-%u", bench_shm_base, i);
         img[i] = g_strdup_printf("%s/scale-%u.img", bench_shm_base, i);
+        uri = bench_uri(t, img[i]);
         g_mkdir_with_parents(dir[i], 0700);
         args = guest_kind_args(&spec, bench_qemu_for(o, t), dir[i], errp);
         if (!args) {
@@ -40,7 +48,12 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
                                .args = (const char *const *)args, .dir = dir[i],
                                .name = "vm", .qtest = TRUE, .timeout_ms = 60000 };
         vm[i] = qemu_proc_start(&opts, errp);
-        if (!vm[i] || !bench_setup(qemu_proc_qmp(vm[i]), &setup, errp)) {
+        if (!vm[i] || !bench_save(vm[i], &setup, uri, &s, errp)) {
+            goto out;
+        }
+        g_clear_pointer(&vm[i], qemu_proc_free);
+        vm[i] = bench_restore(&opts, &setup, uri, &s, errp);
+        if (!vm[i]) {
             goto out;
         }
     }
@@ -92,7 +105,9 @@ gboolean bench_scale(Report *r, GError **errp)
 
     g_string_append_printf(r->md,
         "\n### Host blackout: N qtest VMs (64 MiB, device set) saved "
-        "concurrently to /dev/shm (pmem with PMEM_IS_PMEM_FORCE=1)\n\n"
+        "concurrently to /dev/shm (pmem with PMEM_IS_PMEM_FORCE=1), each "
+        "restored from its previous image first, as on every reboot after "
+        "the first\n\n"
         "blackout = first STOP → last durable commit (pmem: last "
         "`completed`; stock file: last `completed` + the N fdatasync()s). "
         "bound = blackout / (blackout(N=1) × max(1, N/%u cores)); ≤ 1 means "

@@ -58,21 +58,11 @@ fail:
 QemuProc *cpr_restore(const QemuProcOpts *opts, const char *uri,
                       CprTimes *times, GError **errp)
 {
-    g_autoptr(GPtrArray) args = g_ptr_array_new();
-    QemuProcOpts dst_opts = *opts;
     g_autoptr(QemuProc) dst = NULL;
     Qmp *qmp;
     gint64 t0;
 
-    for (const char *const *a = opts->args; a && *a; a++) {
-        g_ptr_array_add(args, (char *)*a);
-    }
-    g_ptr_array_add(args, "-incoming");
-    g_ptr_array_add(args, "defer");
-    g_ptr_array_add(args, NULL);
-    dst_opts.args = (const char *const *)args->pdata;
-
-    dst = qemu_proc_start(&dst_opts, errp);
+    dst = qemu_proc_start_incoming(opts, "defer", errp);
     if (!dst) {
         return NULL;
     }

@@ -44,20 +44,12 @@ GStrv halt_vm_args(const char *dir, const char *ram_name,
 QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
                         const char *incoming, GError **errp)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
     QemuProcOpts opts = { .binary = test_env_qemu(), .dir = dir,
-                          .name = name, .qtest = TRUE };
+                          .name = name, .qtest = TRUE,
+                          .args = (const char *const *)args };
 
-    for (char **a = args; *a; a++) {
-        g_ptr_array_add(argv, *a);
-    }
-    if (incoming) {
-        g_ptr_array_add(argv, "-incoming");
-        g_ptr_array_add(argv, (char *)incoming);
-    }
-    g_ptr_array_add(argv, NULL);
-    opts.args = (const char *const *)argv->pdata;
-    return qemu_proc_start(&opts, errp);
+    return incoming ? qemu_proc_start_incoming(&opts, incoming, errp)
+                    : qemu_proc_start(&opts, errp);
 }
 
 gboolean halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val, GError **errp)

@@ -307,3 +307,19 @@ void qemu_proc_free(QemuProc *p)
     g_free((char *)p->opts.name);
     g_free(p);
 }
+
+QemuProc *qemu_proc_start_incoming(const QemuProcOpts *opts,
+                                   const char *incoming, GError **errp)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    QemuProcOpts with = *opts;
+
+    for (const char *const *a = opts->args; a && *a; a++) {
+        g_ptr_array_add(args, (char *)*a);
+    }
+    g_ptr_array_add(args, "-incoming");
+    g_ptr_array_add(args, (char *)incoming);
+    g_ptr_array_add(args, NULL);
+    with.args = (const char *const *)args->pdata;
+    return qemu_proc_start(&with, errp);
+}

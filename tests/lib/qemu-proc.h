@@ -23,6 +23,9 @@ typedef struct {
 } QemuProcOpts;
 
 QemuProc *qemu_proc_start(const QemuProcOpts *opts, GError **errp);
+/* The same with "-incoming @incoming" appended ("defer", or a URI). */
+QemuProc *qemu_proc_start_incoming(const QemuProcOpts *opts,
+                                   const char *incoming, GError **errp);
 /* Kill (if still running) and release. */
 void qemu_proc_free(QemuProc *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QemuProc, qemu_proc_free)

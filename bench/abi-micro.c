@@ -61,7 +61,7 @@ static const QemuTransportOps *load(const char *plugin)
     };
     void *h = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
     QemuTransportInitFunc init;
-    const QemuTransportOps *ops;
+    const QemuTransportOps *ops = NULL;
     char *err = NULL;
 
     if (!h) {

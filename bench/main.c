@@ -135,7 +135,7 @@ int main(int argc, char **argv)
           "stock QEMU 10.0 (default from meson)", "PATH" },
         { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
           "output directory (default " BENCH_DEFAULT_OUT ")", "DIR" },
-        { NULL },
+        { 0 },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "- cpr-reboot pause/restore benchmark: pmem: vs file:");

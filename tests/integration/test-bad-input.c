@@ -34,24 +34,6 @@ static void mount_tmpfs(const char *dir, const char *opts)
     }
 }
 
-static void set_cmos(Qtest *qt, guint8 val)
-{
-    GError *err = NULL;
-
-    halt_vm_cmos_write(qt, CMOS_BYTE, val, &err);
-    g_assert_no_error(err);
-}
-
-static guint8 get_cmos(Qtest *qt)
-{
-    GError *err = NULL;
-    guint8 val = 0;
-
-    halt_vm_cmos_read(qt, CMOS_BYTE, &val, &err);
-    g_assert_no_error(err);
-    return val;
-}
-
 static void fixture_start(Fixture *f, const char *name)
 {
     GError *err = NULL;
@@ -133,7 +115,7 @@ static void assert_restores(Fixture *f, const char *path, guint8 cmos)
     f->opts.name = "dst";
     dst = cpr_restore(&f->opts, uri, &t, &err);
     g_assert_no_error(err);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, cmos);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, cmos);
 }
 
 static void test_save_refusals(void)
@@ -154,7 +136,7 @@ static void test_save_refusals(void)
     mount_tmpfs(tiny, "size=1m");       /* not even the first file */
     mount_tmpfs(small, "size=6m");      /* device state, not all of RAM */
 
-    set_cmos(qemu_proc_qtest(f.src), 0x11);
+    halt_vm_cmos_write(qemu_proc_qtest(f.src), CMOS_BYTE, 0x11);
     err = try_save(&f, f.good);
     g_assert_no_error(err);
     /* A completed save leaves the VM stopped (postmigrate): go on running. */
@@ -187,7 +169,7 @@ static void test_save_refusals(void)
     /* A save that runs out of space halfway: full RAM, not x-ignore-shared. */
     qmp_set_capability(qemu_proc_qmp(f.src), "x-ignore-shared", FALSE, &err);
     g_assert_no_error(err);
-    set_cmos(qemu_proc_qtest(f.src), 0x22);
+    halt_vm_cmos_write(qemu_proc_qtest(f.src), CMOS_BYTE, 0x22);
     qtest_memset(qemu_proc_qtest(f.src), 1 << 20, 16 << 20, 0x5a, &err);
     g_assert_no_error(err);
     in_small = g_build_filename(small, "vm.cpr", NULL);
@@ -226,7 +208,7 @@ static void test_restore_refusals(void)
     Qmp *qmp;
 
     fixture_init(&f);
-    set_cmos(qemu_proc_qtest(f.src), 0x33);
+    halt_vm_cmos_write(qemu_proc_qtest(f.src), CMOS_BYTE, 0x33);
     err = try_save(&f, f.good);
     g_assert_no_error(err);
     g_clear_pointer(&f.src, qemu_proc_free);
@@ -263,7 +245,7 @@ static void test_restore_refusals(void)
     g_assert_no_error(err);
     qmp_wait_status(qmp, "running", 30000, &err);
     g_assert_no_error(err);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x33);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, 0x33);
     g_clear_pointer(&dst, qemu_proc_free);
     fixture_free(&f);
 }

@@ -58,8 +58,7 @@ static void write_patterns(Qtest *qt)
     qtest_memset(qt, BULK_ADDR + BULK_LEN, 4096, 0x5a, &err);
     g_assert_no_error(err);
     for (guint i = 0; i < CMOS_COUNT; i++) {
-        halt_vm_cmos_write(qt, CMOS_FIRST + i, cmos_value(i), &err);
-        g_assert_no_error(err);
+        halt_vm_cmos_write(qt, CMOS_FIRST + i, cmos_value(i));
     }
 }
 
@@ -96,14 +95,12 @@ static guint ram_mismatches(Qtest *qt)
 
 static guint cmos_mismatches(Qtest *qt)
 {
-    GError *err = NULL;
     guint bad = 0;
 
     for (guint i = 0; i < CMOS_COUNT; i++) {
         guint8 v;
 
-        halt_vm_cmos_read(qt, CMOS_FIRST + i, &v, &err);
-        g_assert_no_error(err);
+        v = halt_vm_cmos_read(qt, CMOS_FIRST + i);
         if (v != cmos_value(i)) {
             g_test_message("CMOS 0x%02x: 0x%02x, want 0x%02x",
                            CMOS_FIRST + i, v, cmos_value(i));

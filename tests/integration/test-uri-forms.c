@@ -15,24 +15,6 @@
 #define RAM_SIZE  "64M"
 #define CMOS_BYTE 0x41
 
-static void set_cmos(Qtest *qt, guint8 val)
-{
-    GError *err = NULL;
-
-    halt_vm_cmos_write(qt, CMOS_BYTE, val, &err);
-    g_assert_no_error(err);
-}
-
-static guint8 get_cmos(Qtest *qt)
-{
-    GError *err = NULL;
-    guint8 val = 0;
-
-    halt_vm_cmos_read(qt, CMOS_BYTE, &val, &err);
-    g_assert_no_error(err);
-    return val;
-}
-
 static JsonObject *json_args(const char *text)
 {
     g_autoptr(JsonNode) node = json_from_string(text, NULL);
@@ -109,7 +91,7 @@ static void test_json_channels(void)
     g_autoptr(QemuProc) dst = NULL;
 
     setup_cpr(qemu_proc_qmp(src));
-    set_cmos(qemu_proc_qtest(src), 0x5c);
+    halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x5c);
     run_ok(qemu_proc_qmp(src), "migrate", addr);
     wait_done(qemu_proc_qmp(src));
     g_clear_pointer(&src, qemu_proc_free);
@@ -118,7 +100,7 @@ static void test_json_channels(void)
     setup_cpr(qemu_proc_qmp(dst));
     run_ok(qemu_proc_qmp(dst), "migrate-incoming", addr);
     wait_running(dst);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x5c);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, 0x5c);
     g_clear_pointer(&dst, qemu_proc_free);
     test_env_rmtree(dir);
 }
@@ -139,7 +121,7 @@ static void test_hmp(void)
 
     g_free(hmp(qmp, "migrate_set_capability x-ignore-shared on"));
     g_free(hmp(qmp, "migrate_set_parameter mode cpr-reboot"));
-    set_cmos(qemu_proc_qtest(src), 0x6d);
+    halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x6d);
     out = hmp(qmp, save);
     g_assert_cmpstr(out, ==, "");
     wait_done(qmp);
@@ -158,7 +140,7 @@ static void test_hmp(void)
     out = hmp(qmp, load);
     g_assert_cmpstr(out, ==, "");
     wait_running(dst);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x6d);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, 0x6d);
     g_clear_pointer(&dst, qemu_proc_free);
     test_env_rmtree(dir);
 }
@@ -178,7 +160,7 @@ static void test_command_line(void)
     guint32 word = 0;
     GError *err = NULL;
 
-    set_cmos(qemu_proc_qtest(src), 0x7e);
+    halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x7e);
     qtest_writel(qemu_proc_qtest(src), 0x200000, 0xfeedf00d, &err);
     g_assert_no_error(err);
     qmp_migrate(qemu_proc_qmp(src), uri, &err);
@@ -192,7 +174,7 @@ static void test_command_line(void)
     qtest_readl(qemu_proc_qtest(dst), 0x200000, &word, &err);
     g_assert_no_error(err);
     g_assert_cmphex(word, ==, 0xfeedf00d);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x7e);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, 0x7e);
     g_clear_pointer(&dst, qemu_proc_free);
     test_env_rmtree(dir);
 }
@@ -219,7 +201,7 @@ static void test_defer_preloads(void)
     gsize len;
 
     setup_cpr(qemu_proc_qmp(src));
-    set_cmos(qemu_proc_qtest(src), 0x4b);
+    halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x4b);
     qmp_migrate(qemu_proc_qmp(src), uri, &err);
     g_assert_no_error(err);
     wait_done(qemu_proc_qmp(src));
@@ -239,7 +221,7 @@ static void test_defer_preloads(void)
     qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err);
     g_assert_no_error(err);
     wait_running(dst);
-    g_assert_cmpuint(get_cmos(qemu_proc_qtest(dst)), ==, 0x4b);
+    g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, 0x4b);
     g_clear_pointer(&dst, qemu_proc_free);
     test_env_rmtree(dir);
 }

@@ -52,12 +52,22 @@ QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
                     : qemu_proc_start(&opts, errp);
 }
 
-gboolean halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val, GError **errp)
+void halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val)
 {
-    return qtest_outb(qt, 0x70, reg, errp) && qtest_outb(qt, 0x71, val, errp);
+    GError *err = NULL;
+
+    if (!qtest_outb(qt, 0x70, reg, &err) || !qtest_outb(qt, 0x71, val, &err)) {
+        g_error("CMOS 0x%02x: %s", reg, err->message);
+    }
 }
 
-gboolean halt_vm_cmos_read(Qtest *qt, guint8 reg, guint8 *val, GError **errp)
+guint8 halt_vm_cmos_read(Qtest *qt, guint8 reg)
 {
-    return qtest_outb(qt, 0x70, reg, errp) && qtest_inb(qt, 0x71, val, errp);
+    GError *err = NULL;
+    guint8 val = 0;
+
+    if (!qtest_outb(qt, 0x70, reg, &err) || !qtest_inb(qt, 0x71, &val, &err)) {
+        g_error("CMOS 0x%02x: %s", reg, err->message);
+    }
+    return val;
 }

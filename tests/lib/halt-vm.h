@@ -23,8 +23,8 @@ GStrv halt_vm_args(const char *dir, const char *ram_name,
 QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
                         const char *incoming, GError **errp);
 
-/* RTC CMOS byte @reg, through ports 0x70/0x71. */
-gboolean halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val, GError **errp);
-gboolean halt_vm_cmos_read(Qtest *qt, guint8 reg, guint8 *val, GError **errp);
+/* RTC CMOS byte @reg, through ports 0x70/0x71; a qtest error aborts. */
+void halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val);
+guint8 halt_vm_cmos_read(Qtest *qt, guint8 reg);
 
 #endif

@@ -152,7 +152,7 @@ static int open_locked(const char *path, char **errp)
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK) {
-            cpr_error(errp, path, "another save to this file is in progress");
+            cpr_error(errp, path, "in use by another save or a restore");
         } else {
             cpr_error_errno(errp, path, errno, "cannot lock");
         }

@@ -350,12 +350,36 @@ static void test_concurrent_save(void)
 
     first = ops->out_open(path, &err);
     g_assert_nonnull(first);
-    tu_assert_save_refused(path, "another save to this file is in progress");
+    tu_assert_save_refused(path, "in use by another save or a restore");
     ops->out_close(first);
     again = ops->out_open(path, &err);
     g_assert_nonnull(again);
     ops->out_close(again);
     tu_save(path, buf, 100);
+    tu_assert_loads(path, buf, 100);
+    g_free(buf);
+    g_free(path);
+}
+
+/* A save and a restore of one file exclude each other, in both orders. */
+static void test_save_during_restore(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("shared");
+    uint8_t *buf = tu_pattern(100, 2);
+    QemuTransportOut *out;
+    QemuTransportIn *in;
+    char *err = NULL;
+
+    tu_save(path, buf, 100);
+    in = ops->in_open(path, &err);
+    g_assert_nonnull(in);
+    tu_assert_save_refused(path, "in use by another save or a restore");
+    ops->in_close(in);
+    out = ops->out_open(path, &err);
+    g_assert_nonnull(out);
+    tu_assert_load_refused(path, "a save to this file is in progress");
+    ops->out_close(out);
     tu_assert_loads(path, buf, 100);
     g_free(buf);
     g_free(path);
@@ -381,5 +405,6 @@ int main(int argc, char **argv)
     g_test_add_func("/refuse/not-regular", test_not_regular);
     g_test_add_func("/refuse/unreadable", test_unreadable);
     g_test_add_func("/refuse/concurrent-save", test_concurrent_save);
+    g_test_add_func("/refuse/save-during-restore", test_save_during_restore);
     return g_test_run();
 }

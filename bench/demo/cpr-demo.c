@@ -7,9 +7,9 @@
  *
  *   cpr-demo [PATCHED_QEMU [STOCK_QEMU]]
  */
-#include "cpr-cycle.h"
 #include "guest.h"
 #include "test-env.h"
+#include "timed-cycle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@ typedef struct {
     const char *qemu;
     const char *scheme;
     const char *durability;
-    CprTimes t;
+    CycleSample t;
     guint last_before, first_after;
 } Run;
 
@@ -38,6 +38,7 @@ static gboolean run_cycle(Run *r, const char *dir, GError **errp)
     g_autoptr(GArray) before = NULL;
     g_autoptr(GArray) all = NULL;
     QemuProcOpts opts = { .binary = r->qemu, .dir = dir };
+    SaveSetup setup = { .ignore_shared = TRUE };
 
     args = guest_args(guest_accel(r->qemu), ram, serial, errp);
     if (!args) {
@@ -45,15 +46,16 @@ static gboolean run_cycle(Run *r, const char *dir, GError **errp)
     }
     opts.args = (const char *const *)args;
     opts.name = r->scheme;
+    cycle_sample_clear(&r->t);
     src = qemu_proc_start(&opts, errp);
     if (!src || !guest_wait_tick(serial, TICKS_BEFORE, BOOT_TIMEOUT_MS, NULL, errp) ||
-        !cpr_save(src, uri, &r->t, errp)) {
+        !bench_save(src, &setup, uri, &r->t, errp)) {
         return FALSE;
     }
     before = guest_ticks(serial);
     r->last_before = g_array_index(before, guint, before->len - 1);
 
-    dst = cpr_restore(&opts, uri, &r->t, errp);
+    dst = bench_restore(&opts, &setup, uri, &r->t, errp);
     if (!dst || !guest_wait_tick(serial, r->last_before + TICKS_AFTER, 30000,
                                  NULL, errp)) {
         return FALSE;
@@ -74,10 +76,10 @@ int main(int argc, char **argv)
     Run runs[] = {
         { .label = "pmem: (patched QEMU)", .scheme = "pmem",
           .qemu = argc > 1 ? argv[1] : NULL,
-          .durability = "durable before completed" },
+          .durability = "durable and published" },
         { .label = "file: (stock QEMU)", .scheme = "file",
           .qemu = argc > 2 ? argv[2] : test_env_qemu(),
-          .durability = "no fsync" },
+          .durability = "in page cache, no fsync" },
     };
     g_autofree char *dir = NULL;
     GError *err = NULL;
@@ -105,18 +107,19 @@ int main(int argc, char **argv)
                r->last_before, r->first_after);
     }
 
-    printf("\n%-22s %12s %12s %12s %14s  %s\n", "transport", "pause ms",
-           "downtime ms", "restore ms", "dst start ms", "durability");
+    printf("\n%-22s %10s %12s %12s %14s  %s\n", "transport", "pause ms",
+           "downtime ms", "restore ms", "dst start ms", "at completed");
     for (guint i = 0; i < G_N_ELEMENTS(runs); i++) {
         const Run *r = &runs[i];
 
-        printf("%-22s %12.2f %12" G_GINT64_FORMAT " %12.2f %14.1f  %s\n",
-               r->label, r->t.migrate_us / 1e3, r->t.qemu_downtime_ms,
-               r->t.incoming_us / 1e3, r->t.dst_qmp_ready_us / 1e3,
+        printf("%-22s %10.2f %12.0f %12.2f %14.1f  %s\n", r->label,
+               r->t.pause_us / 1e3, r->t.downtime_us / 1e3,
+               r->t.incoming_us / 1e3, r->t.qmp_ready_us / 1e3,
                r->durability);
     }
-    printf("\npause: migrate sent -> completed; restore: migrate-incoming "
-           "sent -> running (pmem: includes image verification)\n");
+    printf("\npause: QMP STOP -> MIGRATION completed; restore: "
+           "migrate-incoming -> RESUME (pmem: includes verifying the "
+           "image); QEMU's own event timestamps\n");
     test_env_rmtree(dir);
     return 0;
 }

@@ -31,7 +31,13 @@ static CprReader *R(QemuTransportIn *t)
 
 static QemuTransportOut *out_open(const char *target, char **errp)
 {
-    return (QemuTransportOut *)cpr_writer_open(target, qemu_version, errp);
+    CprWriter *w = cpr_writer_open(target, qemu_version, errp);
+
+    if (w && cpr_writer_prepare(w, errp) < 0) {
+        cpr_writer_close(w);
+        return NULL;
+    }
+    return (QemuTransportOut *)w;
 }
 
 static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,

@@ -133,8 +133,6 @@ out:
     return ret;
 }
 
-static int prepare(CprWriter *w, char **errp);
-
 static int open_locked(const char *path, char **errp)
 {
     int flags = O_RDWR | O_NONBLOCK | O_CLOEXEC;
@@ -253,9 +251,10 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
     }
     w->place = cpr_place_new(w->live_off, w->live_len);
     w->p = cpr_persist_map(w->fd, path, CPR_INITIAL_SIZE, errp);
-    if (!w->p || prepare(w, errp) < 0) {
+    if (!w->p) {
         goto fail;
     }
+    w->faulted = w->place.base;
     XXH3_64bits_reset(w->hash);
     w->hash_streaming = true;
     return w;
@@ -325,26 +324,6 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     return populate(w, w->place.base + end);
 }
 
-/*
- * Everything that can happen before QEMU stops the VM: room for a stream
- * like the last one, and page tables for its start and for the record,
- * so the pause pays for copies and flushes only.
- */
-static int prepare(CprWriter *w, char **errp)
-{
-    uint64_t expect = w->live_len + w->live_len / 4;
-    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
-
-    if (cpr_persist_grow(w->p, cpr_grow_target(cpr_persist_size(w->p),
-                                               w->place.base + expect),
-                         errp) < 0) {
-        return -1;
-    }
-    cpr_persist_prefault(w->p, slot, CPR_BLOCK_SIZE);
-    w->faulted = w->place.base;
-    return populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
-}
-
 static int check_usable(CprWriter *w, char **errp)
 {
     if (w->finished) {
@@ -356,6 +335,19 @@ static int check_usable(CprWriter *w, char **errp)
         return -1;
     }
     return 0;
+}
+
+int cpr_writer_prepare(CprWriter *w, char **errp)
+{
+    uint64_t expect = w->live_len + w->live_len / 4;
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+
+    if (check_usable(w, errp) < 0 ||
+        grow(w, w->place.base + expect, errp) < 0) {
+        return -1;
+    }
+    cpr_persist_prefault(w->p, slot, CPR_BLOCK_SIZE);
+    return populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
 }
 
 /* Total size of @iov, or -1 if it exceeds the largest stream. */

@@ -21,6 +21,14 @@ typedef struct CprWriter CprWriter;
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp);
 
+/*
+ * Optional, right after open: do now what the first writes would do
+ * otherwise (grow the file for a stream like the last one, map its first
+ * pages and the record's), so that QEMU, which opens before it stops the
+ * VM, keeps that work out of the pause.
+ */
+int cpr_writer_prepare(CprWriter *w, char **errp);
+
 /* Append at the append position; returns the bytes written or -1. */
 int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
                            char **errp);

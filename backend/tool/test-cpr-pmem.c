@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -224,10 +225,15 @@ static void test_invalidate(void)
     JsonParser *parser = json_parser_new();
     JsonObject *o, *s1;
     char *err = NULL, *want;
+    struct stat before, after;
 
     save(img, 5000, 1);
     save(img, 6000, 2);
+    g_assert_cmpint(stat(img, &before), ==, 0);
     assert_run("invalidate", img, NULL, 0, "invalidated (generation 3)", NULL);
+    /* It writes one record: the file does not grow for a save. */
+    g_assert_cmpint(stat(img, &after), ==, 0);
+    g_assert_cmpint(after.st_size, ==, before.st_size);
     want = g_strdup_printf("%s: image (generation 3) was invalidated", img);
     assert_run("check", img, NULL, 1, NULL, want);
     g_assert_null(cpr_reader_open(img, &err));

@@ -25,13 +25,21 @@ work=$(mktemp -d "$cache/guest/tmp.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # --- kernel: the versioned package the cloud metapackage depends on ---
-pkg=$(apt-cache depends linux-image-cloud-amd64 |
-      awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-[ -n "$pkg" ] || { echo "build-guest.sh: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+kernel_pkg() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }'
+}
 # apt-get download runs as user _apt when started by root: let it write.
 chmod 755 "$work"
 mkdir -m 1777 "$work/deb"
-(cd "$work/deb" && apt-get download -q "$pkg" >&2)
+pkg=$(kernel_pkg)
+# Missing or stale package lists: refresh once and try again.
+if [ -z "$pkg" ] || ! (cd "$work/deb" && apt-get download -q "$pkg" >&2); then
+    apt-get update -q >&2
+    pkg=$(kernel_pkg)
+    [ -n "$pkg" ] || { echo "build-guest.sh: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+    (cd "$work/deb" && apt-get download -q "$pkg" >&2)
+fi
 dpkg-deb -x "$work"/deb/"$pkg"_*.deb "$work/kernel"
 cp "$(ls "$work"/kernel/boot/vmlinuz-* | head -n 1)" "$work/vmlinuz"
 

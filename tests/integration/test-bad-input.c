@@ -10,6 +10,7 @@
 #include "halt-vm.h"
 #include "test-env.h"
 
+#include <glib/gstdio.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -250,10 +251,45 @@ static void test_restore_refusals(void)
     fixture_free(&f);
 }
 
+/* A plugin built for another ABI version is refused; the VM runs on. */
+static void test_abi_mismatch(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *plugins = g_build_filename(dir, "plugins", NULL);
+    g_autofree char *so = g_build_filename(plugins, "transport-badabi.so",
+                                           NULL);
+    g_autofree char *orig_dir = g_strdup(g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"));
+    g_autofree char *data = NULL;
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(QemuProc) vm = NULL;
+    GError *err = NULL;
+    gsize len;
+
+    g_assert_cmpint(g_mkdir(plugins, 0700), ==, 0);
+    g_file_get_contents(BADABI_SO, &data, &len, &err);
+    g_assert_no_error(err);
+    g_file_set_contents(so, data, len, &err);
+    g_assert_no_error(err);
+    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", plugins, TRUE);
+    vm = halt_vm_start(dir, args, "src", NULL, &err);
+    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", orig_dir, TRUE);
+    g_assert_no_error(err);
+
+    g_assert_false(qmp_migrate(qemu_proc_qmp(vm), "badabi:/tmp/vm", &err));
+    g_test_message("badabi: %s", err->message);
+    g_assert_nonnull(strstr(err->message, "transport ABI version 99"));
+    g_clear_error(&err);
+    qmp_wait_status(qemu_proc_qmp(vm), "running", 10000, &err);
+    g_assert_no_error(err);
+    g_clear_pointer(&vm, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/bad-input/save-refusals", test_save_refusals);
     g_test_add_func("/bad-input/restore-refusals", test_restore_refusals);
+    g_test_add_func("/bad-input/abi-mismatch", test_abi_mismatch);
     return g_test_run();
 }

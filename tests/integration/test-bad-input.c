@@ -10,7 +10,6 @@
 #include "halt-vm.h"
 #include "test-env.h"
 
-#include <glib/gstdio.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -255,24 +254,13 @@ static void test_restore_refusals(void)
 static void test_abi_mismatch(void)
 {
     g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
-    g_autofree char *plugins = g_build_filename(dir, "plugins", NULL);
-    g_autofree char *so = g_build_filename(plugins, "transport-badabi.so",
-                                           NULL);
-    g_autofree char *orig_dir = g_strdup(g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"));
-    g_autofree char *data = NULL;
+    g_autofree char *copy = NULL;
     g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
     g_autoptr(QemuProc) vm = NULL;
     GError *err = NULL;
-    gsize len;
 
-    g_assert_cmpint(g_mkdir(plugins, 0700), ==, 0);
-    g_file_get_contents(BADABI_SO, &data, &len, &err);
-    g_assert_no_error(err);
-    g_file_set_contents(so, data, len, &err);
-    g_assert_no_error(err);
-    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", plugins, TRUE);
-    vm = halt_vm_start(dir, args, "src", NULL, &err);
-    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", orig_dir, TRUE);
+    vm = halt_vm_start_with_plugin(dir, args, "src", NULL, BADABI_SO, &copy,
+                                   &err);
     g_assert_no_error(err);
 
     g_assert_false(qmp_migrate(qemu_proc_qmp(vm), "badabi:/tmp/vm", &err));

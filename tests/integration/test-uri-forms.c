@@ -187,18 +187,14 @@ static void test_command_line(void)
 static void test_defer_preloads(void)
 {
     g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
-    g_autofree char *plugins = g_build_filename(dir, "plugins", NULL);
-    g_autofree char *so = g_build_filename(plugins, "transport-pmem.so", NULL);
-    g_autofree char *orig_dir = g_strdup(g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"));
-    g_autofree char *orig = g_build_filename(orig_dir, "transport-pmem.so",
-                                             NULL);
+    g_autofree char *plugin = g_build_filename(
+        g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"), "transport-pmem.so", NULL);
+    g_autofree char *copy = NULL;
     g_autofree char *uri = g_strdup_printf("pmem:%s/vm.cpr", dir);
-    g_autofree char *data = NULL;
     g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
     g_autoptr(QemuProc) src = start(dir, args, "src", NULL);
     g_autoptr(QemuProc) dst = NULL;
     GError *err = NULL;
-    gsize len;
 
     setup_cpr(qemu_proc_qmp(src));
     halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x4b);
@@ -207,15 +203,10 @@ static void test_defer_preloads(void)
     wait_done(qemu_proc_qmp(src));
     g_clear_pointer(&src, qemu_proc_free);
 
-    g_assert_cmpint(g_mkdir(plugins, 0700), ==, 0);
-    g_file_get_contents(orig, &data, &len, &err);
+    dst = halt_vm_start_with_plugin(dir, args, "dst", "defer", plugin, &copy,
+                                    &err);
     g_assert_no_error(err);
-    g_file_set_contents(so, data, len, &err);
-    g_assert_no_error(err);
-    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", plugins, TRUE);
-    dst = start(dir, args, "dst", "defer");
-    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", orig_dir, TRUE);
-    g_assert_cmpint(g_unlink(so), ==, 0);
+    g_assert_cmpint(g_unlink(copy), ==, 0);
 
     setup_cpr(qemu_proc_qmp(dst));
     qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err);

@@ -52,6 +52,38 @@ QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
                     : qemu_proc_start(&opts, errp);
 }
 
+QemuProc *halt_vm_start_with_plugin(const char *dir, GStrv args,
+                                    const char *name, const char *incoming,
+                                    const char *plugin, char **copy,
+                                    GError **errp)
+{
+    g_autofree char *plugins = g_build_filename(dir, "plugins", NULL);
+    g_autofree char *base = g_path_get_basename(plugin);
+    g_autofree char *saved = g_strdup(g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"));
+    g_autofree char *data = NULL;
+    QemuProc *p;
+    gsize len;
+
+    *copy = g_build_filename(plugins, base, NULL);
+    if (g_mkdir_with_parents(plugins, 0700) < 0 ||
+        !g_file_get_contents(plugin, &data, &len, errp) ||
+        !g_file_set_contents(*copy, data, len, errp)) {
+        if (errp && !*errp) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
+                        "cannot create %s", plugins);
+        }
+        return NULL;
+    }
+    g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", plugins, TRUE);
+    p = halt_vm_start(dir, args, name, incoming, errp);
+    if (saved) {
+        g_setenv("QEMU_TRANSPORT_PLUGIN_DIR", saved, TRUE);
+    } else {
+        g_unsetenv("QEMU_TRANSPORT_PLUGIN_DIR");
+    }
+    return p;
+}
+
 void halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val)
 {
     GError *err = NULL;

@@ -23,6 +23,16 @@ GStrv halt_vm_args(const char *dir, const char *ram_name,
 QemuProc *halt_vm_start(const char *dir, GStrv args, const char *name,
                         const char *incoming, GError **errp);
 
+/*
+ * halt_vm_start() with QEMU_TRANSPORT_PLUGIN_DIR pointing at a new
+ * directory under @dir that holds only a copy of @plugin; *@copy gets
+ * the copy's path (g_free), so a test can take it away again.
+ */
+QemuProc *halt_vm_start_with_plugin(const char *dir, GStrv args,
+                                    const char *name, const char *incoming,
+                                    const char *plugin, char **copy,
+                                    GError **errp);
+
 /* RTC CMOS byte @reg, through ports 0x70/0x71; a qtest error aborts. */
 void halt_vm_cmos_write(Qtest *qt, guint8 reg, guint8 val);
 guint8 halt_vm_cmos_read(Qtest *qt, guint8 reg);

@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #define CPR_NO_LIMIT UINT64_MAX
-#define CPR_INITIAL_SIZE (4ull << 20)
+/* Room for two small device-state payloads (2 MiB and 4 MiB): the
+ * second save of a new image does not grow the file. */
+#define CPR_INITIAL_SIZE (8ull << 20)
 #define CPR_MAX_GROW_STEP (1ull << 30)
 /* Page tables are filled ahead of the stream, in one call per step. */
 #define CPR_PREFAULT_MIN (256ull << 10)

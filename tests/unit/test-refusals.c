@@ -124,7 +124,7 @@ static int no_space_child(const char *dir)
     if (strcmp(what, "File too large") != 0) {
         /* Room for the file, not for the stream: out_writev fails. */
         g_assert_cmpint(umount(dir), ==, 0);
-        g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=8m"), ==, 0);
+        g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=12m"), ==, 0);
         o = ops->out_open(big, &err);
         g_assert_nonnull(o);
         g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, -1);

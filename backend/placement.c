@@ -18,16 +18,13 @@ CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len)
     if (live_len == 0) {
         return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT };
     }
-    if (live_off <= CPR_PAYLOAD_AREA) {
-        return (CprPlacement){ cpr_place_above(live_off, live_len),
-                               CPR_NO_LIMIT };
-    }
     /*
-     * Live payload sits high: use the room below it if a stream like the
-     * last one fits there (relocating if this one does not), else start
-     * above it rather than copy what was written.
+     * Below a high live payload if a stream like it fits there (relocating
+     * if this one does not); otherwise above it, rather than copy what was
+     * written.
      */
-    if (live_off - CPR_PAYLOAD_AREA < live_len + live_len / 4) {
+    if (live_off <= CPR_PAYLOAD_AREA ||
+        live_off - CPR_PAYLOAD_AREA < live_len + live_len / 4) {
         return (CprPlacement){ cpr_place_above(live_off, live_len),
                                CPR_NO_LIMIT };
     }

@@ -268,7 +268,7 @@ fail:
  * as the stream has grown so far (bounded), so a big stream takes few
  * calls and a small one does not pay for megabytes it never writes.
  */
-static int populate(CprWriter *w, uint64_t end)
+static void populate(CprWriter *w, uint64_t end)
 {
     uint64_t ahead = min_u64(max_u64(w->len, CPR_PREFAULT_MIN),
                              CPR_PREFAULT_AHEAD);
@@ -279,7 +279,6 @@ static int populate(CprWriter *w, uint64_t end)
         cpr_persist_prefault(w->p, w->faulted, end - w->faulted);
         w->faulted = end;
     }
-    return 0;
 }
 
 /* Grow the file to hold file offset @end; a remap loses the page tables. */
@@ -321,7 +320,8 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     if (grow(w, w->place.base + end, errp) < 0) {
         return -1;
     }
-    return populate(w, w->place.base + end);
+    populate(w, w->place.base + end);
+    return 0;
 }
 
 static int check_usable(CprWriter *w, char **errp)
@@ -347,7 +347,8 @@ int cpr_writer_prepare(CprWriter *w, char **errp)
         return -1;
     }
     cpr_persist_prefault(w->p, slot, CPR_BLOCK_SIZE);
-    return populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
+    populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
+    return 0;
 }
 
 /* Total size of @iov, or -1 if it exceeds the largest stream. */

@@ -4,6 +4,7 @@
 #include "format.h"
 #include "metadata.h"
 #include "persist.h"
+#include "prefault.h"
 #include "placement.h"
 #include "hash.h"
 
@@ -42,6 +43,7 @@ struct CprWriter {
     uint64_t pos;               /* append position */
     uint64_t len;               /* stream length */
     uint64_t faulted;           /* file offset the mapping is populated to */
+    CprPrefault *bg;            /* populating ahead of a large stream */
     XXH3_state_t *hash;
     bool hash_streaming;        /* every byte so far came in order */
     bool failed;                /* a write failed: never commit */
@@ -273,12 +275,20 @@ static void populate(CprWriter *w, uint64_t end)
     uint64_t ahead = min_u64(max_u64(w->len, CPR_PREFAULT_MIN),
                              CPR_PREFAULT_AHEAD);
 
+    w->faulted = max_u64(w->faulted, cpr_prefault_done(w->bg));
     if (end > w->faulted) {
         end = min_u64(max_u64(end, w->faulted + ahead),
                       cpr_persist_size(w->p));
         cpr_persist_prefault(w->p, w->faulted, end - w->faulted);
         w->faulted = end;
+        cpr_prefault_skip(w->bg, end);
     }
+}
+
+static void stop_prefault(CprWriter *w)
+{
+    cpr_prefault_stop(w->bg);
+    w->bg = NULL;
 }
 
 /* Grow the file to hold file offset @end; a remap loses the page tables. */
@@ -289,6 +299,7 @@ static int grow(CprWriter *w, uint64_t end, char **errp)
     if (end <= size) {
         return 0;
     }
+    stop_prefault(w);
     if (cpr_persist_grow(w->p, cpr_grow_target(size, end), errp) < 0) {
         return -1;
     }
@@ -307,6 +318,7 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     if (end > w->place.limit) {
         uint64_t high = cpr_place_above(w->live_off, w->live_len);
 
+        stop_prefault(w);
         if (grow(w, high + end, errp) < 0) {
             return -1;
         }
@@ -337,9 +349,27 @@ static int check_usable(CprWriter *w, char **errp)
     return 0;
 }
 
+int cpr_writer_preallocate(CprWriter *w, uint64_t size, char **errp)
+{
+    if (check_usable(w, errp) < 0) {
+        return -1;
+    }
+    stop_prefault(w);
+    /* Exactly as asked (in 2 MiB steps), unlike a growing stream. */
+    if (cpr_persist_grow(w->p, cpr_align_up(size, CPR_ALIGN), errp) < 0) {
+        return -1;
+    }
+    w->faulted = w->place.base + w->len;
+    cpr_persist_prefault(w->p, 0, cpr_persist_size(w->p));
+    return 0;
+}
+
 int cpr_writer_prepare(CprWriter *w, char **errp)
 {
-    uint64_t expect = w->live_len + w->live_len / 4;
+    /* A stream like the last; the first one into an image gets all of it
+     * (8 MiB, or what "cpr-pmem create --size" made). */
+    uint64_t expect = w->live_len ? w->live_len + w->live_len / 4 :
+                      cpr_persist_size(w->p) - w->place.base;
     uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
 
     if (check_usable(w, errp) < 0 ||
@@ -348,6 +378,9 @@ int cpr_writer_prepare(CprWriter *w, char **errp)
     }
     cpr_persist_prefault(w->p, slot, CPR_BLOCK_SIZE);
     populate(w, w->place.base + min_u64(expect, CPR_PREFAULT_OPEN));
+    if (expect > CPR_PREFAULT_OPEN && !w->bg) {
+        w->bg = cpr_prefault_start(w->p, w->faulted, w->place.base + expect);
+    }
     return 0;
 }
 
@@ -467,6 +500,7 @@ int cpr_writer_commit(CprWriter *w, char **errp)
     if (check_usable(w, errp) < 0 || reserve(w, w->len, errp) < 0) {
         return -1;
     }
+    stop_prefault(w);
     rec.generation = w->gen;
     rec.payload_off = w->place.base;
     rec.payload_len = w->len;
@@ -503,6 +537,7 @@ int cpr_writer_invalidate(CprWriter *w, char **errp)
 
 void cpr_writer_abort(CprWriter *w)
 {
+    stop_prefault(w);
     w->finished = true;
 }
 
@@ -511,6 +546,7 @@ void cpr_writer_close(CprWriter *w)
     if (!w) {
         return;
     }
+    stop_prefault(w);
     cpr_persist_unmap(w->p);
     if (w->fd >= 0) {
         close(w->fd);   /* drops the flock */

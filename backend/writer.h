@@ -29,6 +29,14 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
  */
 int cpr_writer_prepare(CprWriter *w, char **errp);
 
+/*
+ * Instead of a stream: grow the file to at least @size bytes and fault in
+ * every page now (tmpfs and DAX allocate and zero a page on its first
+ * touch), so that saves into it pay for neither.  Contents and records
+ * are unchanged.  A first save into a new image pre-maps all of it.
+ */
+int cpr_writer_preallocate(CprWriter *w, uint64_t size, char **errp);
+
 /* Append at the append position; returns the bytes written or -1. */
 int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
                            char **errp);

@@ -219,6 +219,32 @@ static void test_check(void)
     g_free(img);
 }
 
+static void test_create(void)
+{
+    char *img = path_of("create");
+    char *other = path_of("create-not-an-image");
+    struct stat st;
+
+    assert_run("create", "--size=16M", img, 0, "16777216 bytes", NULL);
+    g_assert_cmpint(stat(img, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 16 << 20);
+    assert_run("check", img, NULL, 1, NULL, "no committed image");
+    save(img, 5000, 3);
+    /* Growing an image keeps its saves. */
+    assert_run("create", "--size=32M", img, 0, NULL, NULL);
+    assert_run("check", img, NULL, 0, "OK, generation 1, 5000 bytes", NULL);
+    g_assert_cmpint(stat(img, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 32 << 20);
+    assert_run("create", img, NULL, 2, NULL, "create needs it");
+    assert_run("check", "--size=1G", img, 2, NULL, "--size is for create");
+    assert_run("create", "--size=12Q", img, 2, NULL, "not '12Q'");
+    assert_run("create", "--size=0", img, 2, NULL, "positive size");
+    g_assert_true(g_file_set_contents(other, "hello", 5, NULL));
+    assert_run("create", "--size=1M", other, 1, NULL, "refusing to overwrite");
+    g_free(img);
+    g_free(other);
+}
+
 static void test_invalidate(void)
 {
     char *img = path_of("invalidate");
@@ -284,6 +310,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/info-json", test_info_json);
     g_test_add_func("/tool/check", test_check);
     g_test_add_func("/tool/invalidate", test_invalidate);
+    g_test_add_func("/tool/create", test_create);
     ret = g_test_run();
     remove_dir();
     g_free(dir);

@@ -251,6 +251,56 @@ static void test_close_without_commit(void)
     g_free(path);
 }
 
+/*
+ * Streams over 64 MiB get their page tables populated by a thread: it
+ * must stop before a growing stream remaps the file, and on abort.
+ */
+static void test_background_prefault(void)
+{
+    char *path = tu_path("prefault");
+    uint8_t *a = tu_pattern(80 * MiB, 1), *b = tu_pattern(100 * MiB, 2);
+    uint8_t *c = tu_pattern(200 * MiB, 3);
+
+    tu_save(path, a, 80 * MiB);
+    tu_save(path, b, 100 * MiB);    /* expects 100 MiB: the thread runs */
+    tu_assert_loads(path, b, 100 * MiB);
+    tu_save(path, c, 200 * MiB);    /* expects 125 MiB, grows mid-stream */
+    tu_assert_loads(path, c, 200 * MiB);
+    tu_save_aborted(path, a, 80 * MiB, 5 * MiB);    /* thread still busy */
+    tu_assert_loads(path, c, 200 * MiB);
+    g_free(a);
+    g_free(b);
+    g_free(c);
+    g_free(path);
+}
+
+/* "cpr-pmem create --size": room made ahead, saves kept. */
+static void test_preallocate(void)
+{
+    char *path = tu_path("prealloc");
+    uint8_t *a = tu_pattern(70 * MiB, 4);
+    char *err = NULL;
+    struct stat st;
+    CprWriter *w;
+
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_cmpint(cpr_writer_preallocate(w, 96 * MiB, &err), ==, 0);
+    cpr_writer_close(w);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 96 * MiB);
+    tu_assert_load_refused(path, "no committed image");
+    tu_save(path, a, 70 * MiB);     /* a first save pre-maps all 94 MiB */
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_cmpint(cpr_writer_preallocate(w, 160 * MiB, &err), ==, 0);
+    cpr_writer_close(w);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 160 * MiB);
+    tu_assert_loads(path, a, 70 * MiB);
+    g_assert_null(err);
+    g_free(a);
+    g_free(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -267,5 +317,8 @@ int main(int argc, char **argv)
                     test_placement_and_abort);
     g_test_add_func("/roundtrip/close-without-commit",
                     test_close_without_commit);
+    g_test_add_func("/roundtrip/background-prefault",
+                    test_background_prefault);
+    g_test_add_func("/roundtrip/preallocate", test_preallocate);
     return g_test_run();
 }

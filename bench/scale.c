@@ -57,12 +57,24 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
             goto out;
         }
     }
+    /* All at once, as a host shutdown would: no VM waits for another's
+     * migrate command to return before it is told. */
     for (guint i = 0; i < n; i++) {
+        g_autoptr(JsonObject) args = json_object_new();
         g_autofree char *uri = bench_uri(t, img[i]);
 
-        if (!qmp_migrate(qemu_proc_qmp(vm[i]), uri, errp)) {
+        json_object_set_string_member(args, "uri", uri);
+        if (!qmp_send(qemu_proc_qmp(vm[i]), "migrate", args, errp)) {
             goto out;
         }
+    }
+    for (guint i = 0; i < n; i++) {
+        JsonNode *ret = qmp_receive(qemu_proc_qmp(vm[i]), "migrate", errp);
+
+        if (!ret) {
+            goto out;
+        }
+        json_node_unref(ret);
     }
     for (guint i = 0; i < n; i++) {
         CycleSample s;

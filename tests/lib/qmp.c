@@ -125,15 +125,17 @@ static gboolean send_command(Qmp *qmp, const char *cmd, JsonObject *args,
     return line_socket_send(qmp->ls, line, strlen(line), deadline, errp);
 }
 
-JsonNode *qmp_execute(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp)
+gboolean qmp_send(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp)
 {
-    gint64 deadline = deadline_after_ms(qmp->timeout_ms);
+    return send_command(qmp, cmd, args, deadline_after_ms(qmp->timeout_ms),
+                        errp);
+}
+
+JsonNode *qmp_receive(Qmp *qmp, const char *cmd, GError **errp)
+{
     g_autoptr(JsonObject) reply = NULL;
 
-    if (!send_command(qmp, cmd, args, deadline, errp)) {
-        return NULL;
-    }
-    reply = read_reply(qmp, deadline, errp);
+    reply = read_reply(qmp, deadline_after_ms(qmp->timeout_ms), errp);
     if (!reply) {
         g_prefix_error(errp, "%s: ", cmd);
         return NULL;
@@ -152,6 +154,14 @@ JsonNode *qmp_execute(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp
         return NULL;
     }
     return json_object_dup_member(reply, "return");
+}
+
+JsonNode *qmp_execute(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp)
+{
+    if (!qmp_send(qmp, cmd, args, errp)) {
+        return NULL;
+    }
+    return qmp_receive(qmp, cmd, errp);
 }
 
 gboolean qmp_run(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp)

@@ -34,6 +34,12 @@ void qmp_set_timeout(Qmp *qmp, guint timeout_ms);
 
 /* Run @cmd with optional @args; returns the "return" member (unref it). */
 JsonNode *qmp_execute(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp);
+/*
+ * qmp_execute in two halves, so that several QEMUs can be sent a command
+ * before any reply is awaited; @cmd only names it in errors.
+ */
+gboolean qmp_send(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp);
+JsonNode *qmp_receive(Qmp *qmp, const char *cmd, GError **errp);
 /* Same, discarding the return value. */
 gboolean qmp_run(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp);
 

@@ -513,7 +513,16 @@ int cpr_writer_commit(CprWriter *w, char **errp)
         return -1;
     }
     /* 2: the record. */
-    return publish(w, &rec, errp);
+    if (publish(w, &rec, errp) < 0) {
+        return -1;
+    }
+    /*
+     * The save is over: let a reader in now rather than after QEMU's
+     * cleanup unmaps what may be gigabytes.  This writer stores nothing
+     * more.
+     */
+    flock(w->fd, LOCK_UN);
+    return 0;
 }
 
 int cpr_writer_invalidate(CprWriter *w, char **errp)

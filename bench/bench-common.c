@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "bench.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 char *bench_shm_base, *bench_disk_base;
 
@@ -93,4 +95,20 @@ double bench_micro_get(GHashTable *kv, const char *key)
     double *v = kv ? g_hash_table_lookup(kv, key) : NULL;
 
     return v ? *v : NAN;
+}
+
+double bench_fdatasync_us(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    gint64 t0;
+    int r;
+
+    if (fd < 0) {
+        return NAN;
+    }
+    t0 = g_get_monotonic_time();
+    r = fdatasync(fd);
+    t0 = g_get_monotonic_time() - t0;
+    close(fd);
+    return r == 0 ? (double)t0 : NAN;
 }

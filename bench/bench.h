@@ -64,6 +64,9 @@ GHashTable *bench_micro(const BenchOpts *o, const char *const *args,
                         GError **errp);
 double bench_micro_get(GHashTable *kv, const char *key);
 
+/* Time an fdatasync() of @path (the durable-save equivalent for file:). */
+double bench_fdatasync_us(const char *path);
+
 /* The parts; each appends to @r. */
 gboolean bench_latency(Report *r, GError **errp);
 gboolean bench_micro_abi(Report *r, GError **errp);

@@ -4,12 +4,12 @@
  * with a non-zero byte through qtest's memset (QEMU's zero-page detection
  * must not shortcut it), saved to /dev/shm; next to memcpy bandwidth
  * measured in this process in the same run.  max-bandwidth is raised to
- * 1 TiB/s for every transport (bench_setup); QEMU's default would cap the
+ * 1 TiB/s for every transport (cpr_setup); QEMU's default would cap the
  * save at 128 MiB/s.
  */
 #include "bench.h"
 #include "guest-kinds.h"
-#include "timed-cycle.h"
+#include "cpr-cycle.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -102,7 +102,7 @@ typedef struct {
 
 /* Stream size and, for pmem:, validation time of the image just saved. */
 static gboolean measure(const BenchOpts *o, TransportId t, const char *img,
-                        CycleSample *s, FullSave *out, GError **errp)
+                        CprSample *s, FullSave *out, GError **errp)
 {
     out->val_ms = NAN;
     if (t == T_PMEM) {
@@ -146,7 +146,7 @@ static gboolean saves(Report *r, const FrRow *row, guint gib,
     TransportId t = row->t;
     g_autofree char *ram = g_strdup_printf("%uG", gib);
     GuestSpec spec = { GUEST_QTEST, ram, FALSE, FALSE };
-    SaveSetup setup = { .ignore_shared = FALSE };
+    CprSetup setup = { .ignore_shared = FALSE };
     g_autofree char *dir = g_strdup_printf("%s/fullram", bench_shm_base);
     g_autofree char *img = g_strdup_printf("%s/fullram.img", bench_shm_base);
     g_autofree char *uri = bench_uri(t, img);
@@ -173,13 +173,13 @@ static gboolean saves(Report *r, const FrRow *row, guint gib,
         goto out;
     }
     for (int i = 0; i < SAVES; i++) {
-        CycleSample s;
+        CprSample s;
 
-        cycle_sample_clear(&s);
+        cpr_sample_clear(&s);
         /* A completed save leaves the VM stopped: resume it for the next. */
         if ((i && !qmp_run(qemu_proc_qmp(vm), "cont", NULL, errp)) ||
-            !bench_save_start(vm, &setup, uri, errp) ||
-            !bench_save_finish(vm, &s, NULL, NULL, errp) ||
+            !cpr_save_start(vm, &setup, uri, errp) ||
+            !cpr_save_finish(vm, &s, NULL, NULL, errp) ||
             !measure(o, t, img, &s, &out[i], errp)) {
             goto out;
         }

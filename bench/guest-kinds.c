@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "guest-kinds.h"
 #include "guest.h"
-#include "timed-cycle.h"
+#include "cpr-cycle.h"
 
 #include <string.h>
 
@@ -74,7 +74,7 @@ static GStrv qtest_guest(const GuestSpec *g, const char *dir, GError **errp)
     if (g->many_devices) {
         add_devices(a);
     }
-    for (const char *const *t = bench_trace_args; *t; t++) {
+    for (const char *const *t = cpr_trace_args; *t; t++) {
         g_ptr_array_add(a, g_strdup(*t));
     }
     g_ptr_array_add(a, NULL);
@@ -95,7 +95,7 @@ static GStrv linux_guest(const char *qemu, const char *dir, GError **errp)
     for (char **s = base; *s; s++) {
         g_ptr_array_add(a, g_strdup(*s));
     }
-    for (const char *const *t = bench_trace_args; *t; t++) {
+    for (const char *const *t = cpr_trace_args; *t; t++) {
         g_ptr_array_add(a, g_strdup(*t));
     }
     g_ptr_array_add(a, NULL);

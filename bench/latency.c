@@ -8,7 +8,7 @@
 #include "guest-kinds.h"
 #include "guest.h"
 #include "stats.h"
-#include "timed-cycle.h"
+#include "cpr-cycle.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -23,7 +23,7 @@ typedef struct {
     char *image;
     char *uri;
     QemuProc *vm;
-    GArray *samples;      /* CycleSample */
+    GArray *samples;      /* CprSample */
     guint gen;
 } Chain;
 
@@ -55,14 +55,14 @@ static QemuProcOpts chain_opts(const BenchOpts *o, Chain *c, GStrv args)
 static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
                             gboolean keep, GError **errp)
 {
-    SaveSetup setup = { .ignore_shared = TRUE };
-    CycleSample s;
+    CprSetup setup = { .ignore_shared = TRUE };
+    CprSample s;
     QemuProcOpts opts;
     QemuProc *dst;
 
-    cycle_sample_clear(&s);
+    cpr_sample_clear(&s);
     bench_set_medium_env(c->medium);
-    if (!bench_save(c->vm, &setup, c->uri, &s, errp)) {
+    if (!cpr_save(c->vm, &setup, c->uri, &s, errp)) {
         return FALSE;
     }
     if (bench_transports[c->transport].scheme[0] == 'f') {
@@ -75,7 +75,7 @@ static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
     }
     c->gen++;
     opts = chain_opts(o, c, args);
-    dst = bench_restore(&opts, &setup, c->uri, &s, errp);
+    dst = cpr_restore(&opts, &setup, c->uri, &s, errp);
     if (!dst) {
         return FALSE;
     }
@@ -98,7 +98,7 @@ static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
 }
 
 /* Field accessors for the summary columns. */
-#define COL(f) (offsetof(CycleSample, f) / sizeof(double))
+#define COL(f) (offsetof(CprSample, f) / sizeof(double))
 
 static Summary col(const Chain *c, size_t idx, gboolean plus_sync)
 {
@@ -106,7 +106,7 @@ static Summary col(const Chain *c, size_t idx, gboolean plus_sync)
 
     for (guint i = 0; i < c->samples->len; i++) {
         const double *s = (const double *)&g_array_index(c->samples,
-                                                         CycleSample, i);
+                                                         CprSample, i);
         v[i] = s[idx] + (plus_sync ? s[COL(fdatasync_us)] : 0);
     }
     return summarize(v, c->samples->len);
@@ -120,8 +120,8 @@ static Summary pair_ratio(const Chain *a, const Chain *b, size_t idx,
     g_autofree double *v = g_new(double, n + 1);
 
     for (guint i = 0; i < n; i++) {
-        const double *x = (const double *)&g_array_index(a->samples, CycleSample, i);
-        const double *y = (const double *)&g_array_index(b->samples, CycleSample, i);
+        const double *x = (const double *)&g_array_index(a->samples, CprSample, i);
+        const double *y = (const double *)&g_array_index(b->samples, CprSample, i);
 
         v[i] = x[idx] / (y[idx] + (b_sync ? y[COL(fdatasync_us)] : 0));
     }
@@ -163,7 +163,7 @@ static void json_summary(JsonBuilder *j, const char *key, Summary s)
 static void write_csv(FILE *f, const char *guest, const Chain *c)
 {
     for (guint i = 0; f && i < c->samples->len; i++) {
-        const CycleSample *s = &g_array_index(c->samples, CycleSample, i);
+        const CprSample *s = &g_array_index(c->samples, CprSample, i);
 
         fprintf(f, "%s,%s,%s,%u,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f\n",
                 guest, bench_media[c->medium].name,
@@ -274,7 +274,7 @@ static gboolean run_guest(Report *r, GuestKind kind, FILE *csv, FILE *dat,
             c->image = g_strdup_printf("%s/%s-%s-%d.img", bench_medium_dir(m),
                                        gname, bench_media[m].name, t);
             c->uri = bench_uri(t, c->image);
-            c->samples = g_array_new(FALSE, FALSE, sizeof(CycleSample));
+            c->samples = g_array_new(FALSE, FALSE, sizeof(CprSample));
             g_mkdir_with_parents(c->dir, 0700);
             by[m][t] = c;
             g_ptr_array_add(chains, c);

@@ -12,7 +12,7 @@
  */
 #include "bench.h"
 #include "guest-kinds.h"
-#include "timed-cycle.h"
+#include "cpr-cycle.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -23,7 +23,7 @@ static const TransportId scale_transports[] = { T_PMEM, T_FILE_STOCK };
 static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp)
 {
     GuestSpec spec = { GUEST_QTEST, "64M", TRUE, TRUE };
-    SaveSetup setup = { .ignore_shared = TRUE };
+    CprSetup setup = { .ignore_shared = TRUE };
     QemuProc **vm = g_new0(QemuProc *, n);
     char **dir = g_new0(char *, n);
     char **img = g_new0(char *, n);
@@ -34,7 +34,7 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
         g_auto(GStrv) args = NULL;
         g_autofree char *uri = NULL;
         QemuProcOpts opts;
-        CycleSample s;
+        CprSample s;
 
         dir[i] = g_strdup_printf("%s/scale-%u", bench_shm_base, i);
         img[i] = g_strdup_printf("%s/scale-%u.img", bench_shm_base, i);
@@ -48,11 +48,11 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
                                .args = (const char *const *)args, .dir = dir[i],
                                .name = "vm", .qtest = TRUE, .timeout_ms = 60000 };
         vm[i] = qemu_proc_start(&opts, errp);
-        if (!vm[i] || !bench_save(vm[i], &setup, uri, &s, errp)) {
+        if (!vm[i] || !cpr_save(vm[i], &setup, uri, &s, errp)) {
             goto out;
         }
         g_clear_pointer(&vm[i], qemu_proc_free);
-        vm[i] = bench_restore(&opts, &setup, uri, &s, errp);
+        vm[i] = cpr_restore(&opts, &setup, uri, &s, errp);
         if (!vm[i]) {
             goto out;
         }
@@ -77,10 +77,10 @@ static double blackout(const BenchOpts *o, TransportId t, guint n, GError **errp
         json_node_unref(ret);
     }
     for (guint i = 0; i < n; i++) {
-        CycleSample s;
+        CprSample s;
         double stop, done;
 
-        if (!bench_save_finish(vm[i], &s, &stop, &done, errp)) {
+        if (!cpr_save_finish(vm[i], &s, &stop, &done, errp)) {
             goto out;
         }
         first = MIN(first, stop);

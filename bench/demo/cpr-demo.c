@@ -9,7 +9,7 @@
  */
 #include "guest.h"
 #include "test-env.h"
-#include "timed-cycle.h"
+#include "cpr-cycle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@ typedef struct {
     const char *qemu;
     const char *scheme;
     const char *durability;
-    CycleSample t;
+    CprSample t;
     guint last_before, first_after;
 } Run;
 
@@ -38,7 +38,7 @@ static gboolean run_cycle(Run *r, const char *dir, GError **errp)
     g_autoptr(GArray) before = NULL;
     g_autoptr(GArray) all = NULL;
     QemuProcOpts opts = { .binary = r->qemu, .dir = dir };
-    SaveSetup setup = { .ignore_shared = TRUE };
+    CprSetup setup = { .ignore_shared = TRUE };
 
     args = guest_args(guest_accel(r->qemu), ram, serial, errp);
     if (!args) {
@@ -46,16 +46,16 @@ static gboolean run_cycle(Run *r, const char *dir, GError **errp)
     }
     opts.args = (const char *const *)args;
     opts.name = r->scheme;
-    cycle_sample_clear(&r->t);
+    cpr_sample_clear(&r->t);
     src = qemu_proc_start(&opts, errp);
     if (!src || !guest_wait_tick(serial, TICKS_BEFORE, BOOT_TIMEOUT_MS, NULL, errp) ||
-        !bench_save(src, &setup, uri, &r->t, errp)) {
+        !cpr_save(src, &setup, uri, &r->t, errp)) {
         return FALSE;
     }
     before = guest_ticks(serial);
     r->last_before = g_array_index(before, guint, before->len - 1);
 
-    dst = bench_restore(&opts, &setup, uri, &r->t, errp);
+    dst = cpr_restore(&opts, &setup, uri, &r->t, errp);
     if (!dst || !guest_wait_tick(serial, r->last_before + TICKS_AFTER, 30000,
                                  NULL, errp)) {
         return FALSE;

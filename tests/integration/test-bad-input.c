@@ -110,10 +110,10 @@ static void assert_restores(Fixture *f, const char *path, guint8 cmos)
     g_autofree char *uri = g_strconcat("pmem:", path, NULL);
     g_autoptr(QemuProc) dst = NULL;
     GError *err = NULL;
-    CprTimes t;
+    CprSample t;
 
     f->opts.name = "dst";
-    dst = cpr_restore(&f->opts, uri, &t, &err);
+    dst = cpr_restore(&f->opts, CPR_SETUP_SHARED, uri, &t, &err);
     g_assert_no_error(err);
     g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, cmos);
 }

@@ -130,7 +130,7 @@ static void run_cycle(TestBase state_base, gboolean fresh_ram)
     };
     g_autoptr(QemuProc) src = NULL;
     g_autoptr(QemuProc) dst = NULL;
-    CprTimes t;
+    CprSample t;
     GError *err = NULL;
 
     g_test_message("qemu %s, uri %s", opts.binary, uri);
@@ -141,22 +141,19 @@ static void run_cycle(TestBase state_base, gboolean fresh_ram)
     g_assert_cmpuint(cmos_mismatches(qemu_proc_qtest(src)), ==, 0);
 
     if (fresh_ram) {
-        cpr_save(src, uri, &t, &err);
+        cpr_save(src, CPR_SETUP_SHARED, uri, &t, &err);
         g_assert_no_error(err);
         g_strfreev(args);
         args = qtest_args(shm, "ram-fresh");
         opts.args = (const char *const *)args;
         opts.name = "dst";
-        dst = cpr_restore(&opts, uri, &t, &err);
+        dst = cpr_restore(&opts, CPR_SETUP_SHARED, uri, &t, &err);
     } else {
-        dst = cpr_cycle(src, uri, "dst", &t, &err);
+        dst = cpr_cycle(src, CPR_SETUP_SHARED, uri, "dst", &t, &err);
     }
     g_assert_no_error(err);
-    g_test_message("save %.1f ms (qemu total %" G_GINT64_FORMAT " ms, downtime %"
-                   G_GINT64_FORMAT " ms), quit %.1f ms, dst qmp-ready %.1f ms, "
-                   "restore %.1f ms",
-                   t.migrate_us / 1e3, t.qemu_total_ms, t.qemu_downtime_ms,
-                   t.quit_us / 1e3, t.dst_qmp_ready_us / 1e3, t.incoming_us / 1e3);
+    g_test_message("pause %.2f ms, dst qmp-ready %.1f ms, restore %.2f ms",
+                   t.pause_us / 1e3, t.qmp_ready_us / 1e3, t.incoming_us / 1e3);
 
     g_assert_cmpuint(cmos_mismatches(qemu_proc_qtest(dst)), ==, 0);
     if (fresh_ram) {
@@ -187,9 +184,9 @@ static void test_restore_missing_state(void)
     };
     g_autoptr(QemuProc) dst = NULL;
     g_autoptr(GError) err = NULL;
-    CprTimes t;
+    CprSample t;
 
-    dst = cpr_restore(&opts, uri, &t, &err);
+    dst = cpr_restore(&opts, CPR_SETUP_SHARED, uri, &t, &err);
     g_assert_null(dst);
     g_assert_nonnull(err);
     g_test_message("expected failure: %s", err->message);

@@ -1,52 +1,118 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "cpr-cycle.h"
+#include "qemu-log.h"
 
-#define MIGRATE_TIMEOUT_MS 60000
+#include <math.h>
+
+#define MIGRATE_TIMEOUT_MS 120000   /* a 4 GiB save into a new file */
 #define QUIT_TIMEOUT_MS    30000
+#define MAX_BANDWIDTH      (G_GINT64_CONSTANT(1) << 40)   /* 1 TiB/s */
 
-/* Both sides need the same setup: cpr-reboot is checked on the destination too. */
-static gboolean setup_cpr_reboot(Qmp *qmp, GError **errp)
+const char *const cpr_trace_args[] = {
+    "-trace", "vmstate_downtime_checkpoint", "-msg", "timestamp=on", NULL,
+};
+
+void cpr_sample_clear(CprSample *s)
 {
-    return qmp_set_capability(qmp, "x-ignore-shared", TRUE, errp) &&
-           qmp_set_parameter(qmp, "mode", "cpr-reboot", errp);
+    double *f = (double *)s;
+
+    for (size_t i = 0; i < sizeof(*s) / sizeof(double); i++) {
+        f[i] = NAN;
+    }
 }
 
-static gint64 int_member(JsonObject *obj, const char *name)
+static gboolean set_cap(Qmp *qmp, const char *cap, gboolean on, GError **errp)
 {
-    return json_object_has_member(obj, name)
-           ? json_object_get_int_member(obj, name) : -1;
+    return qmp_set_capability(qmp, cap, on, errp);
 }
 
-gboolean cpr_save(QemuProc *src, const char *uri, CprTimes *times,
-                  GError **errp)
+gboolean cpr_setup(Qmp *qmp, const CprSetup *setup, GError **errp)
+{
+    g_autoptr(JsonObject) args = json_object_new();
+
+    json_object_set_int_member(args, "max-bandwidth", MAX_BANDWIDTH);
+    return set_cap(qmp, "x-ignore-shared", setup->ignore_shared, errp) &&
+           set_cap(qmp, "events", TRUE, errp) &&
+           qmp_set_parameter(qmp, "mode", "cpr-reboot", errp) &&
+           qmp_run(qmp, "migrate-set-parameters", args, errp);
+}
+
+/* QMP event timestamp in microseconds since the epoch. */
+static double event_time_us(JsonObject *ev)
+{
+    JsonObject *ts = json_object_get_object_member(ev, "timestamp");
+
+    return json_object_get_int_member(ts, "seconds") * 1e6 +
+           json_object_get_int_member(ts, "microseconds");
+}
+
+static const char *migration_status(JsonObject *ev)
+{
+    JsonObject *data = json_object_get_object_member(ev, "data");
+
+    return data ? json_object_get_string_member_with_default(data, "status", "")
+                : "";
+}
+
+gboolean cpr_save_start(QemuProc *src, const CprSetup *setup,
+                          const char *uri, GError **errp)
 {
     Qmp *qmp = qemu_proc_qmp(src);
-    g_autoptr(JsonObject) info = NULL;
-    gint64 t0;
-    int status;
 
-    if (!setup_cpr_reboot(qmp, errp)) {
-        goto fail;
+    if (!cpr_setup(qmp, setup, errp) || !qmp_migrate(qmp, uri, errp)) {
+        qemu_proc_add_log_to_error(src, errp);
+        return FALSE;
     }
-    t0 = g_get_monotonic_time();
-    if (!qmp_migrate(qmp, uri, errp) ||
-        !qmp_wait_migration(qmp, MIGRATE_TIMEOUT_MS, &info, errp)) {
-        goto fail;
-    }
-    times->migrate_us = g_get_monotonic_time() - t0;
-    times->qemu_total_ms = int_member(info, "total-time");
-    times->qemu_downtime_ms = int_member(info, "downtime");
+    return TRUE;
+}
 
-    t0 = g_get_monotonic_time();
-    if (!qmp_quit(qmp, errp) ||
-        !qemu_proc_wait(src, QUIT_TIMEOUT_MS, &status, errp)) {
+gboolean cpr_save_finish(QemuProc *src, CprSample *s, double *stop_at_us,
+                           double *completed_at_us, GError **errp)
+{
+    Qmp *qmp = qemu_proc_qmp(src);
+    g_autoptr(JsonObject) stop = NULL;
+    g_autoptr(JsonNode) info = NULL;
+    JsonObject *ram;
+    double done = 0;
+
+    /* bounded: each wait has a deadline and a migration has few states */
+    for (int i = 0; i < 16 && done == 0; i++) {
+        g_autoptr(JsonObject) ev = qmp_wait_event(qmp, "MIGRATION",
+                                                  MIGRATE_TIMEOUT_MS, errp);
+        const char *status;
+
+        if (!ev) {
+            goto fail;
+        }
+        status = migration_status(ev);
+        if (g_str_equal(status, "completed")) {
+            done = event_time_us(ev);
+        } else if (g_str_equal(status, "failed") ||
+                   g_str_equal(status, "cancelled")) {
+            g_set_error(errp, QMP_ERROR, QMP_ERROR_MIGRATION,
+                        "migration %s", status);
+            goto fail;
+        }
+    }
+    stop = qmp_wait_event(qmp, "STOP", 1000, errp);
+    info = qmp_execute(qmp, "query-migrate", NULL, errp);
+    if (!done || !stop || !info) {
         goto fail;
     }
-    times->quit_us = g_get_monotonic_time() - t0;
-    if (status != 0) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "QEMU exited with status %d after quit", status);
-        goto fail;
+    s->pause_us = done - event_time_us(stop);
+    s->downtime_us = json_object_get_int_member_with_default(
+        json_node_get_object(info), "downtime", -1) * 1e3;
+    ram = json_object_has_member(json_node_get_object(info), "ram")
+          ? json_object_get_object_member(json_node_get_object(info), "ram")
+          : NULL;
+    if (ram) {
+        s->stream_bytes = json_object_get_int_member(ram, "transferred");
+    }
+    if (stop_at_us) {
+        *stop_at_us = event_time_us(stop);
+    }
+    if (completed_at_us) {
+        *completed_at_us = done;
     }
     return TRUE;
 
@@ -55,42 +121,85 @@ fail:
     return FALSE;
 }
 
-QemuProc *cpr_restore(const QemuProcOpts *opts, const char *uri,
-                      CprTimes *times, GError **errp)
+gboolean cpr_save_quit(QemuProc *src, CprSample *s, GError **errp)
+{
+    g_autofree char *log = NULL;
+    int status;
+
+    if (!qmp_quit(qemu_proc_qmp(src), errp) ||
+        !qemu_proc_wait(src, QUIT_TIMEOUT_MS, &status, errp)) {
+        qemu_proc_add_log_to_error(src, errp);
+        return FALSE;
+    }
+    log = qemu_proc_log(src);
+    qemu_log_phases(log, &s->stop_us, &s->saved_us, &s->commit_us);
+    return TRUE;
+}
+
+gboolean cpr_save(QemuProc *src, const CprSetup *setup, const char *uri,
+                    CprSample *s, GError **errp)
+{
+    return cpr_save_start(src, setup, uri, errp) &&
+           cpr_save_finish(src, s, NULL, NULL, errp) &&
+           cpr_save_quit(src, s, errp);
+}
+
+QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
+                        const char *uri, CprSample *s, GError **errp)
 {
     g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(JsonObject) resume = NULL;
     Qmp *qmp;
-    gint64 t0;
+    double sent;
 
     dst = qemu_proc_start_incoming(opts, "defer", errp);
     if (!dst) {
         return NULL;
     }
-    times->dst_qmp_ready_us = qemu_proc_qmp_ready_us(dst);
+    s->qmp_ready_us = qemu_proc_qmp_ready_us(dst);
     qmp = qemu_proc_qmp(dst);
-    if (!setup_cpr_reboot(qmp, errp)) {
-        qemu_proc_add_log_to_error(dst, errp);
-        return NULL;
+    if (!cpr_setup(qmp, setup, errp)) {
+        goto fail;
     }
-    t0 = g_get_monotonic_time();
-    if (!qmp_migrate_incoming(qmp, uri, errp) ||
-        !qmp_wait_status(qmp, "running", MIGRATE_TIMEOUT_MS, errp)) {
-        /* A failed load leaves QEMU's reason in its log. */
-        qemu_proc_add_log_to_error(dst, errp);
-        return NULL;
+    /* same clock as QEMU's event timestamps */
+    sent = g_get_real_time();
+    if (!qmp_migrate_incoming(qmp, uri, errp)) {
+        goto fail;
     }
-    times->incoming_us = g_get_monotonic_time() - t0;
-    return g_steal_pointer(&dst);
+    resume = qmp_wait_event(qmp, "RESUME", MIGRATE_TIMEOUT_MS, errp);
+    if (!resume) {
+        goto fail;
+    }
+    s->incoming_us = event_time_us(resume) - sent;
+    /* consume the incoming side's own "completed": this process is the
+     * next cycle's source and must not mistake it for its save's */
+    for (int i = 0; i < 16; i++) {
+        g_autoptr(JsonObject) ev = qmp_wait_event(qmp, "MIGRATION",
+                                                  MIGRATE_TIMEOUT_MS, errp);
+
+        if (!ev) {
+            goto fail;
+        }
+        if (g_str_equal(migration_status(ev), "completed")) {
+            return g_steal_pointer(&dst);
+        }
+    }
+    g_set_error(errp, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "no MIGRATION completed event after restore");
+
+fail:
+    qemu_proc_add_log_to_error(dst, errp);
+    return NULL;
 }
 
-QemuProc *cpr_cycle(QemuProc *src, const char *uri, const char *dst_name,
-                    CprTimes *times, GError **errp)
+QemuProc *cpr_cycle(QemuProc *src, const CprSetup *setup, const char *uri,
+                    const char *dst_name, CprSample *s, GError **errp)
 {
     QemuProcOpts opts = *qemu_proc_opts(src);
 
-    if (!cpr_save(src, uri, times, errp)) {
+    if (!cpr_save(src, setup, uri, s, errp)) {
         return NULL;
     }
     opts.name = dst_name;
-    return cpr_restore(&opts, uri, times, errp);
+    return cpr_restore(&opts, setup, uri, s, errp);
 }

@@ -1,39 +1,70 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * One cpr-reboot cycle: save a running QEMU's device state to a URI
- * (file:... with stock QEMU, pmem:... with the patched one), quit it, start
- * a fresh QEMU with -incoming defer and restore.  Guest RAM is on a shared
- * memory-backend-file and skipped via x-ignore-shared.
+ * One cpr-reboot cycle, as the tests, the bench and the demo run it: save
+ * a running QEMU's state to a URI (file:... or pmem:...), quit it, start
+ * a fresh QEMU with -incoming defer and restore.  Times come from QEMU
+ * itself (QMP event timestamps and, with cpr_trace_args, the
+ * vmstate_downtime_* trace points, both gettimeofday() with
+ * microseconds), so the caller's own polling and scheduling do not leak
+ * into the numbers.  Failures carry the QEMU log.
  */
 #ifndef HARNESS_CPR_CYCLE_H
 #define HARNESS_CPR_CYCLE_H
 
 #include "qemu-proc.h"
 
+/* Every field in microseconds (or bytes); NAN where it does not apply. */
 typedef struct {
-    /* save side */
-    gint64 migrate_us;         /* "migrate" sent → query-migrate "completed" */
-    gint64 qemu_total_ms;      /* query-migrate total-time, -1 if absent */
-    gint64 qemu_downtime_ms;   /* query-migrate downtime, -1 if absent */
-    gint64 quit_us;            /* "quit" sent → process exited */
-    /* restore side */
-    gint64 dst_qmp_ready_us;   /* spawn → QMP negotiated */
-    gint64 incoming_us;        /* "migrate-incoming" sent → status "running" */
-} CprTimes;
+    double pause_us;       /* STOP event -> MIGRATION "completed" event */
+    double downtime_us;    /* query-migrate "downtime" (ms resolution) */
+    double stop_us;        /* trace src-downtime-start -> src-vm-stopped */
+    double saved_us;       /* src-vm-stopped -> src-non-iterable-saved */
+    double commit_us;      /* src-non-iterable-saved -> src-transport-committed */
+    double fdatasync_us;   /* fdatasync() of a file: image after completed */
+    double stream_bytes;   /* bytes QEMU wrote into the stream */
+    double qmp_ready_us;   /* destination spawn -> QMP negotiated */
+    double incoming_us;    /* migrate-incoming sent -> RESUME event */
+    double validate_us;    /* transport in_open (whole-image check) */
+} CprSample;
 
-/* Save @src to @uri and make it exit.  @src stays owned by the caller. */
-gboolean cpr_save(QemuProc *src, const char *uri, CprTimes *times,
-                  GError **errp);
+void cpr_sample_clear(CprSample *s);
+
+typedef struct {
+    gboolean ignore_shared;   /* cpr-reboot with RAM on a shared file */
+} CprSetup;
+
+/* The usual case: guest RAM on a shared file stays where it is. */
+#define CPR_SETUP_SHARED (&(const CprSetup){ .ignore_shared = TRUE })
 
 /*
- * Start @opts plus "-incoming defer", restore from @uri and wait until the
- * guest runs.  Returns the new process.
+ * Set up the migration capabilities and parameters every transport gets
+ * alike: events on, cpr-reboot, max-bandwidth raised (the default 128 MiB/s
+ * cap would otherwise throttle a full-RAM save).
  */
-QemuProc *cpr_restore(const QemuProcOpts *opts, const char *uri,
-                      CprTimes *times, GError **errp);
+gboolean cpr_setup(Qmp *qmp, const CprSetup *setup, GError **errp);
 
-/* cpr_save then cpr_restore with @src's own options, named @dst_name. */
-QemuProc *cpr_cycle(QemuProc *src, const char *uri, const char *dst_name,
-                    CprTimes *times, GError **errp);
+/* Send "migrate" without waiting (for concurrent saves). */
+gboolean cpr_save_start(QemuProc *src, const CprSetup *setup,
+                          const char *uri, GError **errp);
+/* Wait for "completed"; fills pause/downtime and the absolute event times. */
+gboolean cpr_save_finish(QemuProc *src, CprSample *s, double *stop_at_us,
+                           double *completed_at_us, GError **errp);
+/* Quit @src and read the phases from its trace log. */
+gboolean cpr_save_quit(QemuProc *src, CprSample *s, GError **errp);
+
+/* start + finish + quit. */
+gboolean cpr_save(QemuProc *src, const CprSetup *setup, const char *uri,
+                    CprSample *s, GError **errp);
+
+/* Spawn @opts + -incoming defer, restore from @uri, wait for RESUME. */
+QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
+                        const char *uri, CprSample *s, GError **errp);
+
+/* cpr_save, then cpr_restore with @src's own options, named @dst_name. */
+QemuProc *cpr_cycle(QemuProc *src, const CprSetup *setup, const char *uri,
+                    const char *dst_name, CprSample *s, GError **errp);
+
+/* QEMU arguments that make cpr_save_quit() find the save's phases. */
+extern const char *const cpr_trace_args[];
 
 #endif

@@ -251,6 +251,27 @@ static void test_close_without_commit(void)
     g_free(path);
 }
 
+/* A committed save unlocks at once: QEMU closes (unmaps) it later. */
+static void test_loadable_before_close(void)
+{
+    char *path = tu_path("before-close");
+    uint8_t *a = tu_pattern(4096, 5);
+    char *err = NULL;
+    CprWriter *w = cpr_writer_open(path, NULL, &err);
+    CprReader *r;
+
+    g_assert_cmpint(cpr_writer_append(w, a, 4096, &err), ==, 0);
+    tu_assert_load_refused(path, "in progress");
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    r = cpr_reader_open(path, &err);
+    g_assert_null(err);
+    g_assert_nonnull(r);
+    cpr_reader_close(r);
+    cpr_writer_close(w);
+    g_free(a);
+    g_free(path);
+}
+
 /*
  * Streams over 64 MiB get their page tables populated by a thread: it
  * must stop before a growing stream remaps the file, and on abort.
@@ -320,5 +341,7 @@ int main(int argc, char **argv)
     g_test_add_func("/roundtrip/background-prefault",
                     test_background_prefault);
     g_test_add_func("/roundtrip/preallocate", test_preallocate);
+    g_test_add_func("/roundtrip/loadable-before-close",
+                    test_loadable_before_close);
     return g_test_run();
 }

@@ -4,8 +4,8 @@
  * With -msg timestamp=on the "log" trace backend (patched build and
  * Debian's) prints "PID@SECONDS.MICROS:vmstate_downtime_checkpoint NAME".
  */
-#ifndef BENCH_QEMU_LOG_H
-#define BENCH_QEMU_LOG_H
+#ifndef HARNESS_QEMU_LOG_H
+#define HARNESS_QEMU_LOG_H
 
 /* Time of the last checkpoint @name in @log in microseconds, or NAN. */
 double qemu_log_checkpoint(const char *log, const char *name);

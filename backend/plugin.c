@@ -6,6 +6,8 @@
 #include "qemu/transport-plugin.h"
 
 #include "errmsg.h"
+#include "placement.h"
+#include "provision.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -19,6 +21,10 @@ const uint32_t qemu_transport_plugin_version = QEMU_TRANSPORT_PLUGIN_VERSION;
 
 static char qemu_version[64];
 
+/* Room for the next save, being made since the last restore.  QEMU calls
+ * in_close and out_open from its main thread. */
+static CprProvision *provision;
+
 static CprWriter *W(QemuTransportOut *t)
 {
     return (CprWriter *)t;
@@ -31,8 +37,12 @@ static CprReader *R(QemuTransportIn *t)
 
 static QemuTransportOut *out_open(const char *target, char **errp)
 {
-    CprWriter *w = cpr_writer_open(target, qemu_version, errp);
+    CprWriter *w;
 
+    /* Whatever it has not done, the save does; it must not compete. */
+    cpr_provision_stop(provision);
+    provision = NULL;
+    w = cpr_writer_open(target, qemu_version, errp);
     if (w && cpr_writer_prepare(w, errp) < 0) {
         cpr_writer_close(w);
         return NULL;
@@ -126,6 +136,13 @@ static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
 
 static void in_close(QemuTransportIn *t)
 {
+    const CprRecord *rec = cpr_reader_record(R(t));
+    CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
+
+    /* The next save into this image goes to @next, about as long. */
+    cpr_provision_stop(provision);
+    provision = cpr_provision_start(cpr_reader_path(R(t)), next.base,
+                                    rec->payload_len + rec->payload_len / 4);
     cpr_reader_close(R(t));
 }
 

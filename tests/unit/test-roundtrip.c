@@ -9,6 +9,7 @@
 #include "format.h"
 #include "metadata.h"
 #include "persist.h"
+#include "placement.h"
 #include "reader.h"
 #include "unit-util.h"
 #include "writer.h"
@@ -251,6 +252,35 @@ static void test_close_without_commit(void)
     g_free(path);
 }
 
+/*
+ * A restore makes room for the next save in the background: the file
+ * grows to hold it, and no byte of the image changes.
+ */
+static void test_provision(void)
+{
+    char *path = tu_path("provision");
+    uint8_t *a = tu_pattern(20 * MiB, 6);
+    uint64_t want = cpr_place_new(CPR_PAYLOAD_AREA, 20 * MiB).base +
+                    25 * MiB;
+    struct stat st = { 0 };
+
+    tu_save(path, a, 20 * MiB);
+    tu_assert_loads(path, a, 20 * MiB);     /* in_close starts it */
+    for (int i = 0; i < 1000; i++) {
+        g_assert_cmpint(stat(path, &st), ==, 0);
+        if ((uint64_t)st.st_size >= want) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    g_assert_cmpuint(st.st_size, >=, want);
+    tu_assert_loads(path, a, 20 * MiB);
+    tu_save(path, a + 1, 20 * MiB - 1);     /* out_open stops it */
+    tu_assert_loads(path, a + 1, 20 * MiB - 1);
+    g_free(a);
+    g_free(path);
+}
+
 /* A committed save unlocks at once: QEMU closes (unmaps) it later. */
 static void test_loadable_before_close(void)
 {
@@ -341,6 +371,7 @@ int main(int argc, char **argv)
     g_test_add_func("/roundtrip/background-prefault",
                     test_background_prefault);
     g_test_add_func("/roundtrip/preallocate", test_preallocate);
+    g_test_add_func("/roundtrip/provision", test_provision);
     g_test_add_func("/roundtrip/loadable-before-close",
                     test_loadable_before_close);
     return g_test_run();

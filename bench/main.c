@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         { "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles,
           "measured cycles per transport and medium (default 20, --quick 5)", "N" },
         { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick,
-          "about two minutes: 5 cycles, qtest guest, N up to 8, 1 GiB only", NULL },
+          "about a minute: 5 cycles, qtest guest, N up to 8, 1 GiB only", NULL },
         { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke,
           "seconds: 2 cycles, qtest guest, N=1,2, 1 GiB full-RAM skipped", NULL },
         { "ram", 'm', 0, G_OPTION_ARG_STRING, &o.ram_size,

@@ -52,6 +52,26 @@ static QemuProcOpts chain_opts(const BenchOpts *o, Chain *c, GStrv args)
     };
 }
 
+/*
+ * Only the VM being measured runs: the other chains' guests (TCG vCPUs
+ * taking timer ticks) would otherwise take CPU from its save at random.
+ * Their own STOP/RESUME events are consumed here, so the save finds its.
+ */
+static gboolean chain_run(Chain *c, gboolean run, GError **errp)
+{
+    Qmp *qmp = qemu_proc_qmp(c->vm);
+    g_autoptr(JsonObject) ev = NULL;
+
+    if (!qmp_run(qmp, run ? "cont" : "stop", NULL, errp) ||
+        !(ev = qmp_wait_event(qmp, run ? "RESUME" : "STOP", 10000, errp))) {
+        return FALSE;
+    }
+    if (run) {
+        g_usleep(20000);    /* back to its steady state */
+    }
+    return TRUE;
+}
+
 static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
                             gboolean keep, GError **errp)
 {
@@ -62,7 +82,8 @@ static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
 
     cpr_sample_clear(&s);
     bench_set_medium_env(c->medium);
-    if (!cpr_save(c->vm, &setup, c->uri, &s, errp)) {
+    if (!chain_run(c, TRUE, errp) ||
+        !cpr_save(c->vm, &setup, c->uri, &s, errp)) {
         return FALSE;
     }
     if (bench_transports[c->transport].scheme[0] == 'f') {
@@ -94,7 +115,7 @@ static gboolean chain_cycle(const BenchOpts *o, Chain *c, GStrv args,
     if (keep) {
         g_array_append_val(c->samples, s);
     }
-    return TRUE;
+    return chain_run(c, FALSE, errp);
 }
 
 /* Field accessors for the summary columns. */
@@ -299,6 +320,11 @@ static gboolean run_guest(Report *r, GuestKind kind, FILE *csv, FILE *dat,
             if (!guest_wait_tick(serial, 1, BOOT_TIMEOUT_MS, NULL, errp)) {
                 goto out;
             }
+        }
+    }
+    for (guint i = 0; i < chains->len; i++) {
+        if (!chain_run(chains->pdata[i], FALSE, errp)) {
+            goto out;
         }
     }
     for (guint round = 0; round < o->warmup + o->cycles; round++) {

@@ -138,11 +138,13 @@ static void in_close(QemuTransportIn *t)
 {
     const CprRecord *rec = cpr_reader_record(R(t));
     CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
+    uint64_t len = rec->payload_len + rec->payload_len / 4;
 
-    /* The next save into this image goes to @next, about as long. */
+    /* The next save into this image goes to @next, about as long (and
+     * never into the payload just restored). */
     cpr_provision_stop(provision);
     provision = cpr_provision_start(cpr_reader_path(R(t)), next.base,
-                                    rec->payload_len + rec->payload_len / 4);
+                                    len < next.limit ? len : next.limit);
     cpr_reader_close(R(t));
 }
 

@@ -7,7 +7,7 @@
 
 #include "errmsg.h"
 #include "placement.h"
-#include "provision.h"
+#include "prefault.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -23,7 +23,7 @@ static char qemu_version[64];
 
 /* Room for the next save, being made since the last restore.  QEMU calls
  * in_close and out_open from its main thread. */
-static CprProvision *provision;
+static CprPrefault *provision;
 
 static CprWriter *W(QemuTransportOut *t)
 {
@@ -40,7 +40,7 @@ static QemuTransportOut *out_open(const char *target, char **errp)
     CprWriter *w;
 
     /* Whatever it has not done, the save does; it must not compete. */
-    cpr_provision_stop(provision);
+    cpr_prefault_stop(provision);
     provision = NULL;
     w = cpr_writer_open(target, qemu_version, errp);
     if (w && cpr_writer_prepare(w, errp) < 0) {
@@ -142,9 +142,10 @@ static void in_close(QemuTransportIn *t)
 
     /* The next save into this image goes to @next, about as long (and
      * never into the payload just restored). */
-    cpr_provision_stop(provision);
-    provision = cpr_provision_start(cpr_reader_path(R(t)), next.base,
-                                    len < next.limit ? len : next.limit);
+    cpr_prefault_stop(provision);
+    provision = cpr_prefault_start_file(cpr_reader_path(R(t)), next.base,
+                                        next.base + (len < next.limit ?
+                                                     len : next.limit));
     cpr_reader_close(R(t));
 }
 

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "prefault.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* Small enough to stop within a millisecond, large enough to be cheap. */
 #define STEP (2ull << 20)
@@ -11,15 +14,15 @@
 struct CprPrefault {
     pthread_t thread;
     CprPersist *p;
+    char *path;                 /* set: the thread maps (and grows) it */
     uint64_t end;
     _Atomic uint64_t done;      /* populated below this offset */
     _Atomic uint64_t skip;      /* the writer populated below this one */
     atomic_bool stop;
 };
 
-static void *run(void *opaque)
+static void populate(CprPrefault *pf)
 {
-    CprPrefault *pf = opaque;
     uint64_t off = atomic_load(&pf->done);
 
     while (off < pf->end && !atomic_load(&pf->stop)) {
@@ -34,10 +37,35 @@ static void *run(void *opaque)
         }
         atomic_store(&pf->done, off);
     }
+}
+
+static void *run(void *opaque)
+{
+    CprPrefault *pf = opaque;
+    char *err = NULL;
+    int fd;
+
+    if (!pf->path) {
+        populate(pf);
+        return NULL;
+    }
+    /* Off QEMU's main thread: growing a file can take a while. */
+    fd = open(pf->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+    pf->p = cpr_persist_map(fd, pf->path, pf->end, &err);
+    if (pf->p) {
+        populate(pf);
+        cpr_persist_unmap(pf->p);
+    }
+    free(err);
+    close(fd);
     return NULL;
 }
 
-CprPrefault *cpr_prefault_start(CprPersist *p, uint64_t off, uint64_t end)
+static CprPrefault *start(CprPersist *p, const char *path, uint64_t off,
+                          uint64_t end)
 {
     CprPrefault *pf;
 
@@ -49,11 +77,24 @@ CprPrefault *cpr_prefault_start(CprPersist *p, uint64_t off, uint64_t end)
     atomic_init(&pf->done, off);
     atomic_init(&pf->skip, off);
     atomic_init(&pf->stop, false);
-    if (pthread_create(&pf->thread, NULL, run, pf) != 0) {
+    if ((path && !(pf->path = strdup(path))) ||
+        pthread_create(&pf->thread, NULL, run, pf) != 0) {
+        free(pf->path);
         free(pf);
         return NULL;
     }
     return pf;
+}
+
+CprPrefault *cpr_prefault_start(CprPersist *p, uint64_t off, uint64_t end)
+{
+    return start(p, NULL, off, end);
+}
+
+CprPrefault *cpr_prefault_start_file(const char *path, uint64_t off,
+                                     uint64_t end)
+{
+    return start(NULL, path, off, end);
 }
 
 uint64_t cpr_prefault_done(const CprPrefault *pf)
@@ -75,5 +116,6 @@ void cpr_prefault_stop(CprPrefault *pf)
     }
     atomic_store(&pf->stop, true);
     pthread_join(pf->thread, NULL);
+    free(pf->path);
     free(pf);
 }

@@ -20,6 +20,18 @@ typedef struct CprPrefault CprPrefault;
 /* Populate [off, end) of @p's current mapping; NULL if no thread. */
 CprPrefault *cpr_prefault_start(CprPersist *p, uint64_t off, uint64_t end);
 
+/*
+ * The same for a file nobody has mapped yet: after a restore, where the
+ * next save will go and about how long it will be are known (placement.h),
+ * and the guest will run for hours.  The thread grows the file to @end
+ * (the first touch of each page then allocates and zeroes it, on tmpfs and
+ * DAX alike, instead of inside that save's pause) and populates
+ * [off, end) of its own mapping.  No byte of the file changes, so this
+ * takes no lock and leaves readers, tools and writers unaffected.
+ */
+CprPrefault *cpr_prefault_start_file(const char *path, uint64_t off,
+                                     uint64_t end);
+
 /* File offset below which the thread has populated the mapping. */
 uint64_t cpr_prefault_done(const CprPrefault *pf);
 

@@ -176,21 +176,24 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
 
     memset(rec, 0, sizeof(*rec));
     rec->version = version;
-    if (d == CPR_DECODE_TOO_NEW) {
+    if (d == CPR_DECODE_OK || d == CPR_DECODE_TOO_NEW) {
         /* Envelope is intact and generation sits in the common prefix. */
         rec->generation = get64(buf + REC_GEN);
+        if (rec->generation == 0 || rec->generation > CPR_MAX_GENERATION) {
+            memset(rec, 0, sizeof(*rec));
+            return CPR_DECODE_BAD;
+        }
     }
     if (d != CPR_DECODE_OK) {
         return d;
     }
-    rec->generation = get64(buf + REC_GEN);
     rec->flags = get64(buf + REC_FLAGS);
     rec->payload_off = get64(buf + REC_OFF);
     rec->payload_len = get64(buf + REC_LEN);
     rec->payload_xxh3 = get64(buf + REC_XXH3);
     rec->ctime_ns = get64(buf + REC_CTIME);
     rec->cmdline_fp = get64(buf + REC_FP);
-    if (rec->generation == 0 || (rec->flags & ~CPR_REC_FLAGS_KNOWN) ||
+    if ((rec->flags & ~CPR_REC_FLAGS_KNOWN) ||
         !get_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version) ||
         !get_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN,
                  rec->kernel_release) ||

@@ -29,6 +29,10 @@
 #define CPR_SB_SIZE 64u
 #define CPR_REC_SIZE 184u
 
+/* Generations are 1 .. INT64_MAX, so every consumer (JSON included) can
+ * hold one as a signed 64-bit integer. */
+#define CPR_MAX_GENERATION ((uint64_t)INT64_MAX)
+
 #define CPR_REC_FLAG_INVALIDATED (1ull << 0)
 #define CPR_REC_FLAGS_KNOWN CPR_REC_FLAG_INVALIDATED
 

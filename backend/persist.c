@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "persist.h"
 #include "errmsg.h"
+#include "fault-guard.h"
+#include "hash.h"
+#include "image-file.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem.h>
@@ -12,10 +14,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
 #endif
+
+#define PAGE 4096u
 
 struct CprPersist {
     int fd;
@@ -24,7 +29,23 @@ struct CprPersist {
     size_t len;
     int is_pmem;        /* the one place that knows the media kind */
     bool tmpfs;
+    /* Chosen once per mapping, as libpmem2 does, not per store. */
+    void *(*copy)(void *dst, const void *src, size_t len);
+    void *(*fill)(void *dst, int c, size_t len);
+    int (*persist)(CprPersist *p, uint64_t off, uint64_t len);
 };
+
+static int persist_drain(CprPersist *p, uint64_t off, uint64_t len)
+{
+    (void)p, (void)off, (void)len;
+    pmem_drain();       /* the nodrain stores already flushed their lines */
+    return 0;
+}
+
+static int persist_msync(CprPersist *p, uint64_t off, uint64_t len)
+{
+    return len ? pmem_msync(p->base + off, len) : 0;
+}
 
 static int map(CprPersist *p, char **errp)
 {
@@ -52,10 +73,20 @@ static int map(CprPersist *p, char **errp)
     p->base = base;
     p->len = len;
     p->is_pmem = is_pmem;
+    p->copy = is_pmem ? pmem_memcpy_nodrain : memcpy;
+    p->fill = is_pmem ? pmem_memset_nodrain : memset;
+    p->persist = is_pmem ? persist_drain : persist_msync;
     return 0;
 }
 
-static int allocate(CprPersist *p, uint64_t from, uint64_t to, char **errp)
+/*
+ * Extend the file from @from to @to bytes with real blocks: a store into
+ * a hole that cannot be filled would be a SIGBUS instead of an error.
+ * On failure the size goes back to @from, so the blocks a partial
+ * allocation got (ext4 keeps them) do not stay behind, filling the disk.
+ */
+static int allocate_tail(CprPersist *p, uint64_t from, uint64_t to,
+                         char **errp)
 {
     int err;
 
@@ -63,10 +94,11 @@ static int allocate(CprPersist *p, uint64_t from, uint64_t to, char **errp)
         cpr_error(errp, p->path, "image would exceed the maximum file size");
         return -1;
     }
-    /* Allocate blocks now: a store into a hole that cannot be filled
-     * would be a SIGBUS instead of an error message. */
     err = posix_fallocate(p->fd, (off_t)from, (off_t)(to - from));
     if (err) {
+        if (ftruncate(p->fd, (off_t)from) < 0) {
+            /* The error below is the one that matters. */
+        }
         cpr_error_errno(errp, p->path, err, "cannot grow to %llu bytes",
                         (unsigned long long)to);
         return -1;
@@ -91,7 +123,7 @@ CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
     if (fstat(fd, &st) < 0) {
         cpr_error_errno(errp, path, errno, "cannot stat");
     } else if ((uint64_t)st.st_size >= min_len ||
-               allocate(p, (uint64_t)st.st_size, min_len, errp) == 0) {
+               allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) {
         if (map(p, errp) == 0) {
             return p;
         }
@@ -114,37 +146,65 @@ static int unmap(CprPersist *p, char **errp)
     return ret;
 }
 
-int cpr_persist_grow(CprPersist *p, uint64_t len, char **errp)
+int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
+                     char **errp)
 {
-    uint64_t old = p->len;
+    uint64_t old = p->len, exact = (need + PAGE - 1) / PAGE * PAGE;
+    struct stat st;
 
+    len = len > exact ? len : exact;
     if (len <= old) {
         return 0;
     }
-    if (allocate(p, old, len, errp) < 0 || unmap(p, errp) < 0) {
+    if (fstat(p->fd, &st) < 0) {
+        cpr_error_errno(errp, p->path, errno, "cannot stat");
+        return -1;
+    }
+    if ((uint64_t)st.st_size < old) {
+        cpr_error(errp, p->path, "was truncated by another process during "
+                  "the save");
+        return -1;
+    }
+    /* Growth by doubling saves remaps; a tight disk still gets the save. */
+    if (allocate_tail(p, old, len, exact < len ? NULL : errp) < 0 &&
+        (exact == len || allocate_tail(p, old, exact, errp) < 0)) {
+        return -1;
+    }
+    if (unmap(p, errp) < 0) {
         return -1;
     }
     return map(p, errp);
 }
 
-void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len)
+int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
+                         char **errp)
 {
-    uint64_t start = off & ~(uint64_t)4095;   /* madvise wants a page */
+    uint64_t end = off + len;
 
-    assert(off <= p->len);
-    len = len < p->len - off ? len : p->len - off;
-#ifdef MADV_POPULATE_WRITE
-    /*
-     * tmpfs does no dirty tracking, so a read fault maps a shared page
-     * writable, and maps its neighbours with it: a third of the cost of
-     * write faults.  Elsewhere the first store would still fault.  An old
-     * kernel (EINVAL) only loses the speed-up.
-     */
-    if (len) {
-        (void)madvise(p->base + start, off - start + len,
-                      p->tmpfs ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+    while (off < end) {
+        int64_t hole = cpr_image_find_hole(p->fd, off, end - off);
+        off_t data;
+        int err;
+
+        if (hole < 0) {
+            cpr_error_errno(errp, p->path, errno, "cannot look for holes");
+            return -1;
+        }
+        if ((uint64_t)hole >= end) {
+            break;
+        }
+        data = lseek(p->fd, (off_t)hole, SEEK_DATA);
+        off = data < 0 || (uint64_t)data > end ? end : (uint64_t)data;
+        err = posix_fallocate(p->fd, (off_t)hole, (off_t)(off - hole));
+        if (err) {
+            cpr_error_errno(errp, p->path, err, "cannot allocate %llu bytes "
+                            "at offset %llu",
+                            (unsigned long long)(off - (uint64_t)hole),
+                            (unsigned long long)hole);
+            return -1;
+        }
     }
-#endif
+    return 0;
 }
 
 void cpr_persist_unmap(CprPersist *p)
@@ -167,43 +227,137 @@ bool cpr_persist_is_pmem(const CprPersist *p)
     return p->is_pmem;
 }
 
-const uint8_t *cpr_persist_view(const CprPersist *p, uint64_t off)
+void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
 {
-    assert(off <= p->len);
-    return p->base + off;
+    uint64_t start = off & ~(uint64_t)(PAGE - 1);   /* madvise wants a page */
+
+    if (off >= p->len) {
+        return;
+    }
+    len = len < p->len - off ? len : p->len - off;
+#ifdef MADV_POPULATE_WRITE
+    /*
+     * tmpfs does no dirty tracking, so a read fault maps a shared page
+     * writable, and maps its neighbours with it: a third of the cost of
+     * write faults.  Elsewhere the first store would still fault.  An old
+     * kernel (EINVAL) only loses the speed-up; a page that is gone
+     * (EFAULT, where an access would be a SIGBUS) is the stores' problem.
+     */
+    if (len) {
+        (void)madvise(p->base + start, off - start + len,
+                      p->tmpfs ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+    }
+#endif
 }
 
-void cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
-                       size_t len)
+/* One access to the mapping, run under the fault guard. */
+typedef struct Access {
+    CprPersist *p;
+    uint8_t *dst;
+    const uint8_t *src;
+    size_t len;
+    uint64_t xxh3;
+} Access;
+
+static void do_copy(void *opaque)
 {
-    assert(off <= p->len && len <= p->len - off);
-    if (p->is_pmem) {
-        pmem_memcpy_nodrain(p->base + off, src, len);
-    } else {
-        memcpy(p->base + off, src, len);
-    }
+    Access *a = opaque;
+
+    a->p->copy(a->dst, a->src, a->len);
 }
 
-void cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len)
+static void do_zero(void *opaque)
 {
-    assert(off <= p->len && len <= p->len - off);
-    if (p->is_pmem) {
-        pmem_memset_nodrain(p->base + off, 0, len);
-    } else {
-        memset(p->base + off, 0, len);
+    Access *a = opaque;
+
+    a->p->fill(a->dst, 0, a->len);
+}
+
+static void do_hash(void *opaque)
+{
+    Access *a = opaque;
+
+    a->xxh3 = XXH3_64bits(a->src, a->len);
+}
+
+static bool inside(const CprPersist *p, uint64_t off, uint64_t len)
+{
+    return off <= p->len && len <= p->len - off;
+}
+
+static int guarded(CprPersist *p, void (*fn)(void *), Access *a,
+                   char **errp)
+{
+    if (cpr_fault_guard(p->base, p->len, fn, a) < 0) {
+        cpr_error(errp, p->path, "lost blocks while being accessed "
+                  "(truncated or punched by another process, or out of "
+                  "space)");
+        return -1;
     }
+    return 0;
+}
+
+static int outside(CprPersist *p, char **errp)
+{
+    cpr_error(errp, p->path, "access beyond the mapped file (internal "
+              "error)");
+    return -1;
+}
+
+int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,
+                      size_t len, char **errp)
+{
+    Access a = { p, p->base + off, src, len, 0 };
+
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
+    }
+    return guarded(p, do_copy, &a, errp);
+}
+
+int cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len, char **errp)
+{
+    Access a = { p, p->base + off, NULL, len, 0 };
+
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
+    }
+    return guarded(p, do_zero, &a, errp);
+}
+
+int cpr_persist_move(CprPersist *p, uint64_t dst_off, uint64_t src_off,
+                     uint64_t len, char **errp)
+{
+    Access a = { p, p->base + dst_off, p->base + src_off, len, 0 };
+
+    if (!inside(p, dst_off, len) || !inside(p, src_off, len)) {
+        return outside(p, errp);
+    }
+    return guarded(p, do_copy, &a, errp);
+}
+
+int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
+                     uint64_t *xxh3, char **errp)
+{
+    Access a = { p, NULL, p->base + off, len, 0 };
+
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
+    }
+    if (guarded(p, do_hash, &a, errp) < 0) {
+        return -1;
+    }
+    *xxh3 = a.xxh3;
+    return 0;
 }
 
 int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
                       char **errp)
 {
-    assert(off <= p->len && len <= p->len - off);
-    if (p->is_pmem) {
-        /* The nodrain stores already flushed their lines. */
-        pmem_drain();
-        return 0;
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
     }
-    if (len && pmem_msync(p->base + off, len) < 0) {
+    if (p->persist(p, off, len) < 0) {
         cpr_error_errno(errp, p->path, errno, "cannot flush to media");
         return -1;
     }

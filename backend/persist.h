@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The one persistence layer: every mapping, growth, store, flush and drain
- * of an image file goes through these functions, so a test build can swap
- * in a recording implementation that models which bytes are durable at
- * each persist point.
+ * The one persistence layer: every mapping, allocation, store, flush and
+ * drain of an image file goes through these functions, so a test build
+ * can swap in a model that records which bytes are durable at each
+ * persist point and can fail any flush (tests/crash/persist-sim.c).
  *
- * Durability contract: bytes stored with cpr_persist_write() are durable
+ * Words: "allocate" gives file ranges their blocks, "populate" fills
+ * page tables, "store" puts bytes into the mapping (not yet durable),
+ * "persist" makes stored bytes durable.
+ *
+ * Durability contract: bytes stored with cpr_persist_store() are durable
  * only after a cpr_persist_range() covering them has returned 0.
+ *
+ * Every access to the mapping runs under the fault guard: if another
+ * process truncates the file or punches a hole in it, an access fails
+ * with an error instead of a SIGBUS.
  */
 #ifndef CPR_PERSIST_H
 #define CPR_PERSIST_H
@@ -25,8 +33,19 @@ typedef struct CprPersist CprPersist;
 CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
                             char **errp);
 
-/* Grow the file (never shrinks) to at least @len bytes and remap it. */
-int cpr_persist_grow(CprPersist *p, uint64_t len, char **errp);
+/*
+ * Grow the file to @len bytes, or if there is no room for that, to @need
+ * (<= @len) rounded up to a page, and remap.  Refuses a file that became
+ * shorter than its mapping (another process truncated it).  On failure
+ * the file keeps its size: a failed grow leaves no blocks behind.
+ */
+int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
+                     char **errp);
+
+/* Give every hole in [off, off + len) its blocks now, so that a store
+ * there cannot fail for want of space (that would be a SIGBUS). */
+int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
+                         char **errp);
 
 void cpr_persist_unmap(CprPersist *p);
 
@@ -36,17 +55,22 @@ bool cpr_persist_is_pmem(const CprPersist *p);
 /*
  * Map [off, off + len) writable now, so that the stores that follow take
  * no page faults (on tmpfs or DAX a fault per 4 KiB page is most of the
- * cost of a small save).  Best effort: only speed depends on it.
+ * cost of a small save).  Best effort: only speed depends on it, and it
+ * never faults.
  */
-void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len);
+void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len);
 
-/* Read access to the mapping; invalidated by cpr_persist_grow(). */
-const uint8_t *cpr_persist_view(const CprPersist *p, uint64_t off);
+/* Store @len bytes at @off (inside the file); not yet durable. */
+int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,
+                      size_t len, char **errp);
+int cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len, char **errp);
+/* Store the bytes at @src_off to @dst_off (ranges must not overlap). */
+int cpr_persist_move(CprPersist *p, uint64_t dst_off, uint64_t src_off,
+                     uint64_t len, char **errp);
 
-/* Store @len bytes at @off (must be inside the file); not yet durable. */
-void cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
-                       size_t len);
-void cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len);
+/* XXH3 of the stored bytes [off, off + len). */
+int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
+                     uint64_t *xxh3, char **errp);
 
 /* Make every earlier store in [off, off + len) durable. */
 int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,

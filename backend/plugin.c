@@ -6,8 +6,9 @@
 #include "qemu/transport-plugin.h"
 
 #include "errmsg.h"
+#include "image-file.h"
 #include "placement.h"
-#include "prefault.h"
+#include "populate.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -21,9 +22,9 @@ const uint32_t qemu_transport_plugin_version = QEMU_TRANSPORT_PLUGIN_VERSION;
 
 static char qemu_version[64];
 
-/* Room for the next save, being made since the last restore.  QEMU calls
- * in_close and out_open from its main thread. */
-static CprPrefault *provision;
+/* Room for the next save, being populated since the last restore.  QEMU
+ * calls in_close and out_open from its main thread. */
+static CprPopulator *room;
 
 static CprWriter *W(QemuTransportOut *t)
 {
@@ -40,10 +41,10 @@ static QemuTransportOut *out_open(const char *target, char **errp)
     CprWriter *w;
 
     /* Whatever it has not done, the save does; it must not compete. */
-    cpr_prefault_stop(provision);
-    provision = NULL;
+    cpr_populator_free(room);
+    room = NULL;
     w = cpr_writer_open(target, qemu_version, errp);
-    if (w && cpr_writer_prepare(w, errp) < 0) {
+    if (w && cpr_writer_populate(w, errp) < 0) {
         cpr_writer_close(w);
         return NULL;
     }
@@ -95,17 +96,20 @@ static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
         cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
         return -1;
     }
-    for (int i = 0; i < iovcnt && total <= SSIZE_MAX; i++) {
+    for (int i = 0; i < iovcnt && total < SSIZE_MAX; i++) {
         size_t len = iov[i].iov_len;
-        size_t n;
+        ssize_t n;
 
         if (len > (size_t)SSIZE_MAX - total) {
             len = (size_t)SSIZE_MAX - total;
         }
         n = cpr_reader_pread(R(t), (uint64_t)offset + total, iov[i].iov_base,
-                             len);
-        total += n;
-        if (n < iov[i].iov_len) {
+                             len, errp);
+        if (n < 0) {
+            return -1;
+        }
+        total += (size_t)n;
+        if ((size_t)n < iov[i].iov_len) {
             break;
         }
     }
@@ -117,20 +121,22 @@ static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
 {
     size_t total = 0;
 
-    for (int i = 0; i < iovcnt; i++) {
+    for (int i = 0; i < iovcnt && total < SSIZE_MAX; i++) {
         size_t len = iov[i].iov_len;
-        size_t n;
+        ssize_t n;
 
         if (len > (size_t)SSIZE_MAX - total) {
             len = (size_t)SSIZE_MAX - total;
         }
-        n = cpr_reader_read(R(t), iov[i].iov_base, len);
-        total += n;
-        if (n < iov[i].iov_len) {
+        n = cpr_reader_read(R(t), iov[i].iov_base, len, errp);
+        if (n < 0) {
+            return -1;
+        }
+        total += (size_t)n;
+        if ((size_t)n < iov[i].iov_len) {
             break;
         }
     }
-    (void)errp;
     return (ssize_t)total;
 }
 
@@ -138,14 +144,17 @@ static void in_close(QemuTransportIn *t)
 {
     const CprRecord *rec = cpr_reader_record(R(t));
     CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
-    uint64_t len = rec->payload_len + rec->payload_len / 4;
+    uint64_t len = cpr_place_room(rec->payload_len);
+    /* The very file that was verified, not whatever the path names now. */
+    int fd = cpr_image_reopen_rw(cpr_reader_file(R(t)));
 
     /* The next save into this image goes to @next, about as long (and
      * never into the payload just restored). */
-    cpr_prefault_stop(provision);
-    provision = cpr_prefault_start_file(cpr_reader_path(R(t)), next.base,
-                                        next.base + (len < next.limit ?
-                                                     len : next.limit));
+    cpr_populator_free(room);
+    room = fd < 0 ? NULL :
+           cpr_populator_start_file(fd, cpr_reader_path(R(t)), next.base,
+                                    next.base + (len < next.limit ?
+                                                 len : next.limit));
     cpr_reader_close(R(t));
 }
 

@@ -3,137 +3,145 @@
 #include "errmsg.h"
 #include "hash.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#define NO_BLOCK UINT64_MAX
 
 struct CprReader {
     char *path;
-    int fd;                 /* holds the shared lock */
-    const uint8_t *map;
-    size_t map_len;
+    CprImageFile file;          /* holds the shared lock */
     CprRecord rec;
     uint64_t pos;
+    uint64_t nblocks;
+    uint64_t *block_xxh3;       /* of each block, as verified by open */
+    pthread_mutex_t lock;       /* the cache, for concurrent preads */
+    uint8_t *cache;             /* one block, for reads of part of one */
+    uint64_t cached;            /* its index, or NO_BLOCK */
 };
 
-static const char *file_kind(mode_t mode)
+static uint64_t block_len(const CprReader *r, uint64_t k)
 {
-    switch (mode & S_IFMT) {
-    case S_IFDIR: return "is a directory";
-    case S_IFIFO: return "is a FIFO";
-    case S_IFCHR: return "is a character device";
-    case S_IFBLK: return "is a block device";
-    case S_IFSOCK: return "is a socket";
-    default: return "is not a regular file";
-    }
+    uint64_t left = r->rec.payload_len - k * CPR_READ_BLOCK;
+
+    return left < CPR_READ_BLOCK ? left : CPR_READ_BLOCK;
 }
 
-/*
- * Map the whole file read-only and take a shared lock on it: a save
- * (exclusive lock) could otherwise reuse the payload being read once two
- * newer generations exist.
- */
-static int map_file(CprReader *r, const char *path, char **errp)
+static int read_block(CprReader *r, uint64_t k, uint8_t *buf, char **errp)
 {
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    void *map;
+    uint64_t len = block_len(r, k);
+    ssize_t n = cpr_image_pread(&r->file, buf, len,
+                                r->rec.payload_off + k * CPR_READ_BLOCK);
 
-    if (fd < 0) {
-        cpr_error_errno(errp, path, errno, "cannot open");
+    if (n != (ssize_t)len) {
+        cpr_error(errp, r->path, "image (generation %llu) became unreadable "
+                  "while being read (truncated by another process?)",
+                  (unsigned long long)r->rec.generation);
         return -1;
     }
-    if (fstat(fd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cpr_error(errp, path, "%s, not a pmem CPR image", file_kind(st.st_mode));
-        goto fail;
-    }
-    if ((uint64_t)st.st_size < CPR_HEADER_SIZE) {
-        cpr_error(errp, path, "too short (%lld bytes) to be a pmem CPR image",
-                  (long long)st.st_size);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        cpr_error(errp, path, "too large to map");
-        goto fail;
-    }
-    if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
-        if (errno == EWOULDBLOCK) {
-            cpr_error(errp, path, "a save to this file is in progress");
-        } else {
-            cpr_error_errno(errp, path, errno, "cannot lock");
-        }
-        goto fail;
-    }
-    map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        cpr_error_errno(errp, path, errno, "cannot map");
-        goto fail;
-    }
-    r->fd = fd;
-    r->map = map;
-    r->map_len = (size_t)st.st_size;
     return 0;
-fail:
-    close(fd);
-    return -1;
+}
+
+/* Block @k into @buf, exactly as it was when open verified it. */
+static int load_block(CprReader *r, uint64_t k, uint8_t *buf, char **errp)
+{
+    if (read_block(r, k, buf, errp) < 0) {
+        return -1;
+    }
+    if (XXH3_64bits(buf, block_len(r, k)) != r->block_xxh3[k]) {
+        cpr_error(errp, r->path, "image (generation %llu) changed after it "
+                  "was verified (written by another process?); refusing "
+                  "to load it", (unsigned long long)r->rec.generation);
+        return -1;
+    }
+    return 0;
 }
 
 /* Pick the record to load and refuse anything unsafe to load. */
-static int choose_record(CprReader *r, const char *path, char **errp)
+static int choose_record(CprReader *r, char **errp)
 {
-    CprSuperblock sb;
-    CprSlots s;
+    const CprImageFile *f = &r->file;
+    const CprSlots *s = &f->slots;
     const CprRecord *rec;
 
-    switch (cpr_sb_decode(r->map, CPR_BLOCK_SIZE, &sb)) {
+    switch (f->sb_state) {
     case CPR_DECODE_OK:
         break;
     case CPR_DECODE_TOO_NEW:
-        cpr_error(errp, path, "image format version %u is newer than this "
-                  "transport (%u)", sb.version, CPR_FORMAT_VERSION);
+        cpr_error(errp, r->path, "image format version %u is newer than "
+                  "this transport (%u)", f->sb.version, CPR_FORMAT_VERSION);
         return -1;
     default:
-        cpr_error(errp, path, "not a pmem CPR image (no valid superblock)");
+        cpr_error(errp, r->path, "not a pmem CPR image (no valid superblock)");
         return -1;
     }
-    cpr_slots_decode(r->map, &s);
-    if (s.newest < 0) {
-        bool damaged = s.state[0] == CPR_DECODE_BAD ||
-                       s.state[1] == CPR_DECODE_BAD;
+    if (s->newest < 0) {
+        bool damaged = s->state[0] == CPR_DECODE_BAD ||
+                       s->state[1] == CPR_DECODE_BAD;
 
-        cpr_error(errp, path, "no committed image%s",
+        cpr_error(errp, r->path, "no committed image%s",
                   damaged ? " (all commit records are damaged)" : "");
         return -1;
     }
-    rec = &s.rec[s.newest];
-    if (s.state[s.newest] == CPR_DECODE_TOO_NEW) {
-        cpr_error(errp, path, "image format version %u is newer than this "
-                  "transport (%u)", rec->version, CPR_FORMAT_VERSION);
+    rec = &s->rec[s->newest];
+    if (s->state[s->newest] == CPR_DECODE_TOO_NEW) {
+        cpr_error(errp, r->path, "image format version %u is newer than "
+                  "this transport (%u)", rec->version, CPR_FORMAT_VERSION);
         return -1;
     }
     if (rec->flags & CPR_REC_FLAG_INVALIDATED) {
-        cpr_error(errp, path, "image (generation %llu) was invalidated",
+        cpr_error(errp, r->path, "image (generation %llu) was invalidated",
                   (unsigned long long)rec->generation);
         return -1;
     }
-    if (!cpr_record_fits(rec, r->map_len)) {
-        cpr_error(errp, path, "image (generation %llu) lies outside the file "
-                  "(truncated?)", (unsigned long long)rec->generation);
+    if (!cpr_image_payload_present(f, r->path, rec, errp)) {
         return -1;
     }
     r->rec = *rec;
     return 0;
+}
+
+/*
+ * Hash every block, and the payload as a whole, from one read.  No
+ * fallback to the older generation on a mismatch: its device state would
+ * not match the guest RAM the newer save left behind.
+ */
+static int verify(CprReader *r, char **errp)
+{
+    XXH3_state_t *whole = XXH3_createState();
+    uint64_t k;
+    int ret = -1;
+
+    r->nblocks = (r->rec.payload_len + CPR_READ_BLOCK - 1) / CPR_READ_BLOCK;
+    r->block_xxh3 = calloc(r->nblocks ? r->nblocks : 1, sizeof(uint64_t));
+    r->cache = malloc(r->nblocks > 1 ? CPR_READ_BLOCK :
+                      r->rec.payload_len + 1);
+    if (!whole || !r->block_xxh3 || !r->cache) {
+        cpr_error(errp, r->path, "out of memory");
+        goto out;
+    }
+    XXH3_64bits_reset(whole);
+    for (k = 0; k < r->nblocks; k++) {
+        if (read_block(r, k, r->cache, errp) < 0) {
+            goto out;
+        }
+        r->block_xxh3[k] = XXH3_64bits(r->cache, block_len(r, k));
+        XXH3_64bits_update(whole, r->cache, block_len(r, k));
+    }
+    if (XXH3_64bits_digest(whole) != r->rec.payload_xxh3) {
+        cpr_error(errp, r->path, "image (generation %llu) is corrupt: payload "
+                  "checksum mismatch", (unsigned long long)r->rec.generation);
+        goto out;
+    }
+    /* A small payload is one block: it is served from memory now. */
+    r->cached = r->nblocks ? r->nblocks - 1 : NO_BLOCK;
+    ret = 0;
+out:
+    XXH3_freeState(whole);
+    return ret;
 }
 
 CprReader *cpr_reader_open(const char *path, char **errp)
@@ -144,28 +152,15 @@ CprReader *cpr_reader_open(const char *path, char **errp)
         cpr_error(errp, path, "out of memory");
         return NULL;
     }
-    r->fd = -1;
+    r->file.fd = -1;
+    r->cached = NO_BLOCK;
+    pthread_mutex_init(&r->lock, NULL);
     if (!(r->path = strdup(path))) {
         cpr_error(errp, path, "out of memory");
         goto fail;
     }
-    if (map_file(r, path, errp) < 0 || choose_record(r, path, errp) < 0) {
-        goto fail;
-    }
-#ifdef MADV_POPULATE_READ
-    /* One call instead of a fault per page; only speed depends on it. */
-    (void)madvise((void *)(r->map + (r->rec.payload_off & ~(uint64_t)4095)),
-                  r->rec.payload_len + (r->rec.payload_off & 4095),
-                  MADV_POPULATE_READ);
-#endif
-    /*
-     * No fallback to the older generation on a mismatch: its device state
-     * would not match the guest RAM the newer save left behind.
-     */
-    if (XXH3_64bits(r->map + r->rec.payload_off, r->rec.payload_len) !=
-        r->rec.payload_xxh3) {
-        cpr_error(errp, path, "image (generation %llu) is corrupt: payload "
-                  "checksum mismatch", (unsigned long long)r->rec.generation);
+    if (cpr_image_open_read(path, &r->file, errp) < 0 ||
+        choose_record(r, errp) < 0 || verify(r, errp) < 0) {
         goto fail;
     }
     return r;
@@ -174,26 +169,65 @@ fail:
     return NULL;
 }
 
-size_t cpr_reader_pread(const CprReader *r, uint64_t off, void *buf,
-                        size_t len)
+/* Part of block @k through the cache. */
+static int copy_from_block(CprReader *r, uint64_t k, uint64_t from,
+                           void *buf, size_t len, char **errp)
+{
+    int ret = 0;
+
+    pthread_mutex_lock(&r->lock);
+    if (r->cached != k) {
+        r->cached = NO_BLOCK;
+        ret = load_block(r, k, r->cache, errp);
+        if (ret == 0) {
+            r->cached = k;
+        }
+    }
+    if (ret == 0) {
+        memcpy(buf, r->cache + from, len);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+ssize_t cpr_reader_pread(CprReader *r, uint64_t off, void *buf, size_t len,
+                         char **errp)
 {
     uint64_t total = r->rec.payload_len;
+    size_t done = 0;
 
     if (off >= total) {
         return 0;
     }
-    if (len > total - off) {
-        len = (size_t)(total - off);
+    len = len < total - off ? len : (size_t)(total - off);
+    len = len < SSIZE_MAX ? len : SSIZE_MAX;
+    while (done < len) {
+        uint64_t k = (off + done) / CPR_READ_BLOCK;
+        uint64_t from = (off + done) % CPR_READ_BLOCK;
+        uint64_t take = block_len(r, k) - from;
+        uint8_t *dst = (uint8_t *)buf + done;
+        int ret;
+
+        take = take < len - done ? take : len - done;
+        /* A whole block goes straight to the caller, checked in place. */
+        ret = from == 0 && take == block_len(r, k) ?
+              load_block(r, k, dst, errp) :
+              copy_from_block(r, k, from, dst, take, errp);
+        if (ret < 0) {
+            return -1;
+        }
+        done += take;
     }
-    memcpy(buf, r->map + r->rec.payload_off + off, len);
-    return len;
+    return (ssize_t)done;
 }
 
-size_t cpr_reader_read(CprReader *r, void *buf, size_t len)
+ssize_t cpr_reader_read(CprReader *r, void *buf, size_t len, char **errp)
 {
-    size_t n = cpr_reader_pread(r, r->pos, buf, len);
+    ssize_t n = cpr_reader_pread(r, r->pos, buf, len, errp);
 
-    r->pos += n;
+    if (n > 0) {
+        r->pos += (uint64_t)n;
+    }
     return n;
 }
 
@@ -202,34 +236,37 @@ const CprRecord *cpr_reader_record(const CprReader *r)
     return &r->rec;
 }
 
+const CprImageFile *cpr_reader_file(const CprReader *r)
+{
+    return &r->file;
+}
+
 void cpr_reader_close(CprReader *r)
 {
     if (!r) {
         return;
     }
-    if (r->map) {
-        munmap((void *)r->map, r->map_len);
-    }
-    if (r->fd >= 0) {
-        close(r->fd);
-    }
+    cpr_image_close(&r->file);
+    pthread_mutex_destroy(&r->lock);
+    free(r->block_xxh3);
+    free(r->cache);
     free(r->path);
     free(r);
 }
 
 int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
 {
-    CprReader r = { .fd = -1 };
+    CprImageFile f;
 
     memset(h, 0, sizeof(*h));
-    if (map_file(&r, path, errp) < 0) {
+    if (cpr_image_open_read(path, &f, errp) < 0) {
         return -1;
     }
-    h->file_size = r.map_len;
-    h->sb_state = cpr_sb_decode(r.map, CPR_BLOCK_SIZE, &h->sb);
-    cpr_slots_decode(r.map, &h->slots);
-    munmap((void *)r.map, r.map_len);
-    close(r.fd);
+    h->file_size = f.size;
+    h->sb_state = f.sb_state;
+    h->sb = f.sb;
+    h->slots = f.slots;
+    cpr_image_close(&f);
     return 0;
 }
 

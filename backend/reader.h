@@ -1,30 +1,47 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The restore path: find the newest committed image, verify all of it,
- * then serve its stream straight from a read-only mapping.
+ * then serve exactly the bytes that were verified.
+ *
+ * The reader never maps the file: it reads with pread, which returns
+ * zeros for a hole without allocating it and a short count past a
+ * truncation, where a mapping would fault (SIGBUS) or fill a tmpfs.
+ * in_open hashes the payload block by block and keeps each block's
+ * XXH3; every block served later is read again and must match its hash,
+ * so bytes another process changes after the verification are refused,
+ * never handed to QEMU.
  */
 #ifndef CPR_READER_H
 #define CPR_READER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "format.h"
+#include "image-file.h"
+
+/* Unit of verification and of reading: 8 bytes of memory per MiB. */
+#define CPR_READ_BLOCK (1u << 20)
 
 typedef struct CprReader CprReader;
 
 /* Open and fully verify the image at @path; NULL with *errp on refusal. */
 CprReader *cpr_reader_open(const char *path, char **errp);
 
-/* Copy up to @len bytes from the read position; 0 at end of stream. */
-size_t cpr_reader_read(CprReader *r, void *buf, size_t len);
+/* Copy up to @len bytes from the read position; 0 at end of stream,
+ * -1 with *errp if the file changed since it was verified. */
+ssize_t cpr_reader_read(CprReader *r, void *buf, size_t len, char **errp);
 
-/* Copy up to @len bytes from stream offset @off; 0 at or past the end. */
-size_t cpr_reader_pread(const CprReader *r, uint64_t off, void *buf,
-                        size_t len);
+/* The same at stream offset @off, without moving the read position.
+ * Safe to call from several threads at once. */
+ssize_t cpr_reader_pread(CprReader *r, uint64_t off, void *buf, size_t len,
+                         char **errp);
 
 const CprRecord *cpr_reader_record(const CprReader *r);
 const char *cpr_reader_path(const CprReader *r);
+/* The open, locked image (for a writable reopen of the very same file). */
+const CprImageFile *cpr_reader_file(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
 

@@ -15,7 +15,8 @@ typedef struct CprWriter CprWriter;
 
 /*
  * Open (creating it if missing) the image at @path for a new save and
- * lock it against concurrent saves.  Refuses files that are not ours.
+ * lock it against concurrent saves.  Refuses files that are not ours,
+ * under the symlink policy of image-file.h.
  * @qemu_version goes into the record; may be NULL.
  */
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
@@ -23,19 +24,20 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
 
 /*
  * Optional, right after open: do now what the first writes would do
- * otherwise (grow the file for a stream like the last one, map its first
- * pages and the record's), so that QEMU, which opens before it stops the
- * VM, keeps that work out of the pause.
+ * otherwise (allocate room for a stream like the last one, populate its
+ * first pages and the record's), so that QEMU, which opens before it
+ * stops the VM, keeps that work out of the pause.
  */
-int cpr_writer_prepare(CprWriter *w, char **errp);
+int cpr_writer_populate(CprWriter *w, char **errp);
 
 /*
- * Instead of a stream: grow the file to at least @size bytes and fault in
- * every page now (tmpfs and DAX allocate and zero a page on its first
- * touch), so that saves into it pay for neither.  Contents and records
- * are unchanged.  A first save into a new image pre-maps all of it.
+ * Instead of a stream: grow the file to at least @size bytes, allocate
+ * and populate all of it now (tmpfs and DAX allocate and zero a page on
+ * its first touch), so that saves into it pay for neither.  Contents and
+ * records are unchanged.  A first save into a new image populates all
+ * of it (cpr_writer_populate).
  */
-int cpr_writer_preallocate(CprWriter *w, uint64_t size, char **errp);
+int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp);
 
 /* Append at the append position; returns the bytes written or -1. */
 int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,

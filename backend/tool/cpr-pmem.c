@@ -122,7 +122,7 @@ static int cmd_create(const char *path, uint64_t size)
     char *err = NULL;
     CprWriter *w = cpr_writer_open(path, "cpr-pmem create", &err);
 
-    if (!w || cpr_writer_preallocate(w, size, &err) < 0) {
+    if (!w || cpr_writer_populate_size(w, size, &err) < 0) {
         cpr_writer_close(w);
         fprintf(stderr, "%s\n", err);
         free(err);

@@ -157,18 +157,21 @@ static void apply(CrashChecker *c, const uint8_t *from)
 static bool stream_is(CrashChecker *c, CprReader *r, const CrashGen *g)
 {
     uint64_t off = 0;
-    size_t n;
+    char *err = NULL;
+    ssize_t n;
 
     if (cpr_reader_record(r)->payload_len != g->len) {
         return false;
     }
-    while ((n = cpr_reader_read(r, c->buf, READ_CHUNK)) > 0) {
-        if (off + n > g->len || memcmp(c->buf, g->data + off, n)) {
+    while ((n = cpr_reader_read(r, c->buf, READ_CHUNK, &err)) > 0) {
+        if (off + (uint64_t)n > g->len ||
+            memcmp(c->buf, g->data + off, (size_t)n)) {
             return false;
         }
-        off += n;
+        off += (uint64_t)n;
     }
-    return off == g->len;
+    free(err);
+    return n == 0 && off == g->len;
 }
 
 static void report(CrashChecker *c, const CrashExpect *e, const char *where,

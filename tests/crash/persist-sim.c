@@ -4,6 +4,8 @@
 #include "persist-sim.h"
 #include "errmsg.h"
 
+#include <xxhash.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,8 +82,14 @@ static int grow_to(CprPersist *p, uint64_t len, char **errp)
     if (len <= cpr_sim.size) {
         return 0;
     }
-    /* The real file follows, so the writer's pread/fstat see its size. */
-    err = posix_fallocate(p->fd, 0, (off_t)len);
+    /* The real file follows, so that the writer's fstat and hole checks
+     * see its size and data (written zeros, unlike fallocated ones). */
+    err = ftruncate(p->fd, (off_t)len) < 0 ? errno : 0;
+    for (uint64_t off = cpr_sim.size; !err && off < len; off += 4096) {
+        static const uint8_t zeros[4096];
+
+        err = pwrite(p->fd, zeros, sizeof(zeros), (off_t)off) < 0 ? errno : 0;
+    }
     if (err) {
         cpr_error_errno(errp, p->path, err, "cannot grow");
         return -1;
@@ -95,7 +103,9 @@ static int grow_to(CprPersist *p, uint64_t len, char **errp)
 static int load(int fd, uint64_t len)
 {
     extend(len);
-    if (pread(fd, cpr_sim.vol, len, 0) != (ssize_t)len) {
+    /* Written back as data: a fallocated range would look like a hole. */
+    if (pread(fd, cpr_sim.vol, len, 0) != (ssize_t)len ||
+        pwrite(fd, cpr_sim.vol, len, 0) != (ssize_t)len) {
         return -1;
     }
     memcpy(cpr_sim.dur, cpr_sim.vol, len);
@@ -127,9 +137,19 @@ CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
     return NULL;
 }
 
-int cpr_persist_grow(CprPersist *p, uint64_t len, char **errp)
+int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
+                     char **errp)
 {
-    return grow_to(p, len, errp);
+    need = (need + 4095) / 4096 * 4096;
+    return grow_to(p, len > need ? len : need, errp);
+}
+
+/* The real file is never sparse here (grow_to allocates all of it). */
+int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
+                         char **errp)
+{
+    (void)p, (void)off, (void)len, (void)errp;
+    return 0;
 }
 
 /* What a later open sees is the page cache: the volatile view. */
@@ -159,18 +179,9 @@ bool cpr_persist_is_pmem(const CprPersist *p)
 }
 
 /* Page tables only: nothing becomes durable or changes. */
-void cpr_persist_prefault(CprPersist *p, uint64_t off, uint64_t len)
+void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
 {
-    (void)p;
-    assert(off <= cpr_sim.size);
-    (void)len;
-}
-
-const uint8_t *cpr_persist_view(const CprPersist *p, uint64_t off)
-{
-    (void)p;
-    assert(off <= cpr_sim.size);
-    return cpr_sim.vol + off;
+    (void)p, (void)off, (void)len;
 }
 
 static void mark(uint64_t off, uint64_t len)
@@ -194,41 +205,92 @@ static void mark(uint64_t off, uint64_t len)
     }
 }
 
-void cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
-                       size_t len)
+static void inside(uint64_t off, uint64_t len)
 {
-    (void)p;
     assert(off <= cpr_sim.size && len <= cpr_sim.size - off);
+}
+
+int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,
+                      size_t len, char **errp)
+{
+    (void)p, (void)errp;
+    inside(off, len);
     memcpy(cpr_sim.vol + off, src, len);
     mark(off, len);
     point(CPR_SIM_AFTER_STORE);
+    return 0;
 }
 
-void cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len)
+int cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len, char **errp)
 {
-    (void)p;
-    assert(off <= cpr_sim.size && len <= cpr_sim.size - off);
+    (void)p, (void)errp;
+    inside(off, len);
     memset(cpr_sim.vol + off, 0, len);
     mark(off, len);
     point(CPR_SIM_AFTER_STORE);
+    return 0;
+}
+
+int cpr_persist_move(CprPersist *p, uint64_t dst_off, uint64_t src_off,
+                     uint64_t len, char **errp)
+{
+    (void)p, (void)errp;
+    inside(dst_off, len);
+    inside(src_off, len);
+    memmove(cpr_sim.vol + dst_off, cpr_sim.vol + src_off, len);
+    mark(dst_off, len);
+    point(CPR_SIM_AFTER_STORE);
+    return 0;
+}
+
+int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
+                     uint64_t *xxh3, char **errp)
+{
+    (void)p, (void)errp;
+    inside(off, len);
+    *xxh3 = XXH3_64bits(cpr_sim.vol + off, len);
+    return 0;
+}
+
+static bool failing(void)
+{
+    unsigned n = ++cpr_sim.persist_calls;
+
+    return cpr_sim.fail_at &&
+           (n == cpr_sim.fail_at || (cpr_sim.fail_sticky && n > cpr_sim.fail_at));
+}
+
+/* Which dirty units a flush of [off, off + len) makes durable. */
+static bool promotes(uint64_t u, uint64_t off, uint64_t len, bool failed,
+                     size_t nth)
+{
+    size_t unit = cpr_sim.unit;
+    /* pmem_drain: every flushed line; msync: the pages of the range. */
+    bool hit = cpr_sim.pmem ||
+               (len && u * unit < off + len && (u + 1) * unit > off);
+
+    if (!hit || !failed) {
+        return hit;
+    }
+    switch (cpr_sim.fail_promote) {
+    case CPR_SIM_PROMOTE_NONE: return false;
+    case CPR_SIM_PROMOTE_ALL: return true;
+    default: return nth % 2 == 0;
+    }
 }
 
 int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
                       char **errp)
 {
     size_t i, kept = 0, unit = cpr_sim.unit;
+    bool failed = failing();
 
-    (void)p;
-    (void)errp;
-    assert(off <= cpr_sim.size && len <= cpr_sim.size - off);
+    inside(off, len);
     point(CPR_SIM_BEFORE_PERSIST);
     for (i = 0; i < cpr_sim.npending; i++) {
         uint64_t u = cpr_sim.pending[i];
-        /* pmem_drain: every flushed line; msync: the pages of the range. */
-        bool hit = cpr_sim.pmem ||
-                   (len && u * unit < off + len && (u + 1) * unit > off);
 
-        if (hit) {
+        if (promotes(u, off, len, failed, i)) {
             memcpy(cpr_sim.dur + u * unit, cpr_sim.vol + u * unit, unit);
             cpr_sim.dirty[u] = 0;
         } else {
@@ -238,6 +300,12 @@ int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
     if (kept != cpr_sim.npending) {
         cpr_sim.npending = kept;
         cpr_sim.epoch++;
+    }
+    if (failed) {
+        point(CPR_SIM_PERSIST_FAILED);
+        cpr_error(errp, p->path, "cannot flush to media: %s",
+                  "simulated I/O error");
+        return -1;
     }
     point(CPR_SIM_AFTER_PERSIST);
     return 0;

@@ -19,11 +19,20 @@
 #include <stdint.h>
 
 typedef enum CprSimPoint {
-    CPR_SIM_AFTER_STORE,        /* one cpr_persist_write() or _zero() */
+    CPR_SIM_AFTER_STORE,        /* one cpr_persist_store(), _zero(), _move() */
     CPR_SIM_BEFORE_PERSIST,     /* cpr_persist_range() entered */
     CPR_SIM_AFTER_PERSIST,      /* ... and promoted its units */
+    CPR_SIM_PERSIST_FAILED,     /* ... or failed (see fail_at) */
     CPR_SIM_AFTER_GROW,         /* the file (both views) got longer */
 } CprSimPoint;
+
+/* What a failing flush made durable before it reported the error: real
+ * media may have written none, all or some of the range. */
+typedef enum CprSimPromote {
+    CPR_SIM_PROMOTE_NONE,
+    CPR_SIM_PROMOTE_ALL,
+    CPR_SIM_PROMOTE_SOME,       /* every other unit */
+} CprSimPromote;
 
 typedef struct CprSim {
     bool pmem;                  /* word units + drain, or pages + msync */
@@ -37,6 +46,16 @@ typedef struct CprSim {
     bool mapped;
     void (*hook)(CprSimPoint pt, void *opaque);
     void *opaque;
+    /*
+     * Flush failures: persist call number fail_at (counted from 1 in
+     * persist_calls; 0: none) returns -1, and so does every later one if
+     * fail_sticky (a dead device) rather than only that one (a transient
+     * error).  Cleared by cpr_sim_reset(), unlike the hook.
+     */
+    unsigned persist_calls;
+    unsigned fail_at;
+    bool fail_sticky;
+    CprSimPromote fail_promote;
 } CprSim;
 
 extern CprSim cpr_sim;

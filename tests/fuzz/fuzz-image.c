@@ -141,18 +141,20 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     {
         const CprRecord *rec = cpr_reader_record(r);
         uint8_t *buf = malloc(rec->payload_len + 1);
-        size_t n = 0, got;
+        size_t n = 0;
+        ssize_t got;
 
         CHECK(!(rec->flags & CPR_REC_FLAG_INVALIDATED));
         CHECK(cpr_record_fits(rec, file_size));
         CHECK(buf);
-        while ((got = cpr_reader_read(r, buf + n, 4093)) > 0) {
-            n += got;
+        while ((got = cpr_reader_read(r, buf + n, 4093, &err)) > 0) {
+            n += (size_t)got;
             CHECK(n <= rec->payload_len);
         }
+        CHECK(got == 0 && !err);
         CHECK(n == rec->payload_len);
         CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
-        CHECK(cpr_reader_pread(r, n, buf, 1) == 0);
+        CHECK(cpr_reader_pread(r, n, buf, 1, &err) == 0);
         free(buf);
     }
     cpr_reader_close(r);

@@ -14,6 +14,8 @@
 #include "unit-util.h"
 #include "writer.h"
 
+#include <xxhash.h>
+
 #define MiB (1u << 20)
 
 static gboolean expect_pmem(void)
@@ -28,20 +30,24 @@ static void test_persist_layer(void)
     char *err = NULL;
     CprPersist *p;
     struct stat st;
+    uint64_t h;
 
     g_assert_cmpint(fd, >=, 0);
     p = cpr_persist_map(fd, path, 1 * MiB, &err);
     g_assert_null(err);
     g_assert_cmpint(cpr_persist_is_pmem(p), ==, expect_pmem());
     g_assert_cmpuint(cpr_persist_size(p), ==, 1 * MiB);
-    cpr_persist_write(p, 4096, "hello", 5);
+    g_assert_cmpint(cpr_persist_store(p, 4096, "hello", 5, &err), ==, 0);
     g_assert_cmpint(cpr_persist_range(p, 4096, 5, &err), ==, 0);
-    g_assert_cmpint(cpr_persist_grow(p, 3 * MiB, &err), ==, 0);
-    g_assert_cmpint(cpr_persist_grow(p, 2 * MiB, &err), ==, 0); /* no-op */
+    g_assert_cmpint(cpr_persist_grow(p, 3 * MiB, 3 * MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_persist_grow(p, 2 * MiB, 2 * MiB, &err), ==, 0);
     g_assert_cmpuint(cpr_persist_size(p), ==, 3 * MiB);
-    g_assert_cmpmem(cpr_persist_view(p, 4096), 5, "hello", 5);
-    cpr_persist_zero(p, 4097, 2);
-    g_assert_cmpmem(cpr_persist_view(p, 4096), 5, "h\0\0lo", 5);
+    g_assert_cmpint(cpr_persist_hash(p, 4096, 5, &h, &err), ==, 0);
+    g_assert_cmphex(h, ==, XXH3_64bits("hello", 5));
+    g_assert_cmpint(cpr_persist_zero(p, 4097, 2, &err), ==, 0);
+    g_assert_cmpint(cpr_persist_move(p, 8192, 4096, 5, &err), ==, 0);
+    g_assert_cmpint(cpr_persist_hash(p, 8192, 5, &h, &err), ==, 0);
+    g_assert_cmphex(h, ==, XXH3_64bits("h\0\0lo", 5));
     g_assert_cmpint(cpr_persist_range(p, 0, 3 * MiB, &err), ==, 0);
     g_assert_null(err);
     cpr_persist_unmap(p);
@@ -256,9 +262,9 @@ static void test_close_without_commit(void)
  * A restore makes room for the next save in the background: the file
  * grows to hold it, and no byte of the image changes.
  */
-static void test_provision(void)
+static void test_room_after_restore(void)
 {
-    char *path = tu_path("provision");
+    char *path = tu_path("room");
     uint8_t *a = tu_pattern(20 * MiB, 6);
     uint64_t want = cpr_place_new(CPR_PAYLOAD_AREA, 20 * MiB).base +
                     25 * MiB;
@@ -306,9 +312,9 @@ static void test_loadable_before_close(void)
  * Streams over 64 MiB get their page tables populated by a thread: it
  * must stop before a growing stream remaps the file, and on abort.
  */
-static void test_background_prefault(void)
+static void test_background_populate(void)
 {
-    char *path = tu_path("prefault");
+    char *path = tu_path("populate");
     uint8_t *a = tu_pattern(80 * MiB, 1), *b = tu_pattern(100 * MiB, 2);
     uint8_t *c = tu_pattern(200 * MiB, 3);
 
@@ -326,7 +332,7 @@ static void test_background_prefault(void)
 }
 
 /* "cpr-pmem create --size": room made ahead, saves kept. */
-static void test_preallocate(void)
+static void test_populate_size(void)
 {
     char *path = tu_path("prealloc");
     uint8_t *a = tu_pattern(70 * MiB, 4);
@@ -335,14 +341,14 @@ static void test_preallocate(void)
     CprWriter *w;
 
     w = cpr_writer_open(path, NULL, &err);
-    g_assert_cmpint(cpr_writer_preallocate(w, 96 * MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_populate_size(w, 96 * MiB, &err), ==, 0);
     cpr_writer_close(w);
     g_assert_cmpint(stat(path, &st), ==, 0);
     g_assert_cmpint(st.st_size, ==, 96 * MiB);
     tu_assert_load_refused(path, "no committed image");
     tu_save(path, a, 70 * MiB);     /* a first save pre-maps all 94 MiB */
     w = cpr_writer_open(path, NULL, &err);
-    g_assert_cmpint(cpr_writer_preallocate(w, 160 * MiB, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_populate_size(w, 160 * MiB, &err), ==, 0);
     cpr_writer_close(w);
     g_assert_cmpint(stat(path, &st), ==, 0);
     g_assert_cmpint(st.st_size, ==, 160 * MiB);
@@ -368,10 +374,10 @@ int main(int argc, char **argv)
                     test_placement_and_abort);
     g_test_add_func("/roundtrip/close-without-commit",
                     test_close_without_commit);
-    g_test_add_func("/roundtrip/background-prefault",
-                    test_background_prefault);
-    g_test_add_func("/roundtrip/preallocate", test_preallocate);
-    g_test_add_func("/roundtrip/provision", test_provision);
+    g_test_add_func("/roundtrip/background-populate",
+                    test_background_populate);
+    g_test_add_func("/roundtrip/populate-size", test_populate_size);
+    g_test_add_func("/roundtrip/room-after-restore", test_room_after_restore);
     g_test_add_func("/roundtrip/loadable-before-close",
                     test_loadable_before_close);
     return g_test_run();

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "populate.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* Small enough to stop within a millisecond, large enough to be cheap. */
+#define STEP (2ull << 20)
+
+struct CprPopulator {
+    CprPersist *p;
+    _Atomic uint64_t done;      /* the mapping is populated below this */
+    uint64_t end;               /* the thread's goal */
+    atomic_bool stop;
+    bool running;
+    pthread_t thread;
+    /* cpr_populator_start_file(): the thread maps this file itself. */
+    int fd;
+    char *path;
+};
+
+/* done = max(done, off): the thread and need() both advance it. */
+static void advance(CprPopulator *pop, uint64_t off)
+{
+    uint64_t cur = atomic_load(&pop->done);
+
+    while (cur < off && !atomic_compare_exchange_weak(&pop->done, &cur, off)) {
+    }
+}
+
+static void populate_to_end(CprPopulator *pop)
+{
+    uint64_t off;
+
+    while ((off = atomic_load(&pop->done)) < pop->end &&
+           !atomic_load(&pop->stop)) {
+        uint64_t len = pop->end - off < STEP ? pop->end - off : STEP;
+
+        cpr_persist_populate(pop->p, off, len);
+        advance(pop, off + len);
+    }
+}
+
+static void *run(void *opaque)
+{
+    populate_to_end(opaque);
+    return NULL;
+}
+
+static void *run_file(void *opaque)
+{
+    CprPopulator *pop = opaque;
+    char *err = NULL;
+
+    /* Growing is the one change: under the lock, so a failure can be
+     * undone without racing a save in another process. */
+    if (flock(pop->fd, LOCK_EX | LOCK_NB) < 0) {
+        return NULL;
+    }
+    pop->p = cpr_persist_map(pop->fd, pop->path, pop->end, &err);
+    flock(pop->fd, LOCK_UN);
+    free(err);
+    if (pop->p) {
+        populate_to_end(pop);
+        cpr_persist_unmap(pop->p);
+        pop->p = NULL;
+    }
+    return NULL;
+}
+
+CprPopulator *cpr_populator_new(void)
+{
+    CprPopulator *pop = calloc(1, sizeof(*pop));
+
+    if (pop) {
+        pop->fd = -1;
+    }
+    return pop;
+}
+
+void cpr_populator_stop(CprPopulator *pop)
+{
+    if (pop && pop->running) {
+        atomic_store(&pop->stop, true);
+        pthread_join(pop->thread, NULL);
+        pop->running = false;
+    }
+}
+
+void cpr_populator_free(CprPopulator *pop)
+{
+    if (!pop) {
+        return;
+    }
+    cpr_populator_stop(pop);
+    if (pop->fd >= 0) {
+        close(pop->fd);
+    }
+    free(pop->path);
+    free(pop);
+}
+
+void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from)
+{
+    cpr_populator_stop(pop);
+    pop->p = p;
+    atomic_store(&pop->done, from);
+}
+
+void cpr_populator_need(CprPopulator *pop, uint64_t end, uint64_t ahead)
+{
+    uint64_t done = atomic_load(&pop->done);
+    uint64_t size = cpr_persist_size(pop->p);
+
+    if (end <= done) {
+        return;
+    }
+    end = end > done + ahead ? end : done + ahead;
+    end = end < size ? end : size;
+    /* Advance first, so that the thread skips what this call does. */
+    advance(pop, end);
+    cpr_persist_populate(pop->p, done, end - done);
+}
+
+static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
+{
+    pop->end = end;
+    atomic_store(&pop->stop, false);
+    pop->running = pthread_create(&pop->thread, NULL, fn, pop) == 0;
+    return pop->running;
+}
+
+void cpr_populator_background(CprPopulator *pop, uint64_t end)
+{
+    if (!pop->running && atomic_load(&pop->done) < end) {
+        start(pop, run, end);
+    }
+}
+
+CprPopulator *cpr_populator_start_file(int fd, const char *path,
+                                       uint64_t off, uint64_t end)
+{
+    CprPopulator *pop = cpr_populator_new();
+
+    if (!pop || !(pop->path = strdup(path))) {
+        free(pop);
+        close(fd);
+        return NULL;
+    }
+    pop->fd = fd;
+    atomic_store(&pop->done, off);
+    if (off >= end || !start(pop, run_file, end)) {
+        cpr_populator_free(pop);
+        return NULL;
+    }
+    return pop;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Populating an image mapping's page tables ahead of the stores, so that
+ * a save does not take a page fault per 4 KiB inside the VM's pause.
+ *
+ * One populator owns the cursor below which the mapping is populated.
+ * The writer asks for what it is about to store (cpr_populator_need) and
+ * may hand the rest of the expected stream to a thread on the other core
+ * (cpr_populator_background), which stays ahead of the stream; whatever
+ * the thread has not reached, need() populates itself.
+ *
+ * After a restore, cpr_populator_start_file() does the same for the room
+ * the next save will use, while the guest runs: that save then pays for
+ * neither the allocation nor the faults.
+ */
+#ifndef CPR_POPULATE_H
+#define CPR_POPULATE_H
+
+#include "persist.h"
+
+typedef struct CprPopulator CprPopulator;
+
+CprPopulator *cpr_populator_new(void);
+
+/* Stops the thread; NULL is fine. */
+void cpr_populator_free(CprPopulator *pop);
+
+/* A new mapping (map or remap): [0, @from) counts as populated.  Stops
+ * the thread first. */
+void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from);
+
+/* Populate up to @end before returning, and @ahead bytes beyond (capped
+ * at the file's end), unless the thread already did. */
+void cpr_populator_need(CprPopulator *pop, uint64_t end, uint64_t ahead);
+
+/* Populate up to @end on a thread; at most one runs at a time. */
+void cpr_populator_background(CprPopulator *pop, uint64_t end);
+
+/* Stop and join the thread: needed before the mapping changes. */
+void cpr_populator_stop(CprPopulator *pop);
+
+/*
+ * On a thread: lock the file @fd (which it takes over; the descriptor of
+ * a verified image, never a path that may name another file by now), grow
+ * it to @end if it is shorter (undone if that fails), unlock, then map it
+ * and populate [@off, @end).  No byte of the file changes.  Skipped if a
+ * save or restore holds the lock.  NULL if no thread could start.
+ */
+CprPopulator *cpr_populator_start_file(int fd, const char *path,
+                                       uint64_t off, uint64_t end);
+
+#endif

@@ -57,9 +57,12 @@ static void *run_file(void *opaque)
     CprPopulator *pop = opaque;
     char *err = NULL;
 
-    /* Growing is the one change: under the lock, so a failure can be
-     * undone without racing a save in another process. */
-    if (flock(pop->fd, LOCK_EX | LOCK_NB) < 0) {
+    /*
+     * Growing is the one change: under a shared lock, so that no save can
+     * start meanwhile (whose mapping a failed growth, undone by truncating
+     * back, would cut short) while restores still can.
+     */
+    if (flock(pop->fd, LOCK_SH | LOCK_NB) < 0) {
         return NULL;
     }
     pop->p = cpr_persist_map(pop->fd, pop->path, pop->end, &err);

@@ -6,7 +6,8 @@
  * issued after the last "completed".
  *
  * The VMs are in the state of every reboot after the first: restored from
- * the last one's images (so -incoming defer loaded the transport) and
+ * the last one's images (started with x-preload-transports, so the
+ * transport was loaded before the save) and
  * saving into those images again.  A first save ever also creates the
  * image and loads the transport inside the migrate command.
  */

@@ -3,7 +3,8 @@
  * Every way a user can name a pmem: image reaches the transport: the
  * QMP "channels" form, the HMP monitor (whose errors are plain text), and
  * "-incoming pmem:PATH" on the command line.  A CMOS byte set before the
- * save must be back after the restore.
+ * save must be back after the restore.  Last, the opt-in preload:
+ * -global migration.x-preload-transports=pmem.
  */
 #include "cpr-cycle.h"
 #include "halt-vm.h"
@@ -180,22 +181,43 @@ static void test_command_line(void)
 }
 
 /*
- * "-incoming defer" loads the transports at start-up, so the restore does
- * not wait for dlopen(): the transport must work even after its file is
- * gone from the plugin directory.
+ * Start a destination whose plugin directory holds only a copy of the
+ * pmem transport, then take the copy away: only a transport QEMU loaded
+ * at start-up can still serve the restore.
  */
-static void test_defer_preloads(void)
+static QemuProc *start_without_plugin_file(const char *dir, GStrv args,
+                                           const char *name)
 {
-    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
     g_autofree char *plugin = g_build_filename(
         g_getenv("QEMU_TRANSPORT_PLUGIN_DIR"), "transport-pmem.so", NULL);
     g_autofree char *copy = NULL;
+    GError *err = NULL;
+    QemuProc *p;
+
+    p = halt_vm_start_with_plugin(dir, args, name, "defer", plugin, &copy,
+                                  &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(g_unlink(copy), ==, 0);
+    return p;
+}
+
+/*
+ * -global migration.x-preload-transports=pmem loads the transport at
+ * start-up, so the restore does not wait for dlopen(); without it,
+ * "-incoming defer" loads nothing.
+ */
+static void test_preload_property(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
     g_autofree char *uri = g_strdup_printf("pmem:%s/vm.cpr", dir);
     g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_auto(GStrv) preload = cpr_preload_args((const char *const *)args, uri);
     g_autoptr(QemuProc) src = start(dir, args, "src", NULL);
     g_autoptr(QemuProc) dst = NULL;
     GError *err = NULL;
 
+    g_assert_true(g_strv_contains((const char *const *)preload,
+                                  "migration.x-preload-transports=pmem"));
     setup_cpr(qemu_proc_qmp(src));
     halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x4b);
     qmp_migrate(qemu_proc_qmp(src), uri, &err);
@@ -203,11 +225,16 @@ static void test_defer_preloads(void)
     wait_done(qemu_proc_qmp(src));
     g_clear_pointer(&src, qemu_proc_free);
 
-    dst = halt_vm_start_with_plugin(dir, args, "dst", "defer", plugin, &copy,
-                                    &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(g_unlink(copy), ==, 0);
+    /* Not asked for: nothing was loaded, so the scheme is unknown now. */
+    dst = start_without_plugin_file(dir, args, "dst-plain");
+    setup_cpr(qemu_proc_qmp(dst));
+    g_assert_false(qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err));
+    g_test_message("without preload: %s", err->message);
+    g_assert_nonnull(strstr(err->message, "'pmem'"));
+    g_clear_error(&err);
+    g_clear_pointer(&dst, qemu_proc_free);
 
+    dst = start_without_plugin_file(dir, preload, "dst");
     setup_cpr(qemu_proc_qmp(dst));
     qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err);
     g_assert_no_error(err);
@@ -223,6 +250,6 @@ int main(int argc, char **argv)
     g_test_add_func("/uri-forms/json-channels", test_json_channels);
     g_test_add_func("/uri-forms/hmp", test_hmp);
     g_test_add_func("/uri-forms/command-line", test_command_line);
-    g_test_add_func("/uri-forms/defer-preloads-transport", test_defer_preloads);
+    g_test_add_func("/uri-forms/preload-property", test_preload_property);
     return g_test_run();
 }

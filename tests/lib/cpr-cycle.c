@@ -3,6 +3,7 @@
 #include "qemu-log.h"
 
 #include <math.h>
+#include <string.h>
 
 #define MIGRATE_TIMEOUT_MS 120000   /* a 4 GiB save into a new file */
 #define QUIT_TIMEOUT_MS    30000
@@ -144,15 +145,54 @@ gboolean cpr_save(QemuProc *src, const CprSetup *setup, const char *uri,
            cpr_save_quit(src, s, errp);
 }
 
+char *cpr_plugin_scheme(const char *uri)
+{
+    static const char *const builtin[] = {
+        "tcp", "unix", "vsock", "fd", "exec", "file", "rdma", NULL,
+    };
+    const char *colon = strchr(uri, ':');
+    g_autofree char *scheme = NULL;
+
+    if (!colon) {
+        return NULL;
+    }
+    scheme = g_strndup(uri, colon - uri);
+    return g_strv_contains(builtin, scheme) ? NULL : g_steal_pointer(&scheme);
+}
+
+#define PRELOAD_PROP "migration.x-preload-transports="
+
+GStrv cpr_preload_args(const char *const *args, const char *uri)
+{
+    g_autofree char *scheme = cpr_plugin_scheme(uri);
+    GPtrArray *a = g_ptr_array_new();
+    gboolean has = FALSE;
+
+    for (guint i = 0; args && args[i]; i++) {
+        has = has || g_str_has_prefix(args[i], PRELOAD_PROP);
+        g_ptr_array_add(a, g_strdup(args[i]));
+    }
+    if (scheme && !has) {
+        g_ptr_array_add(a, g_strdup("-global"));
+        g_ptr_array_add(a, g_strconcat(PRELOAD_PROP, scheme, NULL));
+    }
+    g_ptr_array_add(a, NULL);
+    return (GStrv)g_ptr_array_free(a, FALSE);
+}
+
 QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
                         const char *uri, CprSample *s, GError **errp)
 {
+    g_auto(GStrv) args = cpr_preload_args(opts->args, uri);
+    QemuProcOpts with_preload = *opts;
     g_autoptr(QemuProc) dst = NULL;
     g_autoptr(JsonObject) resume = NULL;
     Qmp *qmp;
     double sent;
 
-    dst = qemu_proc_start_incoming(opts, "defer", errp);
+    /* the transport loads at start-up, not inside migrate-incoming */
+    with_preload.args = (const char *const *)args;
+    dst = qemu_proc_start_incoming(&with_preload, "defer", errp);
     if (!dst) {
         return NULL;
     }

@@ -56,13 +56,30 @@ gboolean cpr_save_quit(QemuProc *src, CprSample *s, GError **errp);
 gboolean cpr_save(QemuProc *src, const CprSetup *setup, const char *uri,
                     CprSample *s, GError **errp);
 
-/* Spawn @opts + -incoming defer, restore from @uri, wait for RESUME. */
+/*
+ * Spawn @opts + -incoming defer (+ cpr_preload_args() for a transport
+ * plugin's @uri), restore from @uri, wait for RESUME.
+ */
 QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
                         const char *uri, CprSample *s, GError **errp);
 
 /* cpr_save, then cpr_restore with @src's own options, named @dst_name. */
 QemuProc *cpr_cycle(QemuProc *src, const CprSetup *setup, const char *uri,
                     const char *dst_name, CprSample *s, GError **errp);
+
+/*
+ * The scheme of @uri if a transport plugin serves it (g_free), NULL for
+ * QEMU's own schemes (file:, tcp:, unix:, exec:, fd:, ...).
+ */
+char *cpr_plugin_scheme(const char *uri);
+
+/*
+ * @args plus "-global migration.x-preload-transports=SCHEME" when a
+ * transport plugin serves @uri and @args do not preload already, so that
+ * the restore (or the first save) does not pay for loading it.  Patched
+ * QEMU only: stock QEMU has no such property.  g_strfreev() the result.
+ */
+GStrv cpr_preload_args(const char *const *args, const char *uri);
 
 /* QEMU arguments that make cpr_save_quit() find the save's phases. */
 extern const char *const cpr_trace_args[];

@@ -187,6 +187,49 @@ static void test_room_after_every_restore(void)
     g_free(path);
 }
 
+/*
+ * A restore (or "cpr-pmem check") right after a restore must not be
+ * refused: the room-making is no save.  Known backend bug: the room
+ * thread holds LOCK_EX while it allocates the room (populate.c run_file:
+ * cpr_persist_map() under the lock, a posix_fallocate of 1.25 times the
+ * payload), and every in_open meanwhile fails with "a save to this file
+ * is in progress".  Reported as incomplete (TAP "TODO"), like the above.
+ */
+static void test_restore_during_room_making(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("restore-twice");
+    uint8_t *a = tu_pattern(32 * MiB, 20);
+    const int rounds = 5;
+    int refused = 0;
+
+    for (int i = 0; i < rounds; i++) {
+        QemuTransportIn *t;
+        char *err = NULL;
+
+        unlink(path);
+        tu_save(path, a, 32 * MiB);
+        tu_assert_loads(path, a, 32 * MiB); /* in_close starts the thread */
+        t = ops->in_open(path, &err);
+        if (t) {
+            ops->in_close(t);
+        } else {
+            g_test_message("refused: %s", err);
+            g_assert_nonnull(strstr(err, "in progress"));
+            free(err);
+            refused++;
+        }
+        hu_quiesce();
+    }
+    if (refused) {
+        g_test_incomplete("known backend bug: the room thread holds the "
+                          "exclusive lock while it allocates, so a restore "
+                          "meanwhile is refused as if a save were running");
+    }
+    g_free(a);
+    g_free(path);
+}
+
 typedef struct Victim {
     const char *path;
     const uint8_t *data;
@@ -563,6 +606,8 @@ int main(int argc, char **argv)
                     test_room_after_symlink);
     g_test_add_func("/third-party/room-after-every-restore",
                     test_room_after_every_restore);
+    g_test_add_func("/third-party/restore-during-room-making",
+                    test_restore_during_room_making);
     g_test_add_func("/third-party/truncate-during-readv",
                     test_truncate_during_readv);
     g_test_add_func("/third-party/changed-after-verify",

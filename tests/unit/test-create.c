@@ -134,11 +134,18 @@ static void check_long_name(size_t len)
     char *name = g_strnfill(len, 'n');
     char *path;
     uint8_t *a = tu_pattern(3000, (uint32_t)len);
+    QemuTransportOut *t;
+    char *err = NULL;
     char **names;
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
     memcpy(name + len - 4, ".cpr", 4);
     path = g_build_filename(dir, name, NULL);
+    t = tu_ops()->out_open(path, &err);
+    if (!t) {
+        g_error("%s", err);
+    }
+    tu_ops()->out_close(t);
     tu_save(path, a, 3000);
     tu_assert_loads(path, a, 3000);
     hu_quiesce();

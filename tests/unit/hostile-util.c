@@ -23,17 +23,6 @@
 #define TMPFS_MAGIC 0x01021994
 #endif
 
-void hu_quiesce(void)
-{
-    char *path = tu_path("no-such-dir/quiesce");
-    char *err = NULL;
-
-    /* out_open stops the room-making first, whatever happens next. */
-    g_assert_null(tu_ops()->out_open(path, &err));
-    free(err);
-    g_free(path);
-}
-
 int hu_run_child(int (*fn)(void *), void *arg)
 {
     pid_t pid;

@@ -17,10 +17,6 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-/* Join the plugin's background room-making (a restore starts it): a
- * forked child must not inherit a thread it would then try to join. */
-void hu_quiesce(void);
-
 /*
  * Run fn(arg) in a forked child (stdio flushed first); the child exits
  * with fn's result through exit(), so a sanitizer build checks it for

@@ -84,7 +84,7 @@ static void test_killed_creation(void)
     int leftovers = 0;
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
-    hu_quiesce();
+    tu_quiesce();
     for (int k = 0; k < 40; k++) {
         pid_t pid;
         int status;
@@ -148,7 +148,7 @@ static void check_long_name(size_t len)
     tu_ops()->out_close(t);
     tu_save(path, a, 3000);
     tu_assert_loads(path, a, 3000);
-    hu_quiesce();
+    tu_quiesce();
     names = list_dir(dir);
     g_assert_cmpstr(names[0], ==, name);
     g_assert_null(names[1]);
@@ -218,7 +218,7 @@ static void test_symlink_to_image(void)
     g_assert_true(S_ISLNK(st.st_mode));
     g_assert_cmpuint(tu_newest_generation(target, &slot), ==, 2);
     tu_assert_loads(target, b, 7000);
-    hu_quiesce();
+    tu_quiesce();
     g_free(a);
     g_free(b);
     g_free(path);

@@ -105,7 +105,7 @@ static int ext4_rollback_child(void *opaque)
     g_assert_cmpuint(hu_file_size(path), ==, size);
     g_assert_cmpuint(free_after + 256 * 1024, >=, free_before);
     tu_assert_loads(path, a, 4096);
-    hu_quiesce();
+    tu_quiesce();
     umount2(dir, MNT_DETACH);
     g_free(a);
     g_free(big);
@@ -120,7 +120,7 @@ static void run_on_own_fs(const char *name, int (*fn)(void *),
     int status;
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
-    hu_quiesce();
+    tu_quiesce();
     status = hu_run_child(fn, dir);
     if (WIFEXITED(status) && WEXITSTATUS(status) == SKIP) {
         g_test_skip("cannot make a private filesystem");
@@ -156,7 +156,7 @@ static int exact_growth_child(void *opaque)
                    (unsigned long long)hu_fs_free(dir));
     g_assert_cmpuint(hu_file_size(path), <=, 12 * MiB);
     tu_assert_loads(path, a, 9 * MiB);
-    hu_quiesce();
+    tu_quiesce();
     g_free(a);
     g_free(path);
     return 0;

@@ -133,7 +133,7 @@ static void test_crafted_records(void)
     gpointer kind, count;
     int nbad = 0, total = 0;
 
-    hu_quiesce();
+    tu_quiesce();
     for (size_t i = 0; i < G_N_ELEMENTS(offs); i++) {
         for (size_t j = 0; j < G_N_ELEMENTS(lens); j++) {
             Crafted c = { path, offs[i], lens[j] };
@@ -240,7 +240,7 @@ static void test_sparse_on_small_tmpfs(void)
     int status;
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
-    hu_quiesce();
+    tu_quiesce();
     status = hu_run_child(sparse_on_tmpfs_child, dir);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
         g_test_skip("cannot mount a private tmpfs");
@@ -339,7 +339,7 @@ static void check_cheap_refusal(uint64_t size)
 {
     int status;
 
-    hu_quiesce();
+    tu_quiesce();
     status = hu_run_child(cheap_refusal_child, &size);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
         g_test_skip("cannot mount a private tmpfs");

@@ -198,7 +198,7 @@ static void test_placement_and_abort(void)
     assert_aborts_keep(path, small2, MiB, big2, 12 * MiB);
     tu_save(path, big2, 12 * MiB);              /* below it, at 2 MiB */
     assert_aborts_keep(path, big2, 12 * MiB, big, 10 * MiB);
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_nonnull(w);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 18 * MiB);
     g_assert_cmpint(cpr_writer_append(w, big, 10 * MiB, &err), ==, 0);
@@ -206,7 +206,7 @@ static void test_placement_and_abort(void)
     cpr_writer_close(w);
     tu_assert_loads(path, big, 10 * MiB);
     /* Live at 18 MiB leaves 16 MiB below: 24 MiB must relocate. */
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_nonnull(w);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
     g_assert_cmpint(cpr_writer_append(w, big2, 12 * MiB, &err), ==, 0);
@@ -221,7 +221,7 @@ static void test_placement_and_abort(void)
     memcpy(twice + 12 * MiB, big2, 12 * MiB);
     tu_assert_loads(path, twice, 24 * MiB);
     /* Relocation triggered by a positional write. */
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
     g_assert_cmpint(cpr_writer_append(w, small, MiB, &err), ==, 0);
     g_assert_cmpint(cpr_writer_pwrite(w, 40 * MiB, small2, MiB, &err), ==, 0);
@@ -249,7 +249,7 @@ static void test_close_without_commit(void)
     CprWriter *w;
 
     tu_save(path, a, 4096);
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_cmpint(cpr_writer_append(w, b, 8192, &err), ==, 0);
     cpr_writer_close(w);
     tu_assert_loads(path, a, 4096);
@@ -293,7 +293,7 @@ static void test_loadable_before_close(void)
     char *path = tu_path("before-close");
     uint8_t *a = tu_pattern(4096, 5);
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, NULL, &err);
+    CprWriter *w = tu_writer_open(path);
     CprReader *r;
 
     g_assert_cmpint(cpr_writer_append(w, a, 4096, &err), ==, 0);
@@ -340,14 +340,14 @@ static void test_populate_size(void)
     struct stat st;
     CprWriter *w;
 
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_cmpint(cpr_writer_populate_size(w, 96 * MiB, &err), ==, 0);
     cpr_writer_close(w);
     g_assert_cmpint(stat(path, &st), ==, 0);
     g_assert_cmpint(st.st_size, ==, 96 * MiB);
     tu_assert_load_refused(path, "no committed image");
     tu_save(path, a, 70 * MiB);     /* a first save pre-maps all 94 MiB */
-    w = cpr_writer_open(path, NULL, &err);
+    w = tu_writer_open(path);
     g_assert_cmpint(cpr_writer_populate_size(w, 160 * MiB, &err), ==, 0);
     cpr_writer_close(w);
     g_assert_cmpint(stat(path, &st), ==, 0);

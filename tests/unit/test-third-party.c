@@ -80,7 +80,7 @@ static gboolean wait_for_room(const char *image, uint64_t want,
            file_is(other, buf, len)) {
         g_usleep(5000);
     }
-    hu_quiesce();       /* joins the thread */
+    tu_quiesce();       /* joins the thread */
     g_test_message("after %.3f s: image %llu bytes, other file %llu bytes",
                    hu_now() - t0, (unsigned long long)hu_file_size(image),
                    (unsigned long long)hu_file_size(other));
@@ -132,7 +132,7 @@ static void check_room_on_verified_file(gboolean by_symlink)
     }
     g_assert_true(grown);
     tu_assert_loads(hard, a, 4 * MiB);
-    hu_quiesce();
+    tu_quiesce();
     g_free(a);
     g_free(other);
     g_free(hard);
@@ -150,13 +150,8 @@ static void test_room_after_symlink(void)
 }
 
 /*
- * Every restore makes room for the next save.  Known backend bug (not a
- * regression of issue 8's items): plugin.c in_close() starts the room
- * thread before cpr_reader_close() drops the restore's shared flock, and
- * the thread's flock(LOCK_EX | LOCK_NB) (populate.c run_file) fails with
- * EWOULDBLOCK whenever it runs first: the room is then silently not made.
- * Reported as incomplete (TAP "TODO") rather than failed, so the suite
- * stays usable until it is fixed; it passes once it is.
+ * Every restore makes room for the next save: the room thread's lock must
+ * not lose against the restore's own, still held when it starts.
  */
 static void test_room_after_every_restore(void)
 {
@@ -170,30 +165,22 @@ static void test_room_after_every_restore(void)
         unlink(path);
         tu_save(path, a, 4 * MiB);
         tu_assert_loads(path, a, 4 * MiB);  /* in_close starts the thread */
-        hu_quiesce();                       /* joins it: it grew, or not */
+        tu_quiesce();                       /* joins it: it grew, or not */
         if (hu_file_size(path) < want) {
             skipped++;
         }
     }
     g_test_message("%d of %d restores made no room for the next save",
                    skipped, rounds);
-    if (skipped) {
-        g_test_incomplete("known backend bug: in_close starts the room "
-                          "thread before the restore drops its lock; the "
-                          "thread's flock(LOCK_EX|LOCK_NB) loses the race "
-                          "and no room is made");
-    }
+    g_assert_cmpint(skipped, ==, 0);
     g_free(a);
     g_free(path);
 }
 
 /*
  * A restore (or "cpr-pmem check") right after a restore must not be
- * refused: the room-making is no save.  Known backend bug: the room
- * thread holds LOCK_EX while it allocates the room (populate.c run_file:
- * cpr_persist_map() under the lock, a posix_fallocate of 1.25 times the
- * payload), and every in_open meanwhile fails with "a save to this file
- * is in progress".  Reported as incomplete (TAP "TODO"), like the above.
+ * refused: the room-making (a posix_fallocate of 1.25 times the payload)
+ * is no save.
  */
 static void test_restore_during_room_making(void)
 {
@@ -215,17 +202,12 @@ static void test_restore_during_room_making(void)
             ops->in_close(t);
         } else {
             g_test_message("refused: %s", err);
-            g_assert_nonnull(strstr(err, "in progress"));
             free(err);
             refused++;
         }
-        hu_quiesce();
+        tu_quiesce();
     }
-    if (refused) {
-        g_test_incomplete("known backend bug: the room thread holds the "
-                          "exclusive lock while it allocates, so a restore "
-                          "meanwhile is refused as if a save were running");
-    }
+    g_assert_cmpint(refused, ==, 0);
     g_free(a);
     g_free(path);
 }
@@ -276,7 +258,7 @@ static void test_truncate_during_readv(void)
 
         unlink(path);
         tu_save(path, a, 8 * MiB);
-        hu_quiesce();
+        tu_quiesce();
         hu_assert_exit_ok(hu_run_child(truncate_during_readv_child, &v),
                           "in_readv of a truncated image");
     }
@@ -335,7 +317,7 @@ static void test_changed_after_verify(void)
 
         unlink(path);
         tu_save(path, a, 8 * MiB);
-        hu_quiesce();
+        tu_quiesce();
         hu_assert_exit_ok(hu_run_child(changed_after_verify_child, &v),
                           "reading an image changed after in_open");
     }
@@ -402,7 +384,7 @@ static void check_truncate_during_save(const char *name, uint64_t more,
 
         unlink(path);
         tu_save(path, a, 4096);
-        hu_quiesce();
+        tu_quiesce();
         status = hu_run_child(truncate_during_save_child, &v);
         hu_assert_exit_ok(status, name);
     }
@@ -494,7 +476,7 @@ static void test_punched_hole_full_tmpfs(void)
     int status;
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
-    hu_quiesce();
+    tu_quiesce();
     status = hu_run_child(punched_full_child, dir);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
         g_test_skip("cannot mount a private tmpfs");
@@ -587,7 +569,7 @@ static void test_truncate_during_hash(void)
         HashRace h = { path, a, delays[i], i % 2 ? 0 : 2 * MiB + 100 * MiB };
 
         hu_copy_file(template, path);
-        hu_quiesce();
+        tu_quiesce();
         hu_assert_exit_ok(hu_run_child(truncate_during_hash_child, &h),
                           "in_open of an image truncated meanwhile");
     }

@@ -16,6 +16,29 @@
 static char *dir;
 static pid_t dir_owner;
 
+void tu_quiesce(void)
+{
+    char *path = tu_path("no-such-dir/quiesce");
+    char *err = NULL;
+
+    /* out_open stops the room-making first, whatever happens next. */
+    g_assert_null(tu_ops()->out_open(path, &err));
+    free(err);
+    g_free(path);
+}
+
+CprWriter *tu_writer_open(const char *path)
+{
+    char *err = NULL;
+    CprWriter *w;
+
+    tu_quiesce();
+    w = cpr_writer_open(path, NULL, &err);
+    g_assert_null(err);
+    g_assert_nonnull(w);
+    return w;
+}
+
 const QemuTransportOps *tu_ops(void)
 {
     static const QemuTransportOps *ops;

@@ -30,6 +30,13 @@ void tu_save(const char *path, const uint8_t *buf, size_t len);
 void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
                      size_t abort_at);
 
+/* Stop the room-making a restore started (in_close), as QEMU's next
+ * out_open would: a save outside the ABI would find the file locked. */
+void tu_quiesce(void);
+
+/* cpr_writer_open() after tu_quiesce(); asserts success. */
+struct CprWriter *tu_writer_open(const char *path);
+
 /* Assert the image loads and streams exactly @buf. */
 void tu_assert_loads(const char *path, const uint8_t *buf, size_t len);
 

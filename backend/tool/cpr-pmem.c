@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -23,11 +24,14 @@ static const char usage_text[] =
     "Commands:\n"
     "  create --size=SIZE IMAGE\n"
     "        create IMAGE (or grow it, keeping its saves) with SIZE bytes\n"
-    "        (K, M, G, T suffixes) allocated and faulted in, so that saves\n"
-    "        do not pay for it; about 2.5 times the stream holds two saves\n"
+    "        (decimal digits, optional K, M, G, T suffix; at most 1048576T)\n"
+    "        allocated and faulted in, so that saves do not pay for it;\n"
+    "        about 2.5 times the stream holds two saves\n"
     "  info [--output=human|json] IMAGE\n"
     "        show the superblock, both commit record slots, the committed\n"
-    "        generation and whether the image would load\n"
+    "        generation and whether the image would load; in JSON,\n"
+    "        checksums are hex strings and a number above 2^63-1 (which\n"
+    "        only a forged record holds) is a decimal string\n"
     "  check IMAGE\n"
     "        verify the image exactly as the transport does when loading\n"
     "  invalidate IMAGE\n"
@@ -90,35 +94,52 @@ static int cmd_check(const char *path)
     return TOOL_OK;
 }
 
-/* SIZE[KMGT], binary multiples; 0 on a malformed or zero size. */
-static uint64_t parse_size(const char *arg)
+/* The largest image: what the writer accepts (a stream of up to 2^60
+ * bytes), far beyond any file system's limit, and it keeps every offset
+ * sum within off_t. */
+#define MAX_SIZE (1ull << 60)
+#define MAX_SIZE_TEXT "1048576T (2^60 bytes)"
+
+enum { SIZE_OK, SIZE_MALFORMED, SIZE_TOO_LARGE };
+
+/*
+ * SIZE[KMGT], decimal digits and binary multiples, nothing else (no
+ * sign, space or hex: strtoull would take " -1" as 2^64 - 1).  Sizes
+ * that overflow or exceed MAX_SIZE are too large, not wrapped.
+ */
+static int parse_size(const char *arg, uint64_t *size)
 {
     static const char units[] = "KMGT";
-    char *end;
     unsigned long long v;
     const char *u;
+    char *end;
 
+    if (*arg < '0' || *arg > '9') {
+        return SIZE_MALFORMED;
+    }
     errno = 0;
     v = strtoull(arg, &end, 10);
-    if (errno || end == arg || *arg == '-') {
-        return 0;
+    if (*end && (end[1] || !(u = strchr(units, *end)))) {
+        return SIZE_MALFORMED;
+    }
+    if (errno == ERANGE || v > MAX_SIZE) {
+        return SIZE_TOO_LARGE;
     }
     if (*end) {
-        if (end[1] || !(u = strchr(units, *end))) {
-            return 0;
-        }
         for (int shift = 10 * (int)(u - units + 1); shift; shift -= 10) {
-            if (v > UINT64_MAX >> 10) {
-                return 0;
+            if (v > MAX_SIZE >> 10) {
+                return SIZE_TOO_LARGE;
             }
             v <<= 10;
         }
     }
-    return v;
+    *size = v;
+    return v ? SIZE_OK : SIZE_MALFORMED;
 }
 
 static int cmd_create(const char *path, uint64_t size)
 {
+    struct stat st;
     char *err = NULL;
     CprWriter *w = cpr_writer_open(path, "cpr-pmem create", &err);
 
@@ -127,6 +148,11 @@ static int cmd_create(const char *path, uint64_t size)
         fprintf(stderr, "%s\n", err);
         free(err);
         return TOOL_REFUSED;
+    }
+    /* What the file is now: at least the 8 MiB of a new image, in 2 MiB
+     * steps, never shrunk; all of it is allocated and faulted in. */
+    if (stat(path, &st) == 0) {
+        size = (uint64_t)st.st_size;
     }
     printf("%s: %llu bytes allocated and faulted in\n", path,
            (unsigned long long)size);
@@ -213,13 +239,18 @@ int main(int argc, char **argv)
         return usage_error("%s", "--size is for create, and create needs it");
     }
     if (size) {
-        uint64_t bytes = parse_size(size);
+        uint64_t bytes = 0;
 
-        if (!bytes) {
+        switch (parse_size(size, &bytes)) {
+        case SIZE_OK:
+            return cmd_create(argv[optind], bytes);
+        case SIZE_TOO_LARGE:
+            return usage_error("--size '%s' is too large: at most "
+                               MAX_SIZE_TEXT, size);
+        default:
             return usage_error("--size must be a positive size such as 3G, "
                                "not '%s'", size);
         }
-        return cmd_create(argv[optind], bytes);
     }
     if (!strcmp(cmd, "info")) {
         if (output && strcmp(output, "human") && strcmp(output, "json")) {

@@ -245,6 +245,213 @@ static void test_create(void)
     g_free(other);
 }
 
+/* Sizes that overflow, exceed 2^60 or are not plain digits are usage
+ * errors, before any file is touched: never wrapped into "success". */
+static void test_create_sizes(void)
+{
+    static const char *const too_large[] = {
+        "--size=18446744073709551615",      /* UINT64_MAX */
+        "--size=18446744073709551616",      /* 2^64: ERANGE */
+        "--size=99999999999999999999999",
+        "--size=16777216T",                 /* 2^64 */
+        "--size=1048577T",                  /* 2^60 + 2^40 */
+        "--size=1152921504606846977",       /* 2^60 + 1 */
+        "--size=1073741825G",
+    };
+    static const char *const malformed[] = {
+        "--size= -1", "--size=-1", "--size=+5", "--size= 5", "--size=5 ",
+        "--size=0x10", "--size=1.5G", "--size=", "--size=1KB", "--size=0T",
+    };
+    char *img = path_of("create-sizes");
+    struct stat st;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(too_large); i++) {
+        assert_run("create", too_large[i], img, 2, NULL, "too large");
+        assert_run("create", too_large[i], img, 2, NULL, "at most 1048576T");
+        g_assert_false(g_file_test(img, G_FILE_TEST_EXISTS));
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(malformed); i++) {
+        assert_run("create", malformed[i], img, 2, NULL, "positive size");
+        g_assert_false(g_file_test(img, G_FILE_TEST_EXISTS));
+    }
+    /* What is printed is the file as made: 8 MiB at least. */
+    assert_run("create", "--size=1K", img, 0, "8388608 bytes", NULL);
+    g_assert_cmpint(stat(img, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 8 << 20);
+    assert_run("create", "--size=9M", img, 0, "10485760 bytes", NULL);
+    g_free(img);
+}
+
+static void forge_slot(const char *img, unsigned slot, const CprRecord *rec)
+{
+    uint8_t buf[CPR_REC_SIZE];
+    int fd = open(img, O_RDWR);
+
+    cpr_record_encode(rec, buf);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf), CPR_SLOT_OFFSET(slot)), ==,
+                    sizeof(buf));
+    close(fd);
+}
+
+static void forge_sb_ctime(const char *img, uint64_t ns)
+{
+    uint8_t buf[CPR_SB_SIZE];
+    CprSuperblock sb;
+    int fd = open(img, O_RDWR);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, buf, sizeof(buf), 0), ==, sizeof(buf));
+    g_assert_cmpint(cpr_sb_decode(buf, sizeof(buf), &sb), ==, CPR_DECODE_OK);
+    sb.ctime_ns = ns;
+    cpr_sb_encode(&sb, buf);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf), 0), ==, sizeof(buf));
+    close(fd);
+}
+
+/* No integer in the document is negative, and no string is a negative
+ * number either. */
+static void assert_no_negative(JsonNode *node, const char *where)
+{
+    if (JSON_NODE_HOLDS_OBJECT(node)) {
+        JsonObject *o = json_node_get_object(node);
+        GList *names = json_object_get_members(o);
+
+        for (GList *l = names; l; l = l->next) {
+            assert_no_negative(json_object_get_member(o, l->data), l->data);
+        }
+        g_list_free(names);
+    } else if (JSON_NODE_HOLDS_ARRAY(node)) {
+        JsonArray *a = json_node_get_array(node);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            assert_no_negative(json_array_get_element(a, i), where);
+        }
+    } else if (JSON_NODE_HOLDS_VALUE(node)) {
+        GType t = json_node_get_value_type(node);
+
+        if (t == G_TYPE_INT64 && json_node_get_int(node) < 0) {
+            g_error("\"%s\" is negative: %" G_GINT64_FORMAT, where,
+                    json_node_get_int(node));
+        }
+        if (t == G_TYPE_STRING && json_node_get_string(node)[0] == '-') {
+            g_error("\"%s\" is \"%s\"", where, json_node_get_string(node));
+        }
+    }
+}
+
+static JsonObject *slot_json(JsonObject *o, guint i)
+{
+    return json_array_get_object_element(
+        json_object_get_array_member(o, "slots"), i);
+}
+
+static void assert_string_member(JsonObject *o, const char *name,
+                                 const char *want)
+{
+    JsonNode *n = json_object_get_member(o, name);
+
+    g_assert_nonnull(n);
+    g_assert_cmpint(json_node_get_value_type(n), ==, G_TYPE_STRING);
+    g_assert_cmpstr(json_node_get_string(n), ==, want);
+}
+
+/*
+ * Values above INT64_MAX in every unsigned field a valid record or the
+ * superblock can carry (their checksums re-signed): exact decimal
+ * strings in JSON and decimals in human output, never negative or
+ * wrapped.  A generation above INT64_MAX makes the record invalid: its
+ * slot is shown torn, without fields, and the other slot is committed.
+ */
+static void test_info_large_values(void)
+{
+    char *img = path_of("large-values");
+    JsonParser *parser = json_parser_new();
+    CprRecord rec = {
+        .version = 1, .generation = 2,
+        .payload_off = (1ull << 63) + 5, .payload_len = UINT64_MAX,
+        .payload_xxh3 = UINT64_MAX, .ctime_ns = UINT64_MAX - 1,
+        .qemu_version = "forged", .kernel_release = "forged",
+        .cmdline_fp = 1ull << 63,
+    };
+    CprImageHeader h;
+    JsonObject *o, *s0;
+    char *err = NULL, *want;
+    Run r;
+
+    save(img, 5000, 1);                 /* generation 1, slot 1 */
+    forge_slot(img, 0, &rec);
+    forge_sb_ctime(img, UINT64_MAX);
+    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    g_assert_cmpint(h.slots.state[0], ==, CPR_DECODE_OK);
+
+    o = info_json(img, parser);
+    assert_no_negative(json_parser_get_root(parser), "(root)");
+    g_assert_cmpint(json_object_get_int_member(o, "committed-generation"),
+                    ==, 2);
+    g_assert_false(json_object_get_boolean_member(o, "loadable"));
+    assert_string_member(json_object_get_object_member(o, "superblock"),
+                         "created-ns", "18446744073709551615");
+    s0 = slot_json(o, 0);
+    g_assert_cmpstr(json_object_get_string_member(s0, "state"), ==, "valid");
+    g_assert_cmpint(json_object_get_int_member(s0, "generation"), ==, 2);
+    assert_string_member(s0, "payload-offset", "9223372036854775813");
+    assert_string_member(s0, "payload-length", "18446744073709551615");
+    assert_string_member(s0, "saved-ns", "18446744073709551614");
+    assert_string_member(s0, "payload-xxh3", "0xffffffffffffffff");
+    assert_string_member(s0, "cmdline-fingerprint", "0x8000000000000000");
+    r = run("info", img, NULL);
+    g_assert_cmpint(r.status, ==, 0);
+    g_assert_nonnull(strstr(r.out, "payload offset: 9223372036854775813\n"));
+    g_assert_nonnull(strstr(r.out,
+                            "payload length: 18446744073709551615\n"));
+    g_assert_nonnull(strstr(r.out, "(18446744073709551614 ns)\n"));
+    g_assert_nonnull(strstr(r.out, "(18446744073709551615 ns)\n"));
+    g_assert_null(strstr(r.out, ": -"));
+    g_assert_null(strstr(r.out, "(-"));
+    run_free(&r);
+
+    /* Generations above INT64_MAX are not valid records. */
+    for (uint64_t gen = (1ull << 63) + 2; gen; gen = gen == UINT64_MAX - 1 ?
+         0 : UINT64_MAX - 1) {
+        rec.generation = gen;
+        forge_slot(img, 0, &rec);
+        o = info_json(img, parser);
+        assert_no_negative(json_parser_get_root(parser), "(root)");
+        g_assert_cmpint(json_object_get_int_member(o, "committed-generation"),
+                        ==, 1);
+        s0 = slot_json(o, 0);
+        g_assert_cmpstr(json_object_get_string_member(s0, "state"), ==,
+                        "torn");
+        g_assert_false(json_object_has_member(s0, "generation"));
+        g_assert_false(json_object_has_member(s0, "payload-offset"));
+        g_assert_true(json_object_get_boolean_member(o, "loadable"));
+        assert_run("info", img, NULL, 0, "slot 0: torn\nslot 1: valid\n",
+                   NULL);
+        assert_run("check", img, NULL, 0, "OK, generation 1, 5000 bytes",
+                   NULL);
+    }
+
+    /* INT64_MAX itself is the last generation: it loads, prints as a
+     * number, and no save can follow it. */
+    g_assert_cmpint(h.slots.state[1], ==, CPR_DECODE_OK);
+    rec = h.slots.rec[1];
+    rec.generation = INT64_MAX;         /* odd: slot 1 */
+    forge_slot(img, 1, &rec);
+    o = info_json(img, parser);
+    g_assert_cmpint(json_object_get_int_member(o, "committed-generation"),
+                    ==, INT64_MAX);
+    assert_run("check", img, NULL, 0,
+               "OK, generation 9223372036854775807, 5000 bytes", NULL);
+    g_assert_null(cpr_writer_open(img, QEMU_VERSION, &err));
+    want = g_strdup_printf("%s: generation counter exhausted", img);
+    g_assert_cmpstr(err, ==, want);
+    free(err);
+    g_free(want);
+    g_object_unref(parser);
+    g_free(img);
+}
+
 static void test_invalidate(void)
 {
     char *img = path_of("invalidate");
@@ -311,6 +518,8 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/check", test_check);
     g_test_add_func("/tool/invalidate", test_invalidate);
     g_test_add_func("/tool/create", test_create);
+    g_test_add_func("/tool/create-sizes", test_create_sizes);
+    g_test_add_func("/tool/info-large-values", test_info_large_values);
     ret = g_test_run();
     remove_dir();
     g_free(dir);

@@ -112,8 +112,16 @@ static void print_human(const char *path, const CprImageHeader *h,
            refusal ? refusal : "");
 }
 
-/* JSON numbers are exact only up to int64 here; larger values (possible
- * in a forged record) become decimal strings rather than wrap. */
+/*
+ * Every unsigned field goes through here: json-glib holds integers as
+ * gint64, so a value above INT64_MAX would print negative.  Such values
+ * become exact decimal strings instead (documented in --help).  Only a
+ * forged or damaged record whose checksum still matches can hold one:
+ * generations are at most INT64_MAX (a record above is not valid, and
+ * info shows no fields of a slot that is not valid), a payload that
+ * loads ends inside the file (off_t), and a time above INT64_MAX ns is
+ * after the year 2262.  Checksums and fingerprints are hex strings.
+ */
 static void add_u64(JsonBuilder *b, const char *name, uint64_t v)
 {
     json_builder_set_member_name(b, name);
@@ -209,11 +217,11 @@ static void print_json(const char *path, const CprImageHeader *h,
         add_slot(b, h, i);
     }
     json_builder_end_array(b);
-    json_builder_set_member_name(b, "committed-generation");
     if (h->slots.newest >= 0) {
-        json_builder_add_int_value(b,
-            (gint64)h->slots.rec[h->slots.newest].generation);
+        add_u64(b, "committed-generation",
+                h->slots.rec[h->slots.newest].generation);
     } else {
+        json_builder_set_member_name(b, "committed-generation");
         json_builder_add_null_value(b);
     }
     json_builder_set_member_name(b, "loadable");

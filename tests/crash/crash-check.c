@@ -196,10 +196,11 @@ static void verdict(CrashChecker *c, const CrashExpect *e, const char *where,
 
     c->st.images++;
     if (!r) {
-        bool inval = e->old_invalidated ||
-                     (e->committing && e->cur_invalidates);
+        bool inval = (e->old_invalidated && !e->committed) ||
+                     (e->committing && e->cur_invalidates) ||
+                     (e->stale.gen && e->stale_invalidates);
 
-        if (e->old.gen == 0 && !inval) {
+        if (e->old.gen == 0 && !inval && !e->committed) {
             c->st.refused_ok++;
         } else if (inval && strstr(err, "was invalidated")) {
             c->st.refused_inval++;
@@ -211,12 +212,15 @@ static void verdict(CrashChecker *c, const CrashExpect *e, const char *where,
         return;
     }
     gen = cpr_reader_record(r)->generation;
-    if (e->old.gen && !e->old_invalidated && gen == e->old.gen &&
-        stream_is(c, r, &e->old)) {
+    if (e->old.gen && !e->old_invalidated && !e->committed &&
+        gen == e->old.gen && stream_is(c, r, &e->old)) {
         c->st.acc_old++;
     } else if (e->committing && !e->cur_invalidates && gen == e->cur.gen &&
                stream_is(c, r, &e->cur)) {
         c->st.acc_new++;
+    } else if (e->stale.gen && !e->stale_invalidates &&
+               gen == e->stale.gen && stream_is(c, r, &e->stale)) {
+        c->st.acc_stale++;
     } else {
         c->st.torn++;
         snprintf(msg, sizeof(msg), "accepted generation %llu with a wrong "

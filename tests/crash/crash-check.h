@@ -26,11 +26,21 @@ typedef struct CrashExpect {
     bool committing;            /* cpr_writer_commit/invalidate() was called */
     bool old_invalidated;       /* old is an invalidation: must refuse */
     bool cur_invalidates;       /* cur publishes an invalidation */
+    /* The commit returned 0: cur is durable, old no longer acceptable. */
+    bool committed;
+    /*
+     * A save whose commit failed but whose record the media may still
+     * hold (a dead device defeated the writer's undo): it may load, whole,
+     * or refuse as invalidated if it was an invalidation.  gen 0: none.
+     */
+    CrashGen stale;
+    bool stale_invalidates;
 } CrashExpect;
 
 typedef struct CrashStats {
     uint64_t points, images;
     uint64_t acc_old, acc_new;
+    uint64_t acc_stale;         /* CrashExpect.stale loaded */
     uint64_t refused_ok;        /* nothing committed yet: correct */
     uint64_t refused_inval;     /* invalidated: correct */
     uint64_t refused_bad, torn; /* failures */

@@ -15,7 +15,8 @@
  *      returned 0.
  *  I4  A failed publish leaves the live record the one that loads:
  *      publish() stores the slot's old bytes back (as LMDB undoes a
- *      failed meta page write).
+ *      failed meta page write), and the next save makes them durable
+ *      before anything else (settle_slot).
  *  I5  No store lands outside the file or in a hole: reserve() grows and
  *      allocates (ensure_room) before anything is stored there; if a
  *      third party truncates the file anyway, the persistence layer's
@@ -99,6 +100,25 @@ static int open_live(CprWriter *w, char **errp)
     return 0;
 }
 
+/*
+ * I4, continued: the slot this save will publish into must hold on the
+ * media what it holds here.  After a failed commit whose undo could not
+ * be flushed either, the media may still hold that save's record, whose
+ * payload this save may overwrite: a crash before our record is durable
+ * would then find a valid record over a torn payload.
+ */
+static int settle_slot(CprWriter *w, char **errp)
+{
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+
+    if (cpr_persist_store(w->p, slot, w->file.header + slot, CPR_REC_SIZE,
+                          errp) < 0 ||
+        cpr_persist_range(w->p, slot, CPR_REC_SIZE, errp) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp)
 {
@@ -123,6 +143,9 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
     w->allocated = w->place.base;
     w->p = cpr_persist_map(w->file.fd, path, CPR_INITIAL_SIZE, errp);
     if (!w->p) {
+        goto fail;
+    }
+    if (settle_slot(w, errp) < 0) {
         goto fail;
     }
     w->old_end = cpr_persist_size(w->p);

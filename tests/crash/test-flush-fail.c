@@ -22,11 +22,11 @@
  * With --undo-lost, instead: the one device behaviour the promote modes
  * do not give, a failed record flush that wrote all of the record, then
  * a dead device for the undo's flush (nothing of it reaches the media).
- * That run fails today (see tests/crash/meson.build): the next save in
- * the same boot places its payload over the failed save's and writes its
- * record into the same slot, while the media still holds the failed
- * record; a crash before the next record flush finds that record valid,
- * its payload overwritten, and refuses the image as corrupt.
+ * The next save in the same boot places its payload over the failed
+ * save's and writes its record into the same slot, while the media still
+ * holds the failed record: unless the writer first makes that slot
+ * durable as it reads it (writer.c settle_slot), a crash before the next
+ * record flush finds that record valid over an overwritten payload.
  *
  *   test-flush-fail [--undo-lost] [pmem|msync]...   default: both
  *   CPR_TEST_DIR    where the image files go (default /dev/shm)

@@ -27,6 +27,7 @@
 typedef struct CprImageFile {
     int fd;
     uint64_t size;                      /* at open, under the lock */
+    bool sparse;                        /* fewer blocks than bytes then */
     uint8_t header[CPR_HEADER_SIZE];    /* zeros past a short file's end */
     CprDecode sb_state;
     CprSuperblock sb;
@@ -56,25 +57,26 @@ void cpr_image_close(CprImageFile *f);
  * Whether the payload of @rec can be read at all: it lies inside the
  * file and has no holes (a payload the writer committed has neither; a
  * sparse claim must not cost the reader a read of terabytes of zeros).
- * Sets *errp to why not, naming the generation.
+ * Only a sparse file is searched for holes, so the cost is bounded by
+ * the data the file really holds.  Sets *errp to why not, naming the
+ * generation.
  */
 bool cpr_image_payload_present(const CprImageFile *f, const char *path,
                                const CprRecord *rec, char **errp);
 
 /*
  * Offset of the first hole in [off, off + len) of @fd, or off + len if
- * there is none (or the filesystem cannot tell); -1 on error.
+ * there is none (or the filesystem cannot tell); -1 on error.  Costs a
+ * walk over the data from @off to the first hole, wherever that is.
  */
 int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len);
 
 /*
- * For a save about to commit: the file is still the one opened, at least
- * @size bytes long (nobody truncated it), its superblock unchanged, and
- * [off, off + len) has no hole.
+ * For a save about to commit: the file is at least @size bytes long
+ * (nobody truncated it) and its superblock is unchanged.
  */
 int cpr_image_check_intact(const CprImageFile *f, const char *path,
-                           uint64_t size, uint64_t off, uint64_t len,
-                           char **errp);
+                           uint64_t size, char **errp);
 
 /* Read [off, off + len) whole (retrying short reads); bytes past the end
  * of the file read as zeros.  Returns the bytes read, or -1. */

@@ -21,8 +21,9 @@
  *      allocates (ensure_room) before anything is stored there; if a
  *      third party truncates the file anyway, the persistence layer's
  *      fault guard turns the SIGBUS into an error.
- *  I6  A file changed behind the writer's back is not committed:
- *      cpr_writer_commit() checks cpr_image_check_intact() first.
+ *  I6  A file truncated or rewritten behind the writer's back is not
+ *      committed: cpr_writer_commit() checks cpr_image_check_intact()
+ *      first.
  *
  * Everything read from the file is checked before it steers anything: a
  * live record whose payload is not in the file (or is sparse) protects
@@ -161,8 +162,8 @@ fail:
 /*
  * I5: the file holds [0, @end) with blocks, and the mapping covers it.
  * What this save grows is allocated as it grows; holes can only be where
- * the file was before (punched by someone, or left sparse by a copy), and
- * are looked for in big steps.
+ * the file was before, and only if it was sparse then (punched by
+ * someone, or copied without its holes filled): looked for in big steps.
  */
 static int ensure_room(CprWriter *w, uint64_t end, char **errp)
 {
@@ -178,7 +179,7 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
         cpr_populator_reset(w->pop, w->p, w->place.base + w->len);
         size = cpr_persist_size(w->p);
     }
-    if (end > w->allocated && w->allocated < w->old_end) {
+    if (w->file.sparse && end > w->allocated && w->allocated < w->old_end) {
         uint64_t to = min_u64(max_u64(end, w->allocated + CPR_POPULATE_OPEN),
                               w->old_end);
 
@@ -433,7 +434,7 @@ int cpr_writer_commit(CprWriter *w, char **errp)
     }
     /* I6, then I3. */
     if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
-                               rec.payload_off, rec.payload_len, errp) < 0 ||
+                               errp) < 0 ||
         cpr_persist_range(w->p, rec.payload_off, rec.payload_len, errp) < 0) {
         goto fail;
     }

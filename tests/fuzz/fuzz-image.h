@@ -34,4 +34,11 @@ extern unsigned long fuzz_loaded;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/*
+ * Expand the input into header[CPR_HEADER_SIZE] (CPR_HEADER_SIZE bytes),
+ * applying the flags; returns the file size the layout gives.  The
+ * payload area is data + FUZZ_PAYLOAD_AT, if size reaches it.
+ */
+uint64_t fuzz_expand(const uint8_t *data, size_t size, uint8_t *header);
+
 #endif

@@ -159,6 +159,14 @@ fail:
     return NULL;
 }
 
+/* How far ahead of the stream to populate: as much as it has grown so
+ * far (bounded), so a big stream takes few calls and a small one does not
+ * pay for megabytes it never writes. */
+static uint64_t ahead(const CprWriter *w)
+{
+    return min_u64(max_u64(w->len, CPR_POPULATE_MIN), CPR_POPULATE_AHEAD);
+}
+
 /*
  * I5: the file holds [0, @end) with blocks, and the mapping covers it.
  * What this save grows is allocated as it grows; holes can only be where
@@ -180,7 +188,7 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
         size = cpr_persist_size(w->p);
     }
     if (w->file.sparse && end > w->allocated && w->allocated < w->old_end) {
-        uint64_t to = min_u64(max_u64(end, w->allocated + CPR_POPULATE_OPEN),
+        uint64_t to = min_u64(max_u64(end, w->allocated + ahead(w)),
                               w->old_end);
 
         if (cpr_persist_allocate(w->p, w->allocated, to - w->allocated,
@@ -193,13 +201,6 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
     return 0;
 }
 
-/* How far ahead of the stream to populate: as much as it has grown so
- * far (bounded), so a big stream takes few calls and a small one does not
- * pay for megabytes it never writes. */
-static uint64_t ahead(const CprWriter *w)
-{
-    return min_u64(max_u64(w->len, CPR_POPULATE_MIN), CPR_POPULATE_AHEAD);
-}
 
 /* I1: the space below the live payload is exhausted; move above it. */
 static int relocate(CprWriter *w, uint64_t end, char **errp)
@@ -251,11 +252,16 @@ static int check_usable(CprWriter *w, char **errp)
 int cpr_writer_populate(CprWriter *w, char **errp)
 {
     /* A stream like the last; the first one into an image gets all of it
-     * (8 MiB, or what "cpr-pmem create --size" made). */
+     * (8 MiB, or what "cpr-pmem create --size" made), unless the file is
+     * sparse: then its size says nothing about what a stream needs. */
+    uint64_t base = w->place.base;
     uint64_t expect = w->live.payload_len ?
                       cpr_place_room(w->live.payload_len) :
-                      cpr_persist_size(w->p) - w->place.base;
-    uint64_t base = w->place.base;
+                      cpr_persist_size(w->p) - base;
+
+    if (w->file.sparse && !w->live.payload_len) {
+        expect = min_u64(expect, CPR_INITIAL_SIZE - base);
+    }
 
     if (check_usable(w, errp) < 0 || ensure_room(w, base + expect, errp) < 0) {
         return -1;

@@ -2,6 +2,7 @@
 #include "populate.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -55,7 +56,15 @@ static void *run(void *opaque)
 static void *run_file(void *opaque)
 {
     CprPopulator *pop = opaque;
+    struct sched_param idle = { 0 };
     char *err = NULL;
+
+    /*
+     * Right after a restore the guest's first milliseconds and the
+     * management plane's first commands matter; the next save is hours
+     * away.  Run only when a CPU has nothing else to do.
+     */
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 
     /*
      * Growing is the one change: under a shared lock, so that no save can

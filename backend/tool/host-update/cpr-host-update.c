@@ -424,7 +424,16 @@ static void rollback(GPtrArray *vms, gboolean invalidate)
                 g_usleep(20000);
             }
         }
-        status = qmp_query_status(vm->qmp, &err);
+        /* "completed" comes a moment before the run state leaves
+         * finish-migrate, and cont is refused until it has. */
+        for (int t = 0; t < 500; t++) {
+            g_free(status);
+            status = qmp_query_status(vm->qmp, &err);
+            if (!status || !g_str_equal(status, "finish-migrate")) {
+                break;
+            }
+            g_usleep(10000);
+        }
         if (vm->was_running && status && !g_str_equal(status, "running") &&
             !qmp_run(vm->qmp, "cont", NULL, &err)) {
             note("%s: cannot resume: %s", vm->name, err->message);
@@ -664,10 +673,11 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     if (!dry_run && g_str_equal(reboot_cmd, DEFAULT_REBOOT)) {
         g_autofree char *loaded = NULL;
 
-        if (g_file_get_contents("/sys/kernel/kexec_loaded", &loaded, NULL, NULL) &&
-            loaded[0] != '1') {
-            note("no kexec kernel is loaded (kexec -l KERNEL ...), or give "
-                 "--reboot-cmd; no VM was touched");
+        if (!g_file_get_contents("/sys/kernel/kexec_loaded", &loaded, NULL,
+                                 NULL) || loaded[0] != '1') {
+            note("no kexec kernel is loaded (kexec -l KERNEL ...; "
+                 "/sys/kernel/kexec_loaded), or give --reboot-cmd; no VM was "
+                 "touched");
             return EXIT_FAILED;
         }
     }

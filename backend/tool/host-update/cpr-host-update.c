@@ -309,10 +309,20 @@ static void trace_start(Vm *vm)
     }
 }
 
+/* Put the trace point back as it was before the save. */
+static void trace_stop(Vm *vm)
+{
+    g_autoptr(JsonObject) set = obj_args("name", TRACE_EVENT);
+
+    if (vm->log_off >= 0 && !vm->trace_was_on) {
+        json_object_set_boolean_member(set, "enable", FALSE);
+        qmp_run(vm->qmp, "trace-event-set-state", set, NULL);
+    }
+}
+
 /* Commit time from the trace lines the save added (needs -msg timestamp=on). */
 static void trace_finish(Vm *vm)
 {
-    g_autoptr(JsonObject) set = obj_args("name", TRACE_EVENT);
     g_autofree char *log = NULL;
     double stop, saved;
     gsize len;
@@ -321,10 +331,7 @@ static void trace_finish(Vm *vm)
     if (vm->log_off < 0) {
         return;
     }
-    if (!vm->trace_was_on) {
-        json_object_set_boolean_member(set, "enable", FALSE);
-        qmp_run(vm->qmp, "trace-event-set-state", set, NULL);
-    }
+    trace_stop(vm);
     if (g_file_get_contents(vm->err_path, &log, &len, NULL) &&
         (gsize)vm->log_off <= len) {
         qemu_log_phases(log + vm->log_off, &stop, &saved, &vm->commit_us);
@@ -408,6 +415,9 @@ static void rollback(GPtrArray *vms, gboolean invalidate)
 
         if (!vm->qmp) {
             continue;
+        }
+        if (!vm->completed) {
+            trace_stop(vm);
         }
         if (vm->sent && !vm->completed) {
             qmp_run(vm->qmp, "migrate_cancel", NULL, NULL);
@@ -648,6 +658,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         }
         vm->uri = g_strconcat("pmem:", vm->image, NULL);
         vm->commit_us = vm->sent_at = vm->stop_at = vm->completed_at = NAN;
+        vm->log_off = -1;
     }
     if (manifest) {
         manifest_path = g_strdup(manifest);
@@ -800,7 +811,9 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     note("manifest %s written; running: %s", manifest_path, reboot_cmd);
     fflush(stdout);
     fflush(stderr);
+    signal(SIGPIPE, SIG_DFL);
     status = system(reboot_cmd);
+    signal(SIGPIPE, SIG_IGN);
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         note("reboot command failed (status 0x%x): removing the manifest, "
              "resuming every VM", status);
@@ -910,6 +923,7 @@ static gboolean vm_spawn(Vm *vm, GError **errp)
         int null = open("/dev/null", O_RDONLY);
 
         setsid();
+        signal(SIGPIPE, SIG_DFL);
         dup2(null, 0);
         dup2(out, 1);
         dup2(errfd >= 0 ? errfd : out, 2);

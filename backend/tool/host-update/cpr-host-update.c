@@ -493,8 +493,20 @@ static void add_num(JsonBuilder *b, const char *name, double v)
     }
 }
 
+/* This boot's identity: a restore tells a reboot from none by it. */
+static char *boot_id(void)
+{
+    char *id = NULL;
+
+    if (!g_file_get_contents("/proc/sys/kernel/random/boot_id", &id, NULL, NULL)) {
+        return g_strdup("");
+    }
+    return g_strstrip(id);
+}
+
 static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
 {
+    g_autofree char *boot = boot_id();
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autoptr(JsonNode) root = NULL;
@@ -506,6 +518,7 @@ static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
     json_builder_set_member_name(b, "version");
     json_builder_add_int_value(b, MANIFEST_VERSION);
     add_str(b, "kernel-before", u.release);
+    add_str(b, "boot-id-before", boot);
     add_str(b, "reboot-command", cmd);
     add_num(b, "reboot-at-us", reboot_at);
     json_builder_set_member_name(b, "vms");
@@ -1063,8 +1076,9 @@ static double userspace_start_us(void)
 }
 
 static void print_restore_table(GPtrArray *vms, JsonArray *saved,
-                                double reboot_at)
+                                double reboot_at, const char *boot_before)
 {
+    g_autofree char *boot = boot_id();
     char v[6][32];
     double up = userspace_start_us();
     double first = NAN, last = NAN;
@@ -1086,14 +1100,14 @@ static void print_restore_table(GPtrArray *vms, JsonArray *saved,
         first = isnan(first) || vm->spawn_at < first ? vm->spawn_at : first;
         last = isnan(last) || vm->running_at > last ? vm->running_at : last;
     }
-    if (up > reboot_at) {
-        fmt_ms(v[0], 32, up - reboot_at);
+    if (g_strcmp0(boot, boot_before) == 0) {
+        printf("host: no reboot since the save\n");
+    } else {
+        fmt_ms(v[0], 32, up > reboot_at ? up - reboot_at : NAN);
         fmt_ms(v[1], 32, first - up);
         printf("host: reboot/kexec to userspace %s ms (wall clock: as good as "
                "the new kernel's), userspace to first QEMU start %s ms\n",
                v[0], v[1]);
-    } else {
-        printf("host: no reboot since the save\n");
     }
     fmt_ms(v[2], 32, last - first);
     printf("host: first QEMU start to last VM running %s ms\n", v[2]);
@@ -1210,7 +1224,12 @@ static int cmd_restore(const char *manifest_path)
         }
         restored += !vm->failed;
     }
-    print_restore_table(vms, saved, num_member(root, "reboot-at-us"));
+    {
+        g_autofree char *before = str_member(root, "boot-id-before");
+
+        print_restore_table(vms, saved, num_member(root, "reboot-at-us"),
+                            before);
+    }
 
     /* A restored VM runs on: its image must never be restored again. */
     done = g_strconcat(manifest_path, ".restored", NULL);

@@ -17,6 +17,7 @@
 # costs the ldd calls and one sha256sum over the inputs (~1 s).  Prints
 # three lines: kernel, initramfs, root disk image.
 set -eu
+export PATH="$PATH:/usr/sbin:/sbin"   # depmod, modprobe, mke2fs
 
 [ $# -eq 2 ] || { echo "usage: $0 QEMU BUILDDIR" >&2; exit 2; }
 qemu=$(readlink -f "$1")

@@ -310,7 +310,7 @@ int main(int argc, char **argv)
         { "vms", 0, 0, G_OPTION_ARG_INT, &opt_vms, NULL, NULL },
         { "round", 0, 0, G_OPTION_ARG_INT, &opt_round, NULL, NULL },
         { "ram", 0, 0, G_OPTION_ARG_STRING, &opt_ram, NULL, NULL },
-        { NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("save|restore");
     g_autoptr(GError) err = NULL;

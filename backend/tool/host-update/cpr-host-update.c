@@ -1006,7 +1006,6 @@ static void vm_wait_resumed(Vm *vm)
     g_autoptr(JsonObject) ev = NULL;
 
     for (;;) {
-        g_autoptr(JsonObject) m = NULL;
         g_autoptr(JsonNode) info = NULL;
         const char *st;
 
@@ -1311,7 +1310,7 @@ int main(int argc, char **argv)
         { "reboot-cmd", 0, 0, G_OPTION_ARG_STRING, &reboot_cmd, NULL, NULL },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, NULL, NULL },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, NULL, NULL },
-        { NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
 

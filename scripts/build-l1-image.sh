@@ -32,7 +32,7 @@ built="backend/transport-pmem.so backend/tool/cpr-pmem
        tests/reboot/reboot-l2 tests/reboot/pmem-probe
        tests/unit/test-format tests/unit/test-roundtrip tests/unit/test-refusals
        tests/unit/test-create
-       tests/crash/test-crash tests/crash/test-failed-flush"
+       tests/crash/test-crash"
 # What it needs from the Debian packages (absolute paths on this machine).
 tools="/bin/busybox /usr/sbin/kexec /usr/bin/ndctl /usr/sbin/mke2fs"
 # Modules, each with its dependencies: virtio disk, ACPI NFIT, fs-dax pmem.

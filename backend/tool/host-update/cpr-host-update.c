@@ -278,9 +278,12 @@ static JsonObject *obj_args(const char *k, const char *v)
     return o;
 }
 
-static gboolean set_capability(Qmp *qmp, const char *cap, GError **errp)
+/* What both sides of a cpr-reboot need: RAM stays in its shared file. */
+static gboolean set_cpr_reboot(Qmp *qmp, GError **errp)
 {
-    return qmp_set_capability(qmp, cap, TRUE, errp);
+    return qmp_set_capability(qmp, "x-ignore-shared", TRUE, errp) &&
+           qmp_set_capability(qmp, "events", TRUE, errp) &&
+           qmp_set_parameter(qmp, "mode", "cpr-reboot", errp);
 }
 
 /* Enable the downtime trace point if QEMU's stderr is a log we can read. */
@@ -351,9 +354,7 @@ static gboolean vm_setup(Vm *vm, GError **errp)
                     "VM is '%s', not running or paused", status);
         return FALSE;
     }
-    return set_capability(vm->qmp, "x-ignore-shared", errp) &&
-           set_capability(vm->qmp, "events", errp) &&
-           qmp_set_parameter(vm->qmp, "mode", "cpr-reboot", errp);
+    return set_cpr_reboot(vm->qmp, errp);
 }
 
 static const char *event_status(JsonObject *ev)
@@ -993,13 +994,6 @@ static gboolean vm_reconnect(Vm *vm, GError **errp)
     }
 }
 
-static gboolean vm_restore_setup(Vm *vm, GError **errp)
-{
-    return set_capability(vm->qmp, "x-ignore-shared", errp) &&
-           set_capability(vm->qmp, "events", errp) &&
-           qmp_set_parameter(vm->qmp, "mode", "cpr-reboot", errp);
-}
-
 static void vm_wait_resumed(Vm *vm)
 {
     g_autoptr(GError) err = NULL;
@@ -1180,7 +1174,7 @@ static int cmd_restore(const char *manifest_path)
         Vm *vm = vms->pdata[i];
 
         if (!vm->failed && (!vm_reconnect(vm, &err) ||
-                            !vm_restore_setup(vm, &err))) {
+                            !set_cpr_reboot(vm->qmp, &err))) {
             vm_fail(vm, "QMP", err);
             g_clear_error(&err);
         }

@@ -11,7 +11,8 @@ pkgs="build-essential pkg-config ninja-build ccache dpkg-dev git
       libglib2.0-dev libpmem-dev libjson-glib-dev libxxhash-dev
       libfdt-dev zlib1g-dev python3-venv python3-setuptools
       seabios ipxe-qemu busybox-static cpio e2fsprogs patch
-      clang libclang-rt-14-dev gnuplot-nox"
+      clang libclang-rt-14-dev gnuplot-nox
+      kexec-tools ndctl kmod"
 bpo_pkgs="meson python3-pycotap qemu-system-x86 qemu-system-data"
 
 missing=""
@@ -27,6 +28,9 @@ fi
 
 "$here/apt-sources.sh"
 export DEBIAN_FRONTEND=noninteractive
+# kexec-tools is for the reboot suite's L1 host (scripts/build-l1-image.sh
+# copies it there): it must not take over this machine's own reboots.
+echo 'kexec-tools kexec-tools/load_kexec boolean false' | debconf-set-selections
 apt-get update -q
 apt-get install -y -q --no-install-recommends $pkgs
 apt-get install -y -q --no-install-recommends -t bookworm-backports $bpo_pkgs

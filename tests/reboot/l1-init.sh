@@ -1,0 +1,51 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# /sbin/l1-init of the reboot suite's L1 host (scripts/build-l1-image.sh):
+# mount the fs-dax filesystem on the emulated NVDIMM at /mnt/pmem (making
+# the fsdax namespace and the filesystem on the first boot only), then
+# serve the host on the second serial port (/dev/ttyS1), one shell command
+# per line: its output (stdout and stderr) comes back on the same line,
+# then "@@rc STATUS".  The first line of every boot is "@@init UPTIME"
+# (from the initramfs), then "@@ready ..." once /mnt/pmem is mounted.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=755 tmpfs /run
+
+agent=/dev/ttyS1
+stty -F $agent raw -echo 115200
+exec 3<>$agent
+
+say() { echo "$*" >&3; }
+
+ns=/sys/bus/nd/devices/namespace0.0
+i=0
+while [ ! -e $ns/mode ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
+mode=$(cat $ns/mode 2>/dev/null)
+fresh=
+if [ "$mode" = raw ]; then
+    # First boot: raw mode cannot do DAX.  The fsdax namespace's info
+    # block is on the media: later boots find it again.
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    ndctl create-namespace --force --mode=fsdax --reconfig=namespace0.0 >/dev/null
+    i=0
+    while [ ! -b /dev/pmem0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
+    # 4 KiB blocks: mkfs would pick 1 KiB on a small device, and no DAX.
+    mkfs.ext4 -q -F -b 4096 /dev/pmem0
+    fresh=" made-fs-in=$(awk -v t0="$t0" '{ printf "%.2f", $1 - t0 }' /proc/uptime)s"
+fi
+if ! mount -o dax /dev/pmem0 /mnt/pmem; then
+    say "@@fail mount -o dax /dev/pmem0 (namespace mode: $mode)"
+    exec sh <&3 >&3 2>&3
+fi
+dax=$(awk '$2 == "/mnt/pmem" { print $4 }' /proc/mounts)
+say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax$fresh"
+
+while read -r line <&3; do
+    sh -c "$line" </dev/null >&3 2>&3
+    say "@@rc $?"
+done
+say "@@fail agent: end of input"
+exec sleep 2147483647

@@ -148,6 +148,9 @@ typedef struct QemuTransportOps {
      * @out_open: start a new outgoing stream (migrate SCHEME:TARGET).
      *
      * @target: the URI without "SCHEME:", never NULL
+     * @vm: the VM to be saved (still running: its RAM blocks are final,
+     *     their contents are not), so that work that does not need it
+     *     stopped stays out of the pause
      * @errp: where to store the error message
      *
      * Prepares a new image that does not disturb the last committed one.
@@ -159,7 +162,8 @@ typedef struct QemuTransportOps {
      * command with the message, query-migrate reports "failed" with it as
      * error-desc, and the VM keeps running.
      */
-    QemuTransportOut *(*out_open)(const char *target, char **errp);
+    QemuTransportOut *(*out_open)(const char *target,
+                                  const QemuTransportVm *vm, char **errp);
 
     /**
      * @out_writev: append to the stream.

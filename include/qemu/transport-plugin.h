@@ -4,11 +4,13 @@
  *
  * An out-of-tree shared object that carries the migration stream for one
  * URI scheme ("pmem:PATH").  QEMU maps "SCHEME:REST" to
- * transport-SCHEME.so in its transport directory ($QEMU_TRANSPORT_PLUGIN_DIR,
- * or a directory relative to QEMU's installation), opens it, checks the
- * ABI version both ways and then forwards the migration channel to the
- * ops table below.  One object serves exactly one scheme, the one its
- * file is named after; QEMU refuses a table that names another.
+ * transport-SCHEME.so (.dll on Windows) in its transport directory
+ * ($QEMU_TRANSPORT_PLUGIN_DIR, or "transport" in QEMU's module directory,
+ * relative to QEMU's installation), loads it, checks the ABI version both
+ * ways and then forwards the migration channel to the ops table below.
+ * One object serves exactly one scheme, the one its file is named after;
+ * QEMU refuses a table that names another.  A scheme is a lowercase
+ * letter followed by lowercase letters, digits and '-'.
  *
  * This header is the whole contract: a transport includes it and nothing
  * from QEMU, and needs no QEMU symbols at run time.
@@ -84,7 +86,8 @@ typedef struct QemuTransportRamBlock {
 /**
  * struct QemuTransportVm - the VM a stream belongs to
  * @ram: the RAM blocks the stream does not carry, @nr_ram of them, in
- *     QEMU's RAM block order (empty without x-ignore-shared)
+ *     QEMU's RAM block order (none without x-ignore-shared; then @ram
+ *     may be NULL)
  * @nr_ram: number of elements in @ram
  * @machine: the machine type as resolved, e.g. "pc-q35-10.2" for
  *     "-machine q35", never NULL
@@ -120,8 +123,9 @@ typedef struct QemuTransportIn QemuTransportIn;
  * space left on device"); QEMU shows it in the command's error or in
  * query-migrate's error-desc, as each call says below.
  *
- * Threads: QEMU never calls into one handle from two threads at once: it
- * joins the migration thread before the main thread closes the channel.
+ * Threads: apart from @out_pwritev and @in_preadv (see there), QEMU never
+ * calls into one handle from two threads at once: it joins the migration
+ * thread and the multifd threads before the main thread closes the channel.
  * The calls on one handle can still come from different threads, and
  * some with and some without the Big QEMU Lock (BQL) held; a transport
  * must not rely on either.  A transport with state shared between
@@ -201,12 +205,20 @@ typedef struct QemuTransportOps {
      * @offset: stream offset of the first byte
      * @errp: where to store the error message
      *
-     * Writes @iov at @offset without moving the append position; the
-     * stream length becomes at least @offset + size, and a gap reads as
-     * zeros.  A transport that provides both @out_pwritev and @in_preadv
-     * gets a seekable channel, so that the mapped-ram capability (with
-     * or without multifd channels) works through it; one that provides
-     * neither gets a stream channel, and QEMU refuses mapped-ram.
+     * Writes @iov at @offset without moving the append position (the
+     * end of what @out_writev wrote); the stream length becomes at least
+     * @offset + size, and a gap reads as zeros.  A transport that
+     * provides both @out_pwritev and @in_preadv gets a seekable channel,
+     * so that the mapped-ram capability (with or without multifd
+     * channels) works through it; one that lacks either gets a stream
+     * channel, and QEMU refuses mapped-ram.
+     *
+     * QEMU appends with @out_writev for as long as its own position in
+     * the stream is the append position.  Once it has moved it (mapped-ram
+     * leaves room for the RAM pages and writes on after it), it writes
+     * everything at its position with @out_pwritev, not only RAM pages,
+     * so the stream may end past the append position.  Reading mirrors
+     * this: @in_readv from the start, @in_preadv once QEMU moved away.
      *
      * Context: the migration thread and, with multifd, every multifd
      * send thread: several calls on one handle may run at once (on
@@ -226,11 +238,11 @@ typedef struct QemuTransportOps {
      * @errp: where to store the error message
      *
      * Called at most once per handle, after QEMU has flushed the last
-     * byte through @out_writev and before it reports the migration
-     * "completed", with the VM stopped.  Once it returns 0, a crash at any later point leaves
-     * this image as the one @in_open loads; if it fails, or is cut off by
-     * QEMU's exit or a host crash, the previous image must still be the
-     * one @in_open loads.
+     * byte through @out_writev or @out_pwritev and before it reports the
+     * migration "completed", with the VM stopped.  Once it returns 0, a
+     * crash at any later point leaves this image as the one @in_open
+     * loads; if it fails, or is cut off by QEMU's exit or a host crash,
+     * the previous image must still be the one @in_open loads.
      *
      * Context: the migration thread (the background-snapshot thread for a
      * background snapshot), BQL not held.  A migrate_cancel cannot revoke
@@ -382,9 +394,10 @@ extern QEMU_TRANSPORT_EXPORT const uint32_t qemu_transport_plugin_version;
  * that never names the scheme never runs this function.
  *
  * Context: main thread, BQL held; once per process, unless it fails:
- * then QEMU dlclose()s the object, and a later use loads it and calls
- * this again.  QEMU also dlclose()s it, without any other call, if the
- * table does not list the scheme or lacks a mandatory call.
+ * then QEMU unloads the object, and a later use loads it and calls this
+ * again.  QEMU also unloads it, without any other call, if the table
+ * names another scheme or lacks a mandatory call (every call but
+ * @out_pwritev and @in_preadv).
  *
  * Returns: the ops table (static storage, valid until the process exits),
  * or NULL with *@errp set.  A failure at start-up is a warning; a

@@ -55,8 +55,7 @@ typedef struct QemuTransportHostInfo {
 /* QemuTransportRamBlock.flags */
 #define QEMU_TRANSPORT_RAM_SHARED   (1u << 0)   /* mapped MAP_SHARED */
 #define QEMU_TRANSPORT_RAM_PMEM     (1u << 1)   /* pmem=on: MAP_SYNC */
-#define QEMU_TRANSPORT_RAM_PREALLOC (1u << 2)   /* QEMU touched every page
-                                                   when it started */
+#define QEMU_TRANSPORT_RAM_PREALLOC (1u << 2)   /* prealloc=on: populated */
 
 /**
  * struct QemuTransportRamBlock - guest RAM that the stream does not carry

@@ -13,6 +13,7 @@
  *                    told them about the VM to FILE, as a GKeyFile group
  *                    named after the call (see report_vm())
  *   warn=TEXT        out_commit prints TEXT through QEMU's warn callback
+ *   fail-commit      out_commit fails (after the report and the warning)
  *
  * If $TEST_IO1_INIT_MARK is set, qemu_transport_plugin_init() creates that
  * file, so a test can tell whether QEMU initialised the transport.
@@ -38,6 +39,7 @@ typedef struct {
     long long fail_at;      /* -1: never */
     char *report;
     char *warn;
+    int fail_commit;
 } Target;
 
 struct QemuTransportOut {
@@ -64,7 +66,7 @@ static char *message(const char *fmt, const char *path, long long n)
     return msg;
 }
 
-/* PATH[,fail-read-at=N][,report=FILE][,warn=TEXT] */
+/* PATH[,fail-read-at=N][,report=FILE][,warn=TEXT][,fail-commit] */
 static void target_parse(Target *tg, const char *target)
 {
     char *copy = strdup(target);
@@ -72,6 +74,7 @@ static void target_parse(Target *tg, const char *target)
 
     tg->fail_at = -1;
     tg->report = tg->warn = NULL;
+    tg->fail_commit = 0;
     if (opt) {
         *opt++ = 0;
     }
@@ -88,6 +91,8 @@ static void target_parse(Target *tg, const char *target)
             tg->report = strdup(opt + 7);
         } else if (!strncmp(opt, "warn=", 5)) {
             tg->warn = strdup(opt + 5);
+        } else if (!strcmp(opt, "fail-commit")) {
+            tg->fail_commit = 1;
         }
         opt = next;
     }
@@ -218,6 +223,13 @@ static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
     report_vm(&t->tg, "out_commit", vm);
     if (t->tg.warn) {
         host->warn(t->tg.warn);
+    }
+    if (t->tg.fail_commit) {
+        if (asprintf(errp, "test-io1: %s: injected commit failure",
+                     t->tg.path) < 0) {
+            *errp = NULL;
+        }
+        return -1;
     }
     if (fsync(t->fd) < 0 || rename(t->tmp, t->tg.path) < 0) {
         *errp = message("test-io1: %s: commit failed (errno %lld)",

@@ -54,7 +54,7 @@ typedef struct QemuTransportHostInfo {
 
 /* QemuTransportRamBlock.flags */
 #define QEMU_TRANSPORT_RAM_SHARED   (1u << 0)   /* mapped MAP_SHARED */
-#define QEMU_TRANSPORT_RAM_PMEM     (1u << 1)   /* pmem=on: MAP_SYNC */
+#define QEMU_TRANSPORT_RAM_PMEM     (1u << 1)   /* pmem=on (MAP_SYNC if DAX) */
 #define QEMU_TRANSPORT_RAM_PREALLOC (1u << 2)   /* prealloc=on: populated */
 
 /**

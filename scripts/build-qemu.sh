@@ -7,6 +7,7 @@
 # demo, the tests and the bench run; 10.0 is the backport for Debian
 # stable's QEMU.
 #
+# libpmem is on, as in Debian's QEMU: memory-backend-file,pmem=on works.
 # Besides QEMU, the build has the hook series' qtest and its test
 # transport (tests/qtest/migration-transport-test, transport-qtest-file.so)
 # next to the binary.  Each build is cached in a directory keyed by the
@@ -65,6 +66,7 @@ mkdir -p "$out/build"
 cd "$out/build"
 ../qemu/configure --target-list=x86_64-softmmu \
     --without-default-features --enable-kvm --enable-tcg \
+    --enable-libpmem \
     --disable-docs --disable-install-blobs --disable-user \
     --enable-werror \
     --python=/usr/bin/python3 --cc="ccache gcc" \

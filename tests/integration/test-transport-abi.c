@@ -13,8 +13,9 @@
  * - the VM QEMU describes to out_open, out_commit and in_open: with
  *   x-ignore-shared, the RAM block of the memory-backend-file (its name,
  *   size, the backing file through the fd, the fd offset, the flags and,
- *   through the host pointer, guest RAM itself), the machine type as
- *   resolved and the CPU model; without it, no RAM block;
+ *   through the host pointer, guest RAM itself, with offset=, prealloc=on
+ *   and pmem=on too), the machine type as resolved and the CPU model;
+ *   without it, no RAM block;
  * - the transport's warnings reach QEMU's log as warnings;
  * - the trace events: listed by -trace help, and firing for a save, a
  *   restore and a failed commit.
@@ -474,6 +475,15 @@ static void test_vm_offset_prealloc(void)
                    "shared;prealloc");
 }
 
+/*
+ * pmem=on (on /dev/shm, not DAX: QEMU warns and maps it without
+ * MAP_SYNC, but the block is still the pmem backend's).
+ */
+static void test_vm_pmem(void)
+{
+    check_vm_cycle(",pmem=on", 0, "shared;pmem");
+}
+
 /* Without x-ignore-shared the stream carries the RAM: no block. */
 static void test_vm_full_ram(void)
 {
@@ -639,6 +649,7 @@ int main(int argc, char **argv)
     g_test_add_func("/transport-abi/vm/ignore-shared", test_vm_ignore_shared);
     g_test_add_func("/transport-abi/vm/offset-prealloc",
                     test_vm_offset_prealloc);
+    g_test_add_func("/transport-abi/vm/pmem", test_vm_pmem);
     g_test_add_func("/transport-abi/vm/full-ram", test_vm_full_ram);
     g_test_add_func("/transport-abi/warn", test_warn);
     g_test_add_func("/transport-abi/trace/listed", test_trace_listed);

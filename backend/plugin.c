@@ -36,9 +36,12 @@ static CprReader *R(QemuTransportIn *t)
     return (CprReader *)t;
 }
 
-static QemuTransportOut *out_open(const char *target, char **errp)
+static QemuTransportOut *out_open(const char *target,
+                                  const QemuTransportVm *vm, char **errp)
 {
     CprWriter *w;
+
+    (void)vm;   /* issue 9: bound below */
 
     /* Whatever it has not done, the save does; it must not compete. */
     cpr_populator_free(room);
@@ -58,7 +61,7 @@ static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,
 }
 
 static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
-                           int iovcnt, off_t offset, char **errp)
+                           int iovcnt, int64_t offset, char **errp)
 {
     if (offset < 0) {
         cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset");
@@ -67,8 +70,10 @@ static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
     return cpr_writer_pwritev(W(t), (uint64_t)offset, iov, iovcnt, errp);
 }
 
-static int out_commit(QemuTransportOut *t, char **errp)
+static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
+                      char **errp)
 {
+    (void)vm;   /* issue 9: bound below */
     return cpr_writer_commit(W(t), errp);
 }
 
@@ -82,13 +87,15 @@ static void out_close(QemuTransportOut *t)
     cpr_writer_close(W(t));
 }
 
-static QemuTransportIn *in_open(const char *target, char **errp)
+static QemuTransportIn *in_open(const char *target,
+                                const QemuTransportVm *vm, char **errp)
 {
+    (void)vm;   /* issue 9: bound below */
     return (QemuTransportIn *)cpr_reader_open(target, errp);
 }
 
 static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
-                         int iovcnt, off_t offset, char **errp)
+                         int iovcnt, int64_t offset, char **errp)
 {
     size_t total = 0;
 
@@ -158,10 +165,8 @@ static void in_close(QemuTransportIn *t)
     cpr_reader_close(R(t));
 }
 
-static const char *const schemes[] = { "pmem", NULL };
-
 static const QemuTransportOps ops = {
-    .schemes = schemes,
+    .scheme = "pmem",
     .out_open = out_open,
     .out_writev = out_writev,
     .out_pwritev = out_pwritev,

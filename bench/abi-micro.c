@@ -57,7 +57,7 @@ static const QemuTransportOps *load(const char *plugin)
 {
     static const QemuTransportHostInfo host = {
         QEMU_TRANSPORT_PLUGIN_MIN_VERSION, QEMU_TRANSPORT_PLUGIN_VERSION,
-        "10.0.0-bench",
+        "10.0.0-bench", NULL,
     };
     void *h = dlopen(plugin, RTLD_NOW | RTLD_LOCAL);
     QemuTransportInitFunc init;
@@ -83,7 +83,7 @@ static double validate(const QemuTransportOps *ops, const char *image,
     struct iovec iov = { buf, sizeof(buf) };
     char *err = NULL;
     double t0 = now_us(), t;
-    QemuTransportIn *in = ops->in_open(image, &err);
+    QemuTransportIn *in = ops->in_open(image, NULL, &err);
     ssize_t n;
 
     t = now_us() - t0;
@@ -110,7 +110,7 @@ static void save_once(const QemuTransportOps *ops, const char *image,
     struct iovec iov[MAX_IOV];
     char *err = NULL;
     double t0 = now_us();
-    QemuTransportOut *out = ops->out_open(image, &err);
+    QemuTransportOut *out = ops->out_open(image, NULL, &err);
     size_t done = 0;
 
     if (!out) {
@@ -135,7 +135,7 @@ static void save_once(const QemuTransportOps *ops, const char *image,
     }
     t[1] = now_us() - t0;
     t0 = now_us();
-    if (ops->out_commit(out, &err) < 0) {
+    if (ops->out_commit(out, NULL, &err) < 0) {
         die(image, err);
     }
     t[2] = now_us() - t0;

@@ -1,18 +1,21 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Add the two apt entries the build needs, derived from the machine's own
+# Add the apt entries the build needs, derived from the machine's own
 # Debian mirror so that no host name is written down here:
 #   deb-src trixie            (QEMU 10.0 source package)
+#   deb-src forky             (QEMU 10.2 source package)
 #   deb     bookworm-backports (meson >= 1.5, python3-pycotap, stock QEMU 10.0)
+# Rewrites an older file of this script's that lacks an entry.
 set -eu
 
 out=/etc/apt/sources.list.d/cpr-pmem.sources
-[ -s "$out" ] && exit 0
+[ -s "$out" ] && grep -q '^Suites: forky$' "$out" && exit 0
 
 # First URI that serves the plain "bookworm" suite, from deb822 or one-line files.
 uri=$(
     for f in /etc/apt/sources.list.d/*.sources; do
+        [ "$f" = "$out" ] && continue
         [ -f "$f" ] && awk '
             /^$/ { if (u != "" && s) { print u; exit } u = ""; s = 0 }
             /^URIs:/ { u = $2 }
@@ -33,6 +36,12 @@ cat > "$out" <<EOT
 Types: deb-src
 URIs: $uri
 Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: $uri
+Suites: forky
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 

@@ -1,57 +1,61 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# Build QEMU 10.0 from Debian's source package with qemu-patches/ applied
-# and print the path of qemu-system-x86_64.  The build is cached in a
-# directory keyed by the series, this script and the source version, and
-# compiled through ccache, so only a changed series pays for a rebuild.
+# build-qemu.sh [10.2|10.0]: build QEMU from Debian's source package with
+# qemu-patches/VERSION/hook and qemu-patches/VERSION/perf applied, and
+# print the path of qemu-system-x86_64.  10.2 (the default) is what the
+# demo, the tests and the bench run; 10.0 is the backport for Debian
+# stable's QEMU.
+#
+# libpmem is on, as in Debian's QEMU: memory-backend-file,pmem=on works.
+# Besides QEMU, the build has the hook series' qtest and its test
+# transport (tests/qtest/migration-transport-test, transport-qtest-file.so)
+# next to the binary.  Each build is cached in a directory keyed by the
+# version, the source package, both series and this script, and
+# compiled through ccache, so only a changed series pays for a rebuild,
+# and builds of both versions coexist.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CPR_PMEM_CACHE:-/var/cache/cpr-pmem}
-patches=$root/qemu-patches
+series=${1:-10.2}
+case $series in
+10.2|10.0) ;;
+*) echo "usage: build-qemu.sh [10.2|10.0]" >&2; exit 2 ;;
+esac
+patches=$root/qemu-patches/$series
 
 "$root/scripts/install-deps.sh" >&2
 
-# Debian's QEMU 10.0 source: "1:10.0.N+ds-..." from the trixie deb-src entry.
-version=$(apt-cache showsrc qemu 2>/dev/null |
-          awk '/^Version: 1:10\.0\./ { print $2 }' | sort -V | tail -n 1)
-if [ -z "$version" ]; then
-    "$root/scripts/apt-sources.sh" >&2
-    apt-get update -q >&2
-    version=$(apt-cache showsrc qemu |
-              awk '/^Version: 1:10\.0\./ { print $2 }' | sort -V | tail -n 1)
-fi
-[ -n "$version" ] || { echo "build-qemu.sh: no QEMU 10.0 source package" >&2; exit 1; }
-upstream=${version#1:}
-upstream=${upstream%-*}
+# Debian's source: "VERSION DIR", unpacked once under $cache/src.
+set -- $("$root/scripts/fetch-qemu-source.sh" "$series" "$cache/src")
+version=$1 src=$2
 
-key=$( (echo "$version"; cat "$0" "$patches/series";
-        sed 's|^|'"$patches"'/|' "$patches/series" | xargs cat) |
-       sha256sum | cut -c1-16)
-out=$cache/qemu-$key
+key=$( (echo "$series $version"; cat "$0" "$root/scripts/fetch-qemu-source.sh"
+        for s in hook perf; do
+            echo "$s"; cat "$patches/$s/series"
+            sed 's|^|'"$patches/$s"'/|' "$patches/$s/series" | xargs cat
+        done) | sha256sum | cut -c1-16)
+out=$cache/qemu-$series-$key
 bin=$out/build/qemu-system-x86_64
 if [ -f "$out/.done" ] && [ -x "$bin" ]; then
     echo "$bin"
     exit 0
 fi
 
-# Pristine source, with Debian's own patches applied by dpkg-source.
-src=$cache/src/qemu-$upstream
-if [ ! -d "$src" ]; then
-    mkdir -p "$cache/src"
-    (cd "$cache/src" && apt-get source -q "qemu=$version") >&2
-fi
-
-echo "build-qemu.sh: building $out (a cold build takes ~10 minutes)" >&2
+echo "build-qemu.sh: building QEMU $series in $out (a cold build takes" \
+     "~10 minutes)" >&2
+start=$(date +%s)
 rm -rf "$out"
 mkdir -p "$out"
 cp -a "$src" "$out/qemu"
 rm -rf "$out/qemu/.pc"
-while read -r p; do
-    case "$p" in ''|'#'*) continue ;; esac
-    patch -d "$out/qemu" -p1 -s --forward < "$patches/$p" >&2
-done < "$patches/series"
+for s in hook perf; do
+    while read -r p; do
+        case "$p" in ''|'#'*) continue ;; esac
+        patch -d "$out/qemu" -p1 -s --forward < "$patches/$s/$p" >&2
+    done < "$patches/$s/series"
+done
 
 # The ABI header exists twice: the series carries QEMU's copy.
 cmp "$root/include/qemu/transport-plugin.h" \
@@ -62,11 +66,14 @@ mkdir -p "$out/build"
 cd "$out/build"
 ../qemu/configure --target-list=x86_64-softmmu \
     --without-default-features --enable-kvm --enable-tcg \
+    --enable-libpmem \
     --disable-docs --disable-install-blobs --disable-user \
+    --enable-werror \
     --python=/usr/bin/python3 --cc="ccache gcc" \
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu \
     >&2
-ninja qemu-system-x86_64 >&2
+ninja qemu-system-x86_64 tests/qtest/migration-transport-test \
+    tests/qtest/transport-qtest-file.so >&2
 
 # Run from the build tree, QEMU looks for firmware under qemu-bundle/
 # only: point it at the installed SeaBIOS, iPXE and option ROMs.
@@ -75,4 +82,5 @@ for d in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
     ln -sfn "$d" "qemu-bundle$d"
 done
 touch "$out/.done"
+echo "build-qemu.sh: QEMU $series built in $(( $(date +%s) - start )) s" >&2
 echo "$bin"

@@ -2,14 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Everything CI checks, from a fresh Debian 12 machine: install packages,
-# build the patched QEMU (cached), the guest, the backend and the tests,
-# then run the test suites, the sanitizer build and checkpatch.
+# build the patched QEMUs (10.2, the default, and the 10.0 backport;
+# cached), the guest, the backend and the tests, then run the test suites
+# (the integration suite against both QEMUs), the sanitizer build and
+# checkpatch on both series.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 qemu=$(scripts/prepare.sh)
+qemu_10_0=$(scripts/build-qemu.sh 10.0)
 
 setup() {  # builddir, meson args...
     dir=$1; shift
@@ -44,6 +47,10 @@ mtest build --print-errorlogs --num-processes 1 --no-suite reboot
 # (tests/reboot/; a few minutes, its first run builds the L1 image).
 mtest build --print-errorlogs --suite reboot
 
+# The same integration suite against the 10.0 backport.
+setup build-10.0 -Dwerror=true -Dqemu="$qemu_10_0"
+mtest build-10.0 --print-errorlogs --num-processes 1 --suite integration
+
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dqemu="$qemu"
 mtest build-asan --print-errorlogs \
@@ -58,5 +65,6 @@ meson compile -C build-fuzz
 mtest build-fuzz --print-errorlogs --suite fuzz --suite corrupt
 
 scripts/checkpatch.sh "$(dirname "$qemu")/../qemu"
+scripts/checkpatch.sh "$(dirname "$qemu_10_0")/../qemu"
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -32,8 +32,16 @@ gboolean cpr_setup(Qmp *qmp, const CprSetup *setup, GError **errp)
     g_autoptr(JsonObject) args = json_object_new();
 
     json_object_set_int_member(args, "max-bandwidth", MAX_BANDWIDTH);
+    if (setup->multifd_channels) {
+        json_object_set_int_member(args, "multifd-channels",
+                                   setup->multifd_channels);
+    }
     return set_cap(qmp, "x-ignore-shared", setup->ignore_shared, errp) &&
            set_cap(qmp, "events", TRUE, errp) &&
+           (!setup->mapped_ram ||
+            set_cap(qmp, "mapped-ram", TRUE, errp)) &&
+           (!setup->multifd_channels ||
+            set_cap(qmp, "multifd", TRUE, errp)) &&
            qmp_set_parameter(qmp, "mode", "cpr-reboot", errp) &&
            qmp_run(qmp, "migrate-set-parameters", args, errp);
 }

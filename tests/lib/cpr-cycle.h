@@ -31,6 +31,8 @@ void cpr_sample_clear(CprSample *s);
 
 typedef struct {
     gboolean ignore_shared;   /* cpr-reboot with RAM on a shared file */
+    gboolean mapped_ram;      /* RAM pages at fixed offsets (seekable) */
+    guint multifd_channels;   /* 0: no multifd */
 } CprSetup;
 
 /* The usual case: guest RAM on a shared file stays where it is. */
@@ -39,7 +41,8 @@ typedef struct {
 /*
  * Set up the migration capabilities and parameters every transport gets
  * alike: events on, cpr-reboot, max-bandwidth raised (the default 128 MiB/s
- * cap would otherwise throttle a full-RAM save).
+ * cap would otherwise throttle a full-RAM save); mapped-ram and multifd
+ * only when @setup asks for them.
  */
 gboolean cpr_setup(Qmp *qmp, const CprSetup *setup, GError **errp);
 

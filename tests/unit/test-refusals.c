@@ -49,7 +49,8 @@ static void rewrite_record(const char *path, const CprRecord *rec)
 
 static void test_plugin_version(void)
 {
-    QemuTransportHostInfo old = { 0, 0, "8.0" }, newer = { 2, 3, "12.0" };
+    QemuTransportHostInfo old = { 0, 0, "8.0", NULL };
+    QemuTransportHostInfo newer = { 2, 3, "12.0", NULL };
     char *err = NULL;
 
     g_assert_null(qemu_transport_plugin_init(&old, &err));
@@ -61,8 +62,7 @@ static void test_plugin_version(void)
     g_assert_nonnull(strstr(err, "versions 2 to 3"));
     free(err);
     g_assert_nonnull(tu_ops());
-    g_assert_cmpstr(tu_ops()->schemes[0], ==, "pmem");
-    g_assert_null(tu_ops()->schemes[1]);
+    g_assert_cmpstr(tu_ops()->scheme, ==, "pmem");
 }
 
 static void test_missing_directory(void)
@@ -125,14 +125,14 @@ static int no_space_child(const char *dir)
         /* Room for the file, not for the stream: out_writev fails. */
         g_assert_cmpint(umount(dir), ==, 0);
         g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=12m"), ==, 0);
-        o = ops->out_open(big, &err);
+        o = ops->out_open(big, NULL, &err);
         g_assert_nonnull(o);
         g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, -1);
         g_assert_true(g_str_has_prefix(err, big));
         g_assert_nonnull(strstr(err, what));
         free(err);
         err = NULL;
-        g_assert_cmpint(ops->out_commit(o, &err), ==, -1);
+        g_assert_cmpint(ops->out_commit(o, NULL, &err), ==, -1);
         free(err);
         ops->out_abort(o);
         ops->out_close(o);
@@ -348,11 +348,11 @@ static void test_concurrent_save(void)
     QemuTransportOut *first, *again;
     uint8_t *buf = tu_pattern(100, 1);
 
-    first = ops->out_open(path, &err);
+    first = ops->out_open(path, NULL, &err);
     g_assert_nonnull(first);
     tu_assert_save_refused(path, "in use by another save or a restore");
     ops->out_close(first);
-    again = ops->out_open(path, &err);
+    again = ops->out_open(path, NULL, &err);
     g_assert_nonnull(again);
     ops->out_close(again);
     tu_save(path, buf, 100);
@@ -372,11 +372,11 @@ static void test_save_during_restore(void)
     char *err = NULL;
 
     tu_save(path, buf, 100);
-    in = ops->in_open(path, &err);
+    in = ops->in_open(path, NULL, &err);
     g_assert_nonnull(in);
     tu_assert_save_refused(path, "in use by another save or a restore");
     ops->in_close(in);
-    out = ops->out_open(path, &err);
+    out = ops->out_open(path, NULL, &err);
     g_assert_nonnull(out);
     tu_assert_load_refused(path, "a save to this file is in progress");
     ops->out_close(out);

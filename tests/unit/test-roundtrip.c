@@ -88,7 +88,7 @@ static void test_positional(void)
     char *err = NULL;
     struct iovec iov[2];
 
-    o = ops->out_open(path, &err);
+    o = ops->out_open(path, NULL, &err);
     g_assert_nonnull(o);
     /* A header by append, then pages by offset, out of order, with a gap
      * [1 MiB + 100, 2 MiB) that must read back as zeros. */
@@ -102,7 +102,7 @@ static void test_positional(void)
     /* The append position did not move with pwritev. */
     iov[0] = (struct iovec){ buf + 100, MiB - 100 };
     g_assert_cmpint(ops->out_writev(o, iov, 1, &err), ==, MiB - 100);
-    g_assert_cmpint(ops->out_commit(o, &err), ==, 0);
+    g_assert_cmpint(ops->out_commit(o, NULL, &err), ==, 0);
     g_assert_null(err);
     ops->out_close(o);
 
@@ -110,7 +110,7 @@ static void test_positional(void)
     memcpy(want + 2 * MiB, buf + 2 * MiB, MiB);
     tu_assert_loads(path, want, 3 * MiB);
 
-    in = ops->in_open(path, &err);
+    in = ops->in_open(path, NULL, &err);
     g_assert_nonnull(in);
     iov[0] = (struct iovec){ got, 1000 };
     iov[1] = (struct iovec){ got + 1000, 5000 };

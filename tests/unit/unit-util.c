@@ -22,7 +22,7 @@ void tu_quiesce(void)
     char *err = NULL;
 
     /* out_open stops the room-making first, whatever happens next. */
-    g_assert_null(tu_ops()->out_open(path, &err));
+    g_assert_null(tu_ops()->out_open(path, NULL, &err));
     free(err);
     g_free(path);
 }
@@ -44,7 +44,7 @@ const QemuTransportOps *tu_ops(void)
     static const QemuTransportOps *ops;
 
     if (!ops) {
-        QemuTransportHostInfo host = { 1, 1, TU_QEMU_VERSION };
+        QemuTransportHostInfo host = { 1, 1, TU_QEMU_VERSION, NULL };
         char *err = NULL;
 
         ops = qemu_transport_plugin_init(&host, &err);
@@ -122,7 +122,7 @@ void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
     size_t done = 0;
     int k = 0;
 
-    t = ops->out_open(path, &err);
+    t = ops->out_open(path, NULL, &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(cpr_writer_is_pmem((CprWriter *)t), ==, expect_pmem());
@@ -141,7 +141,7 @@ void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
         g_assert_null(err);
     }
     if (abort_at == (size_t)-1) {
-        g_assert_cmpint(ops->out_commit(t, &err), ==, 0);
+        g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, 0);
         g_assert_null(err);
     } else {
         ops->out_abort(t);
@@ -163,7 +163,7 @@ void tu_assert_loads(const char *path, const uint8_t *buf, size_t len)
     size_t done = 0;
     ssize_t n;
 
-    t = ops->in_open(path, &err);
+    t = ops->in_open(path, NULL, &err);
     if (err) {
         g_error("%s", err);
     }
@@ -206,7 +206,7 @@ void tu_assert_save_refused(const char *path, const char *what)
 {
     char *err = NULL;
 
-    g_assert_null(tu_ops()->out_open(path, &err));
+    g_assert_null(tu_ops()->out_open(path, NULL, &err));
     assert_message(path, err, what);
 }
 
@@ -214,7 +214,7 @@ void tu_assert_load_refused(const char *path, const char *what)
 {
     char *err = NULL;
 
-    g_assert_null(tu_ops()->in_open(path, &err));
+    g_assert_null(tu_ops()->in_open(path, NULL, &err));
     assert_message(path, err, what);
 }
 

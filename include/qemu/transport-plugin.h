@@ -3,10 +3,12 @@
  * QEMU migration transport plugin ABI
  *
  * An out-of-tree shared object that carries the migration stream for one
- * or more URI schemes ("pmem:PATH", ...).  QEMU maps "SCHEME:REST" to
- * $QEMU_TRANSPORT_PLUGIN_DIR/transport-SCHEME.so (the directory defaults to
- * a path fixed when QEMU is built), opens it, checks the ABI version both
- * ways and then forwards the migration channel to the ops table below.
+ * URI scheme ("pmem:PATH").  QEMU maps "SCHEME:REST" to
+ * transport-SCHEME.so in its transport directory ($QEMU_TRANSPORT_PLUGIN_DIR,
+ * or a directory relative to QEMU's installation), opens it, checks the
+ * ABI version both ways and then forwards the migration channel to the
+ * ops table below.  One object serves exactly one scheme, the one its
+ * file is named after; QEMU refuses a table that names another.
  *
  * This header is the whole contract: a transport includes it and nothing
  * from QEMU, and needs no QEMU symbols at run time.
@@ -33,7 +35,10 @@
  * struct QemuTransportHostInfo - what QEMU tells a transport about itself
  * @min_version: oldest ABI version QEMU still speaks
  * @cur_version: newest ABI version QEMU speaks
- * @qemu_version: QEMU's version, e.g. "10.0.13", never NULL
+ * @qemu_version: QEMU's version, e.g. "10.2.2", never NULL
+ * @warn: prints @msg (one line, no newline) as a QEMU warning, on the
+ *     monitor that runs the command or on stderr; callable from any
+ *     thread, never NULL
  *
  * Passed to qemu_transport_plugin_init(); valid for the life of the
  * process.
@@ -42,7 +47,58 @@ typedef struct QemuTransportHostInfo {
     uint32_t min_version;
     uint32_t cur_version;
     const char *qemu_version;
+    void (*warn)(const char *msg);
 } QemuTransportHostInfo;
+
+/* QemuTransportRamBlock.flags */
+#define QEMU_TRANSPORT_RAM_SHARED   (1u << 0)   /* mapped MAP_SHARED */
+#define QEMU_TRANSPORT_RAM_PMEM     (1u << 1)   /* pmem=on: MAP_SYNC */
+#define QEMU_TRANSPORT_RAM_PREALLOC (1u << 2)   /* QEMU touched every page
+                                                   when it started */
+
+/**
+ * struct QemuTransportRamBlock - guest RAM that the stream does not carry
+ * @name: the RAM block's id, e.g. "pc.ram" or "/objects/ram0"
+ * @host: where QEMU maps the block in this process
+ * @size: bytes of the block in use
+ * @fd: descriptor of the file backing the block, or -1 (anonymous
+ *     memory); valid during the call only, dup() it to keep it
+ * @fd_offset: offset of the block in that file
+ * @flags: QEMU_TRANSPORT_RAM_*
+ *
+ * With the x-ignore-shared capability, QEMU leaves shared file-backed RAM
+ * where it is instead of copying it into the stream.  A transport that
+ * stores images can bind an image to that RAM: record what it was at
+ * @out_commit and refuse, at @in_open, RAM that is not what the image
+ * was saved with.
+ */
+typedef struct QemuTransportRamBlock {
+    const char *name;
+    const void *host;
+    uint64_t size;
+    int fd;
+    uint64_t fd_offset;
+    uint32_t flags;
+} QemuTransportRamBlock;
+
+/**
+ * struct QemuTransportVm - the VM a stream belongs to
+ * @ram: the RAM blocks the stream does not carry, @nr_ram of them, in
+ *     QEMU's RAM block order (empty without x-ignore-shared)
+ * @nr_ram: number of elements in @ram
+ * @machine: the machine type as resolved, e.g. "pc-q35-10.2" for
+ *     "-machine q35", never NULL
+ * @cpu: the CPU model of the first vCPU, e.g. "qemu64", never NULL
+ *
+ * Valid during the call it is passed to.  The transport can read the
+ * rest of the configuration, e.g. the command line, itself.
+ */
+typedef struct QemuTransportVm {
+    const QemuTransportRamBlock *ram;
+    uint32_t nr_ram;
+    const char *machine;
+    const char *cpu;
+} QemuTransportVm;
 
 /* Opaque per-channel state, owned by the transport. */
 typedef struct QemuTransportOut QemuTransportOut;
@@ -83,15 +139,18 @@ typedef struct QemuTransportIn QemuTransportIn;
  */
 typedef struct QemuTransportOps {
     /**
-     * @schemes: NULL-terminated list of the URI schemes served, without
-     * the colon.  QEMU only uses the table for a scheme listed here.
+     * @scheme: the URI scheme served, without the colon; QEMU uses the
+     * table only if this equals the scheme in the object's file name.
      */
-    const char *const *schemes;
+    const char *scheme;
 
     /**
      * @out_open: start a new outgoing stream (migrate SCHEME:TARGET).
      *
      * @target: the URI without "SCHEME:", never NULL
+     * @vm: the VM to be saved (still running: its RAM blocks are final,
+     *     their contents are not), so that work that does not need it
+     *     stopped stays out of the pause
      * @errp: where to store the error message
      *
      * Prepares a new image that does not disturb the last committed one.
@@ -103,7 +162,8 @@ typedef struct QemuTransportOps {
      * command with the message, query-migrate reports "failed" with it as
      * error-desc, and the VM keeps running.
      */
-    QemuTransportOut *(*out_open)(const char *target, char **errp);
+    QemuTransportOut *(*out_open)(const char *target,
+                                  const QemuTransportVm *vm, char **errp);
 
     /**
      * @out_writev: append to the stream.
@@ -142,26 +202,32 @@ typedef struct QemuTransportOps {
      * @errp: where to store the error message
      *
      * Writes @iov at @offset without moving the append position; the
-     * stream length becomes at least @offset + size.  Meant for a seekable
-     * channel (mapped-ram) together with @in_preadv.
+     * stream length becomes at least @offset + size, and a gap reads as
+     * zeros.  A transport that provides both @out_pwritev and @in_preadv
+     * gets a seekable channel, so that the mapped-ram capability (with
+     * or without multifd channels) works through it; one that provides
+     * neither gets a stream channel, and QEMU refuses mapped-ram.
      *
-     * Context: not called by this QEMU: its plugin channel is not
-     * seekable, and mapped-ram and multifd refuse plugin transports.
+     * Context: the migration thread and, with multifd, every multifd
+     * send thread: several calls on one handle may run at once (on
+     * disjoint ranges), and concurrently with @out_writev.  BQL not
+     * held.  All of them have returned before @out_commit.
      *
-     * Returns: the number of bytes written, or -1 with *@errp set.
+     * Returns: the size of @iov, or -1 with *@errp set (as @out_writev).
      */
     ssize_t (*out_pwritev)(QemuTransportOut *t, const struct iovec *iov,
-                           int iovcnt, off_t offset, char **errp);
+                           int iovcnt, int64_t offset, char **errp);
 
     /**
      * @out_commit: make the stream durable and publish it atomically.
      *
      * @t: the handle from @out_open
+     * @vm: the VM being saved; its RAM does not change during the call
      * @errp: where to store the error message
      *
      * Called at most once per handle, after QEMU has flushed the last
      * byte through @out_writev and before it reports the migration
-     * "completed".  Once it returns 0, a crash at any later point leaves
+     * "completed", with the VM stopped.  Once it returns 0, a crash at any later point leaves
      * this image as the one @in_open loads; if it fails, or is cut off by
      * QEMU's exit or a host crash, the previous image must still be the
      * one @in_open loads.
@@ -175,7 +241,8 @@ typedef struct QemuTransportOps {
      * the message as query-migrate's error-desc, the VM keeps running,
      * and @out_abort and @out_close follow.
      */
-    int (*out_commit)(QemuTransportOut *t, char **errp);
+    int (*out_commit)(QemuTransportOut *t, const QemuTransportVm *vm,
+                      char **errp);
 
     /**
      * @out_abort: discard the new image.
@@ -213,11 +280,14 @@ typedef struct QemuTransportOps {
      * (migrate_incoming SCHEME:TARGET, -incoming SCHEME:TARGET).
      *
      * @target: the URI without "SCHEME:", never NULL
+     * @vm: the VM about to be loaded: its RAM is mapped, and the guest
+     *     has not run
      * @errp: where to store the error message
      *
      * Must verify the whole image (structure and checksums) before
      * returning, so that QEMU never loads a byte of a torn or corrupt
-     * stream.
+     * stream, nor a stream whose @vm does not match (a transport that
+     * binds images to their RAM).
      *
      * Context: main thread, BQL held, inside migrate_incoming (or while
      * QEMU starts, for -incoming on the command line), after QEMU's own
@@ -228,7 +298,8 @@ typedef struct QemuTransportOps {
      * migrate_incoming; for -incoming on the command line it prints the
      * message and exits.
      */
-    QemuTransportIn *(*in_open)(const char *target, char **errp);
+    QemuTransportIn *(*in_open)(const char *target,
+                                const QemuTransportVm *vm, char **errp);
 
     /**
      * @in_readv: read the stream.
@@ -260,12 +331,15 @@ typedef struct QemuTransportOps {
      * @offset: stream offset of the first byte
      * @errp: where to store the error message
      *
-     * Context: not called by this QEMU (see @out_pwritev).
+     * Context: the incoming coroutine (as @in_readv) and, with multifd,
+     * every multifd receive thread: several calls on one handle may run
+     * at once, and concurrently with @in_readv.  BQL not held in the
+     * multifd threads.  Reads past the end of the stream are short.
      *
      * Returns: like @in_readv.
      */
     ssize_t (*in_preadv)(QemuTransportIn *t, const struct iovec *iov,
-                         int iovcnt, off_t offset, char **errp);
+                         int iovcnt, int64_t offset, char **errp);
 
     /**
      * @in_close: release an incoming handle.

@@ -117,7 +117,7 @@ static void test_info_human(void)
     assert_run("info", "--output=human", img, 0,
                "committed generation: 2 (slot 0)", NULL);
     assert_run("info", img, NULL, 0, "slot 1: valid\n  generation: 1\n", NULL);
-    assert_run("info", img, NULL, 0, "payload length: 7000\n", NULL);
+    assert_run("info", img, NULL, 0, "stream length: 7000\n", NULL);
     assert_run("info", img, NULL, 0, "qemu version: " QEMU_VERSION, NULL);
     assert_run("info", img, NULL, 0, " UTC (", NULL);
     assert_run("info", img, NULL, 0, "loadable: yes\n", NULL);
@@ -169,8 +169,11 @@ static void test_info_json(void)
     s1 = json_array_get_object_element(slots, 1);
     g_assert_cmpint(json_object_get_int_member(s0, "generation"), ==, 2);
     g_assert_cmpint(json_object_get_int_member(s1, "generation"), ==, 1);
-    g_assert_cmpint(json_object_get_int_member(s0, "payload-length"), ==,
+    g_assert_cmpint(json_object_get_int_member(s0, "stream-length"), ==,
                     7000);
+    g_assert_cmpint(json_object_get_int_member(s0, "payload-length"), ==,
+                    7000 + json_object_get_int_member(
+                        s0, "vm-description-length"));
     g_assert_cmpint(json_object_get_int_member(s0, "payload-offset"), ==,
                     h.slots.rec[0].payload_off);
     xxh = g_strdup_printf("0x%016" G_GINT64_MODIFIER "x",
@@ -483,7 +486,7 @@ static void test_invalidate(void)
         json_object_get_array_member(o, "slots"), 1);
     g_assert_true(json_object_get_boolean_member(s1, "invalidated"));
     /* It keeps describing the payload it invalidated. */
-    g_assert_cmpint(json_object_get_int_member(s1, "payload-length"), ==,
+    g_assert_cmpint(json_object_get_int_member(s1, "stream-length"), ==,
                     6000);
     /* Twice is fine; then a new save loads again. */
     assert_run("invalidate", img, NULL, 0, "(generation 4)", NULL);

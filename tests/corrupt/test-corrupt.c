@@ -284,6 +284,7 @@ static void record_bounds(const Image *im)
 
         rec.payload_off = cases[i][0];
         rec.payload_len = cases[i][1];
+        rec.stream_len = rec.payload_len;   /* a valid record otherwise */
         write_record(im, im->newest, &rec);
         expect_refused(im->path, "lies outside the file", "bounds");
     }
@@ -314,20 +315,34 @@ static void write_envelope(const Image *im, uint64_t off, const char *magic,
 static void newer_version(const Image *im)
 {
     static const struct { uint32_t version, size; } v[] = {
-        { 2, 0 }, { 2, 8 }, { 0xffffffffu, 0 }, { 7, 4096 - 184 },
+        { 1, 0 }, { 1, 8 }, { 0xffffffffu, 0 }, { 6, 4096 - 192 },
     };
     uint64_t nr = CPR_SLOT_OFFSET(im->newest);
 
     for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+        uint32_t rv = CPR_REC_VERSION + v[i].version;
+        uint32_t sv = CPR_SB_VERSION + v[i].version;
         char *what = g_strdup_printf("image format version %u is newer than "
-                                     "this transport (1)", v[i].version);
+                                     "this transport (%u)", rv,
+                                     CPR_REC_VERSION);
 
-        write_envelope(im, nr, CPR_REC_MAGIC, v[i].version,
-                       CPR_REC_SIZE + v[i].size);
+        if (v[i].version == 0xffffffffu) {
+            rv = sv = 0xffffffffu;
+            g_free(what);
+            what = g_strdup_printf("image format version %u is newer than "
+                                   "this transport (%u)", rv,
+                                   CPR_REC_VERSION);
+        }
+        write_envelope(im, nr, CPR_REC_MAGIC, rv, CPR_REC_SIZE + v[i].size);
         expect_refused(im->path, what, "newer record");
         restore(im, nr, CPR_BLOCK_SIZE);
-        write_envelope(im, CPR_SB_OFFSET, CPR_SB_MAGIC, v[i].version,
-                       CPR_SB_SIZE + v[i].size);
+        g_free(what);
+        what = g_strdup_printf("image format version %u (superblock) is "
+                               "newer than this transport (%u)", sv,
+                               CPR_SB_VERSION);
+        write_envelope(im, CPR_SB_OFFSET, CPR_SB_MAGIC, sv,
+                       CPR_SB_SIZE + (v[i].size > 4096 - CPR_SB_SIZE ?
+                                      0 : v[i].size));
         expect_refused(im->path, what, "newer superblock");
         restore(im, CPR_SB_OFFSET, CPR_BLOCK_SIZE);
         g_free(what);

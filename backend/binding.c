@@ -7,6 +7,7 @@
 #include "media.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,6 +204,20 @@ static const char *block_where(const CprVmdescBlock *k)
            NULL;
 }
 
+/* The file's birth time, if its filesystem keeps one. */
+static bool birth_time(int fd, int64_t *sec, uint32_t *nsec)
+{
+    struct statx stx;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) < 0 ||
+        !(stx.stx_mask & STATX_BTIME)) {
+        return false;
+    }
+    *sec = stx.stx_btime.tv_sec;
+    *nsec = stx.stx_btime.tv_nsec;
+    return true;
+}
+
 /* Identity and class of block @b into @k (name and the rest too). */
 static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
                           const char *image_path, char **errp)
@@ -233,6 +248,8 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
         k->has_file = true;
         k->file.dev = (uint64_t)st.st_dev;
         k->file.ino = (uint64_t)st.st_ino;
+        k->file.has_birth = birth_time(b->fd, &k->file.birth_sec,
+                                       &k->file.birth_nsec);
         if (!(k->file.path = fd_path(b->fd))) {
             oom = true;
         }
@@ -635,6 +652,9 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
     char anon[CPR_VMDESC_MAX_NAME + 64], a[40], c[40];
     const char *where;
     struct stat st;
+    int64_t birth_sec;
+    uint32_t birth_nsec;
+    bool other = false;
 
     snprintf(anon, sizeof(anon), "RAM block %s (anonymous memory)", k->name);
     where = now_path && *now_path ? now_path : anon;
@@ -656,7 +676,11 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
             add(l, "%s: cannot stat: %s", where, strerror(errno));
             goto out;
         }
-        /* Device numbers can change across a reboot; inode numbers not. */
+        /*
+         * Device numbers can change across a reboot; inode numbers not.
+         * An inode number can be reused by a new file, whose birth time
+         * (where kept) tells it apart.
+         */
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
              strcmp(now_path ? now_path : "", k->file.path))) {
@@ -665,7 +689,18 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
                 " on device %u:%u)", where, k->file.path, k->file.ino,
                 major(k->file.dev), minor(k->file.dev), (uint64_t)st.st_ino,
                 major(st.st_dev), minor(st.st_dev));
-            goto out;
+            other = true;
+        } else if (k->file.has_birth &&
+                   birth_time(b->fd, &birth_sec, &birth_nsec) &&
+                   (birth_sec != k->file.birth_sec ||
+                    birth_nsec != k->file.birth_nsec)) {
+            format_mtime(birth_sec, birth_nsec, a, sizeof(a));
+            format_mtime(k->file.birth_sec, k->file.birth_nsec, c,
+                         sizeof(c));
+            add(l, "%s: not the file the VM was saved with (a file created "
+                "at %s, with the inode number of the one created at %s)",
+                where, a, c);
+            other = true;
         }
         if (b->fd_offset != k->fd_offset) {
             add(l, "%s: RAM block %s starts at offset %" PRIu64 " of the "
@@ -682,7 +717,7 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
             goto out;
         }
         /* QEMU's prealloc writes every page, which sets the mtime. */
-        if (!(b->flags & CPR_RAM_PREALLOC) &&
+        if (!other && !(b->flags & CPR_RAM_PREALLOC) &&
             ((int64_t)st.st_mtim.tv_sec != k->file.mtime_sec ||
              (uint32_t)st.st_mtim.tv_nsec != k->file.mtime_nsec)) {
             format_mtime(st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, a,

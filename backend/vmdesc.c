@@ -12,11 +12,12 @@ enum {
 };
 enum {
     B_NAME = 1, B_SIZE = 2, B_FLAGS = 3, B_FD_OFFSET = 4, B_MEDIA = 5,
-    B_FILE = 6, B_PATH = 7, B_SAMPLES = 8,
-    B_MAX = 8,
+    B_FILE = 6, B_PATH = 7, B_SAMPLES = 8, B_BIRTH = 9,
+    B_MAX = 9,
 };
 #define ENTRY_HEADER 8u
 #define FILE_LEN 40u
+#define BIRTH_LEN 16u
 #define SHORT_STR 256u
 
 const char *cpr_media_name(uint32_t media)
@@ -188,6 +189,16 @@ static void encode_block(Buf *b, const CprVmdescBlock *k)
             put32(p + 44, k->file.nlink);
         }
         entry_str(b, B_PATH, k->file.path);
+        if (k->file.has_birth) {
+            p = grow(b, ENTRY_HEADER + BIRTH_LEN);
+            if (p) {
+                put32(p, B_BIRTH);
+                put32(p + 4, BIRTH_LEN);
+                put64(p + 8, (uint64_t)k->file.birth_sec);
+                put32(p + 16, k->file.birth_nsec);
+                put32(p + 20, 0);
+            }
+        }
     }
     s = begin_entry(b, B_SAMPLES);
     p = grow(b, 8 + 16 * (size_t)k->nr_samples);
@@ -361,8 +372,9 @@ static bool check_block(Dec *x, const CprVmdescBlock *k)
     if (k->flags & ~CPR_RAM_FLAGS_KNOWN) {
         return fail(x, "unknown RAM block flags");
     }
-    if (k->has_file && k->file.mtime_nsec >= 1000000000u) {
-        return fail(x, "bad file modification time");
+    if (k->has_file && (k->file.mtime_nsec >= 1000000000u ||
+                        k->file.birth_nsec >= 1000000000u)) {
+        return fail(x, "bad file time");
     }
     return true;
 }
@@ -437,12 +449,21 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
                 return false;
             }
             break;
+        case B_BIRTH:
+            if (!fixed(x, len, BIRTH_LEN) || get32(v + 12) != 0) {
+                return fail(x, "bad birth time entry");
+            }
+            k->file.has_birth = true;
+            k->file.birth_sec = (int64_t)get64(v);
+            k->file.birth_nsec = get32(v + 8);
+            break;
         }
     }
     if ((seen & need) != need) {
         return fail(x, "RAM block entry lacks a required field");
     }
-    if (!(seen & (1u << B_FILE)) != !(seen & (1u << B_PATH))) {
+    if (!(seen & (1u << B_FILE)) != !(seen & (1u << B_PATH)) ||
+        ((seen & (1u << B_BIRTH)) && !(seen & (1u << B_FILE)))) {
         return fail(x, "RAM block has a file identity without a path, or "
                     "the reverse");
     }

@@ -57,6 +57,11 @@ typedef struct CprVmdescFile {
     uint32_t mtime_nsec;
     uint32_t nlink;
     char *path;                 /* readlink of /proc/self/fd/N; may be "" */
+    /* Birth time, where the filesystem keeps one (statx STATX_BTIME):
+     * tells a new file from the old one whose inode number it reused. */
+    bool has_birth;
+    int64_t birth_sec;
+    uint32_t birth_nsec;
 } CprVmdescFile;
 
 typedef struct CprVmdescBlock {

@@ -457,6 +457,17 @@ static void add_change(Ctx *c, const Unit *a, const Unit *b)
     }
 }
 
+/* The same unit elsewhere among those of its option. */
+static void add_moved(Ctx *c, const Unit *a)
+{
+    if (!*a->name) {
+        add_line(c, "~ %s: order changed", a->value);
+    } else {
+        add_line(c, "~ -%s%s%s: order changed", a->name, a->value ? " " : "",
+                 a->value ? a->value : "");
+    }
+}
+
 static bool same_option(const Unit *a, const Unit *b)
 {
     return strcmp(a->name, b->name) == 0;
@@ -578,7 +589,10 @@ static void diff_ordered(Ctx *c, Units *a, Units *b, const char *name)
         }
     }
     for (i = 0; i < nra || i < nrb; i++) {
-        if (i < nra && i < nrb) {
+        if (i < nra && i < nrb &&
+            !strcmp(a->u[ra[i]].norm, b->u[rb[i]].norm)) {
+            add_moved(c, &a->u[ra[i]]);
+        } else if (i < nra && i < nrb) {
             add_change(c, &a->u[ra[i]], &b->u[rb[i]]);
         } else if (i < nra) {
             add_unit(c, '-', &a->u[ra[i]]);

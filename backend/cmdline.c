@@ -679,6 +679,7 @@ int cpr_cmdline_diff(const char *saved, size_t saved_len,
 {
     Ctx c = { false, diff, false, false };
     Units a, b;
+    bool ok_a, ok_b;
 
     memset(diff, 0, sizeof(*diff));
     c.machine_resolved = saved_machine && *saved_machine && now_machine &&
@@ -694,7 +695,9 @@ int cpr_cmdline_diff(const char *saved, size_t saved_len,
                  or_unknown(now_cpu));
     }
     /* Parse failures leave what was parsed, freed below. */
-    if (parse(&c, saved, saved_len, &a) & parse(&c, now, now_len, &b)) {
+    ok_a = parse(&c, saved, saved_len, &a);
+    ok_b = parse(&c, now, now_len, &b);
+    if (ok_a && ok_b) {
         /* Option by option, in the order they first appear. */
         for (size_t i = 0; i < a.n + b.n && !c.oom; i++) {
             Unit *u = i < a.n ? &a.u[i] : &b.u[i - a.n];

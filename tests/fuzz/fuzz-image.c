@@ -6,8 +6,10 @@
  * holding the expanded image, checking what a successful open promises.
  */
 #include "fuzz-image.h"
+#include "binding.h"
 #include "format.h"
 #include "reader.h"
+#include "vmdesc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,7 @@ static uint64_t expand(const uint8_t *data, size_t size, uint8_t *header)
             rec.payload_xxh3 = XXH3_64bits(
                 payload + (rec.payload_off - CPR_PAYLOAD_AREA),
                 rec.payload_len);
+            /* cpr_record_encode() zeroes CPR_REC_SIZE bytes. */
             cpr_record_encode(&rec, p);
         }
     }
@@ -112,6 +115,26 @@ static int image_fd(void)
         CHECK(fd >= 0);
     }
     return fd;
+}
+
+/*
+ * The checks in_open makes next, on whatever description loaded, against
+ * a VM without RAM blocks: every recorded block is "missing", and the
+ * recorded argument list is compared with ours.  Must not crash; refuses
+ * with a message unless nothing was recorded that differs.
+ */
+static void fuzz_binding(const char *path, CprReader *r)
+{
+    static const CprHost host = { "10.0.13-fuzz", NULL, NULL };
+    static const CprVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
+    const CprVmdesc *d = cpr_reader_vmdesc(r);
+    char *err = NULL;
+    int ret = cpr_binding_verify(path, cpr_reader_record(r), d, &host, &vm,
+                                 &err);
+
+    CHECK((ret == 0) == (err == NULL));
+    CHECK(ret == 0 || d);
+    free(err);
 }
 
 /* The reader on the expanded file; a successful open must be safe. */
@@ -140,23 +163,32 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     }
     {
         const CprRecord *rec = cpr_reader_record(r);
-        uint8_t *buf = malloc(rec->payload_len + 1);
+        uint8_t *buf = malloc(rec->stream_len + 1);
         size_t n = 0;
         ssize_t got;
 
         CHECK(!(rec->flags & CPR_REC_FLAG_INVALIDATED));
         CHECK(cpr_record_fits(rec, file_size));
+        CHECK(rec->stream_len <= rec->payload_len);
+        /* A description exactly for the records that carry one. */
+        CHECK((cpr_reader_vmdesc(r) != NULL) == (rec->version >= 2));
         CHECK(buf);
         while ((got = cpr_reader_read(r, buf + n, 4093, &err)) > 0) {
             n += (size_t)got;
-            CHECK(n <= rec->payload_len);
+            CHECK(n <= rec->stream_len);
         }
         CHECK(got == 0 && !err);
-        CHECK(n == rec->payload_len);
-        CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
+        CHECK(n == rec->stream_len);
+        /* What was served is the stream in the file, nothing after it. */
+        CHECK(n == 0 || memcmp(buf, data + FUZZ_PAYLOAD_AT +
+                               (rec->payload_off - CPR_PAYLOAD_AREA), n) == 0);
+        if (rec->version == 1) {
+            CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
+        }
         CHECK(cpr_reader_pread(r, n, buf, 1, &err) == 0);
         free(buf);
     }
+    fuzz_binding(path, r);
     cpr_reader_close(r);
     fuzz_loaded++;
 }

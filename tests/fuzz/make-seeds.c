@@ -1,27 +1,70 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Write the seed corpus: real images made by the writer, in the compact
- * layout of fuzz-image.h, cut after the payload area bytes that matter.
- * Usage: fuzz-make-seeds OUTDIR
+ * Write the seed corpora: real images made by the writer, in the compact
+ * layout of fuzz-image.h, cut after the payload area bytes that matter;
+ * and the VM descriptions in them, for fuzz-vmdesc.  The saves describe
+ * a VM with two RAM blocks: a file and anonymous memory.
+ * Usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR
  */
 #include "fuzz-image.h"
+#include "binding.h"
 #include "format.h"
+#include "vmdesc.h"
 #include "writer.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); exit(1); } while (0)
+#define PAGE 4096
 
 static char tmpdir[] = "/tmp/cpr-seeds-XXXXXX";
+static CprRamBlock blocks[2];
+static CprVm vm = { blocks, 2, "pc-q35-10.0", "qemu64" };
+static const CprHost host = { "10.0.13-seed", NULL, NULL };
+
+static char *img(const char *name)
+{
+    static char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    return path;
+}
+
+/* 16 pages of a file and 3 pages and a bit of anonymous memory. */
+static void make_vm(void)
+{
+    int fd = open(img("vm.ram"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    uint8_t *file, *anon;
+
+    if (fd < 0 || ftruncate(fd, 16 * PAGE) < 0) {
+        DIE("cannot create the RAM file\n");
+    }
+    file = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    anon = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (file == MAP_FAILED || anon == MAP_FAILED) {
+        DIE("cannot map the RAM\n");
+    }
+    for (int i = 0; i < 16 * PAGE; i++) {
+        file[i] = (uint8_t)(i / PAGE * 3 + i);
+    }
+    memset(anon, 0x5a, 4 * PAGE);
+    blocks[0] = (CprRamBlock){ "pc.ram", file, 16 * PAGE, fd, 0,
+                               CPR_RAM_SHARED };
+    blocks[1] = (CprRamBlock){ "/objects/mem1", anon, 3 * PAGE + 100, -1, 0,
+                               CPR_RAM_SHARED | CPR_RAM_PREALLOC };
+}
 
 static void save(const char *path, size_t len, int invalidate)
 {
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "10.0.13-seed", &err);
+    CprWriter *w = cpr_writer_open_vm(path, &host, &vm, &err);
     uint8_t buf[1024];
 
     for (size_t i = 0; i < sizeof(buf); i++) {
@@ -29,20 +72,56 @@ static void save(const char *path, size_t len, int invalidate)
     }
     if (!w || (invalidate ? cpr_writer_invalidate(w, &err) :
                len > sizeof(buf) || cpr_writer_append(w, buf, len, &err) ||
-               cpr_writer_commit(w, &err))) {
+               cpr_writer_commit_vm(w, &vm, &err))) {
         DIE("%s\n", err ? err : "bad length");
     }
     cpr_writer_close(w);
 }
 
-/* Convert @image into OUTDIR/@name, keeping @payload bytes of the area. */
-static void emit(const char *outdir, const char *name, const char *image,
-                 size_t payload, uint8_t flags)
+static void write_out(const char *outdir, const char *name,
+                      const uint8_t *buf, size_t len)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", outdir, name);
+    f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+        DIE("%s: cannot write\n", path);
+    }
+}
+
+/* The record of @image's newest generation, from the compact copy. */
+static int newest(const uint8_t *out, CprRecord *rec)
+{
+    int best = -1;
+
+    for (int i = 0; i < 2; i++) {
+        CprRecord r;
+
+        if (cpr_record_decode(out + (i ? FUZZ_REC1_AT : FUZZ_REC0_AT),
+                              CPR_REC_SIZE, &r) == CPR_DECODE_OK &&
+            (best < 0 || r.generation > rec->generation)) {
+            *rec = r;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/*
+ * Convert @image into OUTDIR/@name, keeping @payload bytes of the area;
+ * with @v1, the newest record is rewritten as a version-1 record (the
+ * previous release's: no VM description).  The VM description of the
+ * newest record, if inside the kept bytes, goes to VMDESC-OUTDIR/@name.
+ */
+static void emit(const char *outdir, const char *descdir, const char *name,
+                 const char *image, size_t payload, uint8_t flags, int v1)
 {
     uint8_t *out = calloc(1, FUZZ_PAYLOAD_AT + payload);
     int fd = open(image, O_RDONLY);
-    char path[4096];
-    FILE *f;
+    CprRecord rec;
+    int slot;
 
     if (!out || fd < 0 ||
         pread(fd, out + FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET) < 0 ||
@@ -53,58 +132,139 @@ static void emit(const char *outdir, const char *name, const char *image,
     }
     close(fd);
     out[0] = flags;
-    snprintf(path, sizeof(path), "%s/%s", outdir, name);
-    f = fopen(path, "wb");
-    if (!f || fwrite(out, 1, FUZZ_PAYLOAD_AT + payload, f) !=
-              FUZZ_PAYLOAD_AT + payload || fclose(f) != 0) {
-        DIE("%s: cannot write\n", path);
+    slot = newest(out, &rec);
+    if (slot >= 0 && rec.payload_off == CPR_PAYLOAD_AREA &&
+        rec.payload_len <= payload) {
+        const uint8_t *p = out + FUZZ_PAYLOAD_AT;
+
+        if (descdir && rec.stream_len < rec.payload_len) {
+            write_out(descdir, name, p + rec.stream_len,
+                      rec.payload_len - rec.stream_len);
+        }
+        if (v1) {
+            rec.version = 1;
+            rec.payload_len = rec.stream_len;
+            rec.payload_xxh3 = XXH3_64bits(p, rec.stream_len);
+            cpr_record_encode(&rec, out + (slot ? FUZZ_REC1_AT :
+                                           FUZZ_REC0_AT));
+        }
     }
+    write_out(outdir, name, out, FUZZ_PAYLOAD_AT + payload);
     free(out);
 }
 
-static char *img(const char *name)
+/* Bytes of the payload at 2 MiB of the newest record of @image. */
+static size_t payload_of(const char *image)
 {
-    static char path[4096];
+    uint8_t out[FUZZ_PAYLOAD_AT];
+    int fd = open(image, O_RDONLY);
+    CprRecord rec;
 
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    return path;
+    if (fd < 0 ||
+        pread(fd, out + FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0)) < 0 ||
+        pread(fd, out + FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1)) < 0) {
+        DIE("%s: cannot read\n", image);
+    }
+    close(fd);
+    if (newest(out, &rec) < 0) {
+        DIE("%s: no record\n", image);
+    }
+    return (size_t)rec.payload_len;
+}
+
+/* A description of an empty VM, and one of many small blocks. */
+static void extra_descs(const char *descdir)
+{
+    CprVmdesc d = {
+        .version = CPR_VMDESC_VERSION, .seed = 1, .qemu_version = "10.0",
+        .kernel_release = "6.18", .machine = "", .cpu = "",
+        .image_media = CPR_MEDIA_VOLATILE, .image_media_detail = "tmpfs",
+    };
+    CprVmdescBlock k[8];
+    uint8_t *buf;
+    size_t len;
+
+    buf = cpr_vmdesc_encode(&d, &len);
+    write_out(descdir, "empty-vm", buf, len);
+    free(buf);
+    memset(k, 0, sizeof(k));
+    for (int i = 0; i < 8; i++) {
+        char *name = malloc(8);
+
+        snprintf(name, 8, "b%d", i);
+        k[i].name = name;
+        k[i].size = (uint64_t)i * PAGE + (i & 1);
+        k[i].media = 1 + i % 3;
+        k[i].media_detail = (char *)"x";
+        k[i].nr_samples = cpr_vmdesc_nr_samples(k[i].size);
+        for (uint32_t j = 0; j < k[i].nr_samples; j++) {
+            k[i].samples[j] = (CprVmdescSample){ j, j * 31 };
+        }
+        if (i & 2) {
+            k[i].has_file = true;
+            k[i].file.path = (char *)"/mnt/pmem/f";
+            k[i].file.has_birth = i & 4;
+        }
+    }
+    d.argv = (char *)"qemu\0-m\0" "1G\0";
+    d.argv_len = 11;
+    d.blocks = k;
+    d.nr_blocks = 8;
+    buf = cpr_vmdesc_encode(&d, &len);
+    write_out(descdir, "eight-blocks", buf, len);
+    free(buf);
+    for (int i = 0; i < 8; i++) {
+        free(k[i].name);
+    }
 }
 
 int main(int argc, char **argv)
 {
-    const char *out = argc == 2 ? argv[1] : NULL;
+    const char *out = argc == 3 ? argv[1] : NULL;
+    const char *desc = argc == 3 ? argv[2] : NULL;
     char *err = NULL;
     CprWriter *w;
 
     if (!out || !mkdtemp(tmpdir)) {
-        DIE("usage: fuzz-make-seeds OUTDIR\n");
+        DIE("usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR\n");
     }
+    make_vm();
     /* Superblock only: a file nobody committed to. */
     w = cpr_writer_open(img("uncommitted"), NULL, &err);
     if (!w) {
         DIE("%s\n", err);
     }
     cpr_writer_close(w);
-    emit(out, "uncommitted", img("uncommitted"), 0, 0);
+    emit(out, NULL, "uncommitted", img("uncommitted"), 0, 0, 0);
     save(img("one"), 300, 0);
-    emit(out, "one-generation", img("one"), 300, 0);
-    emit(out, "one-generation-resign", img("one"), 300,
-         FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3);
+    emit(out, desc, "one-generation", img("one"), payload_of(img("one")), 0,
+         0);
+    emit(out, NULL, "one-generation-resign", img("one"),
+         payload_of(img("one")),
+         FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3, 0);
+    /* The previous release's record format: loads, nothing recorded. */
+    emit(out, NULL, "one-generation-v1", img("one"), payload_of(img("one")),
+         0, 1);
     save(img("empty"), 0, 0);
-    emit(out, "empty-stream", img("empty"), 0, 0);
+    emit(out, desc, "empty-stream", img("empty"), payload_of(img("empty")),
+         0, 0);
     /* Generation 2 sits at 4 MiB: outside the seed, so refused. */
     save(img("two"), 200, 0);
     save(img("two"), 400, 0);
-    emit(out, "two-generations", img("two"), 200, 0);
+    emit(out, NULL, "two-generations", img("two"), 3000, 0, 0);
     /* Generation 3 back at 2 MiB, below generation 2. */
     save(img("three"), 200, 0);
     save(img("three"), 400, 0);
     save(img("three"), 100, 0);
-    emit(out, "three-generations", img("three"), 100, FUZZ_SET_XXH3);
+    emit(out, desc, "three-generations", img("three"),
+         payload_of(img("three")), FUZZ_SET_XXH3, 0);
     save(img("invalidated"), 300, 0);
     save(img("invalidated"), 0, 1);
-    emit(out, "invalidated", img("invalidated"), 300, FUZZ_RESIGN_REC);
-    for (const char *n = "uncommitted one empty two three invalidated"; *n;) {
+    emit(out, NULL, "invalidated", img("invalidated"), 3000, FUZZ_RESIGN_REC,
+         0);
+    extra_descs(desc);
+    for (const char *n = "uncommitted one empty two three invalidated vm.ram";
+         *n;) {
         size_t len = strcspn(n, " ");
         char name[32];
 

@@ -297,6 +297,11 @@ static void test_metadata(void)
     g_assert_cmpuint(strlen(md.kernel_release), >, 0);
     g_assert_cmpuint(md.cmdline_fp, !=, 0);
     g_assert_cmpuint(md.ctime_ns, >, 1600000000ull * 1000000000ull);
+    /* The argument list the fingerprint was taken of is kept too. */
+    g_assert_cmpuint(md.argv_len, >, 0);
+    g_assert_cmpuint(md.cmdline_fp, ==, cpr_cmdline_fingerprint(md.argv,
+                                                                 md.argv_len));
+    cpr_metadata_free(&md);
 }
 
 int main(int argc, char **argv)

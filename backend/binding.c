@@ -140,6 +140,15 @@ uint32_t cpr_fingerprint_pages(uint64_t seed, const char *name,
     return n;
 }
 
+/* The length of page @index of a block of @size bytes. */
+static size_t page_len(uint64_t size, uint64_t index)
+{
+    uint64_t off = index * CPR_VMDESC_PAGE;
+
+    return size - off < CPR_VMDESC_PAGE ? (size_t)(size - off) :
+           CPR_VMDESC_PAGE;
+}
+
 typedef struct Hashing {
     const uint8_t *host;
     uint64_t size, seed;
@@ -169,8 +178,7 @@ static void do_hash(void *opaque)
 
     for (uint32_t i = 0; i < h->n; i++) {
         uint64_t off = h->index[i] * CPR_VMDESC_PAGE;
-        size_t len = h->size - off < CPR_VMDESC_PAGE ?
-                     (size_t)(h->size - off) : CPR_VMDESC_PAGE;
+        size_t len = page_len(h->size, h->index[i]);
 
         h->xxh3[i] = XXH3_64bits_withSeed(h->host + off, len, h->seed);
         if (h->zero) {
@@ -194,6 +202,45 @@ int cpr_fingerprint_hash(const void *host, uint64_t size, uint64_t seed,
         return 0;
     }
     return cpr_fault_guard(host, (size_t)size, do_hash, &h);
+}
+
+int cpr_fingerprint_hash_fd(int fd, uint64_t fd_offset, uint64_t size,
+                            uint64_t seed, const uint64_t *index, uint32_t n,
+                            uint64_t *xxh3, bool *zero)
+{
+    uint8_t page[CPR_VMDESC_PAGE];
+
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len, done = 0;
+
+        if (index[i] >= cpr_vmdesc_pages(size)) {
+            return -1;
+        }
+        len = page_len(size, index[i]);
+        while (done < len) {
+            ssize_t got = pread(fd, page + done, len - done,
+                                (off_t)(fd_offset + index[i] *
+                                        CPR_VMDESC_PAGE + done));
+
+            if (got < 0 && errno == EINTR) {
+                continue;
+            }
+            if (got < 0) {
+                /* Not a file read() serves (device DAX): map instead. */
+                return errno == EINVAL || errno == ENODEV ||
+                       errno == ESPIPE || errno == EISDIR ? -2 : -1;
+            }
+            if (got == 0) {
+                return -1;      /* past the end of the file: truncated */
+            }
+            done += (size_t)got;
+        }
+        xxh3[i] = XXH3_64bits_withSeed(page, len, seed);
+        if (zero) {
+            zero[i] = all_zero(page, len);
+        }
+    }
+    return 0;
 }
 
 /* ---- save --------------------------------------------------------------- */
@@ -327,6 +374,17 @@ static void prefault(const CprVmdesc *d, const CprVm *vm)
         }
         t.n = cpr_fingerprint_pages(d->seed, d->blocks[i].name, b->size,
                                     index);
+        /*
+         * A page of a file not in the page cache: read() reads ahead a
+         * few pages, a fault on a mapping the device's whole readahead
+         * window (8 MiB here: half a GiB for 64 pages of a sparse file).
+         */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+            uint64_t h[CPR_VMDESC_MAX_SAMPLES];
+
+            (void)cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, 0,
+                                          index, t.n, h, NULL);
+        }
         (void)cpr_fault_guard(b->host, (size_t)b->size, do_touch, &t);
     }
 }
@@ -652,18 +710,32 @@ static void check_samples(Lines *l, const char *where,
     bool zero[CPR_VMDESC_MAX_SAMPLES];
     uint32_t differ = 0, zeros = 0;
 
+    int ret = -2;
+
     if (!k->nr_samples) {
-        return;
-    }
-    if (!b->host) {
-        add(l, "%s: RAM block %s is not mapped", where, k->name);
         return;
     }
     for (uint32_t i = 0; i < k->nr_samples; i++) {
         index[i] = k->samples[i].index;
     }
-    if (cpr_fingerprint_hash(b->host, b->size, seed, index, k->nr_samples,
-                             xxh3, zero) < 0) {
+    /*
+     * A file QEMU maps shared holds what the mapping shows: read it with
+     * pread (a restore after a reboot starts with a cold page cache, and
+     * a fault would read the device's whole readahead window per page).
+     */
+    if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
+                                      index, k->nr_samples, xxh3, zero);
+    }
+    if (ret == -2 && !b->host) {
+        add(l, "%s: RAM block %s is not mapped", where, k->name);
+        return;
+    }
+    if (ret == -2) {
+        ret = cpr_fingerprint_hash(b->host, b->size, seed, index,
+                                   k->nr_samples, xxh3, zero);
+    }
+    if (ret < 0) {
         add(l, "%s: cannot read the guest RAM of block %s (its file was "
             "truncated?)", where, k->name);
         return;

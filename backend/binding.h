@@ -96,4 +96,14 @@ int cpr_fingerprint_hash(const void *host, uint64_t size, uint64_t seed,
                          const uint64_t *index, uint32_t n, uint64_t *xxh3,
                          bool *zero);
 
+/*
+ * The same, read with pread() from the block's file @fd at @fd_offset
+ * (for a file QEMU maps shared, whose mapping shows the file): -1 if a
+ * page is past the end of the file or unreadable, -2 if the file cannot
+ * be read() at all (device DAX): then read the mapping.
+ */
+int cpr_fingerprint_hash_fd(int fd, uint64_t fd_offset, uint64_t size,
+                            uint64_t seed, const uint64_t *index, uint32_t n,
+                            uint64_t *xxh3, bool *zero);
+
 #endif

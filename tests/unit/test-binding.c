@@ -600,6 +600,11 @@ static void test_truncated(void)
                                          xxh3, NULL), ==, 0);
     g_assert_cmpint(cpr_fingerprint_hash(src.host, RAM_SIZE, 1, index, 4,
                                          xxh3, NULL), ==, -1);
+    /* Read from the file (what in_open does), the same without faults. */
+    g_assert_cmpint(cpr_fingerprint_hash_fd(src.fd, 0, RAM_SIZE, 1, index, 2,
+                                            xxh3, NULL), ==, 0);
+    g_assert_cmpint(cpr_fingerprint_hash_fd(src.fd, 0, RAM_SIZE, 1, index, 4,
+                                            xxh3, NULL), ==, -1);
     ram_map(&dst, src.path, 0, 0, RAM_SIZE);
     assert_refused(image, vm1(&v, &dst), src.path, "is shorter than RAM "
                    "block pc.ram", "truncated?", NULL);

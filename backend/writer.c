@@ -27,6 +27,12 @@
  * Everything read from the file is checked before it steers anything: a
  * live record whose payload is not in the file (or is sparse) protects
  * nothing and places nothing (open_live).
+ *
+ * The payload is the stream, then the VM description (FORMAT.md,
+ * binding.h), collected at open and completed at commit, when
+ * append_desc() stores it after the stream's last byte through the same
+ * store() as the stream: I1, I3 and I5 cover it unchanged, and the record
+ * (version 2) says where the stream ends.
  */
 #include "writer.h"
 #include "binding.h"

@@ -680,6 +680,7 @@ static void test_info_vm(void)
     g_assert_cmpint(json_object_get_int_member(file, "size"), ==, 1 << 20);
     g_assert_true(json_object_has_member(file, "inode"));
     g_assert_true(json_object_has_member(file, "modified"));
+    g_assert_true(json_object_has_member(file, "created"));   /* ext4 */
     assert_no_negative(json_parser_get_root(parser), "(root)");
     /* Anonymous memory: no file. */
     save_vm(img, NULL);

@@ -125,6 +125,11 @@ void tool_print_vm(const CprVmdesc *d)
             mtime_text(k->file.mtime_sec, k->file.mtime_nsec, buf,
                        sizeof(buf));
             printf("    modified: %s\n", buf);
+            if (k->file.has_birth) {
+                mtime_text(k->file.birth_sec, k->file.birth_nsec, buf,
+                           sizeof(buf));
+                printf("    created: %s\n", buf);
+            }
             printf("    links: %u\n", k->file.nlink);
         } else {
             printf("    file: none (anonymous memory)\n");
@@ -206,6 +211,14 @@ void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
             json_builder_set_member_name(b, "modified-sec");
             json_builder_add_int_value(b, k->file.mtime_sec);
             tool_add_u64(b, "modified-nsec", k->file.mtime_nsec);
+            if (k->file.has_birth) {
+                mtime_text(k->file.birth_sec, k->file.birth_nsec, buf,
+                           sizeof(buf));
+                add_str(b, "created", buf);
+                json_builder_set_member_name(b, "created-sec");
+                json_builder_add_int_value(b, k->file.birth_sec);
+                tool_add_u64(b, "created-nsec", k->file.birth_nsec);
+            }
             tool_add_u64(b, "links", k->file.nlink);
             json_builder_end_object(b);
         } else {

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "binding.h"
+#include "fingerprint.h"
 #include "cmdline.h"
 #include "format.h"
 #include "hostile-util.h"

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "fingerprint.h"
 #include "vmdesc.h"
 
 static const char argv_text[] = "qemu\0-m\0" "512M\0-device\0virtio-rng-pci\0";

@@ -4,6 +4,7 @@
 #include "fingerprint.h"
 #include "cmdline.h"
 #include "errmsg.h"
+#include "metadata.h"
 #include "fault-guard.h"
 #include "hash.h"
 #include "media.h"
@@ -36,20 +37,6 @@ static void human_size(uint64_t v, char *buf, size_t size)
         u++;
     }
     snprintf(buf, size, "%" PRIu64 " %s", v, units[u]);
-}
-
-static void format_mtime(int64_t sec, uint32_t nsec, char *buf, size_t size)
-{
-    time_t t = (time_t)sec;
-    struct tm tm;
-    size_t n;
-
-    if (!gmtime_r(&t, &tm) ||
-        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
-        snprintf(buf, size, "%" PRId64 " s", sec);
-        return;
-    }
-    snprintf(buf + n, size - n, ".%09u UTC", nsec);
 }
 
 typedef struct Lines {
@@ -264,8 +251,8 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
                    cpr_file_birth(b->fd, &birth_sec, &birth_nsec) &&
                    (birth_sec != k->file.birth_sec ||
                     birth_nsec != k->file.birth_nsec)) {
-            format_mtime(birth_sec, birth_nsec, a, sizeof(a));
-            format_mtime(k->file.birth_sec, k->file.birth_nsec, c,
+            cpr_format_utc(birth_sec, birth_nsec, a, sizeof(a));
+            cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, c,
                          sizeof(c));
             add(l, "%s: not the file the VM was saved with (a file created "
                 "at %s, with the inode number of the one created at %s)",
@@ -290,9 +277,9 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
         if (!other && !(b->flags & CPR_RAM_PREALLOC) &&
             ((int64_t)st.st_mtim.tv_sec != k->file.mtime_sec ||
              (uint32_t)st.st_mtim.tv_nsec != k->file.mtime_nsec)) {
-            format_mtime(st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, a,
+            cpr_format_utc(st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, a,
                          sizeof(a));
-            format_mtime(k->file.mtime_sec, k->file.mtime_nsec, c,
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, c,
                          sizeof(c));
             add(l, "%s: modified since the save (at %s; saved at %s): a "
                 "stale copy, or written by another process", where, a, c);

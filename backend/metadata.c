@@ -22,6 +22,26 @@ uint64_t cpr_realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void cpr_format_utc(int64_t sec, uint32_t nsec, char *buf, size_t size)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    size_t n;
+
+    if ((int64_t)t != sec || !gmtime_r(&t, &tm) ||
+        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
+        snprintf(buf, size, "(out of range)");
+        return;
+    }
+    snprintf(buf + n, size - n, ".%09u UTC", nsec % 1000000000u);
+}
+
+void cpr_format_utc_ns(uint64_t ns, char *buf, size_t size)
+{
+    cpr_format_utc((int64_t)(ns / 1000000000u), (uint32_t)(ns % 1000000000u),
+                   buf, size);
+}
+
 static bool is_incoming(const char *arg, bool *takes_value)
 {
     const char *a = arg;

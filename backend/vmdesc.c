@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "vmdesc.h"
+#include "le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,48 +63,14 @@ static uint8_t *grow(Buf *b, size_t n)
     return b->p + b->len - n;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 /* Start an entry; returns its offset, for end_entry() to fill the length. */
 static size_t begin_entry(Buf *b, uint32_t tag)
 {
     uint8_t *p = grow(b, ENTRY_HEADER);
 
     if (p) {
-        put32(p, tag);
-        put32(p + 4, 0);
+        cpr_put32(p, tag);
+        cpr_put32(p + 4, 0);
     }
     return b->len - ENTRY_HEADER;
 }
@@ -111,7 +78,7 @@ static size_t begin_entry(Buf *b, uint32_t tag)
 static void end_entry(Buf *b, size_t at)
 {
     if (!b->oom) {
-        put32(b->p + at + 4, (uint32_t)(b->len - at - ENTRY_HEADER));
+        cpr_put32(b->p + at + 4, (uint32_t)(b->len - at - ENTRY_HEADER));
     }
 }
 
@@ -141,7 +108,7 @@ static void entry_u32(Buf *b, uint32_t tag, uint32_t v)
 {
     uint8_t p[4];
 
-    put32(p, v);
+    cpr_put32(p, v);
     entry_bytes(b, tag, p, sizeof(p));
 }
 
@@ -149,7 +116,7 @@ static void entry_u64(Buf *b, uint32_t tag, uint64_t v)
 {
     uint8_t p[8];
 
-    put64(p, v);
+    cpr_put64(p, v);
     entry_bytes(b, tag, p, sizeof(p));
 }
 
@@ -160,7 +127,7 @@ static void entry_media(Buf *b, uint32_t tag, uint32_t media,
     uint8_t *p = grow(b, 4);
 
     if (p) {
-        put32(p, media);
+        cpr_put32(p, media);
     }
     put_bytes(b, detail ? detail : "", detail ? strlen(detail) : 0);
     end_entry(b, at);
@@ -179,35 +146,35 @@ static void encode_block(Buf *b, const CprVmdescBlock *k)
     if (k->has_file) {
         p = grow(b, ENTRY_HEADER + FILE_LEN);
         if (p) {
-            put32(p, B_FILE);
-            put32(p + 4, FILE_LEN);
-            put64(p + 8, k->file.dev);
-            put64(p + 16, k->file.ino);
-            put64(p + 24, k->file.size);
-            put64(p + 32, (uint64_t)k->file.mtime_sec);
-            put32(p + 40, k->file.mtime_nsec);
-            put32(p + 44, k->file.nlink);
+            cpr_put32(p, B_FILE);
+            cpr_put32(p + 4, FILE_LEN);
+            cpr_put64(p + 8, k->file.dev);
+            cpr_put64(p + 16, k->file.ino);
+            cpr_put64(p + 24, k->file.size);
+            cpr_put64(p + 32, (uint64_t)k->file.mtime_sec);
+            cpr_put32(p + 40, k->file.mtime_nsec);
+            cpr_put32(p + 44, k->file.nlink);
         }
         entry_str(b, B_PATH, k->file.path);
         if (k->file.has_birth) {
             p = grow(b, ENTRY_HEADER + BIRTH_LEN);
             if (p) {
-                put32(p, B_BIRTH);
-                put32(p + 4, BIRTH_LEN);
-                put64(p + 8, (uint64_t)k->file.birth_sec);
-                put32(p + 16, k->file.birth_nsec);
-                put32(p + 20, 0);
+                cpr_put32(p, B_BIRTH);
+                cpr_put32(p + 4, BIRTH_LEN);
+                cpr_put64(p + 8, (uint64_t)k->file.birth_sec);
+                cpr_put32(p + 16, k->file.birth_nsec);
+                cpr_put32(p + 20, 0);
             }
         }
     }
     s = begin_entry(b, B_SAMPLES);
     p = grow(b, 8 + 16 * (size_t)k->nr_samples);
     if (p) {
-        put32(p, CPR_VMDESC_PAGE);
-        put32(p + 4, k->nr_samples);
+        cpr_put32(p, CPR_VMDESC_PAGE);
+        cpr_put32(p + 4, k->nr_samples);
         for (uint32_t i = 0; i < k->nr_samples; i++) {
-            put64(p + 8 + 16 * i, k->samples[i].index);
-            put64(p + 16 + 16 * i, k->samples[i].xxh3);
+            cpr_put64(p + 8 + 16 * i, k->samples[i].index);
+            cpr_put64(p + 16 + 16 * i, k->samples[i].xxh3);
         }
     }
     end_entry(b, s);
@@ -221,8 +188,8 @@ uint8_t *cpr_vmdesc_encode(const CprVmdesc *d, size_t *len)
 
     if (p) {
         memcpy(p, CPR_VMDESC_MAGIC, 8);
-        put32(p + 8, CPR_VMDESC_VERSION);
-        put32(p + 12, 0);
+        cpr_put32(p + 8, CPR_VMDESC_VERSION);
+        cpr_put32(p + 12, 0);
     }
     entry_u64(&b, T_SEED, d->seed);
     entry_str(&b, T_QEMU_VERSION, d->qemu_version);
@@ -267,8 +234,8 @@ static bool next_entry(Dec *x, const uint8_t *buf, size_t *pos, size_t end,
     if (end - *pos < ENTRY_HEADER) {
         return fail(x, "truncated entry header");
     }
-    *tag = get32(buf + *pos);
-    *len = get32(buf + *pos + 4);
+    *tag = cpr_get32(buf + *pos);
+    *len = cpr_get32(buf + *pos + 4);
     if (*len > end - *pos - ENTRY_HEADER) {
         return fail(x, "entry longer than the description");
     }
@@ -306,7 +273,7 @@ static bool get_media(Dec *x, const uint8_t *v, uint32_t len,
     if (len < 4) {
         return fail(x, "bad media entry length");
     }
-    *media = get32(v);
+    *media = cpr_get32(v);
     if (*media < CPR_MEDIA_PMEM || *media > CPR_MEDIA_VOLATILE) {
         return fail(x, "unknown media class");
     }
@@ -336,17 +303,17 @@ static bool decode_samples(Dec *x, CprVmdescBlock *k, const uint8_t *v,
     if (len < 8) {
         return fail(x, "bad samples entry length");
     }
-    if (get32(v) != CPR_VMDESC_PAGE) {
+    if (cpr_get32(v) != CPR_VMDESC_PAGE) {
         return fail(x, "unsupported sample page size");
     }
-    count = get32(v + 4);
+    count = cpr_get32(v + 4);
     if (count > CPR_VMDESC_MAX_SAMPLES || len != 8 + 16 * count) {
         return fail(x, "bad sample count");
     }
     k->nr_samples = count;
     for (uint32_t i = 0; i < count; i++) {
-        k->samples[i].index = get64(v + 8 + 16 * i);
-        k->samples[i].xxh3 = get64(v + 16 + 16 * i);
+        k->samples[i].index = cpr_get64(v + 8 + 16 * i);
+        k->samples[i].xxh3 = cpr_get64(v + 16 + 16 * i);
     }
     return true;
 }
@@ -407,19 +374,19 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
             if (!fixed(x, len, 8)) {
                 return false;
             }
-            k->size = get64(v);
+            k->size = cpr_get64(v);
             break;
         case B_FLAGS:
             if (!fixed(x, len, 4)) {
                 return false;
             }
-            k->flags = get32(v);
+            k->flags = cpr_get32(v);
             break;
         case B_FD_OFFSET:
             if (!fixed(x, len, 8)) {
                 return false;
             }
-            k->fd_offset = get64(v);
+            k->fd_offset = cpr_get64(v);
             break;
         case B_MEDIA:
             if (!get_media(x, v, len, &k->media, &k->media_detail)) {
@@ -431,12 +398,12 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
                 return false;
             }
             k->has_file = true;
-            k->file.dev = get64(v);
-            k->file.ino = get64(v + 8);
-            k->file.size = get64(v + 16);
-            k->file.mtime_sec = (int64_t)get64(v + 24);
-            k->file.mtime_nsec = get32(v + 32);
-            k->file.nlink = get32(v + 36);
+            k->file.dev = cpr_get64(v);
+            k->file.ino = cpr_get64(v + 8);
+            k->file.size = cpr_get64(v + 16);
+            k->file.mtime_sec = (int64_t)cpr_get64(v + 24);
+            k->file.mtime_nsec = cpr_get32(v + 32);
+            k->file.nlink = cpr_get32(v + 36);
             break;
         case B_PATH:
             if (!get_str(x, v, len, CPR_VMDESC_MAX_STR, false,
@@ -450,12 +417,12 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
             }
             break;
         case B_BIRTH:
-            if (!fixed(x, len, BIRTH_LEN) || get32(v + 12) != 0) {
+            if (!fixed(x, len, BIRTH_LEN) || cpr_get32(v + 12) != 0) {
                 return fail(x, "bad birth time entry");
             }
             k->file.has_birth = true;
-            k->file.birth_sec = (int64_t)get64(v);
-            k->file.birth_nsec = get32(v + 8);
+            k->file.birth_sec = (int64_t)cpr_get64(v);
+            k->file.birth_nsec = cpr_get32(v + 8);
             break;
         }
     }
@@ -551,7 +518,7 @@ static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
             if (!fixed(x, n, 8)) {
                 return false;
             }
-            d->seed = get64(v);
+            d->seed = cpr_get64(v);
             break;
         case T_QEMU_VERSION:
             if (!get_str(x, v, n, SHORT_STR, false, &d->qemu_version)) {
@@ -618,8 +585,8 @@ CprVmdescResult cpr_vmdesc_decode(const uint8_t *buf, size_t len,
         *why = "bad magic";
         return CPR_VMDESC_MALFORMED;
     }
-    version = get32(buf + 8);
-    if (version == 0 || get32(buf + 12) != 0) {
+    version = cpr_get32(buf + 8);
+    if (version == 0 || cpr_get32(buf + 12) != 0) {
         *why = "bad header";
         return CPR_VMDESC_MALFORMED;
     }

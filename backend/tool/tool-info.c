@@ -4,6 +4,7 @@
  * verdict of the transport's reader (which also verifies the payload).
  */
 #include "tool.h"
+#include "metadata.h"
 #include "reader.h"
 #include "vmdesc.h"
 
@@ -28,21 +29,6 @@ static const char *sb_state_name(CprDecode d)
 static const char *slot_state_name(CprDecode d)
 {
     return d == CPR_DECODE_BAD ? "torn" : sb_state_name(d);
-}
-
-/* "YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC" into @buf. */
-static void format_time(uint64_t ns, char *buf, size_t size)
-{
-    time_t sec = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    size_t n;
-
-    if (!gmtime_r(&sec, &tm) ||
-        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
-        snprintf(buf, size, "(out of range)");
-        return;
-    }
-    snprintf(buf + n, size - n, ".%09u UTC", (unsigned)(ns % 1000000000u));
 }
 
 static void format_uuid(const uint8_t *u, char *buf)
@@ -79,7 +65,7 @@ static void print_human(const char *path, const CprImageHeader *h,
     }
     if (h->sb_state == CPR_DECODE_OK) {
         format_uuid(h->sb.uuid, uuid);
-        format_time(h->sb.ctime_ns, t, sizeof(t));
+        cpr_format_utc_ns(h->sb.ctime_ns, t, sizeof(t));
         printf("  uuid: %s\n", uuid);
         printf("  created: %s (%" PRIu64 " ns)\n", t, h->sb.ctime_ns);
     }
@@ -94,7 +80,7 @@ static void print_human(const char *path, const CprImageHeader *h,
         if (!slot_valid(h, i)) {
             continue;
         }
-        format_time(r->ctime_ns, t, sizeof(t));
+        cpr_format_utc_ns(r->ctime_ns, t, sizeof(t));
         printf("  generation: %" PRIu64 "\n", r->generation);
         printf("  flags: 0x%" PRIx64 " (%s)\n", r->flags, flags_name(r->flags));
         printf("  payload offset: %" PRIu64 "\n", r->payload_off);
@@ -172,7 +158,7 @@ static void add_time(JsonBuilder *b, const char *name, uint64_t ns)
 {
     char t[64], ns_name[32];
 
-    format_time(ns, t, sizeof(t));
+    cpr_format_utc_ns(ns, t, sizeof(t));
     add_str(b, name, t);
     snprintf(ns_name, sizeof(ns_name), "%s-ns", name);
     tool_add_u64(b, ns_name, ns);

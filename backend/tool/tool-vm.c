@@ -6,6 +6,7 @@
  */
 #include "tool.h"
 #include "media.h"
+#include "metadata.h"
 #include "reader.h"
 #include "vmdesc.h"
 
@@ -68,20 +69,6 @@ static void flags_text(uint32_t f, char *buf, size_t size)
     buf[strlen(buf) - 1] = 0;
 }
 
-static void mtime_text(int64_t sec, uint32_t nsec, char *buf, size_t size)
-{
-    time_t t = (time_t)sec;
-    struct tm tm;
-    size_t n;
-
-    if (!gmtime_r(&t, &tm) ||
-        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
-        snprintf(buf, size, "(out of range)");
-        return;
-    }
-    snprintf(buf + n, size - n, ".%09u UTC", nsec);
-}
-
 void tool_print_media(const char *label, uint32_t media, const char *detail)
 {
     char *d = tool_clean(detail);
@@ -122,11 +109,11 @@ void tool_print_vm(const CprVmdesc *d)
                    minor(k->file.dev));
             printf("    inode: %" PRIu64 "\n", k->file.ino);
             printf("    file size: %" PRIu64 "\n", k->file.size);
-            mtime_text(k->file.mtime_sec, k->file.mtime_nsec, buf,
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, buf,
                        sizeof(buf));
             printf("    modified: %s\n", buf);
             if (k->file.has_birth) {
-                mtime_text(k->file.birth_sec, k->file.birth_nsec, buf,
+                cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, buf,
                            sizeof(buf));
                 printf("    created: %s\n", buf);
             }
@@ -205,14 +192,14 @@ void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
             tool_add_u64(b, "device-minor", minor(k->file.dev));
             tool_add_u64(b, "inode", k->file.ino);
             tool_add_u64(b, "size", k->file.size);
-            mtime_text(k->file.mtime_sec, k->file.mtime_nsec, buf,
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, buf,
                        sizeof(buf));
             add_str(b, "modified", buf);
             json_builder_set_member_name(b, "modified-sec");
             json_builder_add_int_value(b, k->file.mtime_sec);
             tool_add_u64(b, "modified-nsec", k->file.mtime_nsec);
             if (k->file.has_birth) {
-                mtime_text(k->file.birth_sec, k->file.birth_nsec, buf,
+                cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, buf,
                            sizeof(buf));
                 add_str(b, "created", buf);
                 json_builder_set_member_name(b, "created-sec");

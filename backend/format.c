@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "format.h"
+#include "le.h"
+#include "vmdesc.h"
 
 #include <string.h>
 #include <xxhash.h>
@@ -13,46 +15,15 @@ enum {
     REC_MAGIC = 0, REC_VERSION = 8, REC_SIZE = 12, REC_GEN = 16,
     REC_FLAGS = 24, REC_OFF = 32, REC_LEN = 40, REC_XXH3 = 48,
     REC_CTIME = 56, REC_QEMU = 64, REC_KERNEL = 96, REC_PAD = 161,
-    REC_FP = 168, REC_CSUM = 176,
+    REC_FP = 168, REC_V1_CSUM = 176,
+    /* Version 2 appends: */
+    REC_STREAM_LEN = 176, REC_V2_CSUM = 184,
 };
 _Static_assert(REC_QEMU + CPR_QEMU_VERSION_LEN == REC_KERNEL, "layout");
 _Static_assert(REC_KERNEL + CPR_KERNEL_RELEASE_LEN == REC_PAD, "layout");
-_Static_assert(REC_CSUM + 8 == CPR_REC_SIZE, "layout");
+_Static_assert(REC_V1_CSUM + 8 == CPR_REC_V1_SIZE, "layout");
+_Static_assert(REC_V2_CSUM + 8 == CPR_REC_V2_SIZE, "layout");
 _Static_assert(SB_CSUM + 8 == CPR_SB_SIZE, "layout");
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
 
 static bool all_zero(const uint8_t *p, size_t len)
 {
@@ -89,11 +60,11 @@ void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf)
 {
     memset(buf, 0, CPR_SB_SIZE);
     memcpy(buf + SB_MAGIC, CPR_SB_MAGIC, CPR_MAGIC_LEN);
-    put32(buf + SB_VERSION, sb->version);
-    put32(buf + SB_SIZE, CPR_SB_SIZE);
+    cpr_put32(buf + SB_VERSION, sb->version);
+    cpr_put32(buf + SB_SIZE, CPR_SB_SIZE);
     memcpy(buf + SB_UUID, sb->uuid, sizeof(sb->uuid));
-    put64(buf + SB_CTIME, sb->ctime_ns);
-    put64(buf + SB_CSUM, XXH3_64bits(buf, SB_CSUM));
+    cpr_put64(buf + SB_CTIME, sb->ctime_ns);
+    cpr_put64(buf + SB_CSUM, XXH3_64bits(buf, SB_CSUM));
 }
 
 /*
@@ -102,83 +73,97 @@ void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf)
  * structure but keeps this envelope, so "intact but too new" is knowable.
  */
 static CprDecode decode_envelope(const uint8_t *buf, size_t len,
-                                 const char *magic, uint32_t our_size,
-                                 uint32_t *version)
+                                 const char *magic, uint32_t min_size,
+                                 uint32_t max_size, uint32_t max_version,
+                                 uint32_t *version, uint32_t *size_out)
 {
     uint32_t size;
 
-    if (len < our_size) {
+    if (len < min_size) {
         return CPR_DECODE_BAD;
     }
-    if (all_zero(buf, our_size)) {
+    if (all_zero(buf, len < max_size ? len : max_size)) {
         return CPR_DECODE_EMPTY;
     }
     if (memcmp(buf, magic, CPR_MAGIC_LEN) != 0) {
         return CPR_DECODE_BAD;
     }
-    *version = get32(buf + 8);
-    size = get32(buf + 12);
+    *version = cpr_get32(buf + 8);
+    size = cpr_get32(buf + 12);
     if (*version == 0 || size < 24 || size > len || size > CPR_BLOCK_SIZE ||
         size % 8 != 0) {
         return CPR_DECODE_BAD;
     }
-    if (XXH3_64bits(buf, size - 8) != get64(buf + size - 8)) {
+    if (XXH3_64bits(buf, size - 8) != cpr_get64(buf + size - 8)) {
         return CPR_DECODE_BAD;
     }
-    if (*version > CPR_FORMAT_VERSION) {
-        return CPR_DECODE_TOO_NEW;
-    }
-    return size == our_size ? CPR_DECODE_OK : CPR_DECODE_BAD;
+    *size_out = size;
+    return *version > max_version ? CPR_DECODE_TOO_NEW : CPR_DECODE_OK;
 }
 
 CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb)
 {
-    uint32_t version = 0;
+    uint32_t version = 0, size = 0;
     CprDecode d = decode_envelope(buf, len, CPR_SB_MAGIC, CPR_SB_SIZE,
-                                  &version);
+                                  CPR_SB_SIZE, CPR_SB_VERSION, &version, &size);
 
     memset(sb, 0, sizeof(*sb));
     sb->version = version;
     if (d != CPR_DECODE_OK) {
         return d;
     }
+    if (size != CPR_SB_SIZE) {
+        return CPR_DECODE_BAD;
+    }
     if (!all_zero(buf + SB_RESERVED, SB_CSUM - SB_RESERVED)) {
         return CPR_DECODE_BAD;
     }
     memcpy(sb->uuid, buf + SB_UUID, sizeof(sb->uuid));
-    sb->ctime_ns = get64(buf + SB_CTIME);
+    sb->ctime_ns = cpr_get64(buf + SB_CTIME);
     return CPR_DECODE_OK;
 }
 
-void cpr_record_encode(const CprRecord *rec, uint8_t *buf)
+/* The size of a record of @version (versions above ours: our size). */
+static uint32_t record_size(uint32_t version)
 {
+    return version == 1 ? CPR_REC_V1_SIZE : CPR_REC_V2_SIZE;
+}
+
+size_t cpr_record_encode(const CprRecord *rec, uint8_t *buf)
+{
+    uint32_t size = record_size(rec->version);
+
     memset(buf, 0, CPR_REC_SIZE);
     memcpy(buf + REC_MAGIC, CPR_REC_MAGIC, CPR_MAGIC_LEN);
-    put32(buf + REC_VERSION, rec->version);
-    put32(buf + REC_SIZE, CPR_REC_SIZE);
-    put64(buf + REC_GEN, rec->generation);
-    put64(buf + REC_FLAGS, rec->flags);
-    put64(buf + REC_OFF, rec->payload_off);
-    put64(buf + REC_LEN, rec->payload_len);
-    put64(buf + REC_XXH3, rec->payload_xxh3);
-    put64(buf + REC_CTIME, rec->ctime_ns);
+    cpr_put32(buf + REC_VERSION, rec->version);
+    cpr_put32(buf + REC_SIZE, size);
+    cpr_put64(buf + REC_GEN, rec->generation);
+    cpr_put64(buf + REC_FLAGS, rec->flags);
+    cpr_put64(buf + REC_OFF, rec->payload_off);
+    cpr_put64(buf + REC_LEN, rec->payload_len);
+    cpr_put64(buf + REC_XXH3, rec->payload_xxh3);
+    cpr_put64(buf + REC_CTIME, rec->ctime_ns);
     put_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version);
     put_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN, rec->kernel_release);
-    put64(buf + REC_FP, rec->cmdline_fp);
-    put64(buf + REC_CSUM, XXH3_64bits(buf, REC_CSUM));
+    cpr_put64(buf + REC_FP, rec->cmdline_fp);
+    if (size > CPR_REC_V1_SIZE) {
+        cpr_put64(buf + REC_STREAM_LEN, rec->stream_len);
+    }
+    cpr_put64(buf + size - 8, XXH3_64bits(buf, size - 8));
+    return size;
 }
 
 CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
 {
-    uint32_t version = 0;
-    CprDecode d = decode_envelope(buf, len, CPR_REC_MAGIC, CPR_REC_SIZE,
-                                  &version);
+    uint32_t version = 0, size = 0;
+    CprDecode d = decode_envelope(buf, len, CPR_REC_MAGIC, CPR_REC_V1_SIZE,
+                                  CPR_REC_SIZE, CPR_REC_VERSION, &version, &size);
 
     memset(rec, 0, sizeof(*rec));
     rec->version = version;
     if (d == CPR_DECODE_OK || d == CPR_DECODE_TOO_NEW) {
         /* Envelope is intact and generation sits in the common prefix. */
-        rec->generation = get64(buf + REC_GEN);
+        rec->generation = cpr_get64(buf + REC_GEN);
         if (rec->generation == 0 || rec->generation > CPR_MAX_GENERATION) {
             memset(rec, 0, sizeof(*rec));
             return CPR_DECODE_BAD;
@@ -187,13 +172,21 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
     if (d != CPR_DECODE_OK) {
         return d;
     }
-    rec->flags = get64(buf + REC_FLAGS);
-    rec->payload_off = get64(buf + REC_OFF);
-    rec->payload_len = get64(buf + REC_LEN);
-    rec->payload_xxh3 = get64(buf + REC_XXH3);
-    rec->ctime_ns = get64(buf + REC_CTIME);
-    rec->cmdline_fp = get64(buf + REC_FP);
+    if (size != record_size(version)) {
+        memset(rec, 0, sizeof(*rec));
+        return CPR_DECODE_BAD;
+    }
+    rec->flags = cpr_get64(buf + REC_FLAGS);
+    rec->payload_off = cpr_get64(buf + REC_OFF);
+    rec->payload_len = cpr_get64(buf + REC_LEN);
+    rec->payload_xxh3 = cpr_get64(buf + REC_XXH3);
+    rec->ctime_ns = cpr_get64(buf + REC_CTIME);
+    rec->cmdline_fp = cpr_get64(buf + REC_FP);
+    rec->stream_len = version == 1 ? rec->payload_len :
+                      cpr_get64(buf + REC_STREAM_LEN);
     if ((rec->flags & ~CPR_REC_FLAGS_KNOWN) ||
+        rec->stream_len > rec->payload_len ||
+        rec->payload_len - rec->stream_len > CPR_VMDESC_MAX ||
         !get_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version) ||
         !get_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN,
                  rec->kernel_release) ||

@@ -11,7 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CPR_FORMAT_VERSION 1u
+/*
+ * Versions of the two structures (FORMAT.md).  The superblock is still
+ * version 1; records are version 2 (v1 plus the stream length: the
+ * payload also holds the VM description).  v1 records still load.
+ */
+#define CPR_SB_VERSION 1u
+#define CPR_REC_VERSION 2u
 
 #define CPR_BLOCK_SIZE 4096u
 #define CPR_SB_OFFSET 0u
@@ -27,7 +33,10 @@
 #define CPR_MAGIC_LEN 8u
 
 #define CPR_SB_SIZE 64u
-#define CPR_REC_SIZE 184u
+#define CPR_REC_V1_SIZE 184u
+#define CPR_REC_V2_SIZE 192u
+/* Size of a record of the current version, and the most any encodes. */
+#define CPR_REC_SIZE CPR_REC_V2_SIZE
 
 /* Generations are 1 .. INT64_MAX, so every consumer (JSON included) can
  * hold one as a signed 64-bit integer. */
@@ -64,11 +73,21 @@ typedef struct CprRecord {
     char qemu_version[CPR_QEMU_VERSION_LEN];
     char kernel_release[CPR_KERNEL_RELEASE_LEN];
     uint64_t cmdline_fp;
+    /*
+     * Version 2: the stream is payload bytes [0, stream_len), the VM
+     * description [stream_len, payload_len).  A decoded version-1 record
+     * has stream_len == payload_len (all stream, no description).
+     */
+    uint64_t stream_len;
 } CprRecord;
 
-/* Fill buf[0, CPR_SB_SIZE) / buf[0, CPR_REC_SIZE). */
+/*
+ * Fill buf[0, CPR_SB_SIZE) / buf[0, CPR_REC_SIZE).  A record is encoded in
+ * the layout of its @version: 184 bytes for version 1, else 192 (the rest
+ * of the CPR_REC_SIZE bytes is zero).  Returns the size written.
+ */
 void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf);
-void cpr_record_encode(const CprRecord *rec, uint8_t *buf);
+size_t cpr_record_encode(const CprRecord *rec, uint8_t *buf);
 
 /*
  * Decode from buf[0, len).  @sb / @rec is filled for OK; for TOO_NEW only
@@ -79,6 +98,12 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec);
 
 /* Whether the payload of @rec lies inside a file of @file_size bytes. */
 bool cpr_record_fits(const CprRecord *rec, uint64_t file_size);
+
+/* Bytes of VM description in the payload of @rec (0 for version 1). */
+static inline uint64_t cpr_record_vmdesc_len(const CprRecord *rec)
+{
+    return rec->payload_len - rec->stream_len;
+}
 
 /* Index of the slot that holds generation @gen. */
 static inline unsigned cpr_slot_for(uint64_t gen)

@@ -119,7 +119,7 @@ fail:
 /* The header block of a new image: the superblock, then zeros. */
 static int write_superblock(int fd, const char *path, char **errp)
 {
-    CprSuperblock sb = { .version = CPR_FORMAT_VERSION };
+    CprSuperblock sb = { .version = CPR_SB_VERSION };
     static uint8_t zeros[CPR_HEADER_SIZE];
     uint8_t buf[CPR_SB_SIZE];
 
@@ -317,9 +317,9 @@ int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
     case CPR_DECODE_OK:
         break;
     case CPR_DECODE_TOO_NEW:
-        cpr_error(errp, path, "image format version %u is newer than this "
-                  "transport (%u); refusing to overwrite it", f->sb.version,
-                  CPR_FORMAT_VERSION);
+        cpr_error(errp, path, "image format version %u (superblock) is "
+                  "newer than this transport (%u); refusing to overwrite it",
+                  f->sb.version, CPR_SB_VERSION);
         goto fail;
     default:
         cpr_error(errp, path, "exists and is not a pmem CPR image; "
@@ -329,7 +329,7 @@ int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
     if (s->newest >= 0 && s->state[s->newest] == CPR_DECODE_TOO_NEW) {
         cpr_error(errp, path, "image format version %u is newer than this "
                   "transport (%u); refusing to overwrite it",
-                  s->rec[s->newest].version, CPR_FORMAT_VERSION);
+                  s->rec[s->newest].version, CPR_REC_VERSION);
         goto fail;
     }
     return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "metadata.h"
+#include "cmdline.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -19,6 +20,26 @@ uint64_t cpr_realtime_ns(void)
         return 0;
     }
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cpr_format_utc(int64_t sec, uint32_t nsec, char *buf, size_t size)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    size_t n;
+
+    if ((int64_t)t != sec || !gmtime_r(&t, &tm) ||
+        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
+        snprintf(buf, size, "(out of range)");
+        return;
+    }
+    snprintf(buf + n, size - n, ".%09u UTC", nsec % 1000000000u);
+}
+
+void cpr_format_utc_ns(uint64_t ns, char *buf, size_t size)
+{
+    cpr_format_utc((int64_t)(ns / 1000000000u), (uint32_t)(ns % 1000000000u),
+                   buf, size);
 }
 
 static bool is_incoming(const char *arg, bool *takes_value)
@@ -70,37 +91,6 @@ uint64_t cpr_cmdline_fingerprint(const char *args, size_t len)
     return fp;
 }
 
-static uint64_t own_cmdline_fingerprint(void)
-{
-    FILE *f = fopen("/proc/self/cmdline", "re");
-    char *buf = NULL;
-    size_t cap = 0, len = 0, n;
-    uint64_t fp = 0;
-
-    if (!f) {
-        return 0;
-    }
-    do {
-        if (len == cap) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 4096);
-
-            if (!nb) {
-                goto out;
-            }
-            buf = nb;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    if (!ferror(f)) {
-        fp = cpr_cmdline_fingerprint(buf, len);
-    }
-out:
-    free(buf);
-    fclose(f);
-    return fp;
-}
-
 void cpr_metadata_collect(CprMetadata *md, const char *qemu_version)
 {
     struct utsname u;
@@ -113,5 +103,14 @@ void cpr_metadata_collect(CprMetadata *md, const char *qemu_version)
         snprintf(md->kernel_release, sizeof(md->kernel_release), "%s",
                  u.release);
     }
-    md->cmdline_fp = own_cmdline_fingerprint();
+    cpr_cmdline_own(&md->argv, &md->argv_len);
+    md->cmdline_fp = cpr_cmdline_fingerprint(md->argv ? md->argv : "",
+                                             md->argv_len);
+}
+
+void cpr_metadata_free(CprMetadata *md)
+{
+    free(md->argv);
+    md->argv = NULL;
+    md->argv_len = 0;
 }

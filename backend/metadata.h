@@ -18,11 +18,14 @@ typedef struct CprMetadata {
     char qemu_version[CPR_QEMU_VERSION_LEN];
     char kernel_release[CPR_KERNEL_RELEASE_LEN];
     uint64_t cmdline_fp;
+    char *argv;                 /* cpr_cmdline_own(); malloc()ed */
+    size_t argv_len;
 } CprMetadata;
 
 /* Collect everything for this process, now.  Never fails: unknown
- * values are left empty / zero. */
+ * values are left empty / zero.  Free with cpr_metadata_free(). */
 void cpr_metadata_collect(CprMetadata *md, const char *qemu_version);
+void cpr_metadata_free(CprMetadata *md);
 
 /*
  * XXH3 of a NUL-separated argument list (as in /proc/PID/cmdline) with
@@ -32,5 +35,9 @@ void cpr_metadata_collect(CprMetadata *md, const char *qemu_version);
 uint64_t cpr_cmdline_fingerprint(const char *args, size_t len);
 
 uint64_t cpr_realtime_ns(void);
+
+/* "YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC" into @buf, or "(out of range)". */
+void cpr_format_utc(int64_t sec, uint32_t nsec, char *buf, size_t size);
+void cpr_format_utc_ns(uint64_t ns, char *buf, size_t size);
 
 #endif

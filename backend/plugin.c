@@ -5,6 +5,7 @@
  */
 #include "qemu/transport-plugin.h"
 
+#include "binding.h"
 #include "errmsg.h"
 #include "image-file.h"
 #include "placement.h"
@@ -14,6 +15,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SELF "transport-pmem.so"
@@ -21,6 +23,62 @@
 const uint32_t qemu_transport_plugin_version = QEMU_TRANSPORT_PLUGIN_VERSION;
 
 static char qemu_version[64];
+/* QemuTransportHostInfo.warn, copied at init. */
+static void (*qemu_warn)(const char *msg);
+
+static void host_warn(void *opaque, const char *msg)
+{
+    (void)opaque;
+    if (qemu_warn) {
+        qemu_warn(msg);
+    }
+}
+
+static const CprHost cpr_host = { qemu_version, host_warn, NULL };
+
+/* The ABI's flags, bit by bit, so that the core never sees the ABI. */
+static uint32_t ram_flags(uint32_t f)
+{
+    return (f & QEMU_TRANSPORT_RAM_SHARED ? CPR_RAM_SHARED : 0) |
+           (f & QEMU_TRANSPORT_RAM_PMEM ? CPR_RAM_PMEM : 0) |
+           (f & QEMU_TRANSPORT_RAM_PREALLOC ? CPR_RAM_PREALLOC : 0);
+}
+
+/* @vm as the core's CprVm; free out->ram afterwards.  NULL @vm: none. */
+static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
+                     const char *target, char **errp)
+{
+    CprRamBlock *ram = NULL;
+
+    memset(out, 0, sizeof(*out));
+    if (!vm) {
+        return 0;
+    }
+    if (vm->nr_ram) {
+        if (!vm->ram) {
+            cpr_error(errp, target, "no RAM block list");
+            return -1;
+        }
+        ram = calloc(vm->nr_ram, sizeof(*ram));
+        if (!ram) {
+            cpr_error(errp, target, "out of memory");
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < vm->nr_ram; i++) {
+        const QemuTransportRamBlock *b = &vm->ram[i];
+
+        ram[i] = (CprRamBlock){
+            .name = b->name, .host = b->host, .size = b->size, .fd = b->fd,
+            .fd_offset = b->fd_offset, .flags = ram_flags(b->flags),
+        };
+    }
+    out->ram = ram;
+    out->nr_ram = vm->nr_ram;
+    out->machine = vm->machine;
+    out->cpu = vm->cpu;
+    return 0;
+}
 
 /* Room for the next save, being populated since the last restore.  QEMU
  * calls in_close and out_open from its main thread. */
@@ -40,13 +98,16 @@ static QemuTransportOut *out_open(const char *target,
                                   const QemuTransportVm *vm, char **errp)
 {
     CprWriter *w;
-
-    (void)vm;   /* issue 9: bound below */
+    CprVm cvm;
 
     /* Whatever it has not done, the save does; it must not compete. */
     cpr_populator_free(room);
     room = NULL;
-    w = cpr_writer_open(target, qemu_version, errp);
+    if (to_cpr_vm(vm, &cvm, target, errp) < 0) {
+        return NULL;
+    }
+    w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
+    free((void *)cvm.ram);
     if (w && cpr_writer_populate(w, errp) < 0) {
         cpr_writer_close(w);
         return NULL;
@@ -73,8 +134,16 @@ static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
 static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
                       char **errp)
 {
-    (void)vm;   /* issue 9: bound below */
-    return cpr_writer_commit(W(t), errp);
+    CprVm cvm;
+    int ret;
+
+    if (to_cpr_vm(vm, &cvm, cpr_writer_path(W(t)), errp) < 0) {
+        cpr_writer_abort(W(t));
+        return -1;
+    }
+    ret = cpr_writer_commit_vm(W(t), &cvm, errp);
+    free((void *)cvm.ram);
+    return ret;
 }
 
 static void out_abort(QemuTransportOut *t)
@@ -87,11 +156,25 @@ static void out_close(QemuTransportOut *t)
     cpr_writer_close(W(t));
 }
 
+/* The whole image, then the VM it was saved with, before a byte loads. */
 static QemuTransportIn *in_open(const char *target,
                                 const QemuTransportVm *vm, char **errp)
 {
-    (void)vm;   /* issue 9: bound below */
-    return (QemuTransportIn *)cpr_reader_open(target, errp);
+    CprReader *r;
+    CprVm cvm;
+
+    if (to_cpr_vm(vm, &cvm, target, errp) < 0) {
+        return NULL;
+    }
+    r = cpr_reader_open(target, errp);
+    if (r && cpr_binding_verify(target, cpr_reader_record(r),
+                                cpr_reader_vmdesc(r), &cpr_host, &cvm,
+                                errp) < 0) {
+        cpr_reader_close(r);
+        r = NULL;
+    }
+    free((void *)cvm.ram);
+    return (QemuTransportIn *)r;
 }
 
 static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
@@ -196,5 +279,6 @@ qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
     }
     snprintf(qemu_version, sizeof(qemu_version), "%s",
              host->qemu_version ? host->qemu_version : "");
+    qemu_warn = host->warn;
     return &ops;
 }

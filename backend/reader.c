@@ -2,6 +2,7 @@
 #include "reader.h"
 #include "errmsg.h"
 #include "hash.h"
+#include "vmdesc.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -21,6 +22,8 @@ struct CprReader {
     pthread_mutex_t lock;       /* the cache, for concurrent preads */
     uint8_t *cache;             /* one block, for reads of part of one */
     uint64_t cached;            /* its index, or NO_BLOCK */
+    uint8_t *desc_bytes;        /* payload [stream_len, payload_len) */
+    CprVmdesc *desc;            /* decoded; NULL for a version-1 record */
 };
 
 static uint64_t block_len(const CprReader *r, uint64_t k)
@@ -71,8 +74,9 @@ static int choose_record(CprReader *r, char **errp)
     case CPR_DECODE_OK:
         break;
     case CPR_DECODE_TOO_NEW:
-        cpr_error(errp, r->path, "image format version %u is newer than "
-                  "this transport (%u)", f->sb.version, CPR_FORMAT_VERSION);
+        cpr_error(errp, r->path, "image format version %u (superblock) is "
+                  "newer than this transport (%u)", f->sb.version,
+                  CPR_SB_VERSION);
         return -1;
     default:
         cpr_error(errp, r->path, "not a pmem CPR image (no valid superblock)");
@@ -89,7 +93,7 @@ static int choose_record(CprReader *r, char **errp)
     rec = &s->rec[s->newest];
     if (s->state[s->newest] == CPR_DECODE_TOO_NEW) {
         cpr_error(errp, r->path, "image format version %u is newer than "
-                  "this transport (%u)", rec->version, CPR_FORMAT_VERSION);
+                  "this transport (%u)", rec->version, CPR_REC_VERSION);
         return -1;
     }
     if (rec->flags & CPR_REC_FLAG_INVALIDATED) {
@@ -102,6 +106,49 @@ static int choose_record(CprReader *r, char **errp)
     }
     r->rec = *rec;
     return 0;
+}
+
+/* The part of block @k (in r->cache) that holds VM description bytes. */
+static void keep_desc(CprReader *r, uint64_t k)
+{
+    uint64_t from = k * CPR_READ_BLOCK, to = from + block_len(r, k);
+    uint64_t start = r->rec.stream_len;
+
+    if (to <= start) {
+        return;
+    }
+    if (from < start) {
+        memcpy(r->desc_bytes, r->cache + (start - from), to - start);
+    } else {
+        memcpy(r->desc_bytes + (from - start), r->cache, to - from);
+    }
+}
+
+/* A version-2 record's payload ends with the description of its VM. */
+static int decode_desc(CprReader *r, char **errp)
+{
+    unsigned long long gen = (unsigned long long)r->rec.generation;
+    const char *why = NULL;
+
+    if (r->rec.version < 2) {
+        return 0;
+    }
+    switch (cpr_vmdesc_decode(r->desc_bytes, cpr_record_vmdesc_len(&r->rec),
+                              &r->desc, &why)) {
+    case CPR_VMDESC_OK:
+        return 0;
+    case CPR_VMDESC_TOO_NEW:
+        cpr_error(errp, r->path, "image (generation %llu) describes its VM "
+                  "in a newer format than this transport knows", gen);
+        return -1;
+    case CPR_VMDESC_NOMEM:
+        cpr_error(errp, r->path, "out of memory");
+        return -1;
+    default:
+        cpr_error(errp, r->path, "image (generation %llu) has a malformed VM "
+                  "description (%s)", gen, why);
+        return -1;
+    }
 }
 
 /*
@@ -119,7 +166,9 @@ static int verify(CprReader *r, char **errp)
     r->block_xxh3 = calloc(r->nblocks ? r->nblocks : 1, sizeof(uint64_t));
     r->cache = malloc(r->nblocks > 1 ? CPR_READ_BLOCK :
                       r->rec.payload_len + 1);
-    if (!whole || !r->block_xxh3 || !r->cache) {
+    /* At most CPR_VMDESC_MAX: the record decoder checks that. */
+    r->desc_bytes = malloc(cpr_record_vmdesc_len(&r->rec) + 1);
+    if (!whole || !r->block_xxh3 || !r->cache || !r->desc_bytes) {
         cpr_error(errp, r->path, "out of memory");
         goto out;
     }
@@ -130,10 +179,14 @@ static int verify(CprReader *r, char **errp)
         }
         r->block_xxh3[k] = XXH3_64bits(r->cache, block_len(r, k));
         XXH3_64bits_update(whole, r->cache, block_len(r, k));
+        keep_desc(r, k);
     }
     if (XXH3_64bits_digest(whole) != r->rec.payload_xxh3) {
         cpr_error(errp, r->path, "image (generation %llu) is corrupt: payload "
                   "checksum mismatch", (unsigned long long)r->rec.generation);
+        goto out;
+    }
+    if (decode_desc(r, errp) < 0) {
         goto out;
     }
     /* A small payload is one block: it is served from memory now. */
@@ -193,7 +246,7 @@ static int copy_from_block(CprReader *r, uint64_t k, uint64_t from,
 ssize_t cpr_reader_pread(CprReader *r, uint64_t off, void *buf, size_t len,
                          char **errp)
 {
-    uint64_t total = r->rec.payload_len;
+    uint64_t total = r->rec.stream_len;     /* the VM description is ours */
     size_t done = 0;
 
     if (off >= total) {
@@ -236,6 +289,11 @@ const CprRecord *cpr_reader_record(const CprReader *r)
     return &r->rec;
 }
 
+const CprVmdesc *cpr_reader_vmdesc(const CprReader *r)
+{
+    return r->desc;
+}
+
 const CprImageFile *cpr_reader_file(const CprReader *r)
 {
     return &r->file;
@@ -250,6 +308,8 @@ void cpr_reader_close(CprReader *r)
     pthread_mutex_destroy(&r->lock);
     free(r->block_xxh3);
     free(r->cache);
+    free(r->desc_bytes);
+    cpr_vmdesc_free(r->desc);
     free(r->path);
     free(r);
 }

@@ -29,7 +29,9 @@ typedef struct CprReader CprReader;
 /* Open and fully verify the image at @path; NULL with *errp on refusal. */
 CprReader *cpr_reader_open(const char *path, char **errp);
 
-/* Copy up to @len bytes from the read position; 0 at end of stream,
+/* Copy up to @len bytes of the stream (payload bytes [0, stream_len);
+ * the VM description after it is not served) from the read position; 0
+ * at end of stream,
  * -1 with *errp if the file changed since it was verified. */
 ssize_t cpr_reader_read(CprReader *r, void *buf, size_t len, char **errp);
 
@@ -39,6 +41,10 @@ ssize_t cpr_reader_pread(CprReader *r, uint64_t off, void *buf, size_t len,
                          char **errp);
 
 const CprRecord *cpr_reader_record(const CprReader *r);
+/* The VM description the image was saved with (vmdesc.h), verified and
+ * decoded by open; NULL for a version-1 record (none recorded). */
+struct CprVmdesc;
+const struct CprVmdesc *cpr_reader_vmdesc(const CprReader *r);
 const char *cpr_reader_path(const CprReader *r);
 /* The open, locked image (for a writable reopen of the very same file). */
 const CprImageFile *cpr_reader_file(const CprReader *r);

@@ -28,8 +28,15 @@
  * Everything read from the file is checked before it steers anything: a
  * live record whose payload is not in the file (or is sparse) protects
  * nothing and places nothing (open_live).
+ *
+ * The payload is the stream, then the VM description (FORMAT.md,
+ * binding.h), collected at open and completed at commit, when
+ * append_desc() stores it after the stream's last byte through the same
+ * store() as the stream: I1, I3 and I5 cover it unchanged, and the record
+ * (version 2) says where the stream ends.
  */
 #include "writer.h"
+#include "binding.h"
 #include "errmsg.h"
 #include "format.h"
 #include "hash.h"
@@ -38,6 +45,7 @@
 #include "persist.h"
 #include "placement.h"
 #include "populate.h"
+#include "vmdesc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +71,7 @@ struct CprWriter {
     CprPersist *p;
     CprPopulator *pop;
     CprMetadata md;             /* collected at open, off the pause */
+    CprVmdesc *desc;            /* likewise; completed at commit */
     uint64_t gen;               /* generation this save will commit */
     CprRecord live;             /* payload fields; length 0: nothing live */
     CprPlacement place;
@@ -123,6 +132,14 @@ static int settle_slot(CprWriter *w, char **errp)
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp)
 {
+    CprHost host = { qemu_version, NULL, NULL };
+
+    return cpr_writer_open_vm(path, &host, NULL, errp);
+}
+
+CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
+                              const CprVm *vm, char **errp)
+{
     CprWriter *w = calloc(1, sizeof(*w));
 
     if (!w) {
@@ -135,9 +152,13 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
         cpr_error(errp, path, "out of memory");
         goto fail;
     }
-    cpr_metadata_collect(&w->md, qemu_version);
+    cpr_metadata_collect(&w->md, host ? host->qemu_version : NULL);
     if (cpr_image_open_write(path, &w->file, errp) < 0 ||
         open_live(w, errp) < 0) {
+        goto fail;
+    }
+    w->desc = cpr_binding_open(host, &w->md, vm, w->file.fd, path, errp);
+    if (!w->desc) {
         goto fail;
     }
     w->place = cpr_place_new(w->live.payload_off, w->live.payload_len);
@@ -396,7 +417,7 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     const uint8_t *before = w->file.header + slot;
     uint8_t buf[CPR_REC_SIZE];
 
-    rec->version = CPR_FORMAT_VERSION;
+    rec->version = CPR_REC_VERSION;
     rec->generation = w->gen;
     rec->ctime_ns = cpr_realtime_ns();
     memcpy(rec->qemu_version, w->md.qemu_version, sizeof(rec->qemu_version));
@@ -422,7 +443,41 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     return -1;
 }
 
+/*
+ * The VM description goes right after the stream, like more stream: the
+ * payload checksum covers it, and placement and growth treat it alike.
+ */
+static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
+{
+    struct iovec iov;
+    size_t len = 0;
+    uint8_t *buf;
+    int64_t n;
+
+    if (cpr_binding_commit(w->desc, vm, w->path, errp) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    buf = cpr_vmdesc_encode(w->desc, &len);
+    if (!buf || len > CPR_VMDESC_MAX) {
+        cpr_error(errp, w->path, buf ? "VM description too large" :
+                  "out of memory");
+        free(buf);
+        w->failed = true;
+        return -1;
+    }
+    iov = (struct iovec){ buf, len };
+    n = store(w, w->len, &iov, 1, errp);
+    free(buf);
+    return n < 0 ? -1 : 0;
+}
+
 int cpr_writer_commit(CprWriter *w, char **errp)
+{
+    return cpr_writer_commit_vm(w, NULL, errp);
+}
+
+int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
 {
     CprRecord rec = { 0 };
 
@@ -430,6 +485,10 @@ int cpr_writer_commit(CprWriter *w, char **errp)
         return -1;
     }
     cpr_populator_stop(w->pop);
+    rec.stream_len = w->len;
+    if (append_desc(w, vm, errp) < 0) {
+        return -1;
+    }
     rec.payload_off = w->place.base;
     rec.payload_len = w->len;
     if (w->hash_streaming) {
@@ -468,6 +527,7 @@ int cpr_writer_invalidate(CprWriter *w, char **errp)
         .payload_off = w->live.payload_off,
         .payload_len = w->live.payload_len,
         .payload_xxh3 = w->live.payload_xxh3,
+        .stream_len = w->live.stream_len,
     };
 
     if (check_usable(w, errp) < 0) {
@@ -490,6 +550,8 @@ void cpr_writer_close(CprWriter *w)
     cpr_populator_free(w->pop);
     cpr_persist_unmap(w->p);
     cpr_image_close(&w->file);
+    cpr_vmdesc_free(w->desc);
+    cpr_metadata_free(&w->md);
     XXH3_freeState(w->hash);
     free(w->path);
     free(w);

@@ -23,6 +23,16 @@ CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp);
 
 /*
+ * The same for the save of @vm (may be NULL: no RAM blocks, no machine
+ * type, no CPU model): records what binding.h says, and warns through
+ * @host when the image or a RAM block is on volatile memory.
+ */
+struct CprHost;
+struct CprVm;
+CprWriter *cpr_writer_open_vm(const char *path, const struct CprHost *host,
+                              const struct CprVm *vm, char **errp);
+
+/*
  * Optional, right after open: do now what the first writes would do
  * otherwise (allocate room for a stream like the last one, populate its
  * first pages and the record's), so that QEMU, which opens before it
@@ -52,8 +62,13 @@ int64_t cpr_writer_pwritev(CprWriter *w, uint64_t off,
 int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
                       size_t len, char **errp);
 
-/* Make the stream durable and publish it.  At most once. */
+/*
+ * Make the stream and the VM description of @vm (its RAM as it is now:
+ * the VM is stopped) durable and publish them.  At most once.
+ * cpr_writer_commit() is the same without a VM (no RAM blocks).
+ */
 int cpr_writer_commit(CprWriter *w, char **errp);
+int cpr_writer_commit_vm(CprWriter *w, const struct CprVm *vm, char **errp);
 
 /*
  * Instead of a stream, publish a record with the INVALIDATED flag (and the

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,20 @@ static const char usage_text[] =
     "        about 2.5 times the stream holds two saves\n"
     "  info [--output=human|json] IMAGE\n"
     "        show the superblock, both commit record slots, the committed\n"
-    "        generation and whether the image would load; in JSON,\n"
+    "        generation, whether the image would load, the media class\n"
+    "        of the image, and what the loadable generation recorded about\n"
+    "        its VM (versions, machine, CPU, arguments, seed, RAM blocks\n"
+    "        with their files, media classes and sampled pages); in JSON,\n"
     "        checksums are hex strings and a number above 2^63-1 (which\n"
     "        only a forged record holds) is a decimal string\n"
-    "  check IMAGE\n"
+    "  check [--for=reboot] IMAGE\n"
     "        verify the image exactly as the transport does when loading\n"
+    "        (what it can without the VM: structure and checksums);\n"
+    "        with --for=reboot, also that the image and every RAM block\n"
+    "        it recorded survive a host reboot: pmem and disk filesystems\n"
+    "        do, tmpfs, ramfs, hugetlbfs, memfd and anonymous memory do\n"
+    "        not (guest RAM in a disk filesystem's page cache needs a\n"
+    "        sync first, which it notes)\n"
     "  invalidate IMAGE\n"
     "        durably mark the image unloadable (a later save still works)\n"
     "\n"
@@ -41,8 +51,10 @@ static const char usage_text[] =
     "  -h, --help     show this help\n"
     "\n"
     "Exit status:\n"
-    "  0  success (check: the image would be loaded)\n"
-    "  1  the image is refused: not an image, corrupt, invalidated, ...\n"
+    "  0  success (check: the image would be loaded, and with\n"
+    "     --for=reboot it would survive a host reboot)\n"
+    "  1  the image is refused: not an image, corrupt, invalidated, ...,\n"
+    "     or with --for=reboot, something would not survive a reboot\n"
     "  2  usage error, or IMAGE cannot be opened\n";
 
 static int usage_error(const char *fmt, ...)
@@ -73,8 +85,10 @@ static int check_openable(const char *path)
     return 0;
 }
 
-static int cmd_check(const char *path)
+static int cmd_check(const char *path, bool reboot)
 {
+    int ret;
+
     char *err = NULL;
     CprReader *r;
 
@@ -89,9 +103,10 @@ static int cmd_check(const char *path)
     }
     printf("%s: OK, generation %llu, %llu bytes\n", path,
            (unsigned long long)cpr_reader_record(r)->generation,
-           (unsigned long long)cpr_reader_record(r)->payload_len);
+           (unsigned long long)cpr_reader_record(r)->stream_len);
+    ret = reboot ? tool_check_reboot(path, r) : TOOL_OK;
     cpr_reader_close(r);
-    return TOOL_OK;
+    return ret;
 }
 
 /* The largest image: what the writer accepts (a stream of up to 2^60
@@ -197,9 +212,11 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "output", required_argument, NULL, 'o' },
         { "size", required_argument, NULL, 's' },
+        { "for", required_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 },
     };
     const char *output = NULL;
+    const char *for_what = NULL;
     const char *size = NULL;
     const char *cmd;
     int c;
@@ -216,6 +233,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             size = optarg;
+            break;
+        case 'f':
+            for_what = optarg;
             break;
         default:
             return usage_error("%s", "invalid option");
@@ -234,6 +254,12 @@ int main(int argc, char **argv)
     }
     if (output && strcmp(cmd, "info")) {
         return usage_error("%s: --output is only for info", cmd);
+    }
+    if (for_what && strcmp(cmd, "check")) {
+        return usage_error("%s: --for is only for check", cmd);
+    }
+    if (for_what && strcmp(for_what, "reboot")) {
+        return usage_error("--for must be reboot, not '%s'", for_what);
     }
     if (!size != !!strcmp(cmd, "create")) {
         return usage_error("%s", "--size is for create, and create needs it");
@@ -263,7 +289,7 @@ int main(int argc, char **argv)
         return tool_info(argv[optind], output && !strcmp(output, "json"));
     }
     if (!strcmp(cmd, "check")) {
-        return cmd_check(argv[optind]);
+        return cmd_check(argv[optind], for_what != NULL);
     }
     return cmd_invalidate(argv[optind]);
 }

@@ -3,7 +3,9 @@
  * Runs the built cpr-pmem on real images made with the writer API and
  * checks exit codes, messages and the JSON it prints.
  */
+#include "binding.h"
 #include "reader.h"
+#include "vmdesc.h"
 #include "writer.h"
 
 #include <fcntl.h>
@@ -12,9 +14,11 @@
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define QEMU_VERSION "10.0.13-tool-test"
 
@@ -117,7 +121,7 @@ static void test_info_human(void)
     assert_run("info", "--output=human", img, 0,
                "committed generation: 2 (slot 0)", NULL);
     assert_run("info", img, NULL, 0, "slot 1: valid\n  generation: 1\n", NULL);
-    assert_run("info", img, NULL, 0, "payload length: 7000\n", NULL);
+    assert_run("info", img, NULL, 0, "stream length: 7000\n", NULL);
     assert_run("info", img, NULL, 0, "qemu version: " QEMU_VERSION, NULL);
     assert_run("info", img, NULL, 0, " UTC (", NULL);
     assert_run("info", img, NULL, 0, "loadable: yes\n", NULL);
@@ -169,8 +173,11 @@ static void test_info_json(void)
     s1 = json_array_get_object_element(slots, 1);
     g_assert_cmpint(json_object_get_int_member(s0, "generation"), ==, 2);
     g_assert_cmpint(json_object_get_int_member(s1, "generation"), ==, 1);
-    g_assert_cmpint(json_object_get_int_member(s0, "payload-length"), ==,
+    g_assert_cmpint(json_object_get_int_member(s0, "stream-length"), ==,
                     7000);
+    g_assert_cmpint(json_object_get_int_member(s0, "payload-length"), ==,
+                    7000 + json_object_get_int_member(
+                        s0, "vm-description-length"));
     g_assert_cmpint(json_object_get_int_member(s0, "payload-offset"), ==,
                     h.slots.rec[0].payload_off);
     xxh = g_strdup_printf("0x%016" G_GINT64_MODIFIER "x",
@@ -483,7 +490,7 @@ static void test_invalidate(void)
         json_object_get_array_member(o, "slots"), 1);
     g_assert_true(json_object_get_boolean_member(s1, "invalidated"));
     /* It keeps describing the payload it invalidated. */
-    g_assert_cmpint(json_object_get_int_member(s1, "payload-length"), ==,
+    g_assert_cmpint(json_object_get_int_member(s1, "stream-length"), ==,
                     6000);
     /* Twice is fine; then a new save loads again. */
     assert_run("invalidate", img, NULL, 0, "(generation 4)", NULL);
@@ -491,6 +498,203 @@ static void test_invalidate(void)
     assert_run("check", img, NULL, 0, "OK, generation 5, 7000 bytes", NULL);
     g_free(want);
     g_object_unref(parser);
+    g_free(img);
+}
+
+/*
+ * A save of a VM whose guest RAM (1 MiB) is the file @ram, or anonymous
+ * memory if @ram is NULL, as QEMU would describe it.
+ */
+static void save_vm(const char *image, const char *ram)
+{
+    static const CprHost host = { QEMU_VERSION, NULL, NULL };
+    const uint64_t size = 1 << 20;
+    int fd = -1;
+    char *err = NULL;
+    CprRamBlock b;
+    CprWriter *w;
+    CprVm vm;
+    void *p;
+
+    if (ram) {
+        fd = open(ram, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(ftruncate(fd, (off_t)size), ==, 0);
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+             MAP_SHARED | (ram ? 0 : MAP_ANONYMOUS), fd, 0);
+    g_assert_true(p != MAP_FAILED);
+    memset(p, 0x5a, size);
+    b = (CprRamBlock){ "pc.ram", p, size, fd, 0, CPR_RAM_SHARED };
+    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64" };
+    w = cpr_writer_open_vm(image, &host, &vm, &err);
+    g_assert_nonnull(w);
+    g_assert_cmpint(cpr_writer_append(w, "stream", 6, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_commit_vm(w, &vm, &err), ==, 0);
+    cpr_writer_close(w);
+    munmap(p, size);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* A directory on /dev/shm (tmpfs), removed by the caller. */
+static char *shm_dir(void)
+{
+    char *d = g_strdup("/dev/shm/cpr-tool-XXXXXX");
+
+    g_assert_nonnull(g_mkdtemp(d));
+    return d;
+}
+
+static void rm_rf(const char *d)
+{
+    char *cmd = g_strdup_printf("rm -rf '%s'", d);
+
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(cmd);
+}
+
+/* check --for=reboot: the build directory is on a disk filesystem (it
+ * passes, with a note to sync), /dev/shm is not (it fails, saying why). */
+static void test_check_reboot(void)
+{
+    char *img = path_of("reboot.cpr"), *ram = path_of("reboot.ram");
+    char *shm = shm_dir();
+    char *simg = g_build_filename(shm, "vm.cpr", NULL);
+    char *sram = g_build_filename(shm, "vm.ram", NULL);
+    char *want;
+
+    save_vm(img, ram);
+    assert_run("check", "--for=reboot", img, 0, "survives a host reboot "
+               "(image: page-cache)", NULL);
+    assert_run("check", "--for=reboot", img, 0, "note: guest RAM is in the "
+               "page cache of a disk filesystem: it survives once written "
+               "back, so run sync", NULL);
+    assert_run("check", img, NULL, 0, "OK, generation 1, 6 bytes", NULL);
+
+    save_vm(simg, sram);
+    want = g_strdup_printf("%s: would not survive a host reboot: the image "
+                           "is on volatile memory (tmpfs)\n%s: would not "
+                           "survive a host reboot: the guest RAM of block "
+                           "pc.ram in %s is on volatile memory (tmpfs)\n",
+                           simg, simg, sram);
+    assert_run("check", "--for=reboot", simg, 1, NULL, want);
+    g_free(want);
+    /* Plain check still passes: the image loads (until the reboot). */
+    assert_run("check", simg, NULL, 0, "OK, generation 1", NULL);
+
+    /* The image survives, its RAM does not. */
+    save_vm(img, sram);
+    want = g_strdup_printf("%s: would not survive a host reboot: the guest "
+                           "RAM of block pc.ram in %s is on volatile memory "
+                           "(tmpfs)\n", img, sram);
+    assert_run("check", "--for=reboot", img, 1, NULL, want);
+    g_free(want);
+    save_vm(img, NULL);
+    assert_run("check", "--for=reboot", img, 1, NULL, "guest RAM of block "
+               "pc.ram is on volatile memory (anonymous memory)");
+    /* An image of the previous release (record format 1) recorded no
+     * RAM: its own medium decides, with a note. */
+    save_vm(img, ram);
+    {
+        CprImageHeader h;
+        char *err = NULL;
+        CprRecord rec;
+
+        g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+        rec = h.slots.rec[h.slots.newest];
+        rec.version = 1;
+        rec.payload_len = rec.stream_len;
+        rec.payload_xxh3 = XXH3_64bits("stream", 6);
+        forge_slot(img, (unsigned)h.slots.newest, &rec);
+    }
+    assert_run("check", "--for=reboot", img, 0, "note: the image (record "
+               "format 1) did not record its guest RAM", NULL);
+    assert_run("check", "--for=reboot", img, 0, "survives a host reboot "
+               "(image: page-cache; RAM not recorded)", NULL);
+    assert_run("info", img, NULL, 0, "saved vm: not recorded (record format "
+               "1)", NULL);
+    /* A refused image fails whatever it is for. */
+    assert_run("invalidate", img, NULL, 0, NULL, NULL);
+    assert_run("check", "--for=reboot", img, 1, NULL, "was invalidated");
+    /* Usage. */
+    assert_run("check", "--for=lunch", img, 2, NULL, "--for must be reboot");
+    assert_run("info", "--for=reboot", img, 2, NULL, "only for check");
+    rm_rf(shm);
+    g_free(simg);
+    g_free(sram);
+    g_free(shm);
+    g_free(ram);
+    g_free(img);
+}
+
+/* info shows what the save recorded about its VM, and media classes. */
+static void test_info_vm(void)
+{
+    char *img = path_of("info-vm.cpr"), *ram = path_of("info-vm.ram");
+    JsonParser *parser = json_parser_new();
+    JsonObject *o, *vm, *blk, *file;
+    JsonArray *argv, *blocks;
+    char *want;
+
+    save_vm(img, ram);
+    assert_run("info", img, NULL, 0, "media: page-cache (", NULL);
+    assert_run("info", img, NULL, 0, "saved vm (generation 1):\n"
+               "  description version: 1\n  seed: 0x", NULL);
+    assert_run("info", img, NULL, 0, "  machine: pc-q35-10.0\n"
+               "  cpu: qemu64\n  arguments (", NULL);
+    assert_run("info", img, NULL, 0, "  ram blocks: 1\n"
+               "  ram block: pc.ram\n    size: 1048576\n"
+               "    flags: 0x1 (shared)\n    fd offset: 0\n"
+               "    media: page-cache (", NULL);
+    want = g_strdup_printf("    file: %s\n", ram);
+    assert_run("info", img, NULL, 0, want, NULL);
+    g_free(want);
+    assert_run("info", img, NULL, 0, "    sampled pages: 64\n", NULL);
+    o = info_json(img, parser);
+    g_assert_cmpstr(json_object_get_string_member(
+        json_object_get_object_member(o, "media"), "class"), ==, "page-cache");
+    vm = json_object_get_object_member(o, "vm");
+    g_assert_nonnull(vm);
+    g_assert_cmpstr(json_object_get_string_member(vm, "machine"), ==,
+                    "pc-q35-10.0");
+    g_assert_cmpstr(json_object_get_string_member(vm, "qemu-version"), ==,
+                    QEMU_VERSION);
+    g_assert_true(g_str_has_prefix(json_object_get_string_member(vm, "seed"),
+                                   "0x"));
+    argv = json_object_get_array_member(vm, "arguments");
+    g_assert_cmpuint(json_array_get_length(argv), >=, 1);
+    g_assert_cmpstr(json_object_get_string_member(
+        json_object_get_object_member(vm, "image-media"), "class"), ==,
+        "page-cache");
+    blocks = json_object_get_array_member(vm, "ram-blocks");
+    g_assert_cmpuint(json_array_get_length(blocks), ==, 1);
+    blk = json_array_get_object_element(blocks, 0);
+    g_assert_cmpstr(json_object_get_string_member(blk, "name"), ==, "pc.ram");
+    g_assert_cmpint(json_object_get_int_member(blk, "size"), ==, 1 << 20);
+    g_assert_true(json_object_get_boolean_member(blk, "shared"));
+    g_assert_cmpint(json_object_get_int_member(blk, "sampled-pages"), ==, 64);
+    file = json_object_get_object_member(blk, "file");
+    g_assert_cmpstr(json_object_get_string_member(file, "path"), ==, ram);
+    g_assert_cmpint(json_object_get_int_member(file, "size"), ==, 1 << 20);
+    g_assert_true(json_object_has_member(file, "inode"));
+    g_assert_true(json_object_has_member(file, "modified"));
+    g_assert_true(json_object_has_member(file, "created"));   /* ext4 */
+    assert_no_negative(json_parser_get_root(parser), "(root)");
+    /* Anonymous memory: no file. */
+    save_vm(img, NULL);
+    o = info_json(img, parser);
+    blk = json_array_get_object_element(json_object_get_array_member(
+        json_object_get_object_member(o, "vm"), "ram-blocks"), 0);
+    g_assert_true(JSON_NODE_HOLDS_NULL(json_object_get_member(blk, "file")));
+    g_assert_cmpstr(json_object_get_string_member(
+        json_object_get_object_member(blk, "media"), "detail"), ==,
+        "anonymous memory");
+    assert_run("info", img, NULL, 0, "    file: none (anonymous memory)\n",
+               NULL);
+    g_object_unref(parser);
+    g_free(ram);
     g_free(img);
 }
 
@@ -520,6 +724,8 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/create", test_create);
     g_test_add_func("/tool/create-sizes", test_create_sizes);
     g_test_add_func("/tool/info-large-values", test_info_large_values);
+    g_test_add_func("/tool/check-reboot", test_check_reboot);
+    g_test_add_func("/tool/info-vm", test_info_vm);
     ret = g_test_run();
     remove_dir();
     g_free(dir);

@@ -4,7 +4,9 @@
  * verdict of the transport's reader (which also verifies the payload).
  */
 #include "tool.h"
+#include "metadata.h"
 #include "reader.h"
+#include "vmdesc.h"
 
 #include <inttypes.h>
 #include <json-glib/json-glib.h>
@@ -29,21 +31,6 @@ static const char *slot_state_name(CprDecode d)
     return d == CPR_DECODE_BAD ? "torn" : sb_state_name(d);
 }
 
-/* "YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC" into @buf. */
-static void format_time(uint64_t ns, char *buf, size_t size)
-{
-    time_t sec = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    size_t n;
-
-    if (!gmtime_r(&sec, &tm) ||
-        !(n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))) {
-        snprintf(buf, size, "(out of range)");
-        return;
-    }
-    snprintf(buf + n, size - n, ".%09u UTC", (unsigned)(ns % 1000000000u));
-}
-
 static void format_uuid(const uint8_t *u, char *buf)
 {
     for (int i = 0, n = 0; i < 16; i++) {
@@ -63,20 +50,22 @@ static bool slot_valid(const CprImageHeader *h, int i)
 }
 
 static void print_human(const char *path, const CprImageHeader *h,
-                        const char *refusal)
+                        const char *refusal, const CprReader *r)
 {
     const CprSlots *s = &h->slots;
-    char t[64], uuid[40];
+    char t[64], uuid[40], detail[CPR_VMDESC_MAX_DETAIL];
+    int media = tool_image_media(path, detail, sizeof(detail));
 
     printf("image: %s\n", path);
     printf("file size: %" PRIu64 " bytes\n", h->file_size);
+    tool_print_media("media", (uint32_t)media, detail);
     printf("superblock: %s\n", sb_state_name(h->sb_state));
     if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
         printf("  format version: %u\n", h->sb.version);
     }
     if (h->sb_state == CPR_DECODE_OK) {
         format_uuid(h->sb.uuid, uuid);
-        format_time(h->sb.ctime_ns, t, sizeof(t));
+        cpr_format_utc_ns(h->sb.ctime_ns, t, sizeof(t));
         printf("  uuid: %s\n", uuid);
         printf("  created: %s (%" PRIu64 " ns)\n", t, h->sb.ctime_ns);
     }
@@ -91,11 +80,15 @@ static void print_human(const char *path, const CprImageHeader *h,
         if (!slot_valid(h, i)) {
             continue;
         }
-        format_time(r->ctime_ns, t, sizeof(t));
+        cpr_format_utc_ns(r->ctime_ns, t, sizeof(t));
         printf("  generation: %" PRIu64 "\n", r->generation);
         printf("  flags: 0x%" PRIx64 " (%s)\n", r->flags, flags_name(r->flags));
         printf("  payload offset: %" PRIu64 "\n", r->payload_off);
         printf("  payload length: %" PRIu64 "\n", r->payload_len);
+        printf("  stream length: %" PRIu64 "\n", r->stream_len);
+        printf("  vm description length: %" PRIu64 "\n",
+               cpr_record_vmdesc_len(r));
+        printf("  record format version: %u\n", r->version);
         printf("  payload xxh3: 0x%016" PRIx64 "\n", r->payload_xxh3);
         printf("  saved: %s (%" PRIu64 " ns)\n", t, r->ctime_ns);
         printf("  qemu version: %s\n", r->qemu_version);
@@ -110,6 +103,14 @@ static void print_human(const char *path, const CprImageHeader *h,
     }
     printf("loadable: %s%s\n", refusal ? "no: " : "yes",
            refusal ? refusal : "");
+    if (r && cpr_reader_vmdesc(r)) {
+        printf("saved vm (generation %" PRIu64 "):\n",
+               cpr_reader_record(r)->generation);
+        tool_print_vm(cpr_reader_vmdesc(r));
+    } else if (r) {
+        printf("saved vm: not recorded (record format %u)\n",
+               cpr_reader_record(r)->version);
+    }
 }
 
 /*
@@ -122,7 +123,7 @@ static void print_human(const char *path, const CprImageHeader *h,
  * loads ends inside the file (off_t), and a time above INT64_MAX ns is
  * after the year 2262.  Checksums and fingerprints are hex strings.
  */
-static void add_u64(JsonBuilder *b, const char *name, uint64_t v)
+void tool_add_u64(JsonBuilder *b, const char *name, uint64_t v)
 {
     json_builder_set_member_name(b, name);
     if (v <= INT64_MAX) {
@@ -146,18 +147,21 @@ static void add_hex(JsonBuilder *b, const char *name, uint64_t v)
 
 static void add_str(JsonBuilder *b, const char *name, const char *v)
 {
+    char *c = tool_clean(v);
+
     json_builder_set_member_name(b, name);
-    json_builder_add_string_value(b, v);
+    json_builder_add_string_value(b, c);
+    g_free(c);
 }
 
 static void add_time(JsonBuilder *b, const char *name, uint64_t ns)
 {
     char t[64], ns_name[32];
 
-    format_time(ns, t, sizeof(t));
+    cpr_format_utc_ns(ns, t, sizeof(t));
     add_str(b, name, t);
     snprintf(ns_name, sizeof(ns_name), "%s-ns", name);
-    add_u64(b, ns_name, ns);
+    tool_add_u64(b, ns_name, ns);
 }
 
 static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
@@ -165,20 +169,23 @@ static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
     const CprRecord *r = &h->slots.rec[i];
 
     json_builder_begin_object(b);
-    add_u64(b, "slot", (uint64_t)i);
+    tool_add_u64(b, "slot", (uint64_t)i);
     add_str(b, "state", slot_state_name(h->slots.state[i]));
     if (h->slots.state[i] == CPR_DECODE_TOO_NEW) {
-        add_u64(b, "format-version", r->version);
-        add_u64(b, "generation", r->generation);
+        tool_add_u64(b, "format-version", r->version);
+        tool_add_u64(b, "generation", r->generation);
     }
     if (slot_valid(h, i)) {
-        add_u64(b, "generation", r->generation);
-        add_u64(b, "flags", r->flags);
+        tool_add_u64(b, "generation", r->generation);
+        tool_add_u64(b, "flags", r->flags);
         json_builder_set_member_name(b, "invalidated");
         json_builder_add_boolean_value(b,
             (r->flags & CPR_REC_FLAG_INVALIDATED) != 0);
-        add_u64(b, "payload-offset", r->payload_off);
-        add_u64(b, "payload-length", r->payload_len);
+        tool_add_u64(b, "payload-offset", r->payload_off);
+        tool_add_u64(b, "payload-length", r->payload_len);
+        tool_add_u64(b, "stream-length", r->stream_len);
+        tool_add_u64(b, "vm-description-length", cpr_record_vmdesc_len(r));
+        tool_add_u64(b, "record-format-version", r->version);
         add_hex(b, "payload-xxh3", r->payload_xxh3);
         add_time(b, "saved", r->ctime_ns);
         add_str(b, "qemu-version", r->qemu_version);
@@ -189,21 +196,23 @@ static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
 }
 
 static void print_json(const char *path, const CprImageHeader *h,
-                       const char *refusal)
+                       const char *refusal, const CprReader *r)
 {
     JsonBuilder *b = json_builder_new();
     JsonGenerator *gen = json_generator_new();
     JsonNode *root;
-    char *text, uuid[40];
+    char *text, uuid[40], detail[CPR_VMDESC_MAX_DETAIL];
+    int media = tool_image_media(path, detail, sizeof(detail));
 
     json_builder_begin_object(b);
     add_str(b, "filename", path);
-    add_u64(b, "file-size", h->file_size);
+    tool_add_u64(b, "file-size", h->file_size);
+    tool_add_media(b, "media", (uint32_t)media, detail);
     json_builder_set_member_name(b, "superblock");
     json_builder_begin_object(b);
     add_str(b, "state", sb_state_name(h->sb_state));
     if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
-        add_u64(b, "format-version", h->sb.version);
+        tool_add_u64(b, "format-version", h->sb.version);
     }
     if (h->sb_state == CPR_DECODE_OK) {
         format_uuid(h->sb.uuid, uuid);
@@ -218,7 +227,7 @@ static void print_json(const char *path, const CprImageHeader *h,
     }
     json_builder_end_array(b);
     if (h->slots.newest >= 0) {
-        add_u64(b, "committed-generation",
+        tool_add_u64(b, "committed-generation",
                 h->slots.rec[h->slots.newest].generation);
     } else {
         json_builder_set_member_name(b, "committed-generation");
@@ -228,6 +237,16 @@ static void print_json(const char *path, const CprImageHeader *h,
     json_builder_add_boolean_value(b, refusal == NULL);
     if (refusal) {
         add_str(b, "refusal", refusal);
+    }
+    /* The VM the loadable generation was saved with; null if it loads
+     * but recorded none (record format 1). */
+    if (r) {
+        json_builder_set_member_name(b, "vm");
+        if (cpr_reader_vmdesc(r)) {
+            tool_add_vm(b, cpr_reader_vmdesc(r));
+        } else {
+            json_builder_add_null_value(b);
+        }
     }
     json_builder_end_object(b);
 
@@ -255,12 +274,12 @@ int tool_info(const char *path, bool json)
     }
     /* The verdict comes from the full open, payload checksum included. */
     r = cpr_reader_open(path, &err);
-    cpr_reader_close(r);
     if (json) {
-        print_json(path, &h, err);
+        print_json(path, &h, err, r);
     } else {
-        print_human(path, &h, err);
+        print_human(path, &h, err, r);
     }
+    cpr_reader_close(r);
     free(err);
     return TOOL_OK;
 }

@@ -3,7 +3,13 @@
 #ifndef CPR_TOOL_H
 #define CPR_TOOL_H
 
+#include <json-glib/json-glib.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct CprReader;
+struct CprVmdesc;
 
 /* Exit codes, documented in --help. */
 enum {
@@ -13,5 +19,17 @@ enum {
 };
 
 int tool_info(const char *path, bool json);
+
+/* tool-vm.c: the saved VM (VM description) and media classes. */
+char *tool_clean(const char *s);
+void tool_add_u64(JsonBuilder *b, const char *name, uint64_t v);
+void tool_print_media(const char *label, uint32_t media, const char *detail);
+void tool_print_vm(const struct CprVmdesc *d);
+void tool_add_media(JsonBuilder *b, const char *name, uint32_t media,
+                    const char *detail);
+void tool_add_vm(JsonBuilder *b, const struct CprVmdesc *d);
+/* The media class of the image file at @path now. */
+int tool_image_media(const char *path, char *detail, size_t size);
+int tool_check_reboot(const char *path, struct CprReader *r);
 
 #endif

@@ -6,10 +6,19 @@
  * by design (FORMAT.md: torn commit -> the older record is used); those
  * cases are checked to load exactly the older generation and are counted
  * separately, as are damages that leave the newest image loadable.
+ *
+ * VM descriptions (FORMAT.md): any flipped bit fails the payload checksum;
+ * hostile descriptions re-signed as a forger would (cut anywhere, every
+ * word set to all ones or zeros, header fields, trailing junk, records
+ * whose stream length does not fit) are refused as malformed or not
+ * candidates, or decode and then end in a verdict of the binding checks
+ * against the VM the image was saved from, never in a crash.
  */
+#include "binding.h"
 #include "format.h"
 #include "reader.h"
 #include "unit-util.h"
+#include "vmdesc.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -18,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -284,6 +294,7 @@ static void record_bounds(const Image *im)
 
         rec.payload_off = cases[i][0];
         rec.payload_len = cases[i][1];
+        rec.stream_len = rec.payload_len;   /* a valid record otherwise */
         write_record(im, im->newest, &rec);
         expect_refused(im->path, "lies outside the file", "bounds");
     }
@@ -314,20 +325,34 @@ static void write_envelope(const Image *im, uint64_t off, const char *magic,
 static void newer_version(const Image *im)
 {
     static const struct { uint32_t version, size; } v[] = {
-        { 2, 0 }, { 2, 8 }, { 0xffffffffu, 0 }, { 7, 4096 - 184 },
+        { 1, 0 }, { 1, 8 }, { 0xffffffffu, 0 }, { 6, 4096 - 192 },
     };
     uint64_t nr = CPR_SLOT_OFFSET(im->newest);
 
     for (size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+        uint32_t rv = CPR_REC_VERSION + v[i].version;
+        uint32_t sv = CPR_SB_VERSION + v[i].version;
         char *what = g_strdup_printf("image format version %u is newer than "
-                                     "this transport (1)", v[i].version);
+                                     "this transport (%u)", rv,
+                                     CPR_REC_VERSION);
 
-        write_envelope(im, nr, CPR_REC_MAGIC, v[i].version,
-                       CPR_REC_SIZE + v[i].size);
+        if (v[i].version == 0xffffffffu) {
+            rv = sv = 0xffffffffu;
+            g_free(what);
+            what = g_strdup_printf("image format version %u is newer than "
+                                   "this transport (%u)", rv,
+                                   CPR_REC_VERSION);
+        }
+        write_envelope(im, nr, CPR_REC_MAGIC, rv, CPR_REC_SIZE + v[i].size);
         expect_refused(im->path, what, "newer record");
         restore(im, nr, CPR_BLOCK_SIZE);
-        write_envelope(im, CPR_SB_OFFSET, CPR_SB_MAGIC, v[i].version,
-                       CPR_SB_SIZE + v[i].size);
+        g_free(what);
+        what = g_strdup_printf("image format version %u (superblock) is "
+                               "newer than this transport (%u)", sv,
+                               CPR_SB_VERSION);
+        write_envelope(im, CPR_SB_OFFSET, CPR_SB_MAGIC, sv,
+                       CPR_SB_SIZE + (v[i].size > 4096 - CPR_SB_SIZE ?
+                                      0 : v[i].size));
         expect_refused(im->path, what, "newer superblock");
         restore(im, CPR_SB_OFFSET, CPR_BLOCK_SIZE);
         g_free(what);
@@ -480,13 +505,296 @@ static void test_not_files(void)
     g_free(unreadable);
 }
 
+/* ---- hostile VM descriptions ------------------------------------------ */
+
+#define VM_STREAM 5000
+
+static char *vm_image;
+static uint8_t *vm_stream;
+static uint8_t *vm_desc;            /* the real description, as saved */
+static size_t vm_desc_len;
+static CprRecord vm_rec;            /* the real record */
+static CprRamBlock vm_blocks[2];    /* its RAM, mapped for the checks */
+static CprVm vm_vm;
+
+/* A save of a VM with two RAM blocks: a file and anonymous memory. */
+static void make_vm_image(void)
+{
+    static const CprHost host = { "10.0.13-corrupt", NULL, NULL };
+    char *ram = path_of("vm.ram"), *err = NULL;
+    int fd = open(ram, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    CprRamBlock *b = vm_blocks;
+    CprReader *r;
+    CprWriter *w;
+    uint8_t *file, *anon;
+
+    g_assert_cmpint(ftruncate(fd, 1 * MiB), ==, 0);
+    file = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    anon = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                -1, 0);
+    g_assert_true(file != MAP_FAILED && anon != MAP_FAILED);
+    memset(file, 1, MiB);
+    memset(anon, 2, MiB);
+    b[0] = (CprRamBlock){ "pc.ram", file, MiB, fd, 0, CPR_RAM_SHARED };
+    b[1] = (CprRamBlock){ "/objects/m1", anon, MiB, -1, 0, CPR_RAM_SHARED };
+    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64" };
+    vm_image = path_of("vm.cpr");
+    vm_stream = g_malloc(VM_STREAM);
+    for (size_t i = 0; i < VM_STREAM; i++) {
+        vm_stream[i] = (uint8_t)(i * 13);
+    }
+    w = cpr_writer_open_vm(vm_image, &host, &vm_vm, &err);
+    g_assert_nonnull(w);
+    g_assert_cmpint(cpr_writer_append(w, vm_stream, VM_STREAM, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_commit_vm(w, &vm_vm, &err), ==, 0);
+    cpr_writer_close(w);
+    g_free(ram);
+    r = cpr_reader_open(vm_image, &err);
+    g_assert_nonnull(r);
+    vm_rec = *cpr_reader_record(r);
+    cpr_reader_close(r);
+    g_assert_cmpuint(vm_rec.stream_len, ==, VM_STREAM);
+    vm_desc_len = vm_rec.payload_len - vm_rec.stream_len;
+    vm_desc = g_malloc(vm_desc_len);
+    fd = open(vm_image, O_RDONLY);
+    g_assert_cmpint(pread(fd, vm_desc, vm_desc_len,
+                          (off_t)(vm_rec.payload_off + VM_STREAM)), ==,
+                    (ssize_t)vm_desc_len);
+    close(fd);
+}
+
+/* Put @desc after the stream, with a record that vouches for it (the
+ * payload checksum and the record re-signed, as a forger would). */
+static void forge_desc(const void *desc, size_t len)
+{
+    int fd = open(vm_image, O_WRONLY);
+    CprRecord rec = vm_rec;
+    uint8_t buf[CPR_REC_SIZE];
+    XXH3_state_t *st = XXH3_createState();
+
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, vm_stream, VM_STREAM);
+    XXH3_64bits_update(st, desc, len);
+    rec.payload_len = VM_STREAM + len;
+    rec.payload_xxh3 = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    g_assert_cmpint(pwrite(fd, desc, len,
+                           (off_t)(rec.payload_off + VM_STREAM)), ==,
+                    (ssize_t)len);
+    cpr_record_encode(&rec, buf);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf),
+                           CPR_SLOT_OFFSET(cpr_slot_for(rec.generation))), ==,
+                    sizeof(buf));
+    close(fd);
+}
+
+static void forge_record(const CprRecord *rec)
+{
+    int fd = open(vm_image, O_WRONLY);
+    uint8_t buf[CPR_REC_SIZE];
+
+    cpr_record_encode(rec, buf);
+    g_assert_cmpint(pwrite(fd, buf, sizeof(buf),
+                           CPR_SLOT_OFFSET(cpr_slot_for(rec->generation))), ==,
+                    sizeof(buf));
+    close(fd);
+}
+
+/*
+ * Loads (a well-formed description); then the binding checks against
+ * the VM it was saved from end in a verdict without crashing: with
+ * @must_refuse a refusal naming the image or a RAM file.
+ */
+static void expect_binding(const char *why, bool must_refuse)
+{
+    static const CprHost host = { "10.0.13-corrupt", NULL, NULL };
+    char *err = NULL;
+    CprReader *r = cpr_reader_open(vm_image, &err);
+
+    if (!r) {
+        g_error("%s: refused (%s): %s", vm_image, why, err);
+    }
+    count.tried++;
+    if (cpr_binding_verify(vm_image, cpr_reader_record(r),
+                           cpr_reader_vmdesc(r), &host, &vm_vm, &err) == 0) {
+        if (must_refuse) {
+            count.accepted++;
+            g_printerr("ACCEPTED %s: %s\n", vm_image, why);
+        } else {
+            count.refused++;
+            count.harmless++;
+        }
+    } else if (!strstr(err, vm_image) && !strstr(err, "vm.ram") &&
+               !strstr(err, "RAM block")) {
+        g_error("message \"%s\" names no file (%s)", err, why);
+    } else {
+        count.refused++;
+    }
+    free(err);
+    cpr_reader_close(r);
+}
+
+static void expect_binding_refused(const char *why)
+{
+    expect_binding(why, true);
+}
+
+/* A description that decodes, with hostile values: long and odd names
+ * and paths, huge sizes, control characters. */
+static void hostile_values(void)
+{
+    const char *why = NULL;
+    CprVmdesc *d = NULL;
+    uint8_t *buf;
+    size_t len;
+    char *long_path = g_malloc(CPR_VMDESC_MAX_STR + 1);
+
+    memset(long_path, 'p', CPR_VMDESC_MAX_STR);
+    long_path[CPR_VMDESC_MAX_STR] = 0;
+    g_assert_cmpint(cpr_vmdesc_decode(vm_desc, vm_desc_len, &d, &why), ==,
+                    CPR_VMDESC_OK);
+    free(d->blocks[0].name);
+    d->blocks[0].name = strdup("\x1b[2J\n\t%s%n");
+    d->blocks[0].size = UINT64_MAX;
+    d->blocks[0].nr_samples = 64;
+    for (uint32_t i = 0; i < 64; i++) {
+        d->blocks[0].samples[i].index = UINT64_MAX / 4096 - i;
+    }
+    free(d->blocks[0].file.path);
+    d->blocks[0].file.path = long_path;
+    d->blocks[0].file.mtime_sec = INT64_MIN;
+    d->blocks[1].fd_offset = UINT64_MAX;
+    free(d->machine);
+    d->machine = strdup("%s%s%s%n");
+    d->argv_len = 0;
+    buf = cpr_vmdesc_encode(d, &len);
+    forge_desc(buf, len);
+    expect_binding_refused("hostile values");
+    free(buf);
+    cpr_vmdesc_free(d);
+}
+
+static void test_vm_descriptions(void)
+{
+    static const struct { uint32_t at; uint32_t value; } pokes[] = {
+        { 8, 2 },                   /* version too new */
+        { 8, 0 },                   /* version 0 */
+        { 12, 1 },                  /* reserved bits */
+        { 20, 0xffffffffu },        /* the first entry's length */
+        { 20, 7 },                  /* the seed's length */
+        { 16, 8 },                  /* the seed is a RAM block now */
+    };
+    const char *malformed = "has a malformed VM description";
+    uint8_t *buf;
+    CprRecord rec;
+
+    make_vm_image();
+    buf = g_malloc(vm_desc_len + 64);
+    /* Any bit of the description: the payload checksum. */
+    for (size_t i = 0; i < vm_desc_len; i++) {
+        uint8_t b = vm_desc[i] ^ (uint8_t)(1u << (i % 8));
+        int fd = open(vm_image, O_WRONLY);
+
+        g_assert_cmpint(pwrite(fd, &b, 1, (off_t)(vm_rec.payload_off +
+                                                  VM_STREAM + i)), ==, 1);
+        close(fd);
+        expect_refused(vm_image, "payload checksum mismatch", "desc bit");
+        forge_desc(vm_desc, vm_desc_len);
+    }
+    /* Every cut, re-signed: malformed, or whole entries fewer (which the
+     * binding then refuses: blocks missing from the record). */
+    for (size_t n = 0; n < vm_desc_len; n++) {
+        const char *why = NULL;
+        CprVmdesc *d = NULL;
+
+        forge_desc(vm_desc, n);
+        if (cpr_vmdesc_decode(vm_desc, n, &d, &why) == CPR_VMDESC_OK) {
+            expect_binding_refused("description cut between entries");
+        } else {
+            expect_refused(vm_image, n ? malformed :
+                           "has a malformed VM description (missing)",
+                           "description cut");
+        }
+        cpr_vmdesc_free(d);
+    }
+    /* Fields of the header and the first entries, re-signed. */
+    for (size_t i = 0; i < G_N_ELEMENTS(pokes); i++) {
+        memcpy(buf, vm_desc, vm_desc_len);
+        for (int k = 0; k < 4; k++) {
+            buf[pokes[i].at + k] = (uint8_t)(pokes[i].value >> (8 * k));
+        }
+        forge_desc(buf, vm_desc_len);
+        expect_refused(vm_image, pokes[i].value == 2 && pokes[i].at == 8 ?
+                       "describes its VM in a newer format than this "
+                       "transport knows" : malformed, "description field");
+    }
+    /* Every 4-byte little-endian field set to 0xffffffff, then to 0. */
+    for (size_t at = CPR_VMDESC_HEADER; at + 4 <= vm_desc_len; at += 4) {
+        for (int v = 0; v < 2; v++) {
+            const char *why = NULL;
+            CprVmdesc *d = NULL;
+            CprVmdescResult res;
+
+            memcpy(buf, vm_desc, vm_desc_len);
+            memset(buf + at, v ? 0 : 0xff, 4);
+            forge_desc(buf, vm_desc_len);
+            res = cpr_vmdesc_decode(buf, vm_desc_len, &d, &why);
+            if (res == CPR_VMDESC_OK) {
+                /* Values (a hash, a time, an inode, a path) the decoder
+                 * cannot judge: loads, and the binding decides. */
+                expect_binding("description value", false);
+            } else {
+                expect_refused(vm_image, malformed, "description word");
+            }
+            cpr_vmdesc_free(d);
+        }
+    }
+    /* Junk after a whole description. */
+    memcpy(buf, vm_desc, vm_desc_len);
+    memcpy(buf + vm_desc_len, "\x01\x00\x00\x00\xff\xff", 6);
+    forge_desc(buf, vm_desc_len + 6);
+    expect_refused(vm_image, malformed, "trailing junk");
+    hostile_values();
+    /* Records whose stream length does not fit: not candidates. */
+    forge_desc(vm_desc, vm_desc_len);
+    rec = vm_rec;
+    rec.stream_len = rec.payload_len + 1;
+    forge_record(&rec);
+    expect_refused(vm_image, "no committed image", "stream past payload");
+    rec = vm_rec;
+    rec.payload_len = rec.stream_len + CPR_VMDESC_MAX + 1;
+    forge_record(&rec);
+    expect_refused(vm_image, "no committed image", "description too long");
+    rec = vm_rec;
+    rec.stream_len = rec.payload_len;   /* a version-2 record without one */
+    forge_record(&rec);
+    expect_refused(vm_image, "has a malformed VM description (missing)",
+                   "no description");
+    /* Put back, it loads and binds to its VM again. */
+    forge_record(&vm_rec);
+    {
+        static const CprHost host = { "10.0.13-corrupt", NULL, NULL };
+        char *err = NULL;
+        CprReader *r = cpr_reader_open(vm_image, &err);
+
+        g_assert_nonnull(r);
+        g_assert_cmpint(cpr_binding_verify(vm_image, cpr_reader_record(r),
+                                           cpr_reader_vmdesc(r), &host,
+                                           &vm_vm, &err), ==, 0);
+        cpr_reader_close(r);
+    }
+    g_free(buf);
+}
+
 static int summary(void)
 {
     printf("corruptions: %u tried, %u refused, %u accepted\n", count.tried,
            count.refused, count.accepted);
     printf("by design, loaded: %u torn-newest-record fallbacks to the older "
            "generation, %u harmless (older payload / bytes after the "
-           "newest payload)\n", count.fallbacks, count.harmless);
+           "newest payload / VM description values the binding accepts, "
+           "e.g. the recorded path of a file found by inode)\n",
+           count.fallbacks, count.harmless);
     return count.accepted == 0 && count.refused == count.tried &&
            count.tried > 0 ? 0 : 1;
 }
@@ -505,6 +813,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/corrupt/image/three", &three, test_images);
     g_test_add_func("/corrupt/junk-files", test_junk_files);
     g_test_add_func("/corrupt/not-files", test_not_files);
+    g_test_add_func("/corrupt/vm-descriptions", test_vm_descriptions);
     ret = g_test_run();
     /* After all of them: GTest runs sub-suites after plain tests. */
     ret |= summary();

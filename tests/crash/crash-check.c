@@ -160,7 +160,7 @@ static bool stream_is(CrashChecker *c, CprReader *r, const CrashGen *g)
     char *err = NULL;
     ssize_t n;
 
-    if (cpr_reader_record(r)->payload_len != g->len) {
+    if (cpr_reader_record(r)->stream_len != g->len) {
         return false;
     }
     while ((n = cpr_reader_read(r, c->buf, READ_CHUNK, &err)) > 0) {
@@ -225,7 +225,7 @@ static void verdict(CrashChecker *c, const CrashExpect *e, const char *where,
         c->st.torn++;
         snprintf(msg, sizeof(msg), "accepted generation %llu with a wrong "
                  "stream (%llu bytes)", (unsigned long long)gen,
-                 (unsigned long long)cpr_reader_record(r)->payload_len);
+                 (unsigned long long)cpr_reader_record(r)->stream_len);
         report(c, e, where, kind, n, msg);
     }
     cpr_reader_close(r);

@@ -61,6 +61,19 @@ static int failures;
     fprintf(stderr, "FAIL: %s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
+/* The VM being saved: its RAM travels in the stream (none left in place). */
+static const QemuTransportVm *test_vm(void)
+{
+    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
+
+    return &vm;
+}
+
+static void warn(const char *msg)
+{
+    printf("  warning: %s\n", msg);
+}
+
 static uint8_t *pattern(size_t len, unsigned seed)
 {
     uint8_t *buf = malloc(len ? len : 1);
@@ -88,7 +101,7 @@ static int save(const uint8_t *buf, size_t len, unsigned fail_at,
         { (void *)buf, len / 3 }, { (void *)(buf + len / 3), len - len / 3 },
     };
     char *err = NULL;
-    QemuTransportOut *t = ops->out_open(path, &err);
+    QemuTransportOut *t = ops->out_open(path, test_vm(), &err);
     int ret;
 
     if (!t) {
@@ -102,7 +115,7 @@ static int save(const uint8_t *buf, size_t len, unsigned fail_at,
     msync_calls = msync_failed = 0;
     msync_fail_at = fail_at;
     msync_sticky = sticky;
-    ret = ops->out_commit(t, errp);
+    ret = ops->out_commit(t, test_vm(), errp);
     msync_fail_at = 0;
     if (ret < 0) {
         ops->out_abort(t);      /* what QEMU does with a failed save */
@@ -116,7 +129,7 @@ static void check_loads(uint64_t gen, const uint8_t *buf, size_t len,
                         const char *what)
 {
     char *err = NULL;
-    QemuTransportIn *t = ops->in_open(path, &err);
+    QemuTransportIn *t = ops->in_open(path, test_vm(), &err);
     uint8_t *got = malloc(len + 4096);
     uint8_t hdr[CPR_HEADER_SIZE];
     size_t done = 0;
@@ -194,7 +207,9 @@ static void fail_then_commit(uint64_t gen, unsigned fail_at, bool sticky,
 
 int main(void)
 {
-    QemuTransportHostInfo host = { 1, 1, "10.0.13-failed-flush" };
+    static const QemuTransportHostInfo host = {
+        1, 1, "10.0.13-failed-flush", warn,
+    };
     const char *dir = getenv("CPR_TEST_DIR");
     size_t len[5] = { 300000, 1 << 20, 4096 * 3 + 5, 70000, 1 };
     uint8_t *buf[5];

@@ -6,8 +6,10 @@
  * holding the expanded image, checking what a successful open promises.
  */
 #include "fuzz-image.h"
+#include "binding.h"
 #include "format.h"
 #include "reader.h"
+#include "vmdesc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,23 @@ unsigned long fuzz_loaded;
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
 } while (0)
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* Re-sign an envelope by its own size field, if it fits the region. */
+static void resign(uint8_t *p, uint32_t region)
+{
+    uint32_t size = p[12] | p[13] << 8 | p[14] << 16 | (uint32_t)p[15] << 24;
+
+    if (size >= 24 && size <= region && size % 8 == 0) {
+        put64(p + size - 8, XXH3_64bits(p, size - 8));
+    }
+}
 
 /* Decoders on arbitrary bytes and lengths: must stay inside the buffer. */
 static void fuzz_decoders(const uint8_t *data, size_t size)
@@ -40,6 +59,53 @@ static void fuzz_decoders(const uint8_t *data, size_t size)
     }
 }
 
+/* Expand the input into header[CPR_HEADER_SIZE]; returns the file size. */
+static uint64_t expand(const uint8_t *data, size_t size, uint8_t *header)
+{
+    static const struct { size_t at, len; uint32_t off; } part[] = {
+        { FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET },
+        { FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0) },
+        { FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1) },
+    };
+    unsigned flags = size ? data[0] : 0;
+    const uint8_t *payload = data + FUZZ_PAYLOAD_AT;
+    size_t plen = size > FUZZ_PAYLOAD_AT ? size - FUZZ_PAYLOAD_AT : 0;
+    uint64_t file_size = size >= FUZZ_PAYLOAD_AT ? CPR_PAYLOAD_AREA + plen :
+                         CPR_HEADER_SIZE;
+
+    memset(header, 0, CPR_HEADER_SIZE);
+    for (size_t i = 0; i < 3; i++) {
+        if (size > part[i].at) {
+            size_t n = size - part[i].at;
+
+            memcpy(header + part[i].off, data + part[i].at,
+                   n < part[i].len ? n : part[i].len);
+        }
+    }
+    if (flags & FUZZ_RESIGN_SB) {
+        resign(header, CPR_SB_SIZE);
+    }
+    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {
+        uint8_t *p = header + CPR_SLOT_OFFSET(i);
+        CprRecord rec;
+
+        if (flags & FUZZ_RESIGN_REC) {
+            resign(p, CPR_REC_SIZE);
+        }
+        /* Point the checksum at the bytes the record describes. */
+        if ((flags & FUZZ_SET_XXH3) &&
+            cpr_record_decode(p, CPR_REC_SIZE, &rec) == CPR_DECODE_OK &&
+            cpr_record_fits(&rec, file_size)) {
+            rec.payload_xxh3 = XXH3_64bits(
+                payload + (rec.payload_off - CPR_PAYLOAD_AREA),
+                rec.payload_len);
+            /* cpr_record_encode() zeroes CPR_REC_SIZE bytes. */
+            cpr_record_encode(&rec, p);
+        }
+    }
+    return file_size;
+}
+
 static int image_fd(void)
 {
     static int fd = -1;
@@ -51,11 +117,31 @@ static int image_fd(void)
     return fd;
 }
 
+/*
+ * The checks in_open makes next, on whatever description loaded, against
+ * a VM without RAM blocks: every recorded block is "missing", and the
+ * recorded argument list is compared with ours.  Must not crash; refuses
+ * with a message unless nothing was recorded that differs.
+ */
+static void fuzz_binding(const char *path, CprReader *r)
+{
+    static const CprHost host = { "10.0.13-fuzz", NULL, NULL };
+    static const CprVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
+    const CprVmdesc *d = cpr_reader_vmdesc(r);
+    char *err = NULL;
+    int ret = cpr_binding_verify(path, cpr_reader_record(r), d, &host, &vm,
+                                 &err);
+
+    CHECK((ret == 0) == (err == NULL));
+    CHECK(ret == 0 || d);
+    free(err);
+}
+
 /* The reader on the expanded file; a successful open must be safe. */
 static void fuzz_reader(const uint8_t *data, size_t size)
 {
     static uint8_t header[CPR_HEADER_SIZE];
-    uint64_t file_size = fuzz_expand(data, size, header);
+    uint64_t file_size = expand(data, size, header);
     size_t plen = size > FUZZ_PAYLOAD_AT ? size - FUZZ_PAYLOAD_AT : 0;
     int fd = image_fd();
     char path[64], *err = NULL;
@@ -77,23 +163,32 @@ static void fuzz_reader(const uint8_t *data, size_t size)
     }
     {
         const CprRecord *rec = cpr_reader_record(r);
-        uint8_t *buf = malloc(rec->payload_len + 1);
+        uint8_t *buf = malloc(rec->stream_len + 1);
         size_t n = 0;
         ssize_t got;
 
         CHECK(!(rec->flags & CPR_REC_FLAG_INVALIDATED));
         CHECK(cpr_record_fits(rec, file_size));
+        CHECK(rec->stream_len <= rec->payload_len);
+        /* A description exactly for the records that carry one. */
+        CHECK((cpr_reader_vmdesc(r) != NULL) == (rec->version >= 2));
         CHECK(buf);
         while ((got = cpr_reader_read(r, buf + n, 4093, &err)) > 0) {
             n += (size_t)got;
-            CHECK(n <= rec->payload_len);
+            CHECK(n <= rec->stream_len);
         }
         CHECK(got == 0 && !err);
-        CHECK(n == rec->payload_len);
-        CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
+        CHECK(n == rec->stream_len);
+        /* What was served is the stream in the file, nothing after it. */
+        CHECK(n == 0 || memcmp(buf, data + FUZZ_PAYLOAD_AT +
+                               (rec->payload_off - CPR_PAYLOAD_AREA), n) == 0);
+        if (rec->version == 1) {
+            CHECK(XXH3_64bits(buf, n) == rec->payload_xxh3);
+        }
         CHECK(cpr_reader_pread(r, n, buf, 1, &err) == 0);
         free(buf);
     }
+    fuzz_binding(path, r);
     cpr_reader_close(r);
     fuzz_loaded++;
 }

@@ -7,9 +7,14 @@
  *                records, bit 2 set each record's payload XXH3 (so that
  *                mutations get past the checksums libFuzzer cannot forge)
  *   [1, 65)      superblock          -> file offset 0
- *   [65, 249)    commit record 0     -> file offset 4096
- *   [249, 433)   commit record 1     -> file offset 8192
- *   [433, end)   payload area        -> file offset 2 MiB
+ *   [65, 257)    commit record 0     -> file offset 4096
+ *   [257, 449)   commit record 1     -> file offset 8192
+ *   [449, end)   payload area        -> file offset 2 MiB
+ *
+ * A version-2 record's payload ends with the VM description (FORMAT.md):
+ * its bytes are in the payload area like the stream's, so the fuzzer
+ * mutates descriptions too, and a successful open runs the binding
+ * checks against a VM without RAM blocks.
  *
  * The file is 2 MiB + payload-area bytes long when the input reaches the
  * payload area (even with zero bytes of it, so an empty stream can load),
@@ -25,11 +30,12 @@ enum {
     FUZZ_RESIGN_SB = 1, FUZZ_RESIGN_REC = 2, FUZZ_SET_XXH3 = 4,
 };
 enum {
-    FUZZ_SB_AT = 1, FUZZ_REC0_AT = 65, FUZZ_REC1_AT = 249,
-    FUZZ_PAYLOAD_AT = 433,
+    FUZZ_SB_AT = 1, FUZZ_REC0_AT = 65, FUZZ_REC1_AT = 257,
+    FUZZ_PAYLOAD_AT = 449,
 };
 
-/* Inputs so far whose image loaded (the replay test wants some). */
+/* Inputs so far whose image loaded (the replay test wants some); for the
+ * VM description target, descriptions that decoded. */
 extern unsigned long fuzz_loaded;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,42 +1,32 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Write the seed corpus: real images made by the writer, in the compact
- * layout of fuzz-image.h, cut after the payload area bytes that matter.
- * With a second directory, also the seeds of the writer target
- * (fuzz-writer.h): saves into those images.
- * Usage: fuzz-make-seeds OUTDIR [WRITER_OUTDIR]
+ * Write the seed corpora: real images made by the writer, in the compact
+ * layout of fuzz-image.h, cut after the payload area bytes that matter;
+ * and the VM descriptions in them, for fuzz-vmdesc.  The saves describe
+ * a VM with two RAM blocks: a file and anonymous memory.
+ * Usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR
  */
 #include "fuzz-image.h"
-#include "fuzz-writer.h"
+#include "binding.h"
 #include "format.h"
+#include "vmdesc.h"
 #include "writer.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define DIE(...) do { fprintf(stderr, __VA_ARGS__); exit(1); } while (0)
+#define PAGE 4096
 
 static char tmpdir[] = "/tmp/cpr-seeds-XXXXXX";
-
-static void save(const char *path, size_t len, int invalidate)
-{
-    char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "10.0.13-seed", &err);
-    uint8_t buf[1024];
-
-    for (size_t i = 0; i < sizeof(buf); i++) {
-        buf[i] = (uint8_t)(i * 7 + len);
-    }
-    if (!w || (invalidate ? cpr_writer_invalidate(w, &err) :
-               len > sizeof(buf) || cpr_writer_append(w, buf, len, &err) ||
-               cpr_writer_commit(w, &err))) {
-        DIE("%s\n", err ? err : "bad length");
-    }
-    cpr_writer_close(w);
-}
+static CprRamBlock blocks[2];
+static CprVm vm = { blocks, 2, "pc-q35-10.0", "qemu64" };
+static const CprHost host = { "10.0.13-seed", NULL, NULL };
 
 static char *img(const char *name)
 {
@@ -46,8 +36,50 @@ static char *img(const char *name)
     return path;
 }
 
-static void write_file(const char *outdir, const char *name,
-                       const uint8_t *buf, size_t len)
+/* 16 pages of a file and 3 pages and a bit of anonymous memory. */
+static void make_vm(void)
+{
+    int fd = open(img("vm.ram"), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    uint8_t *file, *anon;
+
+    if (fd < 0 || ftruncate(fd, 16 * PAGE) < 0) {
+        DIE("cannot create the RAM file\n");
+    }
+    file = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    anon = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (file == MAP_FAILED || anon == MAP_FAILED) {
+        DIE("cannot map the RAM\n");
+    }
+    for (int i = 0; i < 16 * PAGE; i++) {
+        file[i] = (uint8_t)(i / PAGE * 3 + i);
+    }
+    memset(anon, 0x5a, 4 * PAGE);
+    blocks[0] = (CprRamBlock){ "pc.ram", file, 16 * PAGE, fd, 0,
+                               CPR_RAM_SHARED };
+    blocks[1] = (CprRamBlock){ "/objects/mem1", anon, 3 * PAGE + 100, -1, 0,
+                               CPR_RAM_SHARED | CPR_RAM_PREALLOC };
+}
+
+static void save(const char *path, size_t len, int invalidate)
+{
+    char *err = NULL;
+    CprWriter *w = cpr_writer_open_vm(path, &host, &vm, &err);
+    uint8_t buf[1024];
+
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t)(i * 7 + len);
+    }
+    if (!w || (invalidate ? cpr_writer_invalidate(w, &err) :
+               len > sizeof(buf) || cpr_writer_append(w, buf, len, &err) ||
+               cpr_writer_commit_vm(w, &vm, &err))) {
+        DIE("%s\n", err ? err : "bad length");
+    }
+    cpr_writer_close(w);
+}
+
+static void write_out(const char *outdir, const char *name,
+                      const uint8_t *buf, size_t len)
 {
     char path[4096];
     FILE *f;
@@ -59,159 +91,180 @@ static void write_file(const char *outdir, const char *name,
     }
 }
 
-/* @image in the compact layout, keeping @payload bytes of the area, after
- * @skip zero bytes; returns the buffer (@skip + its length in *len). */
-static uint8_t *compact(const char *image, size_t payload, uint8_t flags,
-                        size_t skip, size_t *len)
+/* The record of @image's newest generation, from the compact copy. */
+static int newest(const uint8_t *out, CprRecord *rec)
 {
-    uint8_t *out = calloc(1, skip + FUZZ_PAYLOAD_AT + payload), *c;
-    int fd = open(image, O_RDONLY);
+    int best = -1;
 
-    c = out + skip;
+    for (int i = 0; i < 2; i++) {
+        CprRecord r;
+
+        if (cpr_record_decode(out + (i ? FUZZ_REC1_AT : FUZZ_REC0_AT),
+                              CPR_REC_SIZE, &r) == CPR_DECODE_OK &&
+            (best < 0 || r.generation > rec->generation)) {
+            *rec = r;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/*
+ * Convert @image into OUTDIR/@name, keeping @payload bytes of the area;
+ * with @v1, the newest record is rewritten as a version-1 record (the
+ * previous release's: no VM description).  The VM description of the
+ * newest record, if inside the kept bytes, goes to VMDESC-OUTDIR/@name.
+ */
+static void emit(const char *outdir, const char *descdir, const char *name,
+                 const char *image, size_t payload, uint8_t flags, int v1)
+{
+    uint8_t *out = calloc(1, FUZZ_PAYLOAD_AT + payload);
+    int fd = open(image, O_RDONLY);
+    CprRecord rec;
+    int slot;
+
     if (!out || fd < 0 ||
-        pread(fd, c + FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET) < 0 ||
-        pread(fd, c + FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0)) < 0 ||
-        pread(fd, c + FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1)) < 0 ||
-        pread(fd, c + FUZZ_PAYLOAD_AT, payload, CPR_PAYLOAD_AREA) < 0) {
+        pread(fd, out + FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET) < 0 ||
+        pread(fd, out + FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0)) < 0 ||
+        pread(fd, out + FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1)) < 0 ||
+        pread(fd, out + FUZZ_PAYLOAD_AT, payload, CPR_PAYLOAD_AREA) < 0) {
         DIE("%s: cannot read\n", image);
     }
     close(fd);
-    c[0] = flags;
-    *len = skip + FUZZ_PAYLOAD_AT + payload;
-    return out;
+    out[0] = flags;
+    slot = newest(out, &rec);
+    if (slot >= 0 && rec.payload_off == CPR_PAYLOAD_AREA &&
+        rec.payload_len <= payload) {
+        const uint8_t *p = out + FUZZ_PAYLOAD_AT;
+
+        if (descdir && rec.stream_len < rec.payload_len) {
+            write_out(descdir, name, p + rec.stream_len,
+                      rec.payload_len - rec.stream_len);
+        }
+        if (v1) {
+            rec.version = 1;
+            rec.payload_len = rec.stream_len;
+            rec.payload_xxh3 = XXH3_64bits(p, rec.stream_len);
+            cpr_record_encode(&rec, out + (slot ? FUZZ_REC1_AT :
+                                           FUZZ_REC0_AT));
+        }
+    }
+    write_out(outdir, name, out, FUZZ_PAYLOAD_AT + payload);
+    free(out);
 }
 
-/* Convert @image into OUTDIR/@name, keeping @payload bytes of the area. */
-static void emit(const char *outdir, const char *name, const char *image,
-                 size_t payload, uint8_t flags)
+/* Bytes of the payload at 2 MiB of the newest record of @image. */
+static size_t payload_of(const char *image)
 {
+    uint8_t out[FUZZ_PAYLOAD_AT];
+    int fd = open(image, O_RDONLY);
+    CprRecord rec;
+
+    if (fd < 0 ||
+        pread(fd, out + FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0)) < 0 ||
+        pread(fd, out + FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1)) < 0) {
+        DIE("%s: cannot read\n", image);
+    }
+    close(fd);
+    if (newest(out, &rec) < 0) {
+        DIE("%s: no record\n", image);
+    }
+    return (size_t)rec.payload_len;
+}
+
+/* A description of an empty VM, and one of many small blocks. */
+static void extra_descs(const char *descdir)
+{
+    CprVmdesc d = {
+        .version = CPR_VMDESC_VERSION, .seed = 1, .qemu_version = "10.0",
+        .kernel_release = "6.18", .machine = "", .cpu = "",
+        .image_media = CPR_MEDIA_VOLATILE, .image_media_detail = "tmpfs",
+    };
+    CprVmdescBlock k[8];
+    uint8_t *buf;
     size_t len;
-    uint8_t *out = compact(image, payload, flags, 0, &len);
 
-    write_file(outdir, name, out, len);
-    free(out);
-}
+    buf = cpr_vmdesc_encode(&d, &len);
+    write_out(descdir, "empty-vm", buf, len);
+    free(buf);
+    memset(k, 0, sizeof(k));
+    for (int i = 0; i < 8; i++) {
+        char *name = malloc(8);
 
-/* A writer seed (fuzz-writer.h): a save of @stream bytes in @mode, into
- * @image (NULL: none) whose file is @file_size bytes (0: as laid out). */
-static void emit_writer_recs(const char *outdir, const char *name,
-                             const char *image, size_t payload,
-                             uint8_t flags, uint8_t mode, uint64_t file_size,
-                             uint16_t stream, uint8_t chunk, uint8_t rec0,
-                             uint8_t rec1)
-{
-    size_t len = FW_IMAGE_AT;
-    uint8_t *out = image ? compact(image, payload, flags, FW_IMAGE_AT, &len) :
-                   calloc(1, FW_IMAGE_AT);
-
-    if (!out) {
-        DIE("out of memory\n");
+        snprintf(name, 8, "b%d", i);
+        k[i].name = name;
+        k[i].size = (uint64_t)i * PAGE + (i & 1);
+        k[i].media = 1 + i % 3;
+        k[i].media_detail = (char *)"x";
+        k[i].nr_samples = cpr_vmdesc_nr_samples(k[i].size);
+        for (uint32_t j = 0; j < k[i].nr_samples; j++) {
+            k[i].samples[j] = (CprVmdescSample){ j, j * 31 };
+        }
+        if (i & 2) {
+            k[i].has_file = true;
+            k[i].file.path = (char *)"/mnt/pmem/f";
+            k[i].file.has_birth = i & 4;
+        }
     }
-    out[FW_MODE_AT] = mode | (file_size ? FW_SIZE : 0);
-    for (int i = 0; i < 5; i++) {
-        out[FW_SIZE_AT + i] = (uint8_t)(file_size >> (8 * i));
+    d.argv = (char *)"qemu\0-m\0" "1G\0";
+    d.argv_len = 11;
+    d.blocks = k;
+    d.nr_blocks = 8;
+    buf = cpr_vmdesc_encode(&d, &len);
+    write_out(descdir, "eight-blocks", buf, len);
+    free(buf);
+    for (int i = 0; i < 8; i++) {
+        free(k[i].name);
     }
-    out[FW_LEN_AT] = (uint8_t)stream;
-    out[FW_LEN_AT + 1] = (uint8_t)(stream >> 8);
-    out[FW_SEED_AT] = (uint8_t)(stream * 7 + mode);
-    out[FW_CHUNK_AT] = chunk;
-    out[FW_REC_AT] = rec0;
-    out[FW_REC_AT + 1] = rec1;
-    write_file(outdir, name, out, len);
-    free(out);
-}
-
-static void emit_writer(const char *outdir, const char *name,
-                        const char *image, size_t payload, uint8_t flags,
-                        uint8_t mode, uint64_t file_size, uint16_t stream,
-                        uint8_t chunk)
-{
-    emit_writer_recs(outdir, name, image, payload, flags, mode, file_size,
-                     stream, chunk, 0, 0);
-}
-
-/* Saves into the images that main() made. */
-static void writer_seeds(const char *out)
-{
-    const uint8_t all = FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3;
-
-    emit_writer(out, "new-file", NULL, 0, 0, FW_FILE_MISSING, 0, 300, 3);
-    emit_writer(out, "empty-file", NULL, 0, 0, FW_FILE_EMPTY, 0, 0, 0);
-    emit_writer(out, "uncommitted", img("uncommitted"), 0, 0, 0, 0, 1000,
-                20);
-    emit_writer(out, "one-generation", img("one"), 300, 0, 0, 0, 5000, 40);
-    emit_writer(out, "one-generation-pwrite", img("one"), 300, all,
-                FW_PWRITE, 0, 3001, 7);
-    emit_writer(out, "one-generation-abort", img("one"), 300, 0, FW_ABORT,
-                0, 700, 1);
-    /* Cut inside the live payload: it protects nothing. */
-    emit_writer(out, "one-generation-truncated", img("one"), 300, 0, 0,
-                CPR_PAYLOAD_AREA + 100, 200, 2);
-    emit_writer(out, "one-generation-odd-size", img("one"), 300, 0, 0,
-                (8u << 20) + 123, 9000, 255);
-    emit_writer(out, "two-generations", img("two"), 200, 0, FW_PWRITE, 0,
-                4000, 11);
-    emit_writer(out, "three-generations", img("three"), 100, FUZZ_SET_XXH3,
-                0, 0, 12000, 100);
-    emit_writer(out, "invalidated", img("invalidated"), 300, FUZZ_RESIGN_REC,
-                0, 0, 64, 0);
-    /* Sparse: most of the file is a hole the image never wrote. */
-    emit_writer(out, "sparse-100m", img("uncommitted"), 0, 0, 0,
-                100u << 20, 100, 9);
-    emit_writer(out, "sparse-64g", img("one"), 300, 0, 0, 64ull << 30,
-                500, 9);
-    emit_writer(out, "sparse-64g-uncommitted", img("uncommitted"), 0, 0, 0,
-                64ull << 30, 500, 9);
-    /* Generation 1 (slot 1) claiming a payload far away, or of a length
-     * that wraps the placement arithmetic (fuzz-writer.c pick()). */
-    emit_writer_recs(out, "one-generation-far", img("one"), 300, 0, 0, 0,
-                     2000, 30, 0, 0x37);
-    emit_writer_recs(out, "one-generation-huge", img("one"), 300, 0, 0, 0,
-                     2000, 30, 0, 0xd2);
-    /* ... and [2 MiB, 64 GiB) of a sparse file: all holes (073a081's
-     * reader faulted them in until tmpfs was full: SIGBUS). */
-    emit_writer_recs(out, "sparse-64g-hole-payload", img("one"), 300, 0, 0,
-                     64ull << 30, 5000, 30, 0, 0x62);
 }
 
 int main(int argc, char **argv)
 {
-    const char *out = argc == 2 || argc == 3 ? argv[1] : NULL;
+    const char *out = argc == 3 ? argv[1] : NULL;
+    const char *desc = argc == 3 ? argv[2] : NULL;
     char *err = NULL;
     CprWriter *w;
 
     if (!out || !mkdtemp(tmpdir)) {
-        DIE("usage: fuzz-make-seeds OUTDIR [WRITER_OUTDIR]\n");
+        DIE("usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR\n");
     }
+    make_vm();
     /* Superblock only: a file nobody committed to. */
     w = cpr_writer_open(img("uncommitted"), NULL, &err);
     if (!w) {
         DIE("%s\n", err);
     }
     cpr_writer_close(w);
-    emit(out, "uncommitted", img("uncommitted"), 0, 0);
+    emit(out, NULL, "uncommitted", img("uncommitted"), 0, 0, 0);
     save(img("one"), 300, 0);
-    emit(out, "one-generation", img("one"), 300, 0);
-    emit(out, "one-generation-resign", img("one"), 300,
-         FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3);
+    emit(out, desc, "one-generation", img("one"), payload_of(img("one")), 0,
+         0);
+    emit(out, NULL, "one-generation-resign", img("one"),
+         payload_of(img("one")),
+         FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3, 0);
+    /* The previous release's record format: loads, nothing recorded. */
+    emit(out, NULL, "one-generation-v1", img("one"), payload_of(img("one")),
+         0, 1);
     save(img("empty"), 0, 0);
-    emit(out, "empty-stream", img("empty"), 0, 0);
+    emit(out, desc, "empty-stream", img("empty"), payload_of(img("empty")),
+         0, 0);
     /* Generation 2 sits at 4 MiB: outside the seed, so refused. */
     save(img("two"), 200, 0);
     save(img("two"), 400, 0);
-    emit(out, "two-generations", img("two"), 200, 0);
+    emit(out, NULL, "two-generations", img("two"), 3000, 0, 0);
     /* Generation 3 back at 2 MiB, below generation 2. */
     save(img("three"), 200, 0);
     save(img("three"), 400, 0);
     save(img("three"), 100, 0);
-    emit(out, "three-generations", img("three"), 100, FUZZ_SET_XXH3);
+    emit(out, desc, "three-generations", img("three"),
+         payload_of(img("three")), FUZZ_SET_XXH3, 0);
     save(img("invalidated"), 300, 0);
     save(img("invalidated"), 0, 1);
-    emit(out, "invalidated", img("invalidated"), 300, FUZZ_RESIGN_REC);
-    if (argc == 3) {
-        writer_seeds(argv[2]);
-    }
-    for (const char *n = "uncommitted one empty two three invalidated"; *n;) {
+    emit(out, NULL, "invalidated", img("invalidated"), 3000, FUZZ_RESIGN_REC,
+         0);
+    extra_descs(desc);
+    for (const char *n = "uncommitted one empty two three invalidated vm.ram";
+         *n;) {
         size_t len = strcspn(n, " ");
         char name[32];
 

@@ -107,8 +107,10 @@ uint64_t hu_fs_free(const char *dir)
 static void write_record(int fd, uint64_t gen, uint64_t off, uint64_t len,
                          uint64_t xxh3)
 {
+    /* Version 1 (the stream is the whole payload, no VM description):
+     * what the transport still loads from a previous release. */
     CprRecord rec = {
-        .version = CPR_FORMAT_VERSION,
+        .version = 1,
         .generation = gen,
         .payload_off = off,
         .payload_len = len,
@@ -132,7 +134,7 @@ void hu_write_header(int fd, uint64_t gen, uint64_t off, uint64_t len,
                      uint64_t xxh3)
 {
     static uint8_t zeros[CPR_HEADER_SIZE];
-    CprSuperblock sb = { .version = CPR_FORMAT_VERSION, .ctime_ns = 1 };
+    CprSuperblock sb = { .version = CPR_SB_VERSION, .ctime_ns = 1 };
     uint8_t buf[CPR_SB_SIZE];
 
     memcpy(sb.uuid, "forged-image-id!", 16);

@@ -60,7 +60,7 @@ static G_GNUC_NORETURN void creator(const char *dir)
     for (unsigned i = 0;; i++) {
         char *path = g_strdup_printf("%s/img-%d-%u", dir, (int)getpid(), i);
         char *err = NULL;
-        QemuTransportOut *t = ops->out_open(path, NULL, &err);
+        QemuTransportOut *t = ops->out_open(path, tu_vm(), &err);
 
         if (t) {
             ops->out_close(t);
@@ -141,7 +141,7 @@ static void check_long_name(size_t len)
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
     memcpy(name + len - 4, ".cpr", 4);
     path = g_build_filename(dir, name, NULL);
-    t = tu_ops()->out_open(path, NULL, &err);
+    t = tu_ops()->out_open(path, tu_vm(), &err);
     if (!t) {
         g_error("%s", err);
     }
@@ -268,13 +268,13 @@ static void test_symlink_race(void)
     while (rounds < 400 && (hu_now() - t0 < 2.0 || via_symlink == 0) &&
            hu_now() - t0 < 20.0) {
         char *err = NULL;
-        QemuTransportOut *t = ops->out_open(path, NULL, &err);
+        QemuTransportOut *t = ops->out_open(path, tu_vm(), &err);
         struct stat st;
 
         rounds++;
         if (t) {
             g_assert_cmpint(ops->out_writev(t, &iov, 1, &err), ==, 100);
-            g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, 0);
+            g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, 0);
             ops->out_close(t);
             if (hu_file_size(target) != 0) {
                 g_error("%s: the empty file behind a planted symlink was "

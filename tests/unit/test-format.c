@@ -11,7 +11,7 @@
 static CprRecord sample_record(uint64_t gen)
 {
     CprRecord r = {
-        .version = CPR_FORMAT_VERSION,
+        .version = CPR_REC_VERSION,
         .generation = gen,
         .flags = CPR_REC_FLAG_INVALIDATED,
         .payload_off = 0x1122334455667788ull,
@@ -21,6 +21,7 @@ static CprRecord sample_record(uint64_t gen)
         .qemu_version = "10.0.13",
         .kernel_release = "6.1.0-27-amd64",
         .cmdline_fp = 0xfedcba9876543210ull,
+        .stream_len = 0x0102030405060708ull - 1000,
     };
     return r;
 }
@@ -53,6 +54,7 @@ static void test_record_round_trip(void)
     g_assert_cmpstr(out.qemu_version, ==, in.qemu_version);
     g_assert_cmpstr(out.kernel_release, ==, in.kernel_release);
     g_assert_cmpuint(out.cmdline_fp, ==, in.cmdline_fp);
+    g_assert_cmpuint(out.stream_len, ==, in.stream_len);
     /* Little-endian at the documented offsets. */
     g_assert_cmpmem(buf, 8, CPR_REC_MAGIC, 8);
     g_assert_cmpuint(buf[16], ==, 7);
@@ -128,17 +130,17 @@ static void test_record_too_new(void)
     CprRecord in = sample_record(9), out;
     uint8_t buf[CPR_REC_SIZE];
 
-    in.version = CPR_FORMAT_VERSION + 1;
+    in.version = CPR_REC_VERSION + 1;
     cpr_record_encode(&in, buf);
     g_assert_cmpint(cpr_record_decode(buf, sizeof(buf), &out), ==,
                     CPR_DECODE_TOO_NEW);
-    g_assert_cmpuint(out.version, ==, CPR_FORMAT_VERSION + 1);
+    g_assert_cmpuint(out.version, ==, CPR_REC_VERSION + 1);
     g_assert_cmpuint(out.generation, ==, 9);
 }
 
 static void test_superblock(void)
 {
-    CprSuperblock in = { .version = CPR_FORMAT_VERSION,
+    CprSuperblock in = { .version = CPR_SB_VERSION,
                          .uuid = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
                                    13, 14, 15, 16 },
                          .ctime_ns = 123456789 }, out;
@@ -295,6 +297,11 @@ static void test_metadata(void)
     g_assert_cmpuint(strlen(md.kernel_release), >, 0);
     g_assert_cmpuint(md.cmdline_fp, !=, 0);
     g_assert_cmpuint(md.ctime_ns, >, 1600000000ull * 1000000000ull);
+    /* The argument list the fingerprint was taken of is kept too. */
+    g_assert_cmpuint(md.argv_len, >, 0);
+    g_assert_cmpuint(md.cmdline_fp, ==, cpr_cmdline_fingerprint(md.argv,
+                                                                 md.argv_len));
+    cpr_metadata_free(&md);
 }
 
 int main(int argc, char **argv)

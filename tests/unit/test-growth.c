@@ -85,13 +85,13 @@ static int ext4_rollback_child(void *opaque)
     free_before = hu_fs_free(dir);
     g_assert_cmpuint(free_before, <, 64 * MiB);
 
-    t = ops->out_open(path, NULL, &err);
+    t = ops->out_open(path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(ops->out_writev(t, &iov, 1, &err), ==, -1);
     hu_assert_error(path, err, "No space left on device");
     err = NULL;
-    g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, -1);
+    g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, -1);
     free(err);
     ops->out_abort(t);
     ops->out_close(t);

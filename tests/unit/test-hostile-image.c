@@ -53,7 +53,7 @@ static int crafted_child(void *opaque)
     /* An absurd growth kills the child (SIGXFSZ) before it allocates
      * anything, rather than filling the disk or failing "cleanly". */
     hu_limit_file_size(1 * GiB, TRUE);
-    t = ops->out_open(c->path, NULL, &err);
+    t = ops->out_open(c->path, tu_vm(), &err);
     if (!t) {
         hu_assert_error(c->path, err, "");
     } else {
@@ -61,12 +61,12 @@ static int crafted_child(void *opaque)
         if (n < 0) {
             hu_assert_error(c->path, err, "");
             err = NULL;
-            g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, -1);
+            g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, -1);
             hu_assert_error(c->path, err, "");
             ops->out_abort(t);
         } else {
             g_assert_cmpint(n, ==, STREAM_LEN);
-            if (ops->out_commit(t, NULL, &err) == 0) {
+            if (ops->out_commit(t, tu_vm(), &err) == 0) {
                 committed = TRUE;
             } else {
                 hu_assert_error(c->path, err, "");
@@ -221,7 +221,7 @@ static int sparse_on_tmpfs_child(void *opaque)
     make_sparse_claim(path, 1 * GiB);
     before = hu_fs_free(dir);
     t0 = hu_now();
-    g_assert_null(tu_ops()->in_open(path, NULL, &err));
+    g_assert_null(tu_ops()->in_open(path, tu_vm(), &err));
     dt = hu_now() - t0;
     hu_assert_error(path, err, "");
     after = hu_fs_free(dir);
@@ -362,7 +362,7 @@ static void test_sparse_claim_16g(void)
 static int in_open_main(const char *path)
 {
     char *err = NULL;
-    QemuTransportIn *t = tu_ops()->in_open(path, NULL, &err);
+    QemuTransportIn *t = tu_ops()->in_open(path, tu_vm(), &err);
     char *prefix = g_strdup_printf("%s: ", path);
     int ret;
 

@@ -7,11 +7,17 @@
 
 #include "qemu/transport-plugin.h"
 
+static void warn(const char *msg)
+{
+    g_test_message("warning: %s", msg);
+}
+
 static void test_module(void)
 {
     /* RTLD_NOW: any unresolved symbol fails here, not in QEMU. */
     void *h = dlopen(TRANSPORT_SO, RTLD_NOW | RTLD_LOCAL);
-    QemuTransportHostInfo host = { 1, 1, "10.0.13", NULL };
+    static const QemuTransportHostInfo host = { 1, 1, "10.0.13", warn };
+    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
     const QemuTransportOps *ops;
     QemuTransportInitFunc init;
     const uint32_t *version;
@@ -29,7 +35,7 @@ static void test_module(void)
     g_assert_cmpstr(ops->scheme, ==, "pmem");
     g_assert_nonnull(ops->out_pwritev);
     g_assert_nonnull(ops->in_preadv);
-    g_assert_null(ops->in_open("/nonexistent/vm.cpr", NULL, &err));
+    g_assert_null(ops->in_open("/nonexistent/vm.cpr", &vm, &err));
     g_assert_cmpstr(err, ==,
                     "/nonexistent/vm.cpr: cannot open: No such file or directory");
     free(err);

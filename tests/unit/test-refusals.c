@@ -49,8 +49,8 @@ static void rewrite_record(const char *path, const CprRecord *rec)
 
 static void test_plugin_version(void)
 {
-    QemuTransportHostInfo old = { 0, 0, "8.0", NULL };
-    QemuTransportHostInfo newer = { 2, 3, "12.0", NULL };
+    QemuTransportHostInfo old = { 0, 0, "8.0", NULL },
+                          newer = { 2, 3, "12.0", NULL };
     char *err = NULL;
 
     g_assert_null(qemu_transport_plugin_init(&old, &err));
@@ -125,14 +125,14 @@ static int no_space_child(const char *dir)
         /* Room for the file, not for the stream: out_writev fails. */
         g_assert_cmpint(umount(dir), ==, 0);
         g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=12m"), ==, 0);
-        o = ops->out_open(big, NULL, &err);
+        o = ops->out_open(big, tu_vm(), &err);
         g_assert_nonnull(o);
         g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, -1);
         g_assert_true(g_str_has_prefix(err, big));
         g_assert_nonnull(strstr(err, what));
         free(err);
         err = NULL;
-        g_assert_cmpint(ops->out_commit(o, NULL, &err), ==, -1);
+        g_assert_cmpint(ops->out_commit(o, tu_vm(), &err), ==, -1);
         free(err);
         ops->out_abort(o);
         ops->out_close(o);
@@ -265,23 +265,24 @@ static void test_newer_version(void)
 {
     char *path = tu_path("newer");
     CprRecord rec = make_image(path, 4096, 1);
-    CprSuperblock sb = { .version = CPR_FORMAT_VERSION + 1 };
+    CprSuperblock sb = { .version = CPR_SB_VERSION + 1 };
     uint8_t buf[CPR_SB_SIZE];
     int fd;
 
-    rec.version = CPR_FORMAT_VERSION + 1;
+    rec.version = CPR_REC_VERSION + 1;
     rewrite_record(path, &rec);
-    tu_assert_load_refused(path, "image format version 2 is newer than this "
-                           "transport (1)");
-    tu_assert_save_refused(path, "image format version 2 is newer than this "
-                           "transport (1); refusing to overwrite it");
-    rec.version = CPR_FORMAT_VERSION;
+    tu_assert_load_refused(path, "image format version 3 is newer than this "
+                           "transport (2)");
+    tu_assert_save_refused(path, "image format version 3 is newer than this "
+                           "transport (2); refusing to overwrite it");
+    rec.version = CPR_REC_VERSION;
     rewrite_record(path, &rec);
     cpr_sb_encode(&sb, buf);
     fd = open(path, O_WRONLY);
     g_assert_cmpint(pwrite(fd, buf, sizeof(buf), 0), ==, sizeof(buf));
     close(fd);
-    tu_assert_load_refused(path, "image format version 2 is newer");
+    tu_assert_load_refused(path, "image format version 2 (superblock) is "
+                           "newer than this transport (1)");
     tu_assert_save_refused(path, "refusing to overwrite it");
     g_free(path);
 }
@@ -348,11 +349,11 @@ static void test_concurrent_save(void)
     QemuTransportOut *first, *again;
     uint8_t *buf = tu_pattern(100, 1);
 
-    first = ops->out_open(path, NULL, &err);
+    first = ops->out_open(path, tu_vm(), &err);
     g_assert_nonnull(first);
     tu_assert_save_refused(path, "in use by another save or a restore");
     ops->out_close(first);
-    again = ops->out_open(path, NULL, &err);
+    again = ops->out_open(path, tu_vm(), &err);
     g_assert_nonnull(again);
     ops->out_close(again);
     tu_save(path, buf, 100);
@@ -372,11 +373,11 @@ static void test_save_during_restore(void)
     char *err = NULL;
 
     tu_save(path, buf, 100);
-    in = ops->in_open(path, NULL, &err);
+    in = ops->in_open(path, tu_vm(), &err);
     g_assert_nonnull(in);
     tu_assert_save_refused(path, "in use by another save or a restore");
     ops->in_close(in);
-    out = ops->out_open(path, NULL, &err);
+    out = ops->out_open(path, tu_vm(), &err);
     g_assert_nonnull(out);
     tu_assert_load_refused(path, "a save to this file is in progress");
     ops->out_close(out);

@@ -88,7 +88,7 @@ static void test_positional(void)
     char *err = NULL;
     struct iovec iov[2];
 
-    o = ops->out_open(path, NULL, &err);
+    o = ops->out_open(path, tu_vm(), &err);
     g_assert_nonnull(o);
     /* A header by append, then pages by offset, out of order, with a gap
      * [1 MiB + 100, 2 MiB) that must read back as zeros. */
@@ -102,7 +102,7 @@ static void test_positional(void)
     /* The append position did not move with pwritev. */
     iov[0] = (struct iovec){ buf + 100, MiB - 100 };
     g_assert_cmpint(ops->out_writev(o, iov, 1, &err), ==, MiB - 100);
-    g_assert_cmpint(ops->out_commit(o, NULL, &err), ==, 0);
+    g_assert_cmpint(ops->out_commit(o, tu_vm(), &err), ==, 0);
     g_assert_null(err);
     ops->out_close(o);
 
@@ -110,7 +110,7 @@ static void test_positional(void)
     memcpy(want + 2 * MiB, buf + 2 * MiB, MiB);
     tu_assert_loads(path, want, 3 * MiB);
 
-    in = ops->in_open(path, NULL, &err);
+    in = ops->in_open(path, tu_vm(), &err);
     g_assert_nonnull(in);
     iov[0] = (struct iovec){ got, 1000 };
     iov[1] = (struct iovec){ got + 1000, 5000 };
@@ -198,21 +198,24 @@ static void test_placement_and_abort(void)
     assert_aborts_keep(path, small2, MiB, big2, 12 * MiB);
     tu_save(path, big2, 12 * MiB);              /* below it, at 2 MiB */
     assert_aborts_keep(path, big2, 12 * MiB, big, 10 * MiB);
+    /* Above big2's payload (12 MiB and its VM description, at 2 MiB):
+     * align_up(14 MiB + 3 MiB + 1 MiB + a few bytes, 2 MiB). */
     w = tu_writer_open(path);
     g_assert_nonnull(w);
-    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 18 * MiB);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 20 * MiB);
     g_assert_cmpint(cpr_writer_append(w, big, 10 * MiB, &err), ==, 0);
     g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
     cpr_writer_close(w);
     tu_assert_loads(path, big, 10 * MiB);
-    /* Live at 18 MiB leaves 16 MiB below: 24 MiB must relocate. */
+    /* Live at 20 MiB leaves 18 MiB below: 24 MiB must relocate, to
+     * align_up(30 MiB + 2.5 MiB + 1 MiB + a few bytes, 2 MiB). */
     w = tu_writer_open(path);
     g_assert_nonnull(w);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
     g_assert_cmpint(cpr_writer_append(w, big2, 12 * MiB, &err), ==, 0);
     g_assert_cmpuint(cpr_writer_payload_offset(w), ==, CPR_PAYLOAD_AREA);
     g_assert_cmpint(cpr_writer_append(w, big2, 12 * MiB, &err), ==, 0);
-    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 32 * MiB);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), ==, 34 * MiB);
     g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
     g_assert_null(err);
     cpr_writer_close(w);

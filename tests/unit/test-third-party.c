@@ -54,7 +54,7 @@ static void restore_then_replace(const char *path, const uint8_t *a,
     QemuTransportIn *t;
     char *err = NULL;
 
-    t = ops->in_open(path, NULL, &err);
+    t = ops->in_open(path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(hu_read_all(t, got, len + 1, NULL, &err), ==, len);
@@ -197,7 +197,7 @@ static void test_restore_during_room_making(void)
         unlink(path);
         tu_save(path, a, 32 * MiB);
         tu_assert_loads(path, a, 32 * MiB); /* in_close starts the thread */
-        t = ops->in_open(path, NULL, &err);
+        t = ops->in_open(path, tu_vm(), &err);
         if (t) {
             ops->in_close(t);
         } else {
@@ -231,7 +231,7 @@ static int truncate_during_readv_child(void *opaque)
     size_t done = 0;
     struct iovec iov = { got, MiB + 100 };
 
-    t = ops->in_open(v->path, NULL, &err);
+    t = ops->in_open(v->path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(ops->in_readv(t, &iov, 1, &err), ==, MiB + 100);
@@ -279,7 +279,7 @@ static int changed_after_verify_child(void *opaque)
     size_t done = 0;
     int fd;
 
-    t = ops->in_open(v->path, NULL, &err);
+    t = ops->in_open(v->path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     fd = open(v->path, O_WRONLY);
@@ -343,7 +343,7 @@ static int truncate_during_save_child(void *opaque)
     ssize_t n;
 
     hu_limit_file_size(1 * GiB, FALSE);
-    t = ops->out_open(v->path, NULL, &err);
+    t = ops->out_open(v->path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(ops->out_writev(t, &first, 1, &err), ==, MiB);
@@ -359,7 +359,7 @@ static int truncate_during_save_child(void *opaque)
     } else {
         g_test_message("out_writev after the truncation returned %zd", n);
     }
-    if (ops->out_commit(t, NULL, &err) == 0) {
+    if (ops->out_commit(t, tu_vm(), &err) == 0) {
         g_error("%s: out_commit succeeded on a file truncated during the "
                 "save", v->path);
     }
@@ -442,16 +442,16 @@ static int punched_full_child(void *opaque)
     close(fd);
     g_assert_cmpuint(hu_fs_free(dir), <, 4096);
 
-    t = ops->out_open(path, NULL, &err);
+    t = ops->out_open(path, tu_vm(), &err);
     if (!t) {
         hu_assert_error(path, err, "No space left on device");
     } else {
         if (ops->out_writev(t, &iov, 1, &err) < 0) {
             hu_assert_error(path, err, "No space left on device");
             err = NULL;
-            g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, -1);
+            g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, -1);
             free(err);
-        } else if (ops->out_commit(t, NULL, &err) == 0) {
+        } else if (ops->out_commit(t, tu_vm(), &err) == 0) {
             g_error("%s: a save into a punched hole on a full tmpfs "
                     "committed", path);
         } else {
@@ -526,7 +526,7 @@ static int truncate_during_hash_child(void *opaque)
     g_assert_cmpint(pthread_create(&thread, NULL, truncator, &tr), ==, 0);
     t0 = hu_now();
     atomic_store(&tr.go, true);
-    t = ops->in_open(h->path, NULL, &err);
+    t = ops->in_open(h->path, tu_vm(), &err);
     if (!t) {
         g_test_message("truncated after %u us: in_open refused after %.3f s",
                        h->delay_us, hu_now() - t0);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "unit-util.h"
+#include "binding.h"
+#include "cmdline.h"
 #include "format.h"
 #include "writer.h"
 
@@ -22,7 +24,7 @@ void tu_quiesce(void)
     char *err = NULL;
 
     /* out_open stops the room-making first, whatever happens next. */
-    g_assert_null(tu_ops()->out_open(path, NULL, &err));
+    g_assert_null(tu_ops()->out_open(path, tu_vm(), &err));
     free(err);
     g_free(path);
 }
@@ -32,11 +34,86 @@ CprWriter *tu_writer_open(const char *path)
     char *err = NULL;
     CprWriter *w;
 
+    /* The VM tu_vm() describes, as out_open would record it. */
+    static const CprVm vm = { NULL, 0, TU_MACHINE, TU_CPU };
+    static const CprHost host = { TU_QEMU_VERSION, NULL, NULL };
+
     tu_quiesce();
-    w = cpr_writer_open(path, NULL, &err);
+    w = cpr_writer_open_vm(path, &host, &vm, &err);
     g_assert_null(err);
     g_assert_nonnull(w);
     return w;
+}
+
+const char *const tu_cmdline[] = {
+    "/usr/bin/qemu-system-x86_64", "-machine", "q35", "-m", "512M",
+    "-smp", "2", "-nodefaults", "-device", "virtio-net-pci,id=net0",
+    "-global", "migration.x-ignore-shared=on", NULL,
+};
+
+static GMutex warn_lock;
+static GPtrArray *warnings;
+
+static void record_warning(const char *msg)
+{
+    g_mutex_lock(&warn_lock);
+    if (!warnings) {
+        warnings = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_add(warnings, g_strdup(msg));
+    g_mutex_unlock(&warn_lock);
+    g_test_message("warning: %s", msg);
+}
+
+gboolean tu_warned(const char *what)
+{
+    gboolean found = FALSE;
+
+    g_mutex_lock(&warn_lock);
+    for (guint i = 0; warnings && i < warnings->len && !found; i++) {
+        found = strstr(g_ptr_array_index(warnings, i), what) != NULL;
+    }
+    g_mutex_unlock(&warn_lock);
+    return found;
+}
+
+guint tu_nr_warnings(void)
+{
+    guint n;
+
+    g_mutex_lock(&warn_lock);
+    n = warnings ? warnings->len : 0;
+    g_mutex_unlock(&warn_lock);
+    return n;
+}
+
+void tu_clear_warnings(void)
+{
+    g_mutex_lock(&warn_lock);
+    if (warnings) {
+        g_ptr_array_set_size(warnings, 0);
+    }
+    g_mutex_unlock(&warn_lock);
+}
+
+void tu_set_cmdline(const char *const *argv)
+{
+    GString *s = g_string_new(NULL);
+
+    for (argv = argv ? argv : tu_cmdline; *argv; argv++) {
+        g_string_append_len(s, *argv, (gssize)strlen(*argv) + 1);
+    }
+    cpr_cmdline_set_for_tests(s->str, s->len);
+    g_string_free(s, TRUE);
+}
+
+const QemuTransportVm *tu_vm(void)
+{
+    static const QemuTransportVm vm = {
+        .ram = NULL, .nr_ram = 0, .machine = TU_MACHINE, .cpu = TU_CPU,
+    };
+
+    return &vm;
 }
 
 const QemuTransportOps *tu_ops(void)
@@ -44,9 +121,13 @@ const QemuTransportOps *tu_ops(void)
     static const QemuTransportOps *ops;
 
     if (!ops) {
-        QemuTransportHostInfo host = { 1, 1, TU_QEMU_VERSION, NULL };
+        /* Valid for the life of the process, as QEMU's is. */
+        static const QemuTransportHostInfo host = {
+            1, 1, TU_QEMU_VERSION, record_warning,
+        };
         char *err = NULL;
 
+        tu_set_cmdline(NULL);
         ops = qemu_transport_plugin_init(&host, &err);
         g_assert_null(err);
         g_assert_nonnull(ops);
@@ -122,7 +203,7 @@ void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
     size_t done = 0;
     int k = 0;
 
-    t = ops->out_open(path, NULL, &err);
+    t = ops->out_open(path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
     g_assert_cmpint(cpr_writer_is_pmem((CprWriter *)t), ==, expect_pmem());
@@ -141,7 +222,7 @@ void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
         g_assert_null(err);
     }
     if (abort_at == (size_t)-1) {
-        g_assert_cmpint(ops->out_commit(t, NULL, &err), ==, 0);
+        g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, 0);
         g_assert_null(err);
     } else {
         ops->out_abort(t);
@@ -163,7 +244,7 @@ void tu_assert_loads(const char *path, const uint8_t *buf, size_t len)
     size_t done = 0;
     ssize_t n;
 
-    t = ops->in_open(path, NULL, &err);
+    t = ops->in_open(path, tu_vm(), &err);
     if (err) {
         g_error("%s", err);
     }
@@ -206,7 +287,7 @@ void tu_assert_save_refused(const char *path, const char *what)
 {
     char *err = NULL;
 
-    g_assert_null(tu_ops()->out_open(path, NULL, &err));
+    g_assert_null(tu_ops()->out_open(path, tu_vm(), &err));
     assert_message(path, err, what);
 }
 
@@ -214,7 +295,7 @@ void tu_assert_load_refused(const char *path, const char *what)
 {
     char *err = NULL;
 
-    g_assert_null(tu_ops()->in_open(path, NULL, &err));
+    g_assert_null(tu_ops()->in_open(path, tu_vm(), &err));
     assert_message(path, err, what);
 }
 

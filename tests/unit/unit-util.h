@@ -14,7 +14,31 @@
 
 #define TU_QEMU_VERSION "10.0.13-test"
 
+/*
+ * The transport, initialised as QEMU does, with host->warn recording
+ * the warnings (tu_warned) and the command line the transport reads as
+ * this process's fixed to TU_CMDLINE (so that saves and restores agree
+ * whatever the test binary's own argv is: some re-execute themselves).
+ */
 const QemuTransportOps *tu_ops(void);
+
+/* The default VM: no RAM blocks left in place, TU_MACHINE, TU_CPU. */
+#define TU_MACHINE "pc-q35-10.0"
+#define TU_CPU "qemu64"
+const QemuTransportVm *tu_vm(void);
+
+/* The command line of the tests' "QEMU", NULL-terminated. */
+extern const char *const tu_cmdline[];
+/* Make the transport see @argv (NULL-terminated) as this process's
+ * command line; NULL: tu_cmdline again. */
+void tu_set_cmdline(const char *const *argv);
+
+/* Whether a warning containing @what was printed since the last
+ * tu_clear_warnings(). */
+gboolean tu_warned(const char *what);
+/* How many warnings since the last clear. */
+guint tu_nr_warnings(void);
+void tu_clear_warnings(void);
 
 /* Per-process scratch directory (mode 0755), removed at exit. */
 const char *tu_dir(void);
@@ -34,7 +58,8 @@ void tu_save_aborted(const char *path, const uint8_t *buf, size_t len,
  * out_open would: a save outside the ABI would find the file locked. */
 void tu_quiesce(void);
 
-/* cpr_writer_open() after tu_quiesce(); asserts success. */
+/* cpr_writer_open_vm() of tu_vm() after tu_quiesce(); asserts success.
+ * Its cpr_writer_commit() records tu_vm() too (no RAM blocks). */
 struct CprWriter *tu_writer_open(const char *path);
 
 /* Assert the image loads and streams exactly @buf. */

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "binding.h"
+#include "binding-internal.h"
+#include "fingerprint.h"
+#include "cmdline.h"
+#include "errmsg.h"
+#include "metadata.h"
+#include "fault-guard.h"
+#include "hash.h"
+#include "media.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+/* At most this many lines of a refusal (the rest is counted). */
+#define MAX_LINES 32
+
+static void human_size(uint64_t v, char *buf, size_t size)
+{
+    static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB",
+                                         "PiB", "EiB" };
+    int u = 0;
+
+    while (v && v % 1024 == 0 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, "%" PRIu64 " %s", v, units[u]);
+}
+
+typedef struct Lines {
+    char **v;
+    size_t n;
+    bool oom;
+} Lines;
+
+static void add(Lines *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add(Lines *l, const char *fmt, ...)
+{
+    char *s = NULL, **nv;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) {
+        s = NULL;
+    }
+    va_end(ap);
+    nv = s ? realloc(l->v, (l->n + 1) * sizeof(*nv)) : NULL;
+    if (!nv) {
+        free(s);
+        l->oom = true;
+        return;
+    }
+    l->v = nv;
+    l->v[l->n++] = s;
+}
+
+static void lines_free(Lines *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i]);
+    }
+    free(l->v);
+}
+
+/* "@lines[0]\n@lines[1]..." (at most MAX_LINES, then a count). */
+static char *join(char **v, size_t n)
+{
+    size_t len = 64;
+    char *s, *p;
+
+    for (size_t i = 0; i < n && i < MAX_LINES; i++) {
+        len += strlen(v[i]) + 1;
+    }
+    s = malloc(len);
+    if (!s) {
+        return NULL;
+    }
+    p = s;
+    *p = 0;
+    for (size_t i = 0; i < n && i < MAX_LINES; i++) {
+        p += sprintf(p, "%s%s", i ? "\n" : "", v[i]);
+    }
+    if (n > MAX_LINES) {
+        sprintf(p, "\n... and %zu more", n - MAX_LINES);
+    }
+    return s;
+}
+
+/* Which refusals CPR_PMEM_ALLOW overrides. */
+enum { ALLOW_CMDLINE = 1, ALLOW_RAM = 2 };
+
+static unsigned parse_allow(const CprHost *host)
+{
+    const char *env = getenv(CPR_ALLOW_ENV);
+    unsigned allow = 0;
+    char *copy, *tok, *save = NULL;
+
+    if (!env || !*env || !(copy = strdup(env))) {
+        return 0;
+    }
+    for (tok = strtok_r(copy, ", \t", &save); tok;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        if (!strcmp(tok, "cmdline")) {
+            allow |= ALLOW_CMDLINE;
+        } else if (!strcmp(tok, "ram")) {
+            allow |= ALLOW_RAM;
+        } else {
+            cpr_warn(host, CPR_ALLOW_ENV ": ignoring unknown item '%s' "
+                     "(known: cmdline, ram)", tok);
+        }
+    }
+    free(copy);
+    return allow;
+}
+
+static const CprRamBlock *find_ram(const CprVm *vm, const char *name)
+{
+    for (uint32_t i = 0; vm && i < vm->nr_ram; i++) {
+        if (vm->ram[i].name && !strcmp(vm->ram[i].name, name)) {
+            return &vm->ram[i];
+        }
+    }
+    return NULL;
+}
+
+static const CprVmdescBlock *find_saved(const CprVmdesc *d, const char *name)
+{
+    for (uint32_t i = 0; i < d->nr_blocks; i++) {
+        if (!strcmp(d->blocks[i].name, name)) {
+            return &d->blocks[i];
+        }
+    }
+    return NULL;
+}
+
+/* The sampled pages of @b against the saved ones of @k. */
+static void check_samples(Lines *l, const char *where,
+                          const CprVmdescBlock *k, const CprRamBlock *b,
+                          uint64_t seed)
+{
+    uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
+    bool zero[CPR_VMDESC_MAX_SAMPLES];
+    uint32_t differ = 0, zeros = 0;
+
+    int ret = -2;
+
+    if (!k->nr_samples) {
+        return;
+    }
+    for (uint32_t i = 0; i < k->nr_samples; i++) {
+        index[i] = k->samples[i].index;
+    }
+    /*
+     * A file QEMU maps shared holds what the mapping shows: read it with
+     * pread (a restore after a reboot starts with a cold page cache, and
+     * a fault would read the device's whole readahead window per page).
+     */
+    if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
+                                      index, k->nr_samples, xxh3, zero);
+    }
+    if (ret == -2 && !b->host) {
+        add(l, "%s: RAM block %s is not mapped", where, k->name);
+        return;
+    }
+    if (ret == -2) {
+        ret = cpr_fingerprint_hash(b->host, b->size, seed, index,
+                                   k->nr_samples, xxh3, zero);
+    }
+    if (ret < 0) {
+        add(l, "%s: cannot read the guest RAM of block %s (its file was "
+            "truncated?)", where, k->name);
+        return;
+    }
+    for (uint32_t i = 0; i < k->nr_samples; i++) {
+        if (xxh3[i] != k->samples[i].xxh3) {
+            differ++;
+            zeros += zero[i];
+        }
+    }
+    if (differ && zeros == differ) {
+        add(l, "%s: %u of %u sampled pages differ from the saved VM and "
+            "are all zero: the RAM looks newly created (a tmpfs does not "
+            "survive a reboot)", where, differ, k->nr_samples);
+    } else if (differ) {
+        add(l, "%s: %u of %u sampled pages differ from the saved VM (stale "
+            "or foreign guest RAM)", where, differ, k->nr_samples);
+    }
+}
+
+static void check_block(Lines *l, const CprVmdescBlock *k,
+                        const CprRamBlock *b, uint64_t seed)
+{
+    char *now_path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
+    char anon[CPR_VMDESC_MAX_NAME + 64], a[40], c[40];
+    const char *where;
+    struct stat st;
+    int64_t birth_sec;
+    uint32_t birth_nsec;
+    bool other = false;
+
+    snprintf(anon, sizeof(anon), "RAM block %s (anonymous memory)", k->name);
+    where = now_path && *now_path ? now_path : anon;
+    if (b->size != k->size) {
+        human_size(b->size, a, sizeof(a));
+        human_size(k->size, c, sizeof(c));
+        add(l, "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
+            where, k->name, a, c);
+        goto out;
+    }
+    if ((b->fd >= 0) != k->has_file) {
+        add(l, "%s: RAM block %s is %s, the saved VM's was %s", where,
+            k->name, b->fd >= 0 ? "a file" : "anonymous memory",
+            k->has_file ? k->file.path : "anonymous memory");
+        goto out;
+    }
+    if (k->has_file) {
+        if (fstat(b->fd, &st) < 0) {
+            add(l, "%s: cannot stat: %s", where, strerror(errno));
+            goto out;
+        }
+        /*
+         * Device numbers can change across a reboot; inode numbers not.
+         * An inode number can be reused by a new file, whose birth time
+         * (where kept) tells it apart.
+         */
+        if ((uint64_t)st.st_ino != k->file.ino ||
+            ((uint64_t)st.st_dev != k->file.dev &&
+             strcmp(now_path ? now_path : "", k->file.path))) {
+            add(l, "%s: not the file the VM was saved with (that was %s, "
+                "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
+                " on device %u:%u)", where, k->file.path, k->file.ino,
+                major(k->file.dev), minor(k->file.dev), (uint64_t)st.st_ino,
+                major(st.st_dev), minor(st.st_dev));
+            other = true;
+        } else if (k->file.has_birth &&
+                   cpr_file_birth(b->fd, &birth_sec, &birth_nsec) &&
+                   (birth_sec != k->file.birth_sec ||
+                    birth_nsec != k->file.birth_nsec)) {
+            cpr_format_utc(birth_sec, birth_nsec, a, sizeof(a));
+            cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, c,
+                         sizeof(c));
+            add(l, "%s: not the file the VM was saved with (a file created "
+                "at %s, with the inode number of the one created at %s)",
+                where, a, c);
+            other = true;
+        }
+        if (b->fd_offset != k->fd_offset) {
+            add(l, "%s: RAM block %s starts at offset %" PRIu64 " of the "
+                "file, the saved VM's at %" PRIu64, where, k->name,
+                b->fd_offset, k->fd_offset);
+            goto out;
+        }
+        if (b->fd_offset > (uint64_t)st.st_size ||
+            b->size > (uint64_t)st.st_size - b->fd_offset) {
+            add(l, "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
+                "block %s (%" PRIu64 " bytes at offset %" PRIu64 "): "
+                "truncated?", where, (uint64_t)st.st_size, k->name, b->size,
+                b->fd_offset);
+            goto out;
+        }
+        /* QEMU's prealloc writes every page, which sets the mtime. */
+        if (!other && !(b->flags & CPR_RAM_PREALLOC) &&
+            ((int64_t)st.st_mtim.tv_sec != k->file.mtime_sec ||
+             (uint32_t)st.st_mtim.tv_nsec != k->file.mtime_nsec)) {
+            cpr_format_utc(st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec, a,
+                         sizeof(a));
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, c,
+                         sizeof(c));
+            add(l, "%s: modified since the save (at %s; saved at %s): a "
+                "stale copy, or written by another process", where, a, c);
+        }
+    }
+    check_samples(l, where, k, b, seed);
+out:
+    free(now_path);
+}
+
+static void check_ram(Lines *l, const CprVmdesc *d, const CprVm *vm)
+{
+    for (uint32_t i = 0; i < d->nr_blocks; i++) {
+        const CprVmdescBlock *k = &d->blocks[i];
+        const CprRamBlock *b = find_ram(vm, k->name);
+
+        if (b) {
+            check_block(l, k, b, d->seed);
+        } else if (cpr_block_where(k)) {
+            add(l, "%s: RAM block %s of the saved VM is missing on the "
+                "destination", cpr_block_where(k), k->name);
+        } else {
+            add(l, "RAM block %s of the saved VM is missing on the "
+                "destination", k->name);
+        }
+    }
+    for (uint32_t i = 0; vm && i < vm->nr_ram; i++) {
+        const CprRamBlock *b = &vm->ram[i];
+        char *path;
+
+        if (b->name && find_saved(d, b->name)) {
+            continue;
+        }
+        path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
+        add(l, "%s%sRAM block %s is not in the saved VM", path ? path : "",
+            path ? ": " : "", b->name ? b->name : "(unnamed)");
+        free(path);
+    }
+}
+
+static char *refusal(const char *image_path, Lines *ram, bool ram_refused,
+                     CprCmdlineDiff *diff, bool cmd_refused)
+{
+    char *r = NULL, *c = NULL, *msg = NULL;
+
+    if (ram_refused && !(r = join(ram->v, ram->n))) {
+        return NULL;
+    }
+    if (cmd_refused && !(c = join(diff->lines, diff->nr))) {
+        free(r);
+        return NULL;
+    }
+    if (asprintf(&msg, "%s%s%s%s%s%s%s%s",
+                 r ? r : "", r ? "; refusing to resume from " : "",
+                 r ? image_path : "",
+                 r ? " (" CPR_ALLOW_ENV "=ram overrides)" : "",
+                 r && c ? "\n" : "", c ? image_path : "",
+                 c ? ": the command line differs from the saved VM's; "
+                     "refusing to resume (" CPR_ALLOW_ENV "=cmdline "
+                     "overrides):\n" : "",
+                 c ? c : "") < 0) {
+        msg = NULL;
+    }
+    free(r);
+    free(c);
+    return msg;
+}
+
+int cpr_binding_verify(const char *image_path, const CprRecord *rec,
+                       const CprVmdesc *d, const CprHost *host,
+                       const CprVm *vm, char **errp)
+{
+    CprCmdlineDiff diff = { 0 };
+    Lines ram = { 0 };
+    char *args = NULL, *msg;
+    size_t args_len = 0;
+    struct utsname u;
+    unsigned allow;
+    bool ram_refused, cmd_refused;
+    int ret = -1;
+
+    if (!d) {
+        cpr_warn(host, "%s: image (generation %" PRIu64 ") was saved by an "
+                 "older pmem transport (record format %u) that did not "
+                 "record the VM: its guest RAM and command line are not "
+                 "verified", image_path, rec->generation, rec->version);
+        return 0;
+    }
+    allow = parse_allow(host);
+    check_ram(&ram, d, vm);
+    cpr_cmdline_own(&args, &args_len);
+    if (ram.oom ||
+        cpr_cmdline_diff(d->argv, d->argv_len, d->machine, d->cpu,
+                         args ? args : "", args_len,
+                         vm && vm->machine ? vm->machine : "",
+                         vm && vm->cpu ? vm->cpu : "", &diff) < 0) {
+        cpr_error(errp, image_path, "out of memory");
+        goto out;
+    }
+    ram_refused = ram.n && !(allow & ALLOW_RAM);
+    cmd_refused = diff.nr && !(allow & ALLOW_CMDLINE);
+    if (ram_refused || cmd_refused) {
+        msg = refusal(image_path, &ram, ram_refused, &diff, cmd_refused);
+        if (!msg) {
+            cpr_error(errp, image_path, "out of memory");
+        } else if (!*errp) {
+            *errp = msg;
+        } else {
+            free(msg);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < ram.n; i++) {
+        cpr_warn(host, CPR_ALLOW_ENV "=ram: resuming %s although %s",
+                 image_path, ram.v[i]);
+    }
+    for (size_t i = 0; i < diff.nr; i++) {
+        cpr_warn(host, CPR_ALLOW_ENV "=cmdline: resuming %s although the "
+                 "command line differs: %s", image_path, diff.lines[i]);
+    }
+    if (uname(&u) < 0) {
+        u.release[0] = 0;
+    }
+    if (strcmp(d->qemu_version, host && host->qemu_version ?
+               host->qemu_version : "") ||
+        strcmp(d->kernel_release, u.release)) {
+        cpr_warn(host, "restoring a VM saved by QEMU %s on Linux %s into "
+                 "QEMU %s on Linux %s", d->qemu_version, d->kernel_release,
+                 host && host->qemu_version ? host->qemu_version : "?",
+                 u.release);
+    }
+    ret = 0;
+out:
+    free(args);
+    lines_free(&ram);
+    cpr_cmdline_diff_free(&diff);
+    return ret;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared by binding.c (save) and binding-check.c (restore). */
+#ifndef CPR_BINDING_INTERNAL_H
+#define CPR_BINDING_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmdesc.h"
+
+/* readlink of /proc/self/fd/@fd, "" if that fails; malloc()ed. */
+char *cpr_fd_path(int fd);
+
+/* The file's birth time, if its filesystem keeps one. */
+bool cpr_file_birth(int fd, int64_t *sec, uint32_t *nsec);
+
+/* Where block @k lives, for messages: its file's path, or NULL. */
+const char *cpr_block_where(const CprVmdescBlock *k);
+
+#endif

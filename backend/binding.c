@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "binding.h"
+#include "binding-internal.h"
+#include "fingerprint.h"
+#include "cmdline.h"
+#include "errmsg.h"
+#include "fault-guard.h"
+#include "hash.h"
+#include "media.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+void cpr_warn(const CprHost *host, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+
+    if (!host || !host->warn) {
+        return;
+    }
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) {
+        msg = NULL;
+    }
+    va_end(ap);
+    host->warn(host->opaque, msg ? msg : "pmem transport: out of memory");
+    free(msg);
+}
+
+
+/* readlink of /proc/self/fd/@fd, "" if that fails; malloc()ed. */
+char *cpr_fd_path(int fd)
+{
+    char proc[64], buf[CPR_VMDESC_MAX_STR];
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, buf, sizeof(buf) - 1);
+    if (n < 0) {
+        n = 0;
+    }
+    buf[n] = 0;
+    return strdup(buf);
+}
+
+const char *cpr_block_where(const CprVmdescBlock *k)
+{
+    return k->has_file && k->file.path && *k->file.path ? k->file.path :
+           NULL;
+}
+
+/* The file's birth time, if its filesystem keeps one. */
+bool cpr_file_birth(int fd, int64_t *sec, uint32_t *nsec)
+{
+    struct statx stx;
+
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &stx) < 0 ||
+        !(stx.stx_mask & STATX_BTIME)) {
+        return false;
+    }
+    *sec = stx.stx_btime.tv_sec;
+    *nsec = stx.stx_btime.tv_nsec;
+    return true;
+}
+
+static char *xstrdup(const char *s, bool *oom)
+{
+    char *d = strdup(s ? s : "");
+
+    if (!d) {
+        *oom = true;
+    }
+    return d;
+}
+
+
+
+/* Identity and class of block @b into @k (name and the rest too). */
+static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
+                          const char *image_path, char **errp)
+{
+    char detail[CPR_VMDESC_MAX_DETAIL];
+    bool oom = false;
+    struct stat st;
+
+    memset(k, 0, sizeof(*k));
+    if (!b->name || !*b->name || strlen(b->name) > CPR_VMDESC_MAX_NAME) {
+        cpr_error(errp, image_path, "RAM block with %s name",
+                  b->name && *b->name ? "too long a" : "no");
+        return -1;
+    }
+    k->name = xstrdup(b->name, &oom);
+    k->size = b->size;
+    k->flags = b->flags & CPR_RAM_FLAGS_KNOWN;
+    k->fd_offset = b->fd_offset;
+    k->media = cpr_media_of_ram(b->fd, b->flags & CPR_RAM_PMEM, detail,
+                                sizeof(detail));
+    k->media_detail = xstrdup(detail, &oom);
+    if (b->fd >= 0) {
+        if (fstat(b->fd, &st) < 0) {
+            cpr_error_errno(errp, image_path, errno, "cannot stat the file "
+                            "of RAM block %s", b->name);
+            return -1;
+        }
+        k->has_file = true;
+        k->file.dev = (uint64_t)st.st_dev;
+        k->file.ino = (uint64_t)st.st_ino;
+        k->file.has_birth = cpr_file_birth(b->fd, &k->file.birth_sec,
+                                       &k->file.birth_nsec);
+        if (!(k->file.path = cpr_fd_path(b->fd))) {
+            oom = true;
+        }
+    }
+    if (oom) {
+        cpr_error(errp, image_path, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void free_block(CprVmdescBlock *k)
+{
+    free(k->name);
+    free(k->media_detail);
+    free(k->file.path);
+    memset(k, 0, sizeof(*k));
+}
+
+static void warn_volatile(const CprHost *host, const CprVmdesc *d,
+                          const char *image_path)
+{
+    if (d->image_media == CPR_MEDIA_VOLATILE) {
+        cpr_warn(host, "%s: the image is on volatile memory (%s): a host "
+                 "reboot loses it", image_path, d->image_media_detail);
+    }
+    for (uint32_t i = 0; i < d->nr_blocks; i++) {
+        const CprVmdescBlock *k = &d->blocks[i];
+
+        if (k->media != CPR_MEDIA_VOLATILE) {
+            continue;
+        }
+        if (cpr_block_where(k)) {
+            cpr_warn(host, "%s: the guest RAM of block %s is on volatile "
+                     "memory (%s): a host reboot loses it", cpr_block_where(k),
+                     k->name, k->media_detail);
+        } else {
+            cpr_warn(host, "RAM block %s is on volatile memory (%s): a host "
+                     "reboot loses it", k->name, k->media_detail);
+        }
+    }
+}
+
+typedef struct Touch {
+    const volatile uint8_t *host;
+    const uint64_t *index;
+    uint32_t n;
+} Touch;
+
+static void do_touch(void *opaque)
+{
+    Touch *t = opaque;
+
+    for (uint32_t i = 0; i < t->n; i++) {
+        (void)t->host[t->index[i] * CPR_VMDESC_PAGE];
+    }
+}
+
+/*
+ * The seed, so the pages the commit will sample, are known now: map them
+ * in while the VM runs, so that the commit, in the pause, finds them
+ * mapped even where the guest never touched them (a fault costs µs; on a
+ * fresh page table, tens of µs).  Best effort: a page that is gone is
+ * the commit's error to report.
+ */
+static void prefault(const CprVmdesc *d, const CprVm *vm)
+{
+    for (uint32_t i = 0; vm && i < vm->nr_ram && i < d->nr_blocks; i++) {
+        const CprRamBlock *b = &vm->ram[i];
+        uint64_t index[CPR_VMDESC_MAX_SAMPLES];
+        Touch t = { b->host, index, 0 };
+
+        if (!b->host || !b->size) {
+            continue;
+        }
+        t.n = cpr_fingerprint_pages(d->seed, d->blocks[i].name, b->size,
+                                    index);
+        /*
+         * A page of a file not in the page cache: read() reads ahead a
+         * few pages, a fault on a mapping the device's whole readahead
+         * window (8 MiB here: half a GiB for 64 pages of a sparse file).
+         */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+            uint64_t h[CPR_VMDESC_MAX_SAMPLES];
+
+            (void)cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, 0,
+                                          index, t.n, h, NULL);
+        }
+        (void)cpr_fault_guard(b->host, (size_t)b->size, do_touch, &t);
+    }
+}
+
+CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
+                            const CprVm *vm, int image_fd,
+                            const char *image_path, char **errp)
+{
+    CprVmdesc *d = calloc(1, sizeof(*d));
+    char detail[CPR_VMDESC_MAX_DETAIL];
+    bool oom = !d;
+
+    if (oom) {
+        cpr_error(errp, image_path, "out of memory");
+        return NULL;
+    }
+    d->version = CPR_VMDESC_VERSION;
+    if (getrandom(&d->seed, sizeof(d->seed), 0) != sizeof(d->seed)) {
+        cpr_error_errno(errp, image_path, errno, "cannot get random bytes");
+        goto fail;
+    }
+    d->qemu_version = xstrdup(md->qemu_version, &oom);
+    d->kernel_release = xstrdup(md->kernel_release, &oom);
+    d->machine = xstrdup(vm && vm->machine ? vm->machine : "", &oom);
+    d->cpu = xstrdup(vm && vm->cpu ? vm->cpu : "", &oom);
+    d->argv_len = md->argv ? md->argv_len : 0;
+    d->argv = malloc(d->argv_len + 1);
+    if (d->argv) {
+        memcpy(d->argv, md->argv ? md->argv : "", d->argv_len);
+    } else {
+        oom = true;
+    }
+    d->image_media = cpr_media_of_file(image_fd, detail, sizeof(detail));
+    d->image_media_detail = xstrdup(detail, &oom);
+    if (oom) {
+        cpr_error(errp, image_path, "out of memory");
+        goto fail;
+    }
+    if (strlen(d->machine) > 255 || strlen(d->cpu) > 255) {
+        cpr_error(errp, image_path, "machine type or CPU model name too "
+                  "long");
+        goto fail;
+    }
+    if (vm && vm->nr_ram) {
+        if (vm->nr_ram > CPR_VMDESC_MAX_BLOCKS) {
+            cpr_error(errp, image_path, "too many RAM blocks (%u)",
+                      vm->nr_ram);
+            goto fail;
+        }
+        d->blocks = calloc(vm->nr_ram, sizeof(*d->blocks));
+        if (!d->blocks) {
+            cpr_error(errp, image_path, "out of memory");
+            goto fail;
+        }
+        for (uint32_t i = 0; i < vm->nr_ram; i++) {
+            d->nr_blocks = i + 1;
+            if (describe_block(&d->blocks[i], &vm->ram[i], image_path,
+                               errp) < 0) {
+                goto fail;
+            }
+            for (uint32_t j = 0; j < i; j++) {
+                if (!strcmp(d->blocks[j].name, d->blocks[i].name)) {
+                    cpr_error(errp, image_path, "two RAM blocks named %s",
+                              d->blocks[i].name);
+                    goto fail;
+                }
+            }
+        }
+    }
+    prefault(d, vm);
+    warn_volatile(host, d, image_path);
+    return d;
+fail:
+    cpr_vmdesc_free(d);
+    return NULL;
+}
+
+/* Block @k, as described at open, is still block @b's file. */
+static bool same_as_open(const CprVmdescBlock *k, const CprRamBlock *b,
+                         const struct stat *st)
+{
+    return !strcmp(k->name, b->name) && (k->has_file == (b->fd >= 0)) &&
+           (!k->has_file || (k->file.dev == (uint64_t)st->st_dev &&
+                             k->file.ino == (uint64_t)st->st_ino)) &&
+           k->flags == (b->flags & CPR_RAM_FLAGS_KNOWN);
+}
+
+static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
+                        uint64_t seed, const char *image_path, char **errp)
+{
+    const char *where = cpr_block_where(k);
+    struct stat st;
+
+    if (k->has_file) {
+        if (fstat(b->fd, &st) < 0) {
+            cpr_error_errno(errp, where, errno, "cannot stat the file of RAM "
+                            "block %s", k->name);
+            return -1;
+        }
+        k->file.size = (uint64_t)st.st_size;
+        k->file.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+        k->file.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        k->file.nlink = (uint32_t)st.st_nlink;
+        if (b->fd_offset > (uint64_t)st.st_size ||
+            b->size > (uint64_t)st.st_size - b->fd_offset) {
+            cpr_error(errp, where, "file of RAM block %s is shorter (%" PRIu64
+                      " bytes) than the block (%" PRIu64 " bytes at offset %"
+                      PRIu64 "): truncated?", k->name, (uint64_t)st.st_size,
+                      b->size, b->fd_offset);
+            return -1;
+        }
+    }
+    if (b->size && !b->host) {
+        cpr_error(errp, image_path, "RAM block %s is not mapped", k->name);
+        return -1;
+    }
+    {
+        uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
+        uint32_t n = cpr_fingerprint_pages(seed, k->name, b->size, index);
+
+        if (cpr_fingerprint_hash(b->host, b->size, seed, index, n, xxh3,
+                                 NULL) < 0) {
+            cpr_error(where ? errp : errp, where ? where : image_path,
+                      "cannot read the guest RAM of block %s (its file was "
+                      "truncated?)", k->name);
+            return -1;
+        }
+        k->nr_samples = n;
+        for (uint32_t i = 0; i < n; i++) {
+            k->samples[i].index = index[i];
+            k->samples[i].xxh3 = xxh3[i];
+        }
+    }
+    return 0;
+}
+
+int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
+                       const char *image_path, char **errp)
+{
+    uint32_t nr = vm ? vm->nr_ram : 0;
+    CprVmdescBlock *blocks = NULL;
+    int ret = -1;
+
+    if (nr > CPR_VMDESC_MAX_BLOCKS) {
+        cpr_error(errp, image_path, "too many RAM blocks (%u)", nr);
+        return -1;
+    }
+    if (nr && !(blocks = calloc(nr, sizeof(*blocks)))) {
+        cpr_error(errp, image_path, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        const CprRamBlock *b = &vm->ram[i];
+        struct stat st = { 0 };
+        CprVmdescBlock *open_k = NULL;
+
+        if (b->fd >= 0 && fstat(b->fd, &st) < 0) {
+            cpr_error_errno(errp, image_path, errno, "cannot stat the file "
+                            "of RAM block %s", b->name ? b->name : "");
+            goto out;
+        }
+        /* Normally the very blocks out_open saw: reuse their identity. */
+        for (uint32_t j = 0; j < d->nr_blocks && b->name; j++) {
+            if (d->blocks[j].name && same_as_open(&d->blocks[j], b, &st)) {
+                open_k = &d->blocks[j];
+            }
+        }
+        if (open_k) {
+            blocks[i] = *open_k;
+            memset(open_k, 0, sizeof(*open_k));
+            blocks[i].size = b->size;
+            blocks[i].fd_offset = b->fd_offset;
+        } else if (describe_block(&blocks[i], b, image_path, errp) < 0) {
+            goto out;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (!strcmp(blocks[j].name, blocks[i].name)) {
+                cpr_error(errp, image_path, "two RAM blocks named %s",
+                          blocks[i].name);
+                goto out;
+            }
+        }
+        if (commit_block(&blocks[i], b, d->seed, image_path, errp) < 0) {
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    /* The open-time blocks are replaced by the commit's either way. */
+    for (uint32_t j = 0; j < d->nr_blocks; j++) {
+        free_block(&d->blocks[j]);
+    }
+    free(d->blocks);
+    d->blocks = blocks;
+    d->nr_blocks = nr;
+    if (ret < 0) {
+        for (uint32_t j = 0; j < nr; j++) {
+            free_block(&blocks[j]);
+        }
+        free(blocks);
+        d->blocks = NULL;
+        d->nr_blocks = 0;
+    }
+    return ret;
+}

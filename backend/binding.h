@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Binding an image to its VM (BINDING.md): what a save records about the
+ * RAM it leaves in place and the command line, and the checks a restore
+ * makes before QEMU loads a byte.  QEMU-free: plugin.c translates the
+ * ABI's QemuTransportVm into a CprVm.
+ */
+#ifndef CPR_BINDING_H
+#define CPR_BINDING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "metadata.h"
+#include "vmdesc.h"
+
+/* A RAM block the stream does not carry (QemuTransportRamBlock). */
+typedef struct CprRamBlock {
+    const char *name;
+    const void *host;
+    uint64_t size;
+    int fd;                     /* -1: anonymous memory */
+    uint64_t fd_offset;
+    uint32_t flags;             /* CPR_RAM_* */
+} CprRamBlock;
+
+/* The VM a stream belongs to (QemuTransportVm). */
+typedef struct CprVm {
+    const CprRamBlock *ram;
+    uint32_t nr_ram;
+    const char *machine;
+    const char *cpu;
+} CprVm;
+
+/* What the transport knows of QEMU. */
+typedef struct CprHost {
+    const char *qemu_version;
+    /* One line, no newline; may be NULL (warnings are dropped). */
+    void (*warn)(void *opaque, const char *msg);
+    void *opaque;
+} CprHost;
+
+void cpr_warn(const CprHost *host, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The environment variable that overrides refusals (BINDING.md). */
+#define CPR_ALLOW_ENV "CPR_PMEM_ALLOW"
+
+/*
+ * Save, at out_open (the VM still runs): a new description with a fresh
+ * seed, @md's versions and argument list, the image's media class (of
+ * @image_fd) and every block's identity and class; warns through @host
+ * when the image or a block is volatile.  NULL only when out of memory
+ * or without random bytes (*errp set).  @vm may be NULL: no blocks.
+ */
+CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
+                            const CprVm *vm, int image_fd,
+                            const char *image_path, char **errp);
+
+/*
+ * Save, at out_commit (the VM is stopped): each block's file as it is
+ * now (size, mtime) and its content fingerprint, read under the fault
+ * guard (a truncated RAM file is an error, not a SIGBUS).  The blocks
+ * are the ones @vm lists now.  @vm NULL: none.
+ */
+int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
+                       const char *image_path, char **errp);
+
+/*
+ * Restore, at in_open, after the image itself was verified: compare the
+ * description of @rec (@d; NULL for a version-1 record, which loads with
+ * a warning) with @vm and this process's command line.  Returns 0 to go
+ * on (with warnings for versions, overrides and old images), or -1 with
+ * *errp naming the files and the reasons.
+ */
+int cpr_binding_verify(const char *image_path, const CprRecord *rec,
+                       const CprVmdesc *d, const CprHost *host,
+                       const CprVm *vm, char **errp);
+
+#endif

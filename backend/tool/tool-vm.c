@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The saved VM as cpr-pmem shows it (info) and judges it (check
+ * --for=reboot): what the VM description of the loadable generation
+ * records, and what survives a host reboot.
+ */
+#include "tool.h"
+#include "media.h"
+#include "metadata.h"
+#include "reader.h"
+#include "vmdesc.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Text from an image, safe on a terminal and in JSON: valid UTF-8, no
+ * control characters.  g_free() it. */
+char *tool_clean(const char *s)
+{
+    char *v = g_utf8_make_valid(s ? s : "", -1);
+
+    for (char *p = v; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+    return v;
+}
+
+/* The argument list, shell-quoted where needed, one line. */
+static char *quoted_argv(const CprVmdesc *d)
+{
+    GString *s = g_string_new(NULL);
+
+    for (size_t i = 0; i < d->argv_len; i += strlen(d->argv + i) + 1) {
+        char *a = tool_clean(d->argv + i);
+        bool plain = *a != 0;
+
+        for (const char *p = a; *p && plain; p++) {
+            plain = g_ascii_isalnum(*p) || strchr("_./,=:@%+-", *p);
+        }
+        if (s->len) {
+            g_string_append_c(s, ' ');
+        }
+        if (plain) {
+            g_string_append(s, a);
+        } else {
+            char *q = g_shell_quote(a);
+
+            g_string_append(s, q);
+            g_free(q);
+        }
+        g_free(a);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static void flags_text(uint32_t f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s%s%s", f & CPR_RAM_SHARED ? "shared " : "",
+             f & CPR_RAM_PMEM ? "pmem " : "",
+             f & CPR_RAM_PREALLOC ? "prealloc " : "", f ? "" : "none ");
+    buf[strlen(buf) - 1] = 0;
+}
+
+void tool_print_media(const char *label, uint32_t media, const char *detail)
+{
+    char *d = tool_clean(detail);
+
+    printf("%s: %s (%s)\n", label, cpr_media_name(media), d);
+    g_free(d);
+}
+
+void tool_print_vm(const CprVmdesc *d)
+{
+    char *s, buf[128];
+
+    printf("  description version: %u\n", d->version);
+    printf("  seed: 0x%016" PRIx64 "\n", d->seed);
+#define STR(label, v) (s = tool_clean(v), printf("  " label ": %s\n", s), \
+                       g_free(s))
+    STR("qemu version", d->qemu_version);
+    STR("kernel release", d->kernel_release);
+    STR("machine", d->machine);
+    STR("cpu", d->cpu);
+    s = quoted_argv(d);
+    printf("  arguments (%u): %s\n", cpr_vmdesc_argc(d), s);
+    g_free(s);
+    tool_print_media("  image media", d->image_media, d->image_media_detail);
+    printf("  ram blocks: %u\n", d->nr_blocks);
+    for (uint32_t i = 0; i < d->nr_blocks; i++) {
+        const CprVmdescBlock *k = &d->blocks[i];
+
+        STR("ram block", k->name);
+        printf("    size: %" PRIu64 "\n", k->size);
+        flags_text(k->flags, buf, sizeof(buf));
+        printf("    flags: 0x%x (%s)\n", k->flags, buf);
+        printf("    fd offset: %" PRIu64 "\n", k->fd_offset);
+        tool_print_media("    media", k->media, k->media_detail);
+        if (k->has_file) {
+            STR("  file", k->file.path);
+            printf("    device: %u:%u\n", major(k->file.dev),
+                   minor(k->file.dev));
+            printf("    inode: %" PRIu64 "\n", k->file.ino);
+            printf("    file size: %" PRIu64 "\n", k->file.size);
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, buf,
+                       sizeof(buf));
+            printf("    modified: %s\n", buf);
+            if (k->file.has_birth) {
+                cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, buf,
+                           sizeof(buf));
+                printf("    created: %s\n", buf);
+            }
+            printf("    links: %u\n", k->file.nlink);
+        } else {
+            printf("    file: none (anonymous memory)\n");
+        }
+        printf("    sampled pages: %u\n", k->nr_samples);
+    }
+#undef STR
+}
+
+static void add_str(JsonBuilder *b, const char *name, const char *v)
+{
+    char *c = tool_clean(v);
+
+    json_builder_set_member_name(b, name);
+    json_builder_add_string_value(b, c);
+    g_free(c);
+}
+
+void tool_add_media(JsonBuilder *b, const char *name, uint32_t media,
+                    const char *detail)
+{
+    json_builder_set_member_name(b, name);
+    json_builder_begin_object(b);
+    add_str(b, "class", cpr_media_name(media));
+    add_str(b, "detail", detail);
+    json_builder_end_object(b);
+}
+
+void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
+{
+    char buf[128];
+
+    json_builder_begin_object(b);
+    tool_add_u64(b, "description-version", d->version);
+    snprintf(buf, sizeof(buf), "0x%016" PRIx64, d->seed);
+    add_str(b, "seed", buf);
+    add_str(b, "qemu-version", d->qemu_version);
+    add_str(b, "kernel-release", d->kernel_release);
+    add_str(b, "machine", d->machine);
+    add_str(b, "cpu", d->cpu);
+    json_builder_set_member_name(b, "arguments");
+    json_builder_begin_array(b);
+    for (size_t i = 0; i < d->argv_len; i += strlen(d->argv + i) + 1) {
+        char *a = tool_clean(d->argv + i);
+
+        json_builder_add_string_value(b, a);
+        g_free(a);
+    }
+    json_builder_end_array(b);
+    tool_add_media(b, "image-media", d->image_media, d->image_media_detail);
+    json_builder_set_member_name(b, "ram-blocks");
+    json_builder_begin_array(b);
+    for (uint32_t i = 0; i < d->nr_blocks; i++) {
+        const CprVmdescBlock *k = &d->blocks[i];
+
+        json_builder_begin_object(b);
+        add_str(b, "name", k->name);
+        tool_add_u64(b, "size", k->size);
+        tool_add_u64(b, "flags", k->flags);
+        json_builder_set_member_name(b, "shared");
+        json_builder_add_boolean_value(b, (k->flags & CPR_RAM_SHARED) != 0);
+        json_builder_set_member_name(b, "pmem");
+        json_builder_add_boolean_value(b, (k->flags & CPR_RAM_PMEM) != 0);
+        json_builder_set_member_name(b, "prealloc");
+        json_builder_add_boolean_value(b, (k->flags & CPR_RAM_PREALLOC) != 0);
+        tool_add_u64(b, "fd-offset", k->fd_offset);
+        tool_add_media(b, "media", k->media, k->media_detail);
+        json_builder_set_member_name(b, "file");
+        if (k->has_file) {
+            json_builder_begin_object(b);
+            add_str(b, "path", k->file.path);
+            tool_add_u64(b, "device-major", major(k->file.dev));
+            tool_add_u64(b, "device-minor", minor(k->file.dev));
+            tool_add_u64(b, "inode", k->file.ino);
+            tool_add_u64(b, "size", k->file.size);
+            cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, buf,
+                       sizeof(buf));
+            add_str(b, "modified", buf);
+            json_builder_set_member_name(b, "modified-sec");
+            json_builder_add_int_value(b, k->file.mtime_sec);
+            tool_add_u64(b, "modified-nsec", k->file.mtime_nsec);
+            if (k->file.has_birth) {
+                cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, buf,
+                           sizeof(buf));
+                add_str(b, "created", buf);
+                json_builder_set_member_name(b, "created-sec");
+                json_builder_add_int_value(b, k->file.birth_sec);
+                tool_add_u64(b, "created-nsec", k->file.birth_nsec);
+            }
+            tool_add_u64(b, "links", k->file.nlink);
+            json_builder_end_object(b);
+        } else {
+            json_builder_add_null_value(b);
+        }
+        tool_add_u64(b, "sampled-pages", k->nr_samples);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+}
+
+int tool_image_media(const char *path, char *detail, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int media;
+
+    if (fd < 0) {
+        snprintf(detail, size, "cannot open");
+        return CPR_MEDIA_VOLATILE;
+    }
+    media = cpr_media_of_file(fd, detail, size);
+    close(fd);
+    return media;
+}
+
+/*
+ * check --for=reboot: the image loads, and it and every RAM block it
+ * recorded are on media that outlive the kernel.  Reasons on stderr,
+ * notes on stdout.
+ */
+int tool_check_reboot(const char *path, CprReader *r)
+{
+    const CprVmdesc *d = cpr_reader_vmdesc(r);
+    char detail[CPR_VMDESC_MAX_DETAIL];
+    int media = tool_image_media(path, detail, sizeof(detail));
+    bool lost = false, sync = false;
+
+    /* A committed image is durable on a disk filesystem too: the
+     * transport synced it. */
+    if (media == CPR_MEDIA_VOLATILE) {
+        fprintf(stderr, "%s: would not survive a host reboot: the image is "
+                "on volatile memory (%s)\n", path, detail);
+        lost = true;
+    }
+    if (!d) {
+        printf("%s: note: the image (record format %u) did not record its "
+               "guest RAM: whether that survives is not known\n", path,
+               cpr_reader_record(r)->version);
+    }
+    for (uint32_t i = 0; d && i < d->nr_blocks; i++) {
+        const CprVmdescBlock *k = &d->blocks[i];
+        char *name = tool_clean(k->name), *file = tool_clean(
+            k->has_file ? k->file.path : "");
+        char *det = tool_clean(k->media_detail);
+
+        if (k->media == CPR_MEDIA_VOLATILE) {
+            fprintf(stderr, "%s: would not survive a host reboot: the guest "
+                    "RAM of block %s%s%s is on volatile memory (%s)\n", path,
+                    name, *file ? " in " : "", file, det);
+            lost = true;
+        } else if (k->media == CPR_MEDIA_PAGE_CACHE) {
+            sync = true;
+        }
+        g_free(name);
+        g_free(file);
+        g_free(det);
+    }
+    if (lost) {
+        return TOOL_REFUSED;
+    }
+    printf("%s: survives a host reboot (image: %s%s)\n", path,
+           cpr_media_name((uint32_t)media), d ? "" : "; RAM not recorded");
+    if (sync) {
+        printf("%s: note: guest RAM is in the page cache of a disk "
+               "filesystem: it survives once written back, so run sync (or "
+               "syncfs) after QEMU quits and before the reboot\n", path);
+    }
+    return TOOL_OK;
+}

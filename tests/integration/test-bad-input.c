@@ -104,7 +104,12 @@ static void assert_save_fails(Fixture *f, const char *path,
     assert_running(f);
 }
 
-/* A new QEMU restores pmem:@path and shows the CMOS byte of that save. */
+/*
+ * A new QEMU restores pmem:@path and shows the CMOS byte of that save.
+ * The source ran on after its failed saves, so its RAM is newer than the
+ * last good image, which the RAM binding refuses (rightly, and
+ * test-binding shows it): the image itself is what is checked here.
+ */
 static void assert_restores(Fixture *f, const char *path, guint8 cmos)
 {
     g_autofree char *uri = g_strconcat("pmem:", path, NULL);
@@ -113,7 +118,9 @@ static void assert_restores(Fixture *f, const char *path, guint8 cmos)
     CprSample t;
 
     f->opts.name = "dst";
+    g_setenv("CPR_PMEM_ALLOW", "ram", TRUE);
     dst = cpr_restore(&f->opts, CPR_SETUP_SHARED, uri, &t, &err);
+    g_unsetenv("CPR_PMEM_ALLOW");
     g_assert_no_error(err);
     g_assert_cmpuint(halt_vm_cmos_read(qemu_proc_qtest(dst), CMOS_BYTE), ==, cmos);
 }

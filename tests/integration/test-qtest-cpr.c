@@ -115,7 +115,10 @@ static GStrv qtest_args(const char *dir, const char *ram_name)
     return halt_vm_args(dir, ram_name, RAM_SIZE);
 }
 
-/* @fresh_ram: restore onto a new, empty RAM file (control case). */
+/*
+ * @fresh_ram: restore onto a new, empty RAM file (control case: the RAM
+ * is not in the stream).  pmem: refuses that unless told to.
+ */
 static void run_cycle(TestBase state_base, gboolean fresh_ram)
 {
     g_autofree char *shm = test_env_mkdtemp(TEST_BASE_SHM);
@@ -147,7 +150,18 @@ static void run_cycle(TestBase state_base, gboolean fresh_ram)
         args = qtest_args(shm, "ram-fresh");
         opts.args = (const char *const *)args;
         opts.name = "dst";
+        if (g_str_equal(test_env_scheme(), "pmem")) {
+            /* The image is bound to its RAM: refused, then overridden. */
+            dst = cpr_restore(&opts, CPR_SETUP_SHARED, uri, &t, &err);
+            g_assert_null(dst);
+            g_assert_nonnull(err);
+            g_test_message("refused as it must be: %s", err->message);
+            g_assert_nonnull(strstr(err->message, "ram-fresh"));
+            g_clear_error(&err);
+            g_setenv("CPR_PMEM_ALLOW", "ram", TRUE);
+        }
         dst = cpr_restore(&opts, CPR_SETUP_SHARED, uri, &t, &err);
+        g_unsetenv("CPR_PMEM_ALLOW");
     } else {
         dst = cpr_cycle(src, CPR_SETUP_SHARED, uri, "dst", &t, &err);
     }

@@ -124,7 +124,9 @@ static void test_hmp(void)
     g_free(hmp(qmp, "migrate_set_parameter mode cpr-reboot"));
     halt_vm_cmos_write(qemu_proc_qtest(src), CMOS_BYTE, 0x6d);
     out = hmp(qmp, save);
-    g_assert_cmpstr(out, ==, "");
+    /* On tmpfs the monitor hears that a host reboot would lose it all. */
+    g_assert_true(g_str_has_prefix(out, "warning: "));
+    g_assert_nonnull(strstr(out, "volatile memory"));
     wait_done(qmp);
     g_clear_pointer(&src, qemu_proc_free);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cpr-host-update without a reboot: three qtest VMs on /dev/shm saved
- * together.  --dry-run and a fake reboot command; failures before the
+ * cpr-host-update without a reboot: three qtest VMs on ext4 saved
+ * together (on tmpfs the tool refuses: nothing there survives a reboot).  --dry-run and a fake reboot command; failures before the
  * reboot (an image in a missing directory, an image path holding a
  * foreign file so that one save fails while the others complete, a
  * failing reboot command) must leave every VM running with its RAM and
@@ -51,7 +51,7 @@ static void check_vm(Qtest *qt, int i)
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
     (void)data;
-    f->dir = test_env_mkdtemp(TEST_BASE_SHM);
+    f->dir = test_env_mkdtemp(TEST_BASE_DISK);
     f->marker = g_build_filename(f->dir, "rebooted", NULL);
     f->manifest = g_build_filename(f->dir, "cpr-host-update.json", NULL);
     {

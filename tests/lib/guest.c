@@ -46,27 +46,51 @@ static gboolean guest_image(char **kernel, char **initrd, GError **errp)
 GStrv guest_args(const char *accel, const char *ram_path,
                  const char *serial_path, GError **errp)
 {
+    return guest_args_config(accel, ram_path, serial_path, NULL, errp);
+}
+
+GStrv guest_args_config(const char *accel, const char *ram_path,
+                        const char *serial_path, const GuestConfig *cfg,
+                        GError **errp)
+{
+    static const GuestConfig defaults = { 0 };
+    const char *size, *machine;
     GPtrArray *a;
     char *kernel, *initrd;
 
     if (!guest_image(&kernel, &initrd, errp)) {
         return NULL;
     }
+    cfg = cfg ? cfg : &defaults;
+    size = cfg->ram_size ? cfg->ram_size : "256M";
+    machine = cfg->machine ? cfg->machine : "q35";
     a = g_ptr_array_new();
 #define ADD(s) g_ptr_array_add(a, g_strdup(s))
 #define ADDF(...) g_ptr_array_add(a, g_strdup_printf(__VA_ARGS__))
-    ADD("-nodefaults"); ADD("-display"); ADD("none"); ADD("-no-reboot");
+    ADD("-nodefaults");
+    if (!cfg->no_display) {
+        ADD("-display"); ADD("none");
+    }
+    ADD("-no-reboot");
     ADD("-accel"); ADD(accel);
-    ADD("-m"); ADD("256M");
+    ADD("-m"); ADD(size);
+    if (cfg->smp) {
+        ADD("-smp"); ADD(cfg->smp);
+    }
     ADD("-object");
-    ADDF("memory-backend-file,id=ram0,size=256M,mem-path=%s,share=on", ram_path);
-    ADD("-machine"); ADD("q35,memory-backend=ram0");
+    ADDF("memory-backend-file,id=ram0,size=%s,mem-path=%s,share=on%s%s",
+         size, ram_path, cfg->ram_props ? "," : "",
+         cfg->ram_props ? cfg->ram_props : "");
+    ADD("-machine"); ADDF("%s,memory-backend=ram0", machine);
     ADD("-chardev"); ADDF("file,id=ser0,path=%s,append=on", serial_path);
     ADD("-serial"); ADD("chardev:ser0");
     ADD("-kernel"); ADD(kernel);
     ADD("-initrd"); ADD(initrd);
     /* loglevel=1: no kernel chatter splitting tick lines after a restore */
     ADD("-append"); ADD("console=ttyS0 quiet loglevel=1 panic=-1");
+    for (const char *const *e = cfg->extra; e && *e; e++) {
+        ADD(*e);
+    }
 #undef ADD
 #undef ADDF
     g_ptr_array_add(a, NULL);

@@ -24,6 +24,26 @@ const char *guest_accel(const char *qemu);
 GStrv guest_args(const char *accel, const char *ram_path,
                  const char *serial_path, GError **errp);
 
+/*
+ * What guest_args_config() may vary, for tests that change the VM's
+ * configuration between a save and a restore.  NULL fields keep
+ * guest_args()'s choice.
+ */
+typedef struct GuestConfig {
+    const char *ram_size;       /* -m and the backend's size=; "256M" */
+    const char *machine;        /* machine type; "q35" */
+    const char *smp;            /* -smp value; none by default */
+    const char *ram_props;      /* appended to the memory backend's
+                                 * properties, e.g. "prealloc=on" */
+    gboolean no_display;        /* leave out "-display none" */
+    const char *const *extra;   /* appended as they are (NULL-terminated) */
+} GuestConfig;
+
+/* guest_args() with @cfg's changes (@cfg NULL: the same as guest_args()). */
+GStrv guest_args_config(const char *accel, const char *ram_path,
+                        const char *serial_path, const GuestConfig *cfg,
+                        GError **errp);
+
 /* Tick numbers of the complete "tick N" lines in @serial_path, in order. */
 GArray *guest_ticks(const char *serial_path);
 

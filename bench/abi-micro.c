@@ -5,21 +5,32 @@
  *
  *   cpr-abi-micro validate PLUGIN IMAGE
  *       in_open (the whole-image check) and reading the stream back;
- *   cpr-abi-micro save PLUGIN IMAGE BYTES REPS
+ *   cpr-abi-micro save PLUGIN IMAGE BYTES REPS [RAMFILE RAMBYTES]
  *       out_open / out_writev / out_commit / out_close and in_open for a
  *       BYTES stream shaped like QEMU's: 4 KiB pages passed by reference
  *       between small headers, flushed every 64 iovecs (QEMUFile's
- *       MAX_IOV_SIZE).  Medians over REPS.
+ *       MAX_IOV_SIZE).  Medians over REPS.  With RAMFILE, every
+ *       repetition saves twice, in alternating order: once with no RAM
+ *       left in place (the keys above) and once with one RAM block of
+ *       RAMBYTES in RAMFILE, mapped MAP_SHARED as QEMU maps
+ *       memory-backend-file,share=on (written if at most 4 GiB, as a
+ *       running guest's; sparse above): the *_ram_us keys, and the
+ *       binding's own share of out_open, out_commit (the pause) and
+ *       in_open as binding_*_us, medians of the pairwise differences.
  *
  * PMEM_IS_PMEM_FORCE is read once per process, hence a separate program.
  */
 #include "qemu/transport-plugin.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAGE     4096
 #define HDR      8
@@ -53,9 +64,16 @@ static void die(const char *what, char *err)
     exit(1);
 }
 
+/* Every save of a run warns alike (a volatile image or RAM): once is
+ * enough. */
 static void warn(const char *msg)
 {
-    fprintf(stderr, "cpr-abi-micro: warning: %s\n", msg);
+    static int shown;
+
+    if (!shown++) {
+        fprintf(stderr, "cpr-abi-micro: warning: %s (further warnings not "
+                "shown)\n", msg);
+    }
 }
 
 /* This program is the VM: no RAM left in place (the stream carries it). */
@@ -85,13 +103,13 @@ static const QemuTransportOps *load(const char *plugin)
 
 /* in_open time; *bytes gets the stream length read back. */
 static double validate(const QemuTransportOps *ops, const char *image,
-                       long long *bytes)
+                       const QemuTransportVm *vm, long long *bytes)
 {
     static char buf[1 << 16];
     struct iovec iov = { buf, sizeof(buf) };
     char *err = NULL;
     double t0 = now_us(), t;
-    QemuTransportIn *in = ops->in_open(image, &bench_vm, &err);
+    QemuTransportIn *in = ops->in_open(image, vm, &err);
     ssize_t n;
 
     t = now_us() - t0;
@@ -110,15 +128,16 @@ static double validate(const QemuTransportOps *ops, const char *image,
     return t;
 }
 
-/* One save of @len bytes; fills the phase times. */
+/* One save of @len bytes of @vm; fills the phase times. */
 static void save_once(const QemuTransportOps *ops, const char *image,
-                      const uint8_t *pages, size_t len, double *t)
+                      const QemuTransportVm *vm, const uint8_t *pages,
+                      size_t len, double *t)
 {
     static uint8_t hdr[MAX_IOV][HDR];
     struct iovec iov[MAX_IOV];
     char *err = NULL;
     double t0 = now_us();
-    QemuTransportOut *out = ops->out_open(image, &bench_vm, &err);
+    QemuTransportOut *out = ops->out_open(image, vm, &err);
     size_t done = 0;
 
     if (!out) {
@@ -143,7 +162,7 @@ static void save_once(const QemuTransportOps *ops, const char *image,
     }
     t[1] = now_us() - t0;
     t0 = now_us();
-    if (ops->out_commit(out, &bench_vm, &err) < 0) {
+    if (ops->out_commit(out, vm, &err) < 0) {
         die(image, err);
     }
     t[2] = now_us() - t0;
@@ -152,38 +171,102 @@ static void save_once(const QemuTransportOps *ops, const char *image,
     t[3] = now_us() - t0;
 }
 
-static void save(const QemuTransportOps *ops, const char *image, size_t len,
-                 int reps)
+/* One RAM block of @size bytes in @path, as QEMU maps it; its VM in @vm. */
+static void map_ram(const char *path, uint64_t size, QemuTransportRamBlock *rb,
+                    QemuTransportVm *vm)
 {
-    static const char *const names[] = {
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    uint8_t *host;
+
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+        fprintf(stderr, "cpr-abi-micro: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (host == MAP_FAILED) {
+        fprintf(stderr, "cpr-abi-micro: %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    if (size <= (4ull << 30)) {
+        for (uint64_t off = 0; off < size; off += PAGE) {
+            host[off] = (uint8_t)(off >> 12);
+        }
+    }
+    *rb = (QemuTransportRamBlock){ "pc.ram", host, size, fd, 0,
+                                   QEMU_TRANSPORT_RAM_SHARED };
+    *vm = (QemuTransportVm){ rb, 1, "bench", "bench" };
+}
+
+enum { K_OPEN, K_WRITEV, K_COMMIT, K_CLOSE, K_IN_OPEN, N_K };
+
+static void save(const QemuTransportOps *ops, const char *image, size_t len,
+                 int reps, const char *ram_path, uint64_t ram_size)
+{
+    static const char *const names[N_K] = {
         "out_open_us", "out_writev_us", "out_commit_us", "out_close_us",
         "in_open_us",
     };
-    double *v[5];
+    static const char *const ram_names[N_K] = {
+        "out_open_ram_us", "out_writev_ram_us", "out_commit_ram_us",
+        "out_close_ram_us", "in_open_ram_us",
+    };
+    double *v[N_K], *w[N_K], *d = calloc(reps, sizeof(double));
     uint8_t *pages = malloc((1 << 20) + PAGE);
+    QemuTransportRamBlock rb;
+    QemuTransportVm ram_vm;
     long long bytes;
 
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_K; k++) {
         v[k] = calloc(reps, sizeof(double));
+        w[k] = calloc(reps, sizeof(double));
     }
     for (size_t i = 0; i < (1 << 20) + PAGE; i++) {
         pages[i] = (uint8_t)(i * 131 + 7);
     }
+    if (ram_path) {
+        map_ram(ram_path, ram_size, &rb, &ram_vm);
+    }
     for (int r = 0; r < reps; r++) {
-        double t[4];
+        for (int pass = 0; pass < (ram_path ? 2 : 1); pass++) {
+            /* alternate which goes first, so neither always pays more */
+            int with_ram = ram_path && (pass ^ (r & 1));
+            const QemuTransportVm *vm = with_ram ? &ram_vm : &bench_vm;
+            double **out = with_ram ? w : v;
+            double t[4];
 
-        save_once(ops, image, pages, len, t);
-        for (int k = 0; k < 4; k++) {
-            v[k][r] = t[k];
-        }
-        v[4][r] = validate(ops, image, &bytes);
-        if ((size_t)bytes != len) {
-            fprintf(stderr, "cpr-abi-micro: read back %lld of %zu bytes\n",
-                    bytes, len);
-            exit(1);
+            save_once(ops, image, vm, pages, len, t);
+            for (int k = 0; k < 4; k++) {
+                out[k][r] = t[k];
+            }
+            out[K_IN_OPEN][r] = validate(ops, image, vm, &bytes);
+            if ((size_t)bytes != len) {
+                fprintf(stderr, "cpr-abi-micro: read back %lld of %zu "
+                        "bytes\n", bytes, len);
+                exit(1);
+            }
         }
     }
-    for (int k = 0; k < 5; k++) {
+    if (ram_path) {
+        static const struct { const char *key; int k; } diffs[] = {
+            { "binding_open_us", K_OPEN }, { "binding_commit_us", K_COMMIT },
+            { "binding_in_open_us", K_IN_OPEN },
+        };
+
+        for (size_t i = 0; i < sizeof(diffs) / sizeof(*diffs); i++) {
+            for (int r = 0; r < reps; r++) {
+                d[r] = w[diffs[i].k][r] - v[diffs[i].k][r];
+            }
+            printf("%s %.1f\n", diffs[i].key, median(d, reps));
+        }
+        for (int k = 0; k < N_K; k++) {
+            printf("%s %.1f\n", ram_names[k], median(w[k], reps));
+        }
+        printf("ram_bytes %llu\n", (unsigned long long)ram_size);
+        munmap((void *)rb.host, ram_size);
+        close(rb.fd);
+        unlink(ram_path);
+    }
+    for (int k = 0; k < N_K; k++) {
         printf("%s %.1f\n", names[k], median(v[k], reps));
     }
     for (int r = 0; r < reps; r++) {
@@ -191,9 +274,11 @@ static void save(const QemuTransportOps *ops, const char *image, size_t len,
     }
     printf("transport_share_us %.1f\n", median(v[0], reps));
     printf("stream_bytes %zu\n", len);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_K; k++) {
         free(v[k]);
+        free(w[k]);
     }
+    free(d);
     free(pages);
 }
 
@@ -209,23 +294,27 @@ int main(int argc, char **argv)
          * binding's refusals through (with warnings on stderr).
          */
         setenv("CPR_PMEM_ALLOW", "cmdline,ram", 0);
-        t = validate(load(argv[2]), argv[3], &bytes);
+        t = validate(load(argv[2]), argv[3], &bench_vm, &bytes);
 
         printf("in_open_us %.1f\nstream_bytes %lld\n", t, bytes);
         return 0;
     }
-    if (argc == 6 && !strcmp(argv[1], "save")) {
+    if ((argc == 6 || argc == 8) && !strcmp(argv[1], "save")) {
         long long len = atoll(argv[4]);
         int reps = atoi(argv[5]);
+        long long ram = argc == 8 ? atoll(argv[7]) : 0;
 
-        if (len <= 0 || reps <= 0 || reps > 100000) {
-            fprintf(stderr, "cpr-abi-micro: bad BYTES or REPS\n");
+        if (len <= 0 || reps <= 0 || reps > 100000 ||
+            (argc == 8 && ram <= 0)) {
+            fprintf(stderr, "cpr-abi-micro: bad BYTES, REPS or RAMBYTES\n");
             return 2;
         }
-        save(load(argv[2]), argv[3], (size_t)len, reps);
+        save(load(argv[2]), argv[3], (size_t)len, reps,
+             argc == 8 ? argv[6] : NULL, (uint64_t)ram);
         return 0;
     }
     fprintf(stderr, "usage: %s validate PLUGIN IMAGE\n"
-                    "       %s save PLUGIN IMAGE BYTES REPS\n", argv[0], argv[0]);
+                    "       %s save PLUGIN IMAGE BYTES REPS [RAMFILE RAMBYTES]\n",
+            argv[0], argv[0]);
     return 2;
 }

@@ -41,16 +41,21 @@ mtest() {  # builddir, meson test args...
     fi
 }
 
+# Every suite but reboot, "exec" (stock QEMU through the exec: helper)
+# and "install" (meson install, a third-party transport) included.
 setup build -Dwerror=true -Dqemu="$qemu"
 mtest build --print-errorlogs --num-processes 1 --no-suite reboot
 # An L1 host VM with fs-dax goes down by kexec, reboot and crash
 # (tests/reboot/; a few minutes, its first run builds the L1 image).
 mtest build --print-errorlogs --suite reboot
 
-# The same integration suite against the 10.0 backport.
-setup build-10.0 -Dwerror=true -Dqemu="$qemu_10_0"
-mtest build-10.0 --print-errorlogs --num-processes 1 --suite integration
+# The same integration suite against the 10.0 backport; the install test
+# there with another prefix than the default build's /usr/local.
+setup build-10.0 -Dwerror=true -Dqemu="$qemu_10_0" --prefix=/opt/qemu-cpr-pmem
+mtest build-10.0 --print-errorlogs --num-processes 1 --suite integration \
+    --suite install
 
+# "tool" includes the exec: helper's tests (tests/exec).
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dqemu="$qemu"
 mtest build-asan --print-errorlogs \

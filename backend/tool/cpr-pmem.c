@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * cpr-pmem: create, inspect, verify and invalidate pmem CPR images, in the style
- * of qemu-img.  Images are read only through the transport's own reader,
+ * of qemu-img; and carry a stock QEMU's exec: migration into and out of
+ * them (tool-exec.c).  Images are read only through the transport's own reader,
  * so "check" passes exactly when the transport would load the image.
  */
 #include "tool.h"
@@ -46,16 +47,41 @@ static const char usage_text[] =
     "        sync first, which it notes)\n"
     "  invalidate IMAGE\n"
     "        durably mark the image unloadable (a later save still works)\n"
+    "  save [--id=ID] IMAGE\n"
+    "        exec: helper for a QEMU without the pmem: transport\n"
+    "        (migrate \"exec:cpr-pmem save IMAGE\"): read the migration\n"
+    "        stream from stdin into a new save of IMAGE, and commit it at\n"
+    "        the end of input only if the stream is complete by QEMU's\n"
+    "        framing (else the previous save stays the loadable one); no\n"
+    "        RAM binding is recorded.  QEMU reports \"completed\" before\n"
+    "        the commit: see wait.  ID (letters, digits, ._:@+-, at most\n"
+    "        63 bytes) names the attempt for wait\n"
+    "  load IMAGE\n"
+    "        exec: helper (migrate_incoming \"exec:cpr-pmem load IMAGE\"):\n"
+    "        verify the whole image, then write its stream to stdout; of\n"
+    "        a refused image nothing is written (to a pipe, four zero\n"
+    "        bytes instead, on which QEMU fails at once), and the reason\n"
+    "        goes to stderr, QEMU's log\n"
+    "  wait [--id=ID] [--timeout=SECONDS] IMAGE\n"
+    "        wait until the last exec: save into IMAGE (with --id, the one\n"
+    "        so named, once it has started within 60 s) has ended, and say\n"
+    "        whether it committed (generation) or failed (why); a helper\n"
+    "        that died counts as failed.  --timeout: give up after SECONDS\n"
+    "        (0: do not wait)\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
     "\n"
     "Exit status:\n"
     "  0  success (check: the image would be loaded, and with\n"
-    "     --for=reboot it would survive a host reboot)\n"
+    "     --for=reboot it would survive a host reboot; save and wait: the\n"
+    "     save committed)\n"
     "  1  the image is refused: not an image, corrupt, invalidated, ...,\n"
-    "     or with --for=reboot, something would not survive a reboot\n"
-    "  2  usage error, or IMAGE cannot be opened\n";
+    "     or with --for=reboot, something would not survive a reboot;\n"
+    "     save and wait: the save failed (not committed)\n"
+    "  2  usage error, or IMAGE cannot be opened\n"
+    "  3  wait: no save recorded, the one named by --id did not start,\n"
+    "     or SECONDS passed\n";
 
 static int usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -152,6 +178,18 @@ static int parse_size(const char *arg, uint64_t *size)
     return v ? SIZE_OK : SIZE_MALFORMED;
 }
 
+/* SECONDS: decimal digits, at most a million days. */
+static bool parse_seconds(const char *arg, int64_t *secs)
+{
+    size_t n = strspn(arg, "0123456789");
+
+    if (n == 0 || arg[n] || n > 11) {
+        return false;
+    }
+    *secs = (int64_t)strtoll(arg, NULL, 10);
+    return *secs <= 86400ll * 1000000;
+}
+
 static int cmd_create(const char *path, uint64_t size)
 {
     struct stat st;
@@ -213,11 +251,15 @@ int main(int argc, char **argv)
         { "output", required_argument, NULL, 'o' },
         { "size", required_argument, NULL, 's' },
         { "for", required_argument, NULL, 'f' },
+        { "id", required_argument, NULL, 'i' },
+        { "timeout", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
     const char *output = NULL;
     const char *for_what = NULL;
     const char *size = NULL;
+    const char *id = NULL;
+    const char *timeout = NULL;
     const char *cmd;
     int c;
 
@@ -237,6 +279,12 @@ int main(int argc, char **argv)
         case 'f':
             for_what = optarg;
             break;
+        case 'i':
+            id = optarg;
+            break;
+        case 't':
+            timeout = optarg;
+            break;
         default:
             return usage_error("%s", "invalid option");
         }
@@ -246,7 +294,8 @@ int main(int argc, char **argv)
     }
     cmd = argv[optind++];
     if (strcmp(cmd, "info") && strcmp(cmd, "check") &&
-        strcmp(cmd, "invalidate") && strcmp(cmd, "create")) {
+        strcmp(cmd, "invalidate") && strcmp(cmd, "create") &&
+        strcmp(cmd, "save") && strcmp(cmd, "load") && strcmp(cmd, "wait")) {
         return usage_error("unknown command '%s'", cmd);
     }
     if (optind != argc - 1) {
@@ -257,6 +306,16 @@ int main(int argc, char **argv)
     }
     if (for_what && strcmp(cmd, "check")) {
         return usage_error("%s: --for is only for check", cmd);
+    }
+    if (id && strcmp(cmd, "save") && strcmp(cmd, "wait")) {
+        return usage_error("%s: --id is only for save and wait", cmd);
+    }
+    if (id && !tool_id_valid(id)) {
+        return usage_error("--id must be 1 to 63 letters, digits or ._:@+-, "
+                           "not '%s'", id);
+    }
+    if (timeout && strcmp(cmd, "wait")) {
+        return usage_error("%s: --timeout is only for wait", cmd);
     }
     if (for_what && strcmp(for_what, "reboot")) {
         return usage_error("--for must be reboot, not '%s'", for_what);
@@ -290,6 +349,21 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "check")) {
         return cmd_check(argv[optind], for_what != NULL);
+    }
+    if (!strcmp(cmd, "save")) {
+        return tool_save(argv[optind], id);
+    }
+    if (!strcmp(cmd, "load")) {
+        return tool_load(argv[optind]);
+    }
+    if (!strcmp(cmd, "wait")) {
+        int64_t secs = -1;
+
+        if (timeout && !parse_seconds(timeout, &secs)) {
+            return usage_error("--timeout must be a number of seconds, not "
+                               "'%s'", timeout);
+        }
+        return tool_wait(argv[optind], id, secs);
     }
     return cmd_invalidate(argv[optind]);
 }

@@ -111,6 +111,7 @@ static void print_human(const char *path, const CprImageHeader *h,
         printf("saved vm: not recorded (record format %u)\n",
                cpr_reader_record(r)->version);
     }
+    tool_print_exec_status(path);
 }
 
 /*
@@ -248,6 +249,7 @@ static void print_json(const char *path, const CprImageHeader *h,
             json_builder_add_null_value(b);
         }
     }
+    tool_add_exec_status(b, path);
     json_builder_end_object(b);
 
     root = json_builder_get_root(b);
@@ -270,6 +272,10 @@ int tool_info(const char *path, bool json)
     if (cpr_reader_inspect(path, &h, &err) < 0) {
         fprintf(stderr, "%s\n", err);
         free(err);
+        /* e.g. locked by a save: which one, if it is the exec: helper */
+        if (!json) {
+            tool_print_exec_status(path);
+        }
         return TOOL_REFUSED;
     }
     /* The verdict comes from the full open, payload checksum included. */

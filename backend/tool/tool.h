@@ -16,6 +16,7 @@ enum {
     TOOL_OK = 0,
     TOOL_REFUSED = 1,   /* not an image, corrupt, would not load */
     TOOL_USAGE = 2,     /* bad command line, or the file cannot be opened */
+    TOOL_NO_OUTCOME = 3, /* wait: no save recorded, or --timeout passed */
 };
 
 int tool_info(const char *path, bool json);
@@ -31,5 +32,15 @@ void tool_add_vm(JsonBuilder *b, const struct CprVmdesc *d);
 /* The media class of the image file at @path now. */
 int tool_image_media(const char *path, char *detail, size_t size);
 int tool_check_reboot(const char *path, struct CprReader *r);
+
+/* tool-exec.c: the exec: helper (docs/exec-helper.md). */
+bool tool_id_valid(const char *id);
+int tool_save(const char *path, const char *id);
+int tool_load(const char *path);
+/* @timeout_s < 0: no limit. */
+int tool_wait(const char *path, const char *id, int64_t timeout_s);
+/* The last exec: save attempt, for info (nothing if none recorded). */
+void tool_print_exec_status(const char *path);
+void tool_add_exec_status(JsonBuilder *b, const char *path);
 
 #endif

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The exec: helper (docs/exec-helper.md) with a stock, unpatched QEMU
+ * ($CPR_QEMU, Debian's 10.0.2 in CI):
+ *
+ *  - a Linux guest saved with "exec:cpr-pmem save" and restored with
+ *    "exec:cpr-pmem load": its tick counter goes on;
+ *  - a corrupt image: the destination QEMU gets no byte of it and
+ *    reports the failure, the guest never runs;
+ *  - a save that does not finish, three ways (the helper SIGKILLed, the
+ *    migration cancelled, QEMU SIGKILLed): nothing is committed, `wait`
+ *    says so, and the previous generation is what a restore loads.
+ *
+ * The qtest cases fill guest RAM and a CMOS byte with the generation
+ * number and save without x-ignore-shared, so the stream carries RAM and
+ * a restore onto an empty RAM file shows which generation it loaded.
+ */
+#include "cpr-cycle.h"
+#include "guest.h"
+#include "halt-vm.h"
+#include "helper-status.h"
+#include "reader.h"
+#include "test-env.h"
+
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RAM_SIZE     "128M"
+#define RAM_BYTES    (128u << 20)
+#define RAM_FIRST    (1u << 20)     /* below: VGA window and BIOS */
+#define CMOS_BYTE    0x42
+#define SLOW_BPS     (8 << 20)      /* 128 MiB take 16 s at this rate */
+#define BOOT_TIMEOUT_MS 120000
+
+typedef struct Tool {
+    int status;
+    char *out, *err;
+} Tool;
+
+/* cpr-pmem with up to four arguments. */
+static Tool tool(const char *a, const char *b, const char *c, const char *d)
+{
+    const char *argv[] = { CPR_PMEM, a, b, c, d, NULL };
+    GError *err = NULL;
+    Tool t = { 0 };
+
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT,
+                               NULL, NULL, &t.out, &t.err, &t.status, &err));
+    g_assert_no_error(err);
+    t.status = WIFEXITED(t.status) ? WEXITSTATUS(t.status) : 128;
+    g_test_message("cpr-pmem %s %s %s -> %d\n%s%s", a, b ? b : "",
+                   c ? c : "", t.status, t.out, t.err);
+    return t;
+}
+
+static void expect(Tool t, int status, const char *text)
+{
+    g_assert_cmpint(t.status, ==, status);
+    if (text && !strstr(t.out, text) && !strstr(t.err, text)) {
+        g_error("cpr-pmem said neither on stdout nor stderr \"%s\"", text);
+    }
+    g_free(t.out);
+    g_free(t.err);
+}
+
+static char *save_uri(const char *image, const char *id)
+{
+    return g_strdup_printf("exec:%s save --id=%s %s", CPR_PMEM, id, image);
+}
+
+static char *load_uri(const char *image)
+{
+    return g_strdup_printf("exec:%s load %s", CPR_PMEM, image);
+}
+
+static char *id_arg(const char *id)
+{
+    return g_strdup_printf("--id=%s", id);
+}
+
+static void assert_log_has(QemuProc *p, const char *text)
+{
+    g_autofree char *log = qemu_proc_log(p);
+
+    if (!strstr(log, text)) {
+        g_error("QEMU's log lacks \"%s\":\n%s", text, log);
+    }
+}
+
+/* ---- a Linux guest --------------------------------------------------- */
+
+static void test_guest_cycle(void)
+{
+    g_autofree char *shm = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *disk = test_env_mkdtemp(TEST_BASE_DISK);
+    g_autofree char *ram = g_build_filename(shm, "ram", NULL);
+    g_autofree char *serial = g_build_filename(shm, "serial.log", NULL);
+    g_autofree char *image = g_build_filename(disk, "vm.cpr", NULL);
+    g_autofree char *uri = save_uri(image, "guest1");
+    g_autofree char *in_uri = load_uri(image);
+    g_autofree char *id = id_arg("guest1");
+    const char *qemu = test_env_qemu();
+    const char *accel = guest_accel(qemu);
+    g_auto(GStrv) args = NULL;
+    g_autoptr(QemuProc) src = NULL;
+    g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(GArray) before = NULL;
+    g_autoptr(GArray) all = NULL;
+    g_autofree char *status = NULL;
+    guint last_before, first_after;
+    CprSample t;
+    GError *err = NULL;
+
+    cpr_sample_clear(&t);
+    args = guest_args(accel, ram, serial, &err);
+    g_assert_no_error(err);
+    QemuProcOpts opts = {
+        .binary = qemu, .args = (const char *const *)args,
+        .dir = shm, .name = "src",
+    };
+    g_test_message("qemu %s, accel %s, uri %s", qemu, accel, uri);
+    src = qemu_proc_start(&opts, &err);
+    g_assert_no_error(err);
+    guest_wait_tick(serial, 5, BOOT_TIMEOUT_MS, NULL, &err);
+    g_assert_no_error(err);
+
+    cpr_save_start(src, CPR_SETUP_SHARED, uri, &err);
+    g_assert_no_error(err);
+    cpr_save_finish(src, &t, NULL, NULL, &err);
+    g_assert_no_error(err);
+    /* "completed" came before the helper's commit: wait for it */
+    expect(tool("wait", id, image, NULL), 0, "committed generation 1");
+    cpr_save_quit(src, &t, &err);
+    g_assert_no_error(err);
+    assert_log_has(src, "committed generation 1");
+    expect(tool("check", image, NULL, NULL), 0, "OK, generation 1");
+    before = guest_ticks(serial);
+    last_before = g_array_index(before, guint, before->len - 1);
+
+    opts.name = "dst";
+    dst = cpr_restore(&opts, CPR_SETUP_SHARED, in_uri, &t, &err);
+    g_assert_no_error(err);
+    guest_wait_tick(serial, last_before + 10, 30000, NULL, &err);
+    g_assert_no_error(err);
+    status = qmp_query_status(qemu_proc_qmp(dst), &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(status, ==, "running");
+    assert_log_has(dst, "generation 1 verified");
+    g_test_message("pause %.2f ms, restore %.2f ms", t.pause_us / 1e3,
+                   t.incoming_us / 1e3);
+
+    /* 1, 2, 3, ...: nothing lost, repeated, or restarted */
+    all = guest_ticks(serial);
+    g_assert_cmpuint(all->len, >, before->len);
+    first_after = g_array_index(all, guint, before->len);
+    g_test_message("last tick before save %u, first after restore %u",
+                   last_before, first_after);
+    g_assert_cmpuint(first_after, ==, last_before + 1);
+    for (guint i = 0; i < all->len; i++) {
+        g_assert_cmpuint(g_array_index(all, guint, i), ==, i + 1);
+    }
+    g_clear_pointer(&dst, qemu_proc_free);
+    g_clear_pointer(&src, qemu_proc_free);
+    test_env_rmtree(disk);
+    test_env_rmtree(shm);
+}
+
+/* ---- generations in RAM and CMOS -------------------------------------- */
+
+typedef struct Ctx {
+    char *dir, *image;
+    GStrv src_args, dst_args;
+} Ctx;
+
+static void ctx_init(Ctx *c)
+{
+    c->dir = test_env_mkdtemp(TEST_BASE_SHM);
+    c->image = g_build_filename(c->dir, "vm.cpr", NULL);
+    c->src_args = halt_vm_args(c->dir, "ram-src", RAM_SIZE);
+    c->dst_args = halt_vm_args(c->dir, "ram-dst", RAM_SIZE);
+}
+
+static void ctx_free(Ctx *c)
+{
+    test_env_rmtree(c->dir);
+    g_free(c->dir);
+    g_free(c->image);
+    g_strfreev(c->src_args);
+    g_strfreev(c->dst_args);
+}
+
+static const CprSetup full_ram = { .ignore_shared = FALSE };
+
+/* A source whose RAM and CMOS hold generation @g, set up for a save. */
+static QemuProc *source(Ctx *c, guint g)
+{
+    GError *err = NULL;
+    QemuProc *p = halt_vm_start(c->dir, c->src_args, "src", NULL, &err);
+    Qtest *qt;
+
+    g_assert_no_error(err);
+    qt = qemu_proc_qtest(p);
+    qtest_memset(qt, RAM_FIRST, RAM_BYTES - RAM_FIRST, g, &err);
+    g_assert_no_error(err);
+    halt_vm_cmos_write(qt, CMOS_BYTE, g);
+    cpr_setup(qemu_proc_qmp(p), &full_ram, &err);
+    g_assert_no_error(err);
+    return p;
+}
+
+static void save_generation(Ctx *c, guint g)
+{
+    g_autofree char *id = g_strdup_printf("gen%u", g);
+    g_autofree char *uri = save_uri(c->image, id);
+    g_autofree char *arg = id_arg(id);
+    g_autofree char *want = g_strdup_printf("committed generation %u", g);
+    g_autoptr(QemuProc) src = source(c, g);
+    GError *err = NULL;
+
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(src), 120000, NULL, &err);
+    g_assert_no_error(err);
+    expect(tool("wait", arg, c->image, NULL), 0, want);
+    qmp_quit(qemu_proc_qmp(src), &err);
+    g_assert_no_error(err);
+}
+
+/* Restore onto an empty RAM file through exec:cpr-pmem load. */
+static guint restore_generation(Ctx *c)
+{
+    g_autofree char *fresh = g_build_filename(c->dir, "ram-dst", NULL);
+    g_autofree char *uri = load_uri(c->image);
+    g_autoptr(QemuProc) dst = NULL;
+    GError *err = NULL;
+    Qtest *qt;
+    guint8 cmos, b;
+
+    g_unlink(fresh);
+    dst = halt_vm_start(c->dir, c->dst_args, "dst", "defer", &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(dst), &full_ram, &err);
+    g_assert_no_error(err);
+    qmp_migrate_incoming(qemu_proc_qmp(dst), uri, &err);
+    g_assert_no_error(err);
+    qmp_wait_status(qemu_proc_qmp(dst), "running", 60000, &err);
+    if (err) {
+        qemu_proc_add_log_to_error(dst, &err);
+    }
+    g_assert_no_error(err);
+    qt = qemu_proc_qtest(dst);
+    cmos = halt_vm_cmos_read(qt, CMOS_BYTE);
+    for (guint64 a = RAM_FIRST; a < RAM_BYTES; a += 7u << 20) {
+        qtest_readb(qt, a, &b, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(b, ==, cmos);
+    }
+    return cmos;
+}
+
+/* Until the status block shows a save running; its helper's pid. */
+static pid_t helper_running(const char *image)
+{
+    for (int i = 0; i < 3000; i++) {
+        CprHelperStatus st;
+        CprDecode dec = CPR_DECODE_EMPTY;
+        int fd = open(image, O_RDONLY);
+
+        if (fd >= 0) {
+            if (cpr_hs_read(fd, &st, &dec) == 0 && dec == CPR_DECODE_OK &&
+                st.state == CPR_HS_RUNNING && cpr_hs_write_locked(fd)) {
+                close(fd);
+                return (pid_t)st.pid;
+            }
+            close(fd);
+        }
+        g_usleep(10000);
+    }
+    g_error("no save helper started on %s", image);
+}
+
+typedef enum { KILL_HELPER, CANCEL, KILL_QEMU } Interrupt;
+
+static void interrupted_save(Interrupt how)
+{
+    static const char *const names[] = { "helper killed", "cancelled",
+                                         "QEMU killed" };
+    Ctx c = { 0 };
+    g_autoptr(QemuProc) src = NULL;
+    g_autoptr(JsonObject) bw = json_object_new();
+    g_autofree char *uri = NULL;
+    g_autofree char *arg = id_arg("gen2");
+    GError *err = NULL;
+    pid_t helper;
+
+    ctx_init(&c);
+    save_generation(&c, 1);
+    g_assert_cmpuint(restore_generation(&c), ==, 1);
+
+    /* generation 2, slowly enough to be interrupted */
+    src = source(&c, 2);
+    json_object_set_int_member(bw, "max-bandwidth", SLOW_BPS);
+    qmp_run(qemu_proc_qmp(src), "migrate-set-parameters", bw, &err);
+    g_assert_no_error(err);
+    uri = save_uri(c.image, "gen2");
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    helper = helper_running(c.image);
+    g_usleep(1000000);
+    g_test_message("%s, 1 s into the save (helper pid %d)", names[how],
+                   (int)helper);
+    switch (how) {
+    case KILL_HELPER:
+        g_assert_cmpint(kill(helper, SIGKILL), ==, 0);
+        qmp_wait_migration(qemu_proc_qmp(src), 60000, NULL, &err);
+        g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+        g_test_message("QEMU: %s", err->message);
+        g_assert_nonnull(strstr(err->message, "migration failed"));
+        g_clear_error(&err);
+        expect(tool("wait", arg, c.image, NULL), 1,
+                    "ended without finishing the save");
+        break;
+    case CANCEL:
+        qmp_run(qemu_proc_qmp(src), "migrate_cancel", NULL, &err);
+        g_assert_no_error(err);
+        qmp_wait_migration(qemu_proc_qmp(src), 60000, NULL, &err);
+        g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+        g_test_message("QEMU: %s", err->message);
+        g_assert_nonnull(strstr(err->message, "migration cancelled"));
+        g_clear_error(&err);
+        expect(tool("wait", arg, c.image, NULL), 1, "stream is incomplete");
+        assert_log_has(src, "not committed (generation 2)");
+        break;
+    case KILL_QEMU:
+        qemu_proc_kill(src);
+        expect(tool("wait", arg, c.image, NULL), 1, "stream is incomplete");
+        break;
+    }
+    expect(tool("wait", arg, c.image, NULL), 1, "generation 2 not committed");
+    expect(tool("check", c.image, NULL, NULL), 0, "OK, generation 1");
+    g_assert_cmpuint(restore_generation(&c), ==, 1);
+    /* and generation 2 saved again commits */
+    g_clear_pointer(&src, qemu_proc_free);
+    save_generation(&c, 2);
+    g_assert_cmpuint(restore_generation(&c), ==, 2);
+    ctx_free(&c);
+}
+
+static void test_helper_killed(void)
+{
+    interrupted_save(KILL_HELPER);
+}
+
+static void test_cancelled(void)
+{
+    interrupted_save(CANCEL);
+}
+
+static void test_qemu_killed(void)
+{
+    interrupted_save(KILL_QEMU);
+}
+
+/* ---- a corrupt image ------------------------------------------------ */
+
+static void test_corrupt_refused(void)
+{
+    Ctx c = { 0 };
+    g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(JsonObject) args = json_object_new();
+    g_autofree char *received = NULL;
+    g_autofree char *uri = NULL;
+    g_autofree char *got = NULL;
+    g_autofree char *status = NULL;
+    CprImageHeader h;
+    char *why = NULL;
+    gsize got_len;
+    GError *err = NULL;
+    guint8 byte;
+    int fd;
+
+    ctx_init(&c);
+    save_generation(&c, 1);
+    /* one flipped byte in the middle of the committed payload */
+    g_assert_cmpint(cpr_reader_inspect(c.image, &h, &why), ==, 0);
+    g_assert_cmpint(h.slots.newest, >=, 0);
+    {
+        const CprRecord *r = &h.slots.rec[h.slots.newest];
+        off_t at = (off_t)(r->payload_off + r->stream_len / 2);
+
+        fd = open(c.image, O_RDWR);
+        g_assert_cmpint(pread(fd, &byte, 1, at), ==, 1);
+        byte ^= 0x10;
+        g_assert_cmpint(pwrite(fd, &byte, 1, at), ==, 1);
+        close(fd);
+    }
+    expect(tool("check", c.image, NULL, NULL), 1, "checksum mismatch");
+
+    /* tee records what QEMU receives */
+    received = g_build_filename(c.dir, "received", NULL);
+    uri = g_strdup_printf("exec:%s load %s | tee %s", CPR_PMEM, c.image,
+                          received);
+    dst = halt_vm_start(c.dir, c.dst_args, "dst", "defer", &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(dst), &full_ram, &err);
+    g_assert_no_error(err);
+    json_object_set_string_member(args, "uri", uri);
+    json_object_set_boolean_member(args, "exit-on-error", FALSE);
+    qmp_run(qemu_proc_qmp(dst), "migrate-incoming", args, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(dst), 30000, NULL, &err);
+    g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+    g_test_message("destination: %s", err->message);
+    g_assert_nonnull(strstr(err->message, "migration failed"));
+    g_clear_error(&err);
+    /* the guest never ran */
+    status = qmp_query_status(qemu_proc_qmp(dst), &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(status, ==, "inmigrate");
+    assert_log_has(dst, "payload checksum mismatch");
+    assert_log_has(dst, "nothing of it was sent to QEMU");
+    assert_log_has(dst, "Not a migration stream");
+    /* QEMU received the four zero bytes and no byte of the image */
+    g_assert_true(g_file_get_contents(received, &got, &got_len, NULL));
+    g_assert_cmpmem(got, got_len, "\0\0\0\0", 4);
+    g_clear_pointer(&dst, qemu_proc_free);
+    ctx_free(&c);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/exec-helper/guest-cycle", test_guest_cycle);
+    g_test_add_func("/exec-helper/corrupt-refused", test_corrupt_refused);
+    g_test_add_func("/exec-helper/helper-killed", test_helper_killed);
+    g_test_add_func("/exec-helper/cancelled", test_cancelled);
+    g_test_add_func("/exec-helper/qemu-killed", test_qemu_killed);
+    return g_test_run();
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cpr-host-update without a reboot: three qtest VMs on /dev/shm saved
+ * cpr-host-update without a reboot: three qtest VMs on a disk filesystem
+ * (the build directory: images on tmpfs fail the reboot-survival check) saved
  * together.  --dry-run and a fake reboot command; failures before the
  * reboot (an image in a missing directory, an image path holding a
  * foreign file so that one save fails while the others complete, a
@@ -51,7 +52,7 @@ static void check_vm(Qtest *qt, int i)
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
     (void)data;
-    f->dir = test_env_mkdtemp(TEST_BASE_SHM);
+    f->dir = test_env_mkdtemp(TEST_BASE_DISK);
     f->marker = g_build_filename(f->dir, "rebooted", NULL);
     f->manifest = g_build_filename(f->dir, "cpr-host-update.json", NULL);
     {

@@ -133,6 +133,10 @@ int main(int argc, char **argv)
           "patched QEMU (default from meson -Dqemu)", "PATH" },
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
           "stock QEMU 10.0 (default from meson)", "PATH" },
+        { "baseline-transport", 0, 0, G_OPTION_ARG_FILENAME,
+          &o.baseline_transport_dir,
+          "directory of another transport-pmem.so: before/after rows in "
+          "restore-outside and pre-stop", "DIR" },
         { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
           "output directory (default " BENCH_DEFAULT_OUT ")", "DIR" },
         { 0 },
@@ -167,6 +171,8 @@ int main(int argc, char **argv)
     o.run_micro = strstr(only, "micro") != NULL;
     o.run_scale = strstr(only, "scale") != NULL;
     o.run_full_ram = strstr(only, "full-ram") != NULL;
+    o.run_restore_outside = strstr(only, "restore-outside") != NULL;
+    o.run_pre_stop = strstr(only, "pre-stop") != NULL;
     o.scale_n = parse_list(scale ? scale : smoke ? "1,2" : quick ? "1,2,4,8"
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
@@ -191,7 +197,9 @@ int main(int argc, char **argv)
     ok = (!o.run_latency || bench_latency(&r, &err)) &&
          (!o.run_micro || !*o.qemu || bench_micro_abi(&r, &err)) &&
          (!o.run_scale || bench_scale(&r, &err)) &&
-         (!o.run_full_ram || bench_full_ram(&r, &err));
+         (!o.run_full_ram || bench_full_ram(&r, &err)) &&
+         (!o.run_restore_outside || bench_restore_outside(&r, &err)) &&
+         (!o.run_pre_stop || bench_pre_stop(&r, &err));
     if (!ok) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         json_builder_set_member_name(r.json, "error");

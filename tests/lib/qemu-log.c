@@ -3,12 +3,36 @@
 
 #include <glib.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* "YYYY-MM-DDTHH:MM:SS.UUUUUUZ " at @line: µs since the epoch, or NAN. */
+static double iso_time(const char *line)
+{
+    int y, mo, d, h, mi, sec, us, n = 0;
+    GDateTime *dt;
+    double t;
+
+    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ %n", &y, &mo, &d, &h, &mi,
+               &sec, &us, &n) != 7 || n == 0) {
+        return NAN;
+    }
+    dt = g_date_time_new_utc(y, mo, d, h, mi, sec);
+    if (!dt) {
+        return NAN;
+    }
+    t = g_date_time_to_unix(dt) * 1e6 + us;
+    g_date_time_unref(dt);
+    return t;
+}
+
 double qemu_log_checkpoint(const char *log, const char *name)
 {
-    g_autofree char *needle = g_strdup_printf(":vmstate_downtime_checkpoint %s\n",
+    /* QEMU 10.0 prints "PID@SECONDS.MICROS:vmstate_downtime_checkpoint
+     * NAME", 10.2 "YYYY-MM-DDTHH:MM:SS.UUUUUUZ vmstate_downtime_checkpoint
+     * NAME" */
+    g_autofree char *needle = g_strdup_printf("vmstate_downtime_checkpoint %s\n",
                                               name);
     double found = NAN;
 
@@ -19,9 +43,12 @@ double qemu_log_checkpoint(const char *log, const char *name)
         while (line > log && line[-1] != '\n') {
             line--;
         }
-        at = memchr(line, '@', p - line);
-        if (at) {
+        if (p > line && p[-1] == ':' && (at = memchr(line, '@', p - line))) {
             found = strtod(at + 1, NULL) * 1e6;
+        } else if (p > line && p[-1] == ' ') {
+            double t = iso_time(line);
+
+            found = isnan(t) ? found : t;
         }
     }
     return found;

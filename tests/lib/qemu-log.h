@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The save phases from QEMU's vmstate_downtime_checkpoint trace lines.
- * With -msg timestamp=on the "log" trace backend (patched build and
- * Debian's) prints "PID@SECONDS.MICROS:vmstate_downtime_checkpoint NAME".
+ * With -msg timestamp=on the "log" trace backend prints
+ * "PID@SECONDS.MICROS:vmstate_downtime_checkpoint NAME" (QEMU 10.0, the
+ * patched backport and Debian's) or "YYYY-MM-DDTHH:MM:SS.UUUUUUZ
+ * vmstate_downtime_checkpoint NAME" (QEMU 10.2).
  */
 #ifndef HARNESS_QEMU_LOG_H
 #define HARNESS_QEMU_LOG_H

@@ -6,7 +6,9 @@
  * scripts/build-l1-image.sh, tests/reboot/l1-init.sh) that serves shell
  * commands on its second serial port.  Every line L1 sends is logged
  * with the time it arrived.  Failures are fatal (g_error), after the
- * tail of L1's console.
+ * tail of L1's console; unless l1_set_tolerant(): then losing L1 (its
+ * QEMU died) makes every call return at once (NULL, -1, FALSE) and
+ * l1_lost() true, until the next l1_start().
  */
 #ifndef REBOOT_L1_HOST_H
 #define REBOOT_L1_HOST_H
@@ -37,6 +39,10 @@ L1Host *l1_new(const char *dir, const char *l1_qemu, const char *kernel,
                void (*log)(const char *line));
 void l1_free(L1Host *h);
 
+/* Losing L1 is not fatal (see above). */
+void l1_set_tolerant(L1Host *h, gboolean tolerant);
+gboolean l1_lost(L1Host *h);
+
 /* Start L1's QEMU and connect to the agent port; the spawn time. */
 gint64 l1_start(L1Host *h);
 /* SIGKILL L1's QEMU (a host crash); its NVDIMM keeps what reached it. */
@@ -58,8 +64,8 @@ void l1_run_ok(L1Host *h, const char *cmd, GString *out);
  * (/mnt/pmem mounted with dax).  Times in seconds; *@first_boot says the
  * namespace and filesystem were made on this boot.
  */
-void l1_wait_boot(L1Host *h, gint64 start, double *to_userspace,
-                  double *to_mounted, gboolean *first_boot);
+gboolean l1_wait_boot(L1Host *h, gint64 start, double *to_userspace,
+                      double *to_mounted, gboolean *first_boot);
 
 /* Seconds from @from to @to (monotonic µs). */
 static inline double l1_secs(gint64 from, gint64 to)

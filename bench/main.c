@@ -124,7 +124,8 @@ int main(int argc, char **argv)
         { "guest", 'g', 0, G_OPTION_ARG_STRING, &guest,
           "qtest, linux or both (default both; --quick: qtest)", "KIND" },
         { "only", 0, 0, G_OPTION_ARG_STRING, &only,
-          "comma list of parts: latency,micro,scale,full-ram (default all)", "LIST" },
+          "comma list of parts: latency,micro,scale,full-ram,"
+          "restore-outside,pre-stop (default all)", "LIST" },
         { "scale", 0, 0, G_OPTION_ARG_STRING, &scale,
           "VM counts for the blackout test (default 1,2,4,8,16,32)", "LIST" },
         { "full-ram", 0, 0, G_OPTION_ARG_STRING, &full,
@@ -165,7 +166,9 @@ int main(int argc, char **argv)
     o.guest_qtest = !g_str_equal(guest, "linux");
     o.guest_linux = !g_str_equal(guest, "qtest");
     if (!only) {
-        only = g_strdup(smoke ? "latency,micro,scale" : "latency,micro,scale,full-ram");
+        only = g_strdup(smoke ? "latency,micro,scale"
+                        : "latency,micro,scale,full-ram,restore-outside,"
+                          "pre-stop");
     }
     o.run_latency = strstr(only, "latency") != NULL;
     o.run_micro = strstr(only, "micro") != NULL;

@@ -65,6 +65,7 @@ typedef struct {
     gboolean trace_was_on;
     double sent_at, stop_at, completed_at;   /* epoch µs */
     double commit_us;
+    double vm_stop_us, device_save_us;   /* trace, as commit_us */
     double sync_us;      /* --scheme=file: fdatasync of image + directory */
     /* restore */
     double spawn_at, qmp_at, incoming_at, resume_at, running_at;
@@ -370,17 +371,17 @@ static void trace_stop(Vm *vm)
 static void trace_finish(Vm *vm)
 {
     g_autofree char *log = NULL;
-    double stop, saved;
     gsize len;
 
-    vm->commit_us = NAN;
+    vm->commit_us = vm->vm_stop_us = vm->device_save_us = NAN;
     if (vm->log_off < 0) {
         return;
     }
     trace_stop(vm);
     if (g_file_get_contents(vm->err_path, &log, &len, NULL) &&
         (gsize)vm->log_off <= len) {
-        qemu_log_phases(log + vm->log_off, &stop, &saved, &vm->commit_us);
+        qemu_log_phases(log + vm->log_off, &vm->vm_stop_us,
+                        &vm->device_save_us, &vm->commit_us);
     }
 }
 
@@ -594,6 +595,8 @@ static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
         add_num(b, "pre-stop-us", vm->stop_at - vm->sent_at);
         add_num(b, "pause-us", vm->completed_at - vm->stop_at);
         add_num(b, "commit-us", vm->commit_us);
+        add_num(b, "vm-stop-us", vm->vm_stop_us);
+        add_num(b, "device-save-us", vm->device_save_us);
         add_num(b, "sync-us", vm->sync_us);
         add_num(b, "sent-at-us", vm->sent_at);
         add_num(b, "stop-at-us", vm->stop_at);
@@ -756,7 +759,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         }
         vm->uri = g_strconcat(opt_file ? "file:" : "pmem:", vm->image, NULL);
         vm->commit_us = vm->sent_at = vm->stop_at = vm->completed_at = NAN;
-        vm->sync_us = NAN;
+        vm->vm_stop_us = vm->device_save_us = vm->sync_us = NAN;
         vm->log_off = -1;
     }
     if (manifest) {
@@ -1214,7 +1217,8 @@ static void write_times(GPtrArray *vms, JsonArray *saved, double reboot_at,
                         const char *boot_before)
 {
     static const char *const save_keys[] = {
-        "pre-stop-us", "pause-us", "commit-us", "sync-us", "sent-at-us",
+        "pre-stop-us", "pause-us", "commit-us", "vm-stop-us",
+        "device-save-us", "sync-us", "sent-at-us",
         "stop-at-us", "completed-at-us", NULL,
     };
     g_autofree char *boot = boot_id();

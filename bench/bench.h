@@ -16,12 +16,15 @@ typedef struct {
     const char *out_dir;
     gboolean guest_qtest, guest_linux;
     gboolean run_latency, run_micro, run_scale, run_full_ram;
+    gboolean run_restore_outside, run_pre_stop;
     GArray *scale_n;           /* guint */
     GArray *full_ram_gib;      /* guint */
     const char *qemu;          /* patched; "" = pmem rows skipped */
     const char *stock_qemu;
     const char *plugin;        /* transport-pmem.so */
     const char *micro_exe;     /* cpr-abi-micro */
+    /* another transport-pmem.so's directory: before/after rows, or NULL */
+    const char *baseline_transport_dir;
     guint cores;
 } BenchOpts;
 
@@ -72,6 +75,8 @@ gboolean bench_latency(Report *r, GError **errp);
 gboolean bench_micro_abi(Report *r, GError **errp);
 gboolean bench_scale(Report *r, GError **errp);
 gboolean bench_full_ram(Report *r, GError **errp);
+gboolean bench_restore_outside(Report *r, GError **errp);
+gboolean bench_pre_stop(Report *r, GError **errp);
 
 /* Private per-run base directories, created by main. */
 extern char *bench_shm_base, *bench_disk_base;

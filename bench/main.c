@@ -124,7 +124,8 @@ int main(int argc, char **argv)
         { "guest", 'g', 0, G_OPTION_ARG_STRING, &guest,
           "qtest, linux or both (default both; --quick: qtest)", "KIND" },
         { "only", 0, 0, G_OPTION_ARG_STRING, &only,
-          "comma list of parts: latency,micro,scale,full-ram (default all)", "LIST" },
+          "comma list of parts: latency,micro,scale,full-ram,"
+          "restore-outside,pre-stop (default all)", "LIST" },
         { "scale", 0, 0, G_OPTION_ARG_STRING, &scale,
           "VM counts for the blackout test (default 1,2,4,8,16,32)", "LIST" },
         { "full-ram", 0, 0, G_OPTION_ARG_STRING, &full,
@@ -133,6 +134,10 @@ int main(int argc, char **argv)
           "patched QEMU (default from meson -Dqemu)", "PATH" },
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
           "stock QEMU 10.0 (default from meson)", "PATH" },
+        { "baseline-transport", 0, 0, G_OPTION_ARG_FILENAME,
+          &o.baseline_transport_dir,
+          "directory of another transport-pmem.so: before/after rows in "
+          "restore-outside and pre-stop", "DIR" },
         { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
           "output directory (default " BENCH_DEFAULT_OUT ")", "DIR" },
         { 0 },
@@ -161,12 +166,16 @@ int main(int argc, char **argv)
     o.guest_qtest = !g_str_equal(guest, "linux");
     o.guest_linux = !g_str_equal(guest, "qtest");
     if (!only) {
-        only = g_strdup(smoke ? "latency,micro,scale" : "latency,micro,scale,full-ram");
+        only = g_strdup(smoke ? "latency,micro,scale"
+                        : "latency,micro,scale,full-ram,restore-outside,"
+                          "pre-stop");
     }
     o.run_latency = strstr(only, "latency") != NULL;
     o.run_micro = strstr(only, "micro") != NULL;
     o.run_scale = strstr(only, "scale") != NULL;
     o.run_full_ram = strstr(only, "full-ram") != NULL;
+    o.run_restore_outside = strstr(only, "restore-outside") != NULL;
+    o.run_pre_stop = strstr(only, "pre-stop") != NULL;
     o.scale_n = parse_list(scale ? scale : smoke ? "1,2" : quick ? "1,2,4,8"
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
@@ -191,7 +200,9 @@ int main(int argc, char **argv)
     ok = (!o.run_latency || bench_latency(&r, &err)) &&
          (!o.run_micro || !*o.qemu || bench_micro_abi(&r, &err)) &&
          (!o.run_scale || bench_scale(&r, &err)) &&
-         (!o.run_full_ram || bench_full_ram(&r, &err));
+         (!o.run_full_ram || bench_full_ram(&r, &err)) &&
+         (!o.run_restore_outside || bench_restore_outside(&r, &err)) &&
+         (!o.run_pre_stop || bench_pre_stop(&r, &err));
     if (!ok) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         json_builder_set_member_name(r.json, "error");

@@ -11,7 +11,10 @@
 # the kernel and initramfs again under /boot for kexec, and
 # tests/reboot/l1-init.sh as /sbin/l1-init.
 #
-#   scripts/build-l1-image.sh QEMU BUILDDIR
+#   scripts/build-l1-image.sh QEMU BUILDDIR [STOCK_QEMU]
+#
+# STOCK_QEMU (the blackout bench's baseline, bench/blackout.c) is shipped
+# too, at its path, with its libraries and its x86 option ROMs.
 #
 # Cached under $CPR_PMEM_CACHE/l1/<hash of every input file>/; a cached run
 # costs the ldd calls and one sha256sum over the inputs (~1 s).  Prints
@@ -19,9 +22,14 @@
 set -eu
 export PATH="$PATH:/usr/sbin:/sbin"   # depmod, modprobe, mke2fs
 
-[ $# -eq 2 ] || { echo "usage: $0 QEMU BUILDDIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { echo "usage: $0 QEMU BUILDDIR [STOCK_QEMU]" >&2; exit 2; }
 qemu=$(readlink -f "$1")
 build=$(cd "$2" && pwd)
+stock=
+if [ $# -eq 3 ] && [ -n "$3" ]; then
+    [ -x "$3" ] || { echo "build-l1-image.sh: $3 missing" >&2; exit 1; }
+    stock=$3
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CPR_PMEM_CACHE:-/var/cache/cpr-pmem}
 init_script=$root/tests/reboot/l1-init.sh
@@ -38,7 +46,7 @@ tools="/bin/busybox /usr/sbin/kexec /usr/bin/ndctl /usr/sbin/mke2fs"
 # Modules, each with its dependencies: virtio disk, ACPI NFIT, fs-dax pmem.
 modules="virtio_pci virtio_blk nfit nd_pmem nd_btt"
 
-files=$qemu
+files="$qemu $stock"
 for f in $built; do
     [ -f "$build/$f" ] || { echo "build-l1-image.sh: $build/$f missing" >&2; exit 1; }
     files="$files $build/$f"
@@ -47,6 +55,11 @@ for f in $tools; do
     [ -x "$f" ] || { echo "build-l1-image.sh: $f missing (scripts/install-deps.sh)" >&2; exit 1; }
     files="$files $f"
 done
+# The stock QEMU's data: it looks for kvmvapic.bin (optional) there.
+data=
+if [ -n "$stock" ] && [ -f /usr/share/qemu/kvmvapic.bin ]; then
+    data=/usr/share/qemu/kvmvapic.bin
+fi
 # Shared libraries, the dynamic loader included; libpmem's own (libndctl,
 # libdaxctl, ...) come with it.
 libs=$(for f in $files; do ldd "$f" 2>/dev/null || :; done |
@@ -66,7 +79,7 @@ if [ -z "$pkg" ]; then
 fi
 
 key=$( (echo "$pkg $modules"; sha256sum "$0" "$init_script";
-        for f in $files $libs; do echo "$f"; done; sha256sum $files $libs) |
+        for f in $files $libs $data; do echo "$f"; done; sha256sum $files $libs $data) |
        sha256sum | cut -c1-16)
 out=$cache/l1/$key
 if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] && [ -s "$out/root.img" ]; then
@@ -134,7 +147,7 @@ chmod 755 "$ird/init"
 r=$work/root
 mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/dev" "$r/proc" "$r/sys" \
          "$r/tmp" "$r/run" "$r/mnt/pmem" "$r/etc" "$r/boot"
-for f in $files $libs; do
+for f in $files $libs $data; do
     mkdir -p "$r$(dirname "$f")"
     cp -L "$f" "$r$f"
 done

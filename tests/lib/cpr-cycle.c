@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "cpr-cycle.h"
+#include "line-socket.h"
 #include "qemu-log.h"
 
 #include <math.h>
@@ -188,8 +189,36 @@ GStrv cpr_preload_args(const char *const *args, const char *uri)
     return (GStrv)g_ptr_array_free(a, FALSE);
 }
 
-QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
-                        const char *uri, CprSample *s, GError **errp)
+/* Poll query-status as fast as QEMU answers until it says "running". */
+static gboolean poll_running(Qmp *qmp, double sent, CprRestoreSeen *seen,
+                             GError **errp)
+{
+    gint64 deadline = deadline_after_ms(MIGRATE_TIMEOUT_MS);
+
+    seen->polls = 0;
+    for (;;) {
+        g_autofree char *st = qmp_query_status(qmp, errp);
+
+        if (!st) {
+            return FALSE;
+        }
+        seen->polls++;
+        if (g_str_equal(st, "running")) {
+            seen->running_us = g_get_real_time() - sent;
+            return TRUE;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "still '%s' %d ms after migrate-incoming", st,
+                        MIGRATE_TIMEOUT_MS);
+            return FALSE;
+        }
+    }
+}
+
+static QemuProc *restore(const QemuProcOpts *opts, const CprSetup *setup,
+                         const char *uri, CprSample *s, CprRestoreSeen *seen,
+                         GError **errp)
 {
     g_auto(GStrv) args = cpr_preload_args(opts->args, uri);
     QemuProcOpts with_preload = *opts;
@@ -214,11 +243,20 @@ QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
     if (!qmp_migrate_incoming(qmp, uri, errp)) {
         goto fail;
     }
+    if (seen) {
+        seen->reply_us = g_get_real_time() - sent;
+        if (!poll_running(qmp, sent, seen, errp)) {
+            goto fail;
+        }
+    }
     resume = qmp_wait_event(qmp, "RESUME", MIGRATE_TIMEOUT_MS, errp);
     if (!resume) {
         goto fail;
     }
     s->incoming_us = event_time_us(resume) - sent;
+    if (seen) {
+        seen->resume_us = s->incoming_us;
+    }
     /* consume the incoming side's own "completed": this process is the
      * next cycle's source and must not mistake it for its save's */
     for (int i = 0; i < 16; i++) {
@@ -238,6 +276,20 @@ QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
 fail:
     qemu_proc_add_log_to_error(dst, errp);
     return NULL;
+}
+
+QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
+                      const char *uri, CprSample *s, GError **errp)
+{
+    return restore(opts, setup, uri, s, NULL, errp);
+}
+
+QemuProc *cpr_restore_seen(const QemuProcOpts *opts, const CprSetup *setup,
+                           const char *uri, CprSample *s,
+                           CprRestoreSeen *seen, GError **errp)
+{
+    seen->reply_us = seen->resume_us = seen->running_us = seen->polls = NAN;
+    return restore(opts, setup, uri, s, seen, errp);
 }
 
 QemuProc *cpr_cycle(QemuProc *src, const CprSetup *setup, const char *uri,

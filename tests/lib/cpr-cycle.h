@@ -66,6 +66,29 @@ gboolean cpr_save(QemuProc *src, const CprSetup *setup, const char *uri,
 QemuProc *cpr_restore(const QemuProcOpts *opts, const CprSetup *setup,
                         const char *uri, CprSample *s, GError **errp);
 
+/*
+ * The restore seen from outside (bench): times from sending
+ * migrate-incoming, on the caller's gettimeofday() clock.  A management
+ * client learns that the VM runs from query-status, which QEMU's main
+ * loop answers only once it is free again: after RESUME, the migration's
+ * clean-up (the transport's in_close included) runs in the same main-loop
+ * callback.
+ */
+typedef struct {
+    double reply_us;      /* migrate-incoming's reply received */
+    double resume_us;     /* RESUME event (QEMU's timestamp) */
+    double running_us;    /* first query-status reply saying "running" */
+    double polls;         /* query-status commands it took */
+} CprRestoreSeen;
+
+/*
+ * cpr_restore(), polling query-status back to back (each sent as soon as
+ * the last reply is in) from migrate-incoming's reply until "running".
+ */
+QemuProc *cpr_restore_seen(const QemuProcOpts *opts, const CprSetup *setup,
+                           const char *uri, CprSample *s,
+                           CprRestoreSeen *seen, GError **errp);
+
 /* cpr_save, then cpr_restore with @src's own options, named @dst_name. */
 QemuProc *cpr_cycle(QemuProc *src, const CprSetup *setup, const char *uri,
                     const char *dst_name, CprSample *s, GError **errp);

@@ -36,6 +36,9 @@ if [ "$mode" = raw ]; then
     mkfs.ext4 -q -F -b 4096 /dev/pmem0
     fresh=" made-fs-in=$(awk -v t0="$t0" '{ printf "%.2f", $1 - t0 }' /proc/uptime)s"
 fi
+# The block device comes a moment after the namespace (nd_pmem's probe).
+i=0
+while [ ! -b /dev/pmem0 ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
 if ! mount -o dax /dev/pmem0 /mnt/pmem; then
     say "@@fail mount -o dax /dev/pmem0 (namespace mode: $mode)"
     exec sh <&3 >&3 2>&3

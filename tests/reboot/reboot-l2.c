@@ -6,11 +6,18 @@
  *       start --vms qtest VMs (the patched QEMU, RAM in DIR/vmI.ram on
  *       the fs-dax mount), write round N's RAM patterns and RTC CMOS
  *       bytes over qtest, then hand the VMs to cpr-host-update save.
- *   reboot-l2 restore --round=N
+ *   reboot-l2 restore --round=N [--times=PATH]
  *       listen on the VMs' qtest sockets, run cpr-host-update restore,
  *       then check round N's patterns and CMOS bytes in every VM and quit
  *       them.  Prints "@@verified NAME ram=ok cmos=ok" per VM.
+ *   reboot-l2 quit-all
+ *       what a host's shutdown does to its QEMUs before the reboot (for
+ *       the blackout bench's reboot command: "reboot-l2 quit-all &&
+ *       kexec -e"): SIGTERM to every VM at once, wait until all are
+ *       gone; prints "@@quit vmI MS" per VM, then "@@quit-done MS".
  *
+ * --scheme=file (save) saves through QEMU's own file: (cpr-host-update
+ * --scheme=file), with --qemu naming a stock QEMU: the bench's baseline.
  * The VMs are started in their own session: they outlive this driver.
  */
 #include "halt-vm.h"
@@ -18,6 +25,10 @@
 #include "qtest.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +49,8 @@ static char *opt_ram = "128M";
 static gint opt_vms = 2;
 static gint opt_round = 1;
 static gboolean opt_dry_run;
+static char *opt_scheme;
+static char *opt_times;
 
 static const guint64 word_addrs[] = {
     0x1000, 0x7ffc, 0x200000, 0x4000000, 0x7fffffc,   /* last word of 128 MiB */
@@ -152,6 +165,7 @@ static gboolean start_vm(guint i, GSocket *listener, Qtest **qt, GError **errp)
     g_autofree char *qtest_arg = g_strdup_printf("unix:%s", qtest);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    GPid pid;
     gboolean ok;
 
     if (fd < 0) {
@@ -170,11 +184,17 @@ static gboolean start_vm(guint i, GSocket *listener, Qtest **qt, GError **errp)
     }
     g_ptr_array_add(argv, NULL);
     ok = g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL,
-                                G_SPAWN_DEFAULT, child_setsid, NULL, NULL,
-                                -1, fd, fd, errp);
+                                G_SPAWN_DEFAULT, child_setsid, NULL,
+                                &pid, -1, fd, fd, errp);
     close(fd);
     if (!ok) {
         return FALSE;
+    }
+    {
+        g_autofree char *pidfile = vm_path(opt_run, i, "pid");
+        g_autofree char *text = g_strdup_printf("%d\n", (int)pid);
+
+        g_file_set_contents(pidfile, text, -1, NULL);
     }
     *qt = qtest_accept(listener, 60000, errp);
     return *qt != NULL;
@@ -212,6 +232,9 @@ static int cmd_save(void)
     }
     if (opt_dry_run) {
         g_ptr_array_add(argv, g_strdup("--dry-run"));
+    }
+    if (opt_scheme) {
+        g_ptr_array_add(argv, g_strdup_printf("--scheme=%s", opt_scheme));
     }
     for (gint i = 0; i < opt_vms; i++) {
         g_autofree char *qtest = vm_path(opt_run, i, "qtest");
@@ -259,13 +282,16 @@ static void quit_vm(guint i)
 static int cmd_restore(void)
 {
     g_autofree char *manifest = g_build_filename(opt_dir, "manifest.json", NULL);
-    const char *argv[] = { opt_tool, "restore", NULL, NULL };
+    const char *argv[] = { opt_tool, "restore", NULL, NULL, NULL };
     g_autofree char *marg = g_strdup_printf("--manifest=%s", manifest);
+    g_autofree char *targ = opt_times ? g_strdup_printf("--times=%s", opt_times)
+                                      : NULL;
     GSocket *listeners[16] = { NULL };
     GError *err = NULL;
     int rc, bad = 0;
 
     argv[2] = marg;
+    argv[3] = targ;
     for (gint i = 0; i < opt_vms; i++) {
         g_autofree char *qtest = vm_path(opt_run, i, "qtest");
 
@@ -298,6 +324,71 @@ static int cmd_restore(void)
     return rc ? rc : bad ? 1 : 0;
 }
 
+/* SIGTERM every VM at once (as a host's shutdown does), wait for all. */
+static int cmd_quit_all(void)
+{
+    int pidfd[16];
+    gint64 t0, done[16];
+    int left = 0;
+
+    for (gint i = 0; i < opt_vms; i++) {
+        g_autofree char *pidfile = vm_path(opt_run, i, "pid");
+        g_autofree char *text = NULL;
+        pid_t pid;
+
+        pidfd[i] = -1;
+        done[i] = 0;
+        if (!g_file_get_contents(pidfile, &text, NULL, NULL) ||
+            (pid = atoi(text)) <= 0) {
+            continue;
+        }
+        pidfd[i] = syscall(SYS_pidfd_open, pid, 0);
+    }
+    t0 = g_get_monotonic_time();
+    for (gint i = 0; i < opt_vms; i++) {
+        if (pidfd[i] >= 0 &&
+            syscall(SYS_pidfd_send_signal, pidfd[i], SIGTERM, NULL, 0) == 0) {
+            left++;
+        }
+    }
+    while (left > 0) {
+        struct pollfd p[16];
+        int n = 0, idx[16];
+
+        for (gint i = 0; i < opt_vms; i++) {
+            if (pidfd[i] >= 0 && !done[i]) {
+                p[n] = (struct pollfd){ .fd = pidfd[i], .events = POLLIN };
+                idx[n++] = i;
+            }
+        }
+        if (poll(p, n, 30000) <= 0) {
+            printf("quit-all: %d VM(s) still running after 30 s\n", left);
+            return 1;
+        }
+        for (int k = 0; k < n; k++) {
+            if (p[k].revents) {
+                done[idx[k]] = g_get_monotonic_time();
+                left--;
+            }
+        }
+    }
+    for (gint i = 0; i < opt_vms; i++) {
+        if (pidfd[i] >= 0) {
+            printf("@@quit vm%d %.2f\n", i, (done[i] - t0) / 1e3);
+            close(pidfd[i]);
+        }
+    }
+    {
+        gint64 last = t0;
+
+        for (gint i = 0; i < opt_vms; i++) {
+            last = MAX(last, done[i]);
+        }
+        printf("@@quit-done %.2f\n", (last - t0) / 1e3);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     GOptionEntry entries[] = {
@@ -310,6 +401,8 @@ int main(int argc, char **argv)
         { "vms", 0, 0, G_OPTION_ARG_INT, &opt_vms, NULL, NULL },
         { "round", 0, 0, G_OPTION_ARG_INT, &opt_round, NULL, NULL },
         { "ram", 0, 0, G_OPTION_ARG_STRING, &opt_ram, NULL, NULL },
+        { "scheme", 0, 0, G_OPTION_ARG_STRING, &opt_scheme, NULL, NULL },
+        { "times", 0, 0, G_OPTION_ARG_FILENAME, &opt_times, NULL, NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("save|restore");
@@ -318,7 +411,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2 ||
-        !opt_qemu || !opt_tool || opt_vms < 1 || opt_vms > 16) {
+        opt_vms < 1 || opt_vms > 16 ||
+        (!g_str_equal(argv[1], "quit-all") && (!opt_qemu || !opt_tool))) {
         fprintf(stderr, "reboot-l2: %s\n", err ? err->message
                 : "usage: reboot-l2 --qemu=Q --tool=T save|restore");
         return 2;
@@ -333,6 +427,9 @@ int main(int argc, char **argv)
     }
     if (g_str_equal(argv[1], "restore")) {
         return cmd_restore();
+    }
+    if (g_str_equal(argv[1], "quit-all")) {
+        return cmd_quit_all();
     }
     fprintf(stderr, "reboot-l2: unknown command %s\n", argv[1]);
     return 2;

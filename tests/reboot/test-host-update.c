@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cpr-host-update without a reboot: three qtest VMs on ext4 saved
- * together (on tmpfs the tool refuses: nothing there survives a reboot).  --dry-run and a fake reboot command; failures before the
+ * cpr-host-update without a reboot: three qtest VMs on a disk filesystem
+ * (the build directory: images on tmpfs fail the reboot-survival check) saved
+ * together.  --dry-run and a fake reboot command; failures before the
  * reboot (an image in a missing directory, an image path holding a
  * foreign file so that one save fails while the others complete, a
  * failing reboot command) must leave every VM running with its RAM and

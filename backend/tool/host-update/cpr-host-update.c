@@ -3,7 +3,7 @@
  * cpr-host-update: update a host's kernel under running QEMU VMs.
  *
  *   save:    for the VMs behind the given QMP sockets, set up cpr-reboot,
- *            save them all at once through pmem:, verify every image with
+ *            make their missing images, save them all at once through pmem:, verify every image with
  *            cpr-pmem, write a manifest next to the images, then run the
  *            reboot command (kexec -e by default).  Any failure before the
  *            reboot command resumes every VM and invalidates the images.
@@ -58,18 +58,32 @@ typedef struct {
     char *out_path;      /* stdout/stderr when regular files, else NULL */
     char *err_path;
     gboolean was_running;
+    gboolean created;    /* this attempt made the image (cpr-pmem create) */
     /* save */
     gboolean sent, completed, failed;
     goffset log_off;     /* stderr size before the save, -1: no trace */
     gboolean trace_was_on;
     double sent_at, stop_at, completed_at;   /* epoch µs */
     double commit_us;
+    double vm_stop_us, device_save_us;   /* trace, as commit_us */
+    double sync_us;      /* --scheme=file: fdatasync of image + directory */
     /* restore */
     double spawn_at, qmp_at, incoming_at, resume_at, running_at;
     char *error;
 } Vm;
 
 static guint opt_timeout_s = 120;
+/*
+ * --scheme=file, for comparison measurements only (bench/blackout.c):
+ * QEMU's own file: transport instead of pmem:, which stock QEMU can do.
+ * No image is made or checked (file: images have no structure to check);
+ * "durable" is an fdatasync() of each image and of its directory after
+ * the save, timed; a failed attempt removes the completed images; the
+ * restore does not preload a transport.
+ */
+static gboolean opt_file;
+/* --times=PATH (restore): every phase's times as JSON, for the bench. */
+static char *opt_times;
 
 static void vm_free(Vm *vm)
 {
@@ -270,6 +284,36 @@ static gboolean cpr_pmem_has_for_reboot(void)
 
 /* ---- save ---- */
 
+/* What "cpr-pmem create" makes: a new image's size (backend/placement.h). */
+#define NEW_IMAGE_SIZE "--size=8M"
+
+/*
+ * A VM's first save into an image that does not exist yet would create
+ * it inside the migrate command: allocate its room and fault it in
+ * (4-5 ms on tmpfs, bench/cpr-latency --only pre-stop) before QEMU stops
+ * that VM, while the VMs told first have stopped already and wait for
+ * the last save.  Make it now, before any VM is told; an existing file
+ * (an image, or something that is not one) is left to the save.
+ */
+static gboolean vm_prepare_image(Vm *vm, GError **errp)
+{
+    struct stat st;
+    int rc;
+
+    if (opt_file || lstat(vm->image, &st) == 0 || errno != ENOENT) {
+        return TRUE;
+    }
+    rc = run_cpr_pmem("create", NEW_IMAGE_SIZE, vm->image, NULL);
+    if (rc != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "%s create %s %s failed (exit %d)", cpr_pmem_path,
+                    NEW_IMAGE_SIZE, vm->image, rc);
+        return FALSE;
+    }
+    vm->created = TRUE;
+    return TRUE;
+}
+
 static JsonObject *obj_args(const char *k, const char *v)
 {
     JsonObject *o = json_object_new();
@@ -327,17 +371,17 @@ static void trace_stop(Vm *vm)
 static void trace_finish(Vm *vm)
 {
     g_autofree char *log = NULL;
-    double stop, saved;
     gsize len;
 
-    vm->commit_us = NAN;
+    vm->commit_us = vm->vm_stop_us = vm->device_save_us = NAN;
     if (vm->log_off < 0) {
         return;
     }
     trace_stop(vm);
     if (g_file_get_contents(vm->err_path, &log, &len, NULL) &&
         (gsize)vm->log_off <= len) {
-        qemu_log_phases(log + vm->log_off, &stop, &saved, &vm->commit_us);
+        qemu_log_phases(log + vm->log_off, &vm->vm_stop_us,
+                        &vm->device_save_us, &vm->commit_us);
     }
 }
 
@@ -458,8 +502,14 @@ static void rollback(GPtrArray *vms, gboolean invalidate)
     for (guint i = 0; invalidate && i < vms->len; i++) {
         Vm *vm = vms->pdata[i];
 
-        if (vm->completed && g_file_test(vm->image, G_FILE_TEST_EXISTS)) {
+        if (vm->completed && opt_file) {
+            g_unlink(vm->image);    /* anyone would load a file: image */
+        } else if (vm->completed &&
+                   g_file_test(vm->image, G_FILE_TEST_EXISTS)) {
             run_cpr_pmem("invalidate", NULL, vm->image, NULL);
+        } else if (vm->created && !vm->completed) {
+            /* made by this attempt, and nothing committed into it */
+            g_unlink(vm->image);
         }
     }
 }
@@ -545,6 +595,12 @@ static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
         add_num(b, "pre-stop-us", vm->stop_at - vm->sent_at);
         add_num(b, "pause-us", vm->completed_at - vm->stop_at);
         add_num(b, "commit-us", vm->commit_us);
+        add_num(b, "vm-stop-us", vm->vm_stop_us);
+        add_num(b, "device-save-us", vm->device_save_us);
+        add_num(b, "sync-us", vm->sync_us);
+        add_num(b, "sent-at-us", vm->sent_at);
+        add_num(b, "stop-at-us", vm->stop_at);
+        add_num(b, "completed-at-us", vm->completed_at);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -607,19 +663,50 @@ static void fmt_ms(char *buf, size_t size, double us)
     }
 }
 
+/* --scheme=file: make the image and its name durable, timed. */
+static gboolean sync_image(Vm *vm, GError **errp)
+{
+    g_autofree char *dir = g_path_get_dirname(vm->image);
+    double t0 = now_us();
+    int fd = open(vm->image, O_RDONLY | O_CLOEXEC);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    gboolean ok = fd >= 0 && dfd >= 0 && fdatasync(fd) == 0 &&
+                  fsync(dfd) == 0;
+    int e = errno;
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    if (!ok) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(e), "%s: %s",
+                    vm->image, g_strerror(e));
+        return FALSE;
+    }
+    vm->sync_us = now_us() - t0;
+    return TRUE;
+}
+
 static void print_save_table(GPtrArray *vms)
 {
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], d[32];
 
-    printf("%-16s %12s %12s %12s\n", "VM", "pre-stop ms", "pause ms",
-           "commit ms");
+    printf("%-16s %12s %12s %12s%s\n", "VM", "pre-stop ms", "pause ms",
+           "commit ms", opt_file ? "      sync ms" : "");
     for (guint i = 0; i < vms->len; i++) {
         Vm *vm = vms->pdata[i];
 
         fmt_ms(a, sizeof(a), vm->stop_at - vm->sent_at);
         fmt_ms(b, sizeof(b), vm->completed_at - vm->stop_at);
         fmt_ms(c, sizeof(c), vm->commit_us);
-        printf("%-16s %12s %12s %12s\n", vm->name, a, b, c);
+        fmt_ms(d, sizeof(d), vm->sync_us);
+        if (opt_file) {
+            printf("%-16s %12s %12s %12s %12s\n", vm->name, a, b, c, d);
+        } else {
+            printf("%-16s %12s %12s %12s\n", vm->name, a, b, c);
+        }
     }
     fflush(stdout);
 }
@@ -670,8 +757,9 @@ static int cmd_save(int argc, char **argv, const char *manifest,
             note("%s: no image: give SOCKET=IMAGE or --image-dir", vm->qmp_path);
             return EXIT_USAGE;
         }
-        vm->uri = g_strconcat("pmem:", vm->image, NULL);
+        vm->uri = g_strconcat(opt_file ? "file:" : "pmem:", vm->image, NULL);
         vm->commit_us = vm->sent_at = vm->stop_at = vm->completed_at = NAN;
+        vm->vm_stop_us = vm->device_save_us = vm->sync_us = NAN;
         vm->log_off = -1;
     }
     if (manifest) {
@@ -681,11 +769,11 @@ static int cmd_save(int argc, char **argv, const char *manifest,
 
         manifest_path = g_build_filename(dir, MANIFEST_NAME, NULL);
     }
-    if (!cpr_pmem_path) {
+    if (!cpr_pmem_path && !opt_file) {
         note("cpr-pmem not found (set CPR_PMEM or put it in PATH)");
         return EXIT_USAGE;
     }
-    cpr_pmem_for_reboot = cpr_pmem_has_for_reboot();
+    cpr_pmem_for_reboot = !opt_file && cpr_pmem_has_for_reboot();
     {
         g_autofree char *mdir = g_path_get_dirname(manifest_path);
 
@@ -739,6 +827,15 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     }
     for (guint i = 0; i < vms->len && ok; i++) {
         Vm *vm = vms->pdata[i];
+
+        if (!vm_prepare_image(vm, &err)) {
+            vm_fail(vm, "image", err);
+            g_clear_error(&err);
+            ok = FALSE;
+        }
+    }
+    for (guint i = 0; i < vms->len && ok; i++) {
+        Vm *vm = vms->pdata[i];
         g_autoptr(JsonObject) args = obj_args("uri", vm->uri);
 
         vm->sent_at = now_us();
@@ -778,7 +875,14 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     }
 
     /* ---- verify every image before anything irreversible ---- */
-    for (guint i = 0; i < vms->len && ok; i++) {
+    for (guint i = 0; i < vms->len && ok && opt_file; i++) {
+        if (!sync_image(vms->pdata[i], &err)) {
+            vm_fail(vms->pdata[i], "fdatasync", err);
+            g_clear_error(&err);
+            ok = FALSE;
+        }
+    }
+    for (guint i = 0; i < vms->len && ok && !opt_file; i++) {
         Vm *vm = vms->pdata[i];
         int rc = run_cpr_pmem("check",
                               cpr_pmem_for_reboot ? "--for=reboot" : NULL,
@@ -871,10 +975,11 @@ static double num_member(JsonObject *o, const char *name)
 
 /* The saved command line less any -incoming, plus -incoming defer and the
  * transport preload (so that the restore does not pay for loading it). */
-static GStrv restore_argv(GStrv argv)
+static GStrv restore_argv(GStrv argv, const char *uri)
 {
     GPtrArray *a = g_ptr_array_new();
-    gboolean preload = FALSE;
+    /* stock QEMU (file:, --scheme=file) has no such property */
+    gboolean preload = !g_str_has_prefix(uri, "pmem:");
 
     for (int i = 0; argv[i]; i++) {
         if (g_str_equal(argv[i], "-incoming") && argv[i + 1]) {
@@ -917,7 +1022,7 @@ static char *exec_path(Vm *vm)
 /* Start QEMU in its own session; it outlives this tool. */
 static gboolean vm_spawn(Vm *vm, GError **errp)
 {
-    g_auto(GStrv) args = restore_argv(vm->argv);
+    g_auto(GStrv) args = restore_argv(vm->argv, vm->uri);
     g_autofree char *bin = exec_path(vm);
     int out = open_log(vm->out_path);
     int errfd = vm->err_path && g_strcmp0(vm->err_path, vm->out_path)
@@ -1107,6 +1212,56 @@ static void print_restore_table(GPtrArray *vms, JsonArray *saved,
     fflush(stdout);
 }
 
+/* --times: what the table shows, unrounded, for the bench (epoch µs). */
+static void write_times(GPtrArray *vms, JsonArray *saved, double reboot_at,
+                        const char *boot_before)
+{
+    static const char *const save_keys[] = {
+        "pre-stop-us", "pause-us", "commit-us", "vm-stop-us",
+        "device-save-us", "sync-us", "sent-at-us",
+        "stop-at-us", "completed-at-us", NULL,
+    };
+    g_autofree char *boot = boot_id();
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "rebooted");
+    json_builder_add_boolean_value(b, g_strcmp0(boot, boot_before) != 0);
+    add_num(b, "reboot-at-us", reboot_at);
+    add_num(b, "userspace-at-us", userspace_start_us());
+    json_builder_set_member_name(b, "vms");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < vms->len; i++) {
+        Vm *vm = vms->pdata[i];
+        JsonObject *o = json_array_get_object_element(saved, i);
+
+        json_builder_begin_object(b);
+        add_str(b, "name", vm->name);
+        add_str(b, "uri", vm->uri);
+        for (int k = 0; save_keys[k]; k++) {
+            add_num(b, save_keys[k], num_member(o, save_keys[k]));
+        }
+        add_num(b, "spawn-at-us", vm->spawn_at);
+        add_num(b, "qmp-at-us", vm->qmp_at);
+        add_num(b, "incoming-at-us", vm->incoming_at);
+        add_num(b, "resume-at-us", vm->resume_at);
+        add_num(b, "running-at-us", vm->running_at);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    if (!g_file_set_contents(opt_times, text, -1, &err)) {
+        note("%s", err->message);
+    }
+}
+
 static int cmd_restore(const char *manifest_path)
 {
     g_autoptr(JsonParser) parser = json_parser_new();
@@ -1222,6 +1377,9 @@ static int cmd_restore(const char *manifest_path)
 
         print_restore_table(vms, saved, num_member(root, "reboot-at-us"),
                             before);
+        if (opt_times) {
+            write_times(vms, saved, num_member(root, "reboot-at-us"), before);
+        }
     }
 
     /* A restored VM runs on: its image must never be restored again. */
@@ -1269,6 +1427,7 @@ static const char usage_text[] =
     "       cpr-host-update restore [--manifest=PATH]\n"
     "\n"
     "save: set up every VM for cpr-reboot (x-ignore-shared, mode cpr-reboot),\n"
+    "make the images that do not exist yet (cpr-pmem create),\n"
     "save them all at once to pmem:IMAGE, check every image with cpr-pmem,\n"
     "write the manifest, then run the reboot command.  Any failure before the\n"
     "reboot command resumes every VM and invalidates this attempt's images.\n"
@@ -1285,6 +1444,10 @@ static const char usage_text[] =
     "                      which needs a kernel loaded with kexec -l)\n"
     "  --dry-run           save and check, then resume every VM; no reboot\n"
     "  --timeout=SECONDS   per QMP step (default 120)\n"
+    "  --times=PATH        restore: every phase's times as JSON (epoch us)\n"
+    "  --scheme=file       save: QEMU's own file: transport instead of pmem:,\n"
+    "                      for comparison measurements only (no image check;\n"
+    "                      fdatasync of each image and its directory)\n"
     "  -h, --help\n"
     "\n"
     "Environment: CPR_PMEM, the cpr-pmem tool (default: beside this one, PATH)\n"
@@ -1295,6 +1458,7 @@ static const char usage_text[] =
 int main(int argc, char **argv)
 {
     g_autofree char *manifest = NULL, *image_dir = NULL, *reboot_cmd = NULL;
+    g_autofree char *scheme = NULL;
     gboolean dry_run = FALSE;
     gint timeout = 0;
     g_autoptr(GError) err = NULL;
@@ -1304,6 +1468,8 @@ int main(int argc, char **argv)
         { "reboot-cmd", 0, 0, G_OPTION_ARG_STRING, &reboot_cmd, NULL, NULL },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, NULL, NULL },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, NULL, NULL },
+        { "scheme", 0, 0, G_OPTION_ARG_STRING, &scheme, NULL, NULL },
+        { "times", 0, 0, G_OPTION_ARG_FILENAME, &opt_times, NULL, NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
@@ -1324,6 +1490,11 @@ int main(int argc, char **argv)
     if (timeout > 0) {
         opt_timeout_s = timeout;
     }
+    if (scheme && !g_str_equal(scheme, "pmem") && !g_str_equal(scheme, "file")) {
+        fprintf(stderr, "cpr-host-update: --scheme is pmem or file\n");
+        return EXIT_USAGE;
+    }
+    opt_file = scheme && g_str_equal(scheme, "file");
     /* A QEMU that dies mid-command must not take this tool with it. */
     signal(SIGPIPE, SIG_IGN);
     cpr_pmem_path = find_cpr_pmem(argv[0]);

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "room.h"
+#include "image-file.h"
+#include "placement.h"
+#include "populate.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Room for the next save, being populated since the last restore.  QEMU
+ * calls in_close and out_open from its main thread.
+ *
+ * in_close runs in the main-loop callback that has just resumed the VM,
+ * before QEMU answers any QMP command.  Closing the reader there (its
+ * 1 MiB cache goes back with a heap trim: a TLB shootdown of every CPU
+ * the vCPUs run on), reopening the image and creating the populating
+ * thread (~100-300 µs of the main thread, and a new thread at normal
+ * priority next to the vCPU until it lowers its own) is what a
+ * management client saw as a late "running".  So cpr_room_after_restore() only hands the
+ * reader to a helper made when the transport loads (at start-up with
+ * x-preload-transports).  The helper waits at SCHED_IDLE, so it gets a
+ * CPU when one has nothing else to do, then does the job at normal
+ * priority (it takes malloc's and glibc's locks: it must not be starved
+ * holding them) and lowers itself again.  @lock guards the job and
+ * @room; the helper holds it while it works, so out_open never misses a
+ * populator that is being started.
+ */
+static CprPopulator *room;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static CprReader *job;          /* the restore's reader, not closed yet */
+static bool job_room;           /* and make room for the next save */
+static bool helper_running;
+
+/* Under @lock: close @r, having started the populator of the room the
+ * next save into its image will use if @make_room. */
+static void room_start(CprReader *r, bool make_room)
+{
+    const CprRecord *rec = cpr_reader_record(r);
+    CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
+    uint64_t len = cpr_place_room(rec->payload_len);
+    /* The very file that was verified, not whatever the path names now. */
+    int fd = make_room ? cpr_image_reopen_rw(cpr_reader_file(r)) : -1;
+
+    cpr_populator_free(room);
+    room = NULL;
+    /* The next save into this image goes to @next, about as long (and
+     * never into the payload just restored). */
+    if (fd >= 0) {
+        room = cpr_populator_start_file(fd, cpr_reader_path(r), next.base,
+                                        next.base + (len < next.limit ?
+                                                     len : next.limit));
+    }
+    cpr_reader_close(r);
+}
+
+static void set_idle(bool idle)
+{
+    struct sched_param p = { 0 };
+
+    pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &p);
+}
+
+static void *room_helper(void *opaque)
+{
+    (void)opaque;
+    set_idle(true);
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!job) {
+            pthread_cond_wait(&wake, &lock);
+        }
+        set_idle(false);
+        room_start(job, job_room);
+        job = NULL;
+        set_idle(true);
+    }
+    return NULL;
+}
+
+static void room_helper_create(void)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        helper_running = pthread_create(&t, &attr, room_helper, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+}
+
+
+void cpr_room_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, room_helper_create);
+}
+
+
+void cpr_room_stop(void)
+{
+    CprPopulator *pop;
+
+    pthread_mutex_lock(&lock);
+    /* A save right after a restore, before the helper got a CPU: the
+     * room is made all the same (the join below waits for the growth),
+     * as every restore promises. */
+    if (job) {
+        room_start(job, job_room);
+        job = NULL;
+    }
+    pop = room;
+    room = NULL;
+    pthread_mutex_unlock(&lock);
+    /* Whatever it has not done, the save does; it must not compete. */
+    cpr_populator_free(pop);
+}
+
+void cpr_room_after_restore(CprReader *r, bool make_room)
+{
+    pthread_mutex_lock(&lock);
+    if (job) {                  /* not expected: one restore per process */
+        room_start(job, job_room);
+        job = NULL;
+    }
+    if (helper_running) {
+        job = r;
+        job_room = make_room;
+        pthread_cond_signal(&wake);
+    } else {
+        room_start(r, make_room);
+    }
+    pthread_mutex_unlock(&lock);
+}

@@ -236,7 +236,7 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
         return -1;
     }
     cpr_populator_reset(w->pop, w->p, high);
-    cpr_populator_need(w->pop, high + end, ahead(w));
+    cpr_populator_need(w->pop, high, high + end, ahead(w));
     return cpr_persist_move(w->p, high, low, w->len, errp);
 }
 
@@ -253,7 +253,8 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     if (ensure_room(w, w->place.base + end, errp) < 0) {
         return -1;
     }
-    cpr_populator_need(w->pop, w->place.base + end, ahead(w));
+    cpr_populator_need(w->pop, w->place.base + w->len, w->place.base + end,
+                       ahead(w));
     return 0;
 }
 
@@ -289,7 +290,8 @@ int cpr_writer_populate(CprWriter *w, char **errp)
     }
     cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
                          CPR_BLOCK_SIZE);
-    cpr_populator_need(w->pop, base + min_u64(expect, CPR_POPULATE_OPEN), 0);
+    cpr_populator_need(w->pop, base, base + min_u64(expect, CPR_POPULATE_OPEN),
+                       0);
     cpr_populator_background(w->pop, base + expect);
     return 0;
 }
@@ -312,7 +314,7 @@ int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
     }
     w->allocated = cpr_persist_size(w->p);
     cpr_populator_reset(w->pop, w->p, 0);
-    cpr_populator_need(w->pop, cpr_persist_size(w->p), 0);
+    cpr_populator_need(w->pop, 0, cpr_persist_size(w->p), 0);
     return 0;
 }
 

@@ -48,6 +48,24 @@ static void test_persist_layer(void)
     g_assert_cmpint(cpr_persist_move(p, 8192, 4096, 5, &err), ==, 0);
     g_assert_cmpint(cpr_persist_hash(p, 8192, 5, &h, &err), ==, 0);
     g_assert_cmphex(h, ==, XXH3_64bits("h\0\0lo", 5));
+    {
+        bool z;
+
+        /* a run of zeros, around the stored bytes, at odd offsets */
+        g_assert_cmpint(cpr_persist_is_zero(p, 8197, 3 * MiB - 8197, &z,
+                                            &err), ==, 0);
+        g_assert_true(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8191, 2, &z, &err), ==, 0);
+        g_assert_false(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8196, 1, &z, &err), ==, 0);
+        g_assert_false(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8193, 2, &z, &err), ==, 0);
+        g_assert_true(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 3 * MiB - 1, 2, &z, &err),
+                        ==, -1);
+        g_free(err);
+        err = NULL;
+    }
     g_assert_cmpint(cpr_persist_range(p, 0, 3 * MiB, &err), ==, 0);
     g_assert_null(err);
     cpr_persist_unmap(p);

@@ -13,11 +13,13 @@
 
 /*
  * Versions of the two structures (FORMAT.md).  The superblock is still
- * version 1; records are version 2 (v1 plus the stream length: the
- * payload also holds the VM description).  v1 records still load.
+ * version 1; records are version 3: version 2's layout (v1 plus the
+ * stream length: the payload also holds the VM description) with the
+ * payload checksum taken over pages (below) instead of over the payload
+ * as one run.  v1 and v2 records still load.
  */
 #define CPR_SB_VERSION 1u
-#define CPR_REC_VERSION 2u
+#define CPR_REC_VERSION 3u
 
 #define CPR_BLOCK_SIZE 4096u
 #define CPR_SB_OFFSET 0u
@@ -37,7 +39,7 @@
 #define CPR_REC_V2_SIZE 192u
 #define CPR_REC_V3_SIZE 192u
 /* Size of a record of the current version, and the most any encodes. */
-#define CPR_REC_SIZE CPR_REC_V2_SIZE
+#define CPR_REC_SIZE CPR_REC_V3_SIZE
 
 /*
  * The version-3 payload checksum (FORMAT.md): XXH3 of each 4 KiB page,

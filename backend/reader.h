@@ -3,9 +3,11 @@
  * The restore path: find the newest committed image, verify all of it,
  * then serve exactly the bytes that were verified.
  *
- * The reader never maps the file: it reads with pread, which returns
- * zeros for a hole without allocating it and a short count past a
- * truncation, where a mapping would fault (SIGBUS) or fill a tmpfs.
+ * The reader reads the header with pread, and a payload on a disk
+ * filesystem too (pread returns a short count past a truncation); a
+ * payload of more than a block on tmpfs or DAX it maps read-only, under
+ * the fault guard (a truncation becomes an error, not a SIGBUS): about
+ * twice the speed of pread there, for verifying and serving alike.
  * in_open hashes the payload page by page (4 KiB; a large version-3
  * payload on several threads) and keeps each page's XXH3; every page
  * served later is read again and must match its hash, so bytes another

@@ -709,11 +709,19 @@ static int append_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
                   w->carry_len == off - from;
     bool start = prev == PG_FRESH && off == from;
 
+    const uint8_t *data;
+
     if (!extend && !start) {
         return put_part(w, s, off, end, prev, errp);
     }
-    gather(s, buf, n);
-    if (cpr_persist_store(w->p, w->place.base + off, buf, n, errp) < 0) {
+    /* What is hashed is what is stored: from one buffer. */
+    if (src_run(s, &data) >= n) {
+        s->at += n;
+    } else {
+        gather(s, buf, n);
+        data = buf;
+    }
+    if (cpr_persist_store(w->p, w->place.base + off, data, n, errp) < 0) {
         unlock_page(w, pg, PG_MEDIA);
         return -1;
     }
@@ -722,7 +730,7 @@ static int append_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
         w->carry_page = pg;
         w->carry_len = 0;
     }
-    XXH3_64bits_update(w->carry, buf, n);
+    XXH3_64bits_update(w->carry, data, n);
     w->carry_len += n;
     if (w->carry_len == PAGE) {
         w->phash[pg] = XXH3_64bits_digest(w->carry);
@@ -774,14 +782,18 @@ static void extend(CprWriter *w, uint64_t end)
     }
 }
 
-/* Store @iov at stream offset @off: one reservation for the whole vector. */
+/*
+ * Store @iov at stream offset @off: one reservation for the whole vector.
+ * Under the read lock (C1), or with @exclusive, under the write lock the
+ * caller holds (the commit's VM description).
+ */
 static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
-                     int iovcnt, bool append, char **errp)
+                     int iovcnt, bool append, bool exclusive, char **errp)
 {
     int64_t total = iov_total(iov, iovcnt);
     char *err = NULL;
     uint64_t end;
-    int ret;
+    int ret = 0;
 
     if (check_usable(w, errp) < 0) {
         return -1;
@@ -792,8 +804,12 @@ static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
         return -1;
     }
     end = off + (uint64_t)total;
-    pthread_rwlock_rdlock(&w->map);
-    while (end > w->room) {
+    if (exclusive) {
+        ret = end > w->room ? reserve(w, end, &err) : 0;
+    } else {
+        pthread_rwlock_rdlock(&w->map);
+    }
+    while (!exclusive && end > w->room) {
         /* C1: growth and relocation exclude every store. */
         pthread_rwlock_unlock(&w->map);
         pthread_rwlock_wrlock(&w->map);
@@ -810,13 +826,17 @@ static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
         }
         pthread_rwlock_rdlock(&w->map);
     }
-    cpr_populator_need(w->pop, w->place.base + off, w->place.base + end,
-                       ahead(w));
-    ret = put_stream(w, off, end, iov, iovcnt, append, &err);
+    if (ret == 0) {
+        cpr_populator_need(w->pop, w->place.base + off, w->place.base + end,
+                           ahead(w));
+        ret = put_stream(w, off, end, iov, iovcnt, append, &err);
+    }
     if (ret == 0) {
         extend(w, end);
     }
-    pthread_rwlock_unlock(&w->map);
+    if (!exclusive) {
+        pthread_rwlock_unlock(&w->map);
+    }
     if (ret < 0) {
         fail(w, err, errp);
         return -1;
@@ -827,7 +847,7 @@ static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
 int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
                            char **errp)
 {
-    int64_t n = store(w, w->pos, iov, iovcnt, true, errp);
+    int64_t n = store(w, w->pos, iov, iovcnt, true, false, errp);
 
     if (n > 0) {
         w->pos += (uint64_t)n;
@@ -838,7 +858,7 @@ int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
 int64_t cpr_writer_pwritev(CprWriter *w, uint64_t off,
                            const struct iovec *iov, int iovcnt, char **errp)
 {
-    return store(w, off, iov, iovcnt, false, errp);
+    return store(w, off, iov, iovcnt, false, false, errp);
 }
 
 int cpr_writer_append(CprWriter *w, const void *buf, size_t len,
@@ -893,6 +913,7 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
 /*
  * The VM description goes right after the stream, like more stream: the
  * payload checksum covers it, and placement and growth treat it alike.
+ * Write lock held.
  */
 static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
 {
@@ -915,7 +936,8 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
     }
     iov = (struct iovec){ buf, len };
     /* After the last append, or after the last positional write. */
-    n = store(w, stream_len(w), &iov, 1, stream_len(w) == w->pos, errp);
+    n = store(w, stream_len(w), &iov, 1, stream_len(w) == w->pos, true,
+              errp);
     free(buf);
     return n < 0 ? -1 : 0;
 }
@@ -1012,41 +1034,50 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
     uint64_t npages = (len + PAGE - 1) / PAGE;
     uint64_t nblocks = (npages + CPR_CSUM_PAGES_PER_BLOCK - 1) /
                        CPR_CSUM_PAGES_PER_BLOCK;
-    Settle s = { .w = w, .len = len, .npages = npages };
-    pthread_t th[MAX_THREADS];
-    uint64_t *blocks;
-    unsigned nth = 0;
+    uint64_t few[16], *blocks = few;
 
-    pthread_mutex_init(&s.lock, NULL);
-    if (len >= PARALLEL_MIN) {
+    if (len < PARALLEL_MIN) {
+        /* A device-state save: a few pages, on this thread. */
+        for (uint64_t pg = 0; pg < npages; pg++) {
+            if (atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) !=
+                PG_HASHED && settle_page(w, pg, len, errp) < 0) {
+                cpr_error(errp, w->path, "cannot read the payload back");
+                return -1;
+            }
+        }
+    } else {
         /* Not for small saves: this reads a file in /sys.  Pages the
          * stores hashed cost a glance each. */
+        Settle s = { .w = w, .len = len, .npages = npages };
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         uint64_t want = min_u64(len / (PARALLEL_MIN / 2),
                                 cpus > 0 ? (uint64_t)cpus : 1);
+        pthread_t th[MAX_THREADS];
+        unsigned nth = 0;
 
+        pthread_mutex_init(&s.lock, NULL);
         for (; nth + 1 < min_u64(want, MAX_THREADS); nth++) {
             if (pthread_create(&th[nth], NULL, settle_run, &s) != 0) {
                 break;
             }
         }
-    }
-    settle_run(&s);
-    for (unsigned i = 0; i < nth; i++) {
-        pthread_join(th[i], NULL);
-    }
-    pthread_mutex_destroy(&s.lock);
-    if (atomic_load(&s.failed)) {
-        cpr_error(&s.err, w->path, "cannot read the payload back");
-        if (errp && !*errp) {
-            *errp = s.err;
-        } else {
-            free(s.err);
+        settle_run(&s);
+        for (unsigned i = 0; i < nth; i++) {
+            pthread_join(th[i], NULL);
         }
-        return -1;
+        pthread_mutex_destroy(&s.lock);
+        if (atomic_load(&s.failed)) {
+            cpr_error(&s.err, w->path, "cannot read the payload back");
+            if (errp && !*errp) {
+                *errp = s.err;
+            } else {
+                free(s.err);
+            }
+            return -1;
+        }
     }
-    blocks = malloc((nblocks ? nblocks : 1) * sizeof(*blocks));
-    if (!blocks) {
+    if (nblocks > sizeof(few) / sizeof(few[0]) &&
+        !(blocks = malloc(nblocks * sizeof(*blocks)))) {
         cpr_error(errp, w->path, "out of memory");
         return -1;
     }
@@ -1058,7 +1089,9 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
                                           npages - first));
     }
     *csum = cpr_csum_list(blocks, nblocks);
-    free(blocks);
+    if (blocks != few) {
+        free(blocks);
+    }
     return 0;
 }
 
@@ -1075,25 +1108,23 @@ int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
     if (check_usable(w, errp) < 0) {
         return -1;
     }
+    /* C6: no store runs; the lock makes their bytes and hashes ours. */
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    pthread_rwlock_unlock(&w->map);
     rec.stream_len = stream_len(w);
-    if (append_desc(w, vm, errp) < 0) {
-        return -1;
-    }
-    /* C6 */
-    pthread_rwlock_wrlock(&w->map);
-    rec.payload_off = w->place.base;
-    rec.payload_len = stream_len(w);
-    /* C3, then I6, then I3. */
-    if (checksum(w, rec.payload_len, &rec.payload_xxh3, errp) < 0 ||
-        cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
-                               errp) < 0 ||
-        cpr_persist_range(w->p, rec.payload_off, rec.payload_len, errp) < 0) {
-        note_failure(w, errp);
-    } else {
-        ret = publish(w, &rec, errp);
+    if (append_desc(w, vm, errp) == 0) {
+        rec.payload_off = w->place.base;
+        rec.payload_len = stream_len(w);
+        /* C3, then I6, then I3. */
+        if (checksum(w, rec.payload_len, &rec.payload_xxh3, errp) < 0 ||
+            cpr_image_check_intact(&w->file, w->path,
+                                   cpr_persist_size(w->p), errp) < 0 ||
+            cpr_persist_range(w->p, rec.payload_off, rec.payload_len,
+                              errp) < 0) {
+            note_failure(w, errp);
+        } else {
+            ret = publish(w, &rec, errp);
+        }
     }
     pthread_rwlock_unlock(&w->map);
     if (ret == 0) {

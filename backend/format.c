@@ -3,8 +3,11 @@
 #include "le.h"
 #include "vmdesc.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+
+#include "hash.h"
 
 /* Field offsets: the byte-exact layout documented in FORMAT.md. */
 enum {
@@ -23,6 +26,7 @@ _Static_assert(REC_QEMU + CPR_QEMU_VERSION_LEN == REC_KERNEL, "layout");
 _Static_assert(REC_KERNEL + CPR_KERNEL_RELEASE_LEN == REC_PAD, "layout");
 _Static_assert(REC_V1_CSUM + 8 == CPR_REC_V1_SIZE, "layout");
 _Static_assert(REC_V2_CSUM + 8 == CPR_REC_V2_SIZE, "layout");
+_Static_assert(CPR_REC_V3_SIZE == CPR_REC_V2_SIZE, "layout");
 _Static_assert(SB_CSUM + 8 == CPR_SB_SIZE, "layout");
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -123,10 +127,11 @@ CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb)
     return CPR_DECODE_OK;
 }
 
-/* The size of a record of @version (versions above ours: our size). */
+/* The size of a record of @version (versions above ours: our size);
+ * version 3 only changes how the payload checksum is taken. */
 static uint32_t record_size(uint32_t version)
 {
-    return version == 1 ? CPR_REC_V1_SIZE : CPR_REC_V2_SIZE;
+    return version == 1 ? CPR_REC_V1_SIZE : CPR_REC_V3_SIZE;
 }
 
 size_t cpr_record_encode(const CprRecord *rec, uint8_t *buf)
@@ -195,6 +200,86 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
         return CPR_DECODE_BAD;
     }
     return CPR_DECODE_OK;
+}
+
+uint64_t cpr_csum_list(const uint64_t *h, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return XXH3_64bits(h, n * sizeof(*h));
+#else
+    XXH3_state_t *st = XXH3_createState();
+    uint8_t buf[256 * 8];
+    uint64_t r;
+
+    if (!st) {
+        abort();
+    }
+    XXH3_64bits_reset(st);
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m = n - i < 256 ? n - i : 256;
+
+        for (size_t j = 0; j < m; j++) {
+            cpr_put64(buf + 8 * j, h[i + j]);
+        }
+        XXH3_64bits_update(st, buf, 8 * m);
+    }
+    r = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return r;
+#endif
+}
+
+static uint64_t zero_page_hash;
+
+static void init_zero_page_hash(void)
+{
+    static const uint8_t zeros[CPR_CSUM_PAGE];
+
+    zero_page_hash = XXH3_64bits(zeros, sizeof(zeros));
+}
+
+uint64_t cpr_csum_zero_page(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, init_zero_page_hash);
+    return zero_page_hash;
+}
+
+uint64_t cpr_csum_payload(const void *buf, uint64_t len)
+{
+    const uint8_t *b = buf;
+    uint64_t nblocks = (len + CPR_CSUM_BLOCK - 1) / CPR_CSUM_BLOCK;
+    uint64_t pages[CPR_CSUM_PAGES_PER_BLOCK];
+    XXH3_state_t *top = XXH3_createState();
+    uint64_t r;
+
+    if (!top) {
+        abort();
+    }
+    XXH3_64bits_reset(top);
+    for (uint64_t k = 0; k < nblocks; k++) {
+        uint64_t from = k * CPR_CSUM_BLOCK;
+        uint64_t n = 0, bh;
+        uint8_t le[8];
+
+        for (uint64_t o = from; o < len && o < from + CPR_CSUM_BLOCK;
+             o += CPR_CSUM_PAGE) {
+            pages[n++] = XXH3_64bits(b + o, len - o < CPR_CSUM_PAGE ?
+                                     len - o : CPR_CSUM_PAGE);
+        }
+        bh = cpr_csum_list(pages, n);
+        cpr_put64(le, bh);
+        XXH3_64bits_update(top, le, sizeof(le));
+    }
+    r = XXH3_64bits_digest(top);
+    XXH3_freeState(top);
+    return r;
+}
+
+uint64_t cpr_record_checksum(uint32_t version, const void *buf, uint64_t len)
+{
+    return version < 3 ? XXH3_64bits(buf, len) : cpr_csum_payload(buf, len);
 }
 
 bool cpr_record_fits(const CprRecord *rec, uint64_t file_size)

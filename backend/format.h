@@ -13,11 +13,13 @@
 
 /*
  * Versions of the two structures (FORMAT.md).  The superblock is still
- * version 1; records are version 2 (v1 plus the stream length: the
- * payload also holds the VM description).  v1 records still load.
+ * version 1; records are version 3: version 2's layout (v1 plus the
+ * stream length: the payload also holds the VM description) with the
+ * payload checksum taken over pages (below) instead of over the payload
+ * as one run.  v1 and v2 records still load.
  */
 #define CPR_SB_VERSION 1u
-#define CPR_REC_VERSION 2u
+#define CPR_REC_VERSION 3u
 
 #define CPR_BLOCK_SIZE 4096u
 #define CPR_SB_OFFSET 0u
@@ -35,8 +37,18 @@
 #define CPR_SB_SIZE 64u
 #define CPR_REC_V1_SIZE 184u
 #define CPR_REC_V2_SIZE 192u
+#define CPR_REC_V3_SIZE 192u
 /* Size of a record of the current version, and the most any encodes. */
-#define CPR_REC_SIZE CPR_REC_V2_SIZE
+#define CPR_REC_SIZE CPR_REC_V3_SIZE
+
+/*
+ * The version-3 payload checksum (FORMAT.md): XXH3 of each 4 KiB page,
+ * XXH3 of each 1 MiB block's page hashes, XXH3 of the block hashes; so
+ * pages can be hashed in any order, on any thread, as they are written.
+ */
+#define CPR_CSUM_PAGE 4096u
+#define CPR_CSUM_BLOCK (1u << 20)
+#define CPR_CSUM_PAGES_PER_BLOCK (CPR_CSUM_BLOCK / CPR_CSUM_PAGE)
 
 /* Generations are 1 .. INT64_MAX, so every consumer (JSON included) can
  * hold one as a signed 64-bit integer. */
@@ -95,6 +107,20 @@ size_t cpr_record_encode(const CprRecord *rec, uint8_t *buf);
  */
 CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb);
 CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec);
+
+/* XXH3 of @n 64-bit values, each as 8 little-endian bytes: a block's
+ * hash from its page hashes, the checksum from the block hashes. */
+uint64_t cpr_csum_list(const uint64_t *h, size_t n);
+
+/* XXH3 of a whole 4 KiB page of zeros. */
+uint64_t cpr_csum_zero_page(void);
+
+/* The version-3 checksum of @len bytes at @buf, for payloads in memory. */
+uint64_t cpr_csum_payload(const void *buf, uint64_t len);
+
+/* The payload checksum a record of @version holds for @len bytes at @buf:
+ * XXH3 of the whole for versions 1 and 2, cpr_csum_payload() from 3. */
+uint64_t cpr_record_checksum(uint32_t version, const void *buf, uint64_t len);
 
 /* Whether the payload of @rec lies inside a file of @file_size bytes. */
 bool cpr_record_fits(const CprRecord *rec, uint64_t file_size);

@@ -4,6 +4,7 @@
 #include "fault-guard.h"
 #include "hash.h"
 #include "image-file.h"
+#include "media.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,7 @@ struct CprPersist {
     size_t len;
     int is_pmem;        /* the one place that knows the media kind */
     bool tmpfs;
+    bool cheap_populate;    /* memory or DAX: no device reads */
     /* Chosen once per mapping, as libpmem2 does, not per store. */
     void *(*copy)(void *dst, const void *src, size_t len);
     void *(*fill)(void *dst, int c, size_t len);
@@ -120,6 +122,14 @@ CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
     }
     p->fd = fd;
     p->tmpfs = fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
+    {
+        char detail[96];
+        CprMedia m = cpr_media_of_file(fd, detail, sizeof(detail));
+
+        /* Volatile: tmpfs, ramfs, hugetlbfs; pmem: DAX; an unlinked file
+         * on a disk counts as volatile too, and is not: leave it out. */
+        p->cheap_populate = p->tmpfs || m == CPR_MEDIA_PMEM;
+    }
     if (fstat(fd, &st) < 0) {
         cpr_error_errno(errp, path, errno, "cannot stat");
     } else if ((uint64_t)st.st_size >= min_len ||
@@ -227,6 +237,11 @@ bool cpr_persist_is_pmem(const CprPersist *p)
     return p->is_pmem;
 }
 
+bool cpr_persist_populate_is_cheap(const CprPersist *p)
+{
+    return p->cheap_populate;
+}
+
 void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
 {
     uint64_t start = off & ~(uint64_t)(PAGE - 1);   /* madvise wants a page */
@@ -278,6 +293,43 @@ static void do_hash(void *opaque)
     Access *a = opaque;
 
     a->xxh3 = XXH3_64bits(a->src, a->len);
+}
+
+static bool zero_run(const uint8_t *b, size_t len)
+{
+    const uint64_t *w;
+    size_t n;
+
+    for (; len && ((uintptr_t)b % 8); b++, len--) {
+        if (*b) {
+            return false;
+        }
+    }
+    w = (const uint64_t *)(const void *)b;
+    n = len / 8;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t x = 0;
+
+        for (size_t j = i; j < i + 8 && j < n; j++) {
+            x |= w[j];
+        }
+        if (x) {
+            return false;
+        }
+    }
+    for (size_t i = n * 8; i < len; i++) {
+        if (b[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void do_is_zero(void *opaque)
+{
+    Access *a = opaque;
+
+    a->xxh3 = zero_run(a->src, a->len);
 }
 
 static bool inside(const CprPersist *p, uint64_t off, uint64_t len)
@@ -348,6 +400,21 @@ int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
         return -1;
     }
     *xxh3 = a.xxh3;
+    return 0;
+}
+
+int cpr_persist_is_zero(CprPersist *p, uint64_t off, uint64_t len,
+                        bool *zero, char **errp)
+{
+    Access a = { p, NULL, p->base + off, len, 0 };
+
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
+    }
+    if (guarded(p, do_is_zero, &a, errp) < 0) {
+        return -1;
+    }
+    *zero = a.xxh3 != 0;
     return 0;
 }
 

@@ -60,6 +60,10 @@ bool cpr_persist_is_pmem(const CprPersist *p);
  */
 void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len);
 
+/* Whether populating only fills page tables (tmpfs, ramfs, DAX), rather
+ * than reading from a device what the stores will overwrite. */
+bool cpr_persist_populate_is_cheap(const CprPersist *p);
+
 /* Store @len bytes at @off (inside the file); not yet durable. */
 int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,
                       size_t len, char **errp);
@@ -71,6 +75,16 @@ int cpr_persist_move(CprPersist *p, uint64_t dst_off, uint64_t src_off,
 /* XXH3 of the stored bytes [off, off + len). */
 int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
                      uint64_t *xxh3, char **errp);
+
+/* Whether the stored bytes [off, off + len) are all zero. */
+int cpr_persist_is_zero(CprPersist *p, uint64_t off, uint64_t len,
+                        bool *zero, char **errp);
+
+/*
+ * Threads: every function but map, grow, unmap and allocate may run on
+ * several threads at once, on disjoint ranges (reads of one range may
+ * overlap), while none of those four runs: the caller excludes them.
+ */
 
 /* Make every earlier store in [off, off + len) durable. */
 int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,

@@ -17,8 +17,10 @@
 /* Page tables are populated ahead of the stream, in one call per step. */
 #define CPR_POPULATE_MIN (256ull << 10)
 #define CPR_POPULATE_AHEAD (8ull << 20)
-/* ... and up to this much of the expected stream before the VM stops. */
+/* ... and up to this much of the expected stream before the VM stops, */
 #define CPR_POPULATE_OPEN (64ull << 20)
+/* ... or this much where populating only fills page tables (tmpfs, DAX). */
+#define CPR_POPULATE_OPEN_MAX (16ull << 30)
 
 typedef struct CprPlacement {
     uint64_t base;  /* file offset of stream byte 0 */

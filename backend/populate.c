@@ -12,6 +12,8 @@
 
 /* Small enough to stop within a millisecond, large enough to be cheap. */
 #define STEP (2ull << 20)
+/* A store this far beyond the cursor does not drag it along. */
+#define JUMP (8ull << 20)
 
 struct CprPopulator {
     CprPersist *p;
@@ -124,12 +126,17 @@ void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from)
     atomic_store(&pop->done, from);
 }
 
-void cpr_populator_need(CprPopulator *pop, uint64_t end, uint64_t ahead)
+void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
+                        uint64_t ahead)
 {
     uint64_t done = atomic_load(&pop->done);
     uint64_t size = cpr_persist_size(pop->p);
 
     if (end <= done) {
+        return;
+    }
+    if (from > done && from - done > JUMP) {
+        cpr_persist_populate(pop->p, from, end - from);
         return;
     }
     end = end > done + ahead ? end : done + ahead;

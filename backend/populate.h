@@ -29,9 +29,16 @@ void cpr_populator_free(CprPopulator *pop);
  * the thread first. */
 void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from);
 
-/* Populate up to @end before returning, and @ahead bytes beyond (capped
- * at the file's end), unless the thread already did. */
-void cpr_populator_need(CprPopulator *pop, uint64_t end, uint64_t ahead);
+/*
+ * [@from, @end) is about to be stored: populate up to @end before
+ * returning, and @ahead bytes beyond (capped at the file's end), unless
+ * the thread already did.  A range far beyond the cursor (a positional
+ * write) gets its own pages only: the cursor stays with the stream
+ * behind it.  Any number of threads may call this at once, but not
+ * while reset(), background() or stop() runs (the writer's write lock).
+ */
+void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
+                        uint64_t ahead);
 
 /* Populate up to @end on a thread; at most one runs at a time. */
 void cpr_populator_background(CprPopulator *pop, uint64_t end);

@@ -25,6 +25,42 @@
  *      committed: cpr_writer_commit() checks cpr_image_check_intact()
  *      first.
  *
+ * Concurrency (QEMU's multifd threads call out_pwritev at once, on
+ * disjoint ranges, and alongside out_writev; transport-plugin.h):
+ *
+ *  C1  The mapping, the placement and the page arrays change only under
+ *      the write lock of w->map (reserve: growth, remap, relocation,
+ *      allocation; open; commit), and every store runs under its read
+ *      lock, inside the room [0, w->room) that reserve() prepared: a
+ *      store never sees the mapping move, and growth waits for the
+ *      stores in flight.  The populator's thread is stopped, and its
+ *      cursor reset, only under the write lock.
+ *  C2  Each stream page's checksum state (FORMAT.md, version 3) is owned
+ *      by the store that covers all of it: it hashes its bytes as it
+ *      stores them and publishes the hash with the page's state.  A
+ *      store that covers part of a page takes the page's lock bit, so
+ *      that stores sharing a page zero only bytes nobody wrote; such
+ *      pages are hashed from the media at commit.
+ *  C3  Gaps are zeroed at commit, not when the stream jumps over them:
+ *      a page no store touched is checked and zeroed only if it is not
+ *      zero already (mapped-ram leaves zero pages out, and a reused
+ *      image mostly holds zeros there), so no store races a zero-fill.
+ *  C4  The stream length is the largest end stored (atomic maximum); the
+ *      append position belongs to out_writev, which QEMU never calls
+ *      from two threads at once.
+ *  C5  The first failure wins: it marks the save failed (atomically) and
+ *      keeps its message, and every later call returns that message, so
+ *      whichever thread QEMU hears from first names the real cause.
+ *  C6  Commit, abort and close run when no store does (the ABI: QEMU
+ *      joins its threads first); commit still takes the write lock, so
+ *      it sees every store's bytes and page hashes.
+ *  C7  The append frontier (the page that holds the append position,
+ *      while only appends wrote it) is hashed as the appends fill it, by
+ *      out_writev's thread alone (w->carry, under that page's lock bit):
+ *      a stream of appends reads nothing back and zeroes nothing.  Any
+ *      other store into that page first zeroes what the appends have not
+ *      written, and makes it an ordinary partly written page.
+ *
  * Everything read from the file is checked before it steers anything: a
  * live record whose payload is not in the file (or is sparse) protects
  * nothing and places nothing (open_live).
@@ -32,9 +68,10 @@
  * The payload is the stream, then the VM description (FORMAT.md,
  * binding.h), collected at open and completed at commit, when
  * append_desc() stores it after the stream's last byte through the same
- * store() as the stream: I1, I3 and I5 cover it unchanged, and the record
- * (version 2) says where the stream ends.
+ * store() as the stream: I1, I3, I5 and C2 cover it unchanged, and the
+ * record says where the stream ends.
  */
+#define XXH_STATIC_LINKING_ONLY     /* XXH3_state_t on the stack */
 #include "writer.h"
 #include "binding.h"
 #include "errmsg.h"
@@ -47,10 +84,13 @@
 #include "populate.h"
 #include "vmdesc.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -65,6 +105,22 @@ static inline uint64_t max_u64(uint64_t a, uint64_t b)
 /* Far beyond any VM, and keeps every offset sum below INT64_MAX. */
 #define MAX_STREAM (1ull << 60)
 
+#define PAGE CPR_CSUM_PAGE
+#define NO_PAGE UINT64_MAX
+
+/* Stream page states (C2, C3). */
+enum {
+    PG_FRESH = 0,       /* no store touched it in this save */
+    PG_HASHED = 1,      /* last written whole by one store: hash[] is its */
+    PG_MEDIA = 2,       /* written in parts, the rest zeroed: hash at commit */
+    PG_APPENDING = 3,   /* the append frontier (C7): carry hashes its bytes */
+    PG_LOCK = 0x80,     /* a partial store is at work on it */
+};
+
+/* Settling the pages of a payload this large takes other threads. */
+#define PARALLEL_MIN (64ull << 20)
+#define MAX_THREADS 8
+
 struct CprWriter {
     char *path;
     CprImageFile file;          /* exclusive lock; the header as opened */
@@ -74,16 +130,59 @@ struct CprWriter {
     CprVmdesc *desc;            /* likewise; completed at commit */
     uint64_t gen;               /* generation this save will commit */
     CprRecord live;             /* payload fields; length 0: nothing live */
+
+    /* C1: written under the write lock, read under either. */
+    pthread_rwlock_t map;
     CprPlacement place;
     uint64_t allocated;         /* [place.base, allocated) has no holes */
     uint64_t old_end;           /* the file's size before this save */
-    uint64_t pos;               /* append position */
-    uint64_t len;               /* stream length */
-    XXH3_state_t *hash;
-    bool hash_streaming;        /* every byte so far came in order */
-    bool failed;                /* a write failed: never commit */
-    bool finished;              /* committed or aborted */
+    uint64_t room;              /* stream bytes a store may touch */
+    _Atomic uint8_t *pstate;    /* per stream page, PG_* */
+    uint64_t *phash;            /* per stream page, XXH3 (PG_HASHED) */
+    uint64_t npages;            /* pages both arrays cover */
+
+    _Atomic uint64_t len;       /* C4: stream length */
+    uint64_t pos;               /* C4: append position */
+    /* C7: the append frontier, under its page's lock bit. */
+    uint64_t carry_page;        /* NO_PAGE: none */
+    uint64_t carry_len;
+    XXH3_state_t *carry;
+    atomic_bool failed;         /* C5 */
+    pthread_mutex_t err_lock;
+    char *first_error;          /* C5, under err_lock */
+    atomic_bool finished;       /* committed or aborted */
 };
+
+/* C5: remember the first failure; hand its message to the caller, or
+ * the first one if another thread failed before. */
+static void fail(CprWriter *w, char *err, char **errp)
+{
+    pthread_mutex_lock(&w->err_lock);
+    if (!w->first_error) {
+        w->first_error = err ? strdup(err) : NULL;
+    } else if (errp && !*errp) {
+        free(err);
+        err = strdup(w->first_error);
+    }
+    atomic_store(&w->failed, true);
+    pthread_mutex_unlock(&w->err_lock);
+    if (errp && !*errp) {
+        *errp = err;
+    } else {
+        free(err);
+    }
+}
+
+/* C5, for a failure already in *errp. */
+static void note_failure(CprWriter *w, char **errp)
+{
+    pthread_mutex_lock(&w->err_lock);
+    if (!w->first_error && errp && *errp) {
+        w->first_error = strdup(*errp);
+    }
+    atomic_store(&w->failed, true);
+    pthread_mutex_unlock(&w->err_lock);
+}
 
 /* The newest record is what the save must not disturb (I1, I2). */
 static int open_live(CprWriter *w, char **errp)
@@ -129,6 +228,13 @@ static int settle_slot(CprWriter *w, char **errp)
     return 0;
 }
 
+static uint64_t stream_len(CprWriter *w)
+{
+    return atomic_load(&w->len);
+}
+
+static int update_room(CprWriter *w, char **errp);
+
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp)
 {
@@ -141,14 +247,23 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
                               const CprVm *vm, char **errp)
 {
     CprWriter *w = calloc(1, sizeof(*w));
+    pthread_rwlockattr_t attr;
 
     if (!w) {
         cpr_error(errp, path, "out of memory");
         return NULL;
     }
     w->file.fd = -1;
-    if (!(w->path = strdup(path)) || !(w->hash = XXH3_createState()) ||
-        !(w->pop = cpr_populator_new())) {
+    /* Growth must not starve behind a stream of stores (C1). */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&w->map, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&w->err_lock, NULL);
+    w->carry_page = NO_PAGE;
+    if (!(w->path = strdup(path)) || !(w->pop = cpr_populator_new()) ||
+        !(w->carry = XXH3_createState())) {
         cpr_error(errp, path, "out of memory");
         goto fail;
     }
@@ -172,8 +287,9 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     }
     w->old_end = cpr_persist_size(w->p);
     cpr_populator_reset(w->pop, w->p, w->place.base);
-    XXH3_64bits_reset(w->hash);
-    w->hash_streaming = true;
+    if (update_room(w, errp) < 0) {
+        goto fail;
+    }
     return w;
 fail:
     cpr_writer_close(w);
@@ -183,9 +299,47 @@ fail:
 /* How far ahead of the stream to populate: as much as it has grown so
  * far (bounded), so a big stream takes few calls and a small one does not
  * pay for megabytes it never writes. */
-static uint64_t ahead(const CprWriter *w)
+static uint64_t ahead(CprWriter *w)
 {
-    return min_u64(max_u64(w->len, CPR_POPULATE_MIN), CPR_POPULATE_AHEAD);
+    return min_u64(max_u64(stream_len(w), CPR_POPULATE_MIN),
+                   CPR_POPULATE_AHEAD);
+}
+
+/*
+ * C1: the page arrays cover the room, and the room is what is mapped,
+ * allocated (I5) and below the limit (I1).  Write lock held.
+ */
+static int update_room(CprWriter *w, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p), base = w->place.base;
+    uint64_t safe = size, room, n;
+
+    /* Where the file was sparse, only what ensure_room() allocated. */
+    if (w->file.sparse && w->allocated < w->old_end) {
+        safe = min_u64(safe, w->allocated);
+    }
+    room = safe > base ? safe - base : 0;
+    room = min_u64(room, w->place.limit);
+    n = (room + PAGE - 1) / PAGE;
+    if (n > w->npages) {
+        _Atomic uint8_t *st = realloc((void *)w->pstate, n);
+        uint64_t *h;
+
+        if (st) {
+            w->pstate = st;
+        }
+        h = st ? realloc(w->phash, n * sizeof(*h)) : NULL;
+        if (!h) {
+            cpr_error(errp, w->path, "out of memory");
+            return -1;
+        }
+        w->phash = h;
+        memset((void *)(w->pstate + w->npages), 0, n - w->npages);
+        memset(w->phash + w->npages, 0, (n - w->npages) * sizeof(*h));
+        w->npages = n;
+    }
+    w->room = room;
+    return 0;
 }
 
 /*
@@ -193,6 +347,7 @@ static uint64_t ahead(const CprWriter *w)
  * What this save grows is allocated as it grows; holes can only be where
  * the file was before, and only if it was sparse then (punched by
  * someone, or copied without its holes filled): looked for in big steps.
+ * Write lock held.
  */
 static int ensure_room(CprWriter *w, uint64_t end, char **errp)
 {
@@ -204,9 +359,8 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
                              errp) < 0) {
             return -1;
         }
-        /* A remap loses the page tables; bytes already stored need none. */
-        cpr_populator_reset(w->pop, w->p, w->place.base + w->len);
-        size = cpr_persist_size(w->p);
+        /* A remap loses the page tables; need() maps what is stored. */
+        cpr_populator_reset(w->pop, w->p, w->place.base);
     }
     if (w->file.sparse && end > w->allocated && w->allocated < w->old_end) {
         uint64_t to = min_u64(max_u64(end, w->allocated + ahead(w)),
@@ -223,7 +377,8 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
 }
 
 
-/* I1: the space below the live payload is exhausted; move above it. */
+/* I1: the space below the live payload is exhausted; move above it.
+ * Write lock held: no store is in flight, so [0, len) is all there. */
 static int relocate(CprWriter *w, uint64_t end, char **errp)
 {
     uint64_t high = cpr_place_above(w->live.payload_off, w->live.payload_len);
@@ -236,11 +391,12 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
         return -1;
     }
     cpr_populator_reset(w->pop, w->p, high);
-    cpr_populator_need(w->pop, high + end, ahead(w));
-    return cpr_persist_move(w->p, high, low, w->len, errp);
+    cpr_populator_need(w->pop, high, high + end, ahead(w));
+    return cpr_persist_move(w->p, high, low, stream_len(w), errp);
 }
 
-/* Room for stream bytes [0, end), relocated (I1) and allocated (I5). */
+/* Room for stream bytes [0, end), relocated (I1) and allocated (I5).
+ * Write lock held. */
 static int reserve(CprWriter *w, uint64_t end, char **errp)
 {
     if (end > MAX_STREAM) {
@@ -250,20 +406,30 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     if (end > w->place.limit && relocate(w, end, errp) < 0) {
         return -1;
     }
-    if (ensure_room(w, w->place.base + end, errp) < 0) {
+    if (ensure_room(w, w->place.base + end, errp) < 0 ||
+        update_room(w, errp) < 0) {
         return -1;
     }
-    cpr_populator_need(w->pop, w->place.base + end, ahead(w));
+    if (end > w->room) {
+        cpr_error(errp, w->path, "no room for %llu stream bytes (internal "
+                  "error)", (unsigned long long)end);
+        return -1;
+    }
     return 0;
 }
 
 static int check_usable(CprWriter *w, char **errp)
 {
-    if (w->finished) {
+    if (atomic_load(&w->finished)) {
         cpr_error(errp, w->path, "save already committed or aborted");
         return -1;
     }
-    if (w->failed) {
+    if (atomic_load(&w->failed)) {
+        pthread_mutex_lock(&w->err_lock);
+        if (errp && !*errp && w->first_error) {
+            *errp = strdup(w->first_error);
+        }
+        pthread_mutex_unlock(&w->err_lock);
         cpr_error(errp, w->path, "an earlier write to this save failed");
         return -1;
     }
@@ -279,23 +445,44 @@ int cpr_writer_populate(CprWriter *w, char **errp)
     uint64_t expect = w->live.payload_len ?
                       cpr_place_room(w->live.payload_len) :
                       cpr_persist_size(w->p) - base;
+    uint64_t now;
+    int ret;
 
     if (w->file.sparse && !w->live.payload_len) {
         expect = min_u64(expect, CPR_INITIAL_SIZE - base);
     }
-
-    if (check_usable(w, errp) < 0 || ensure_room(w, base + expect, errp) < 0) {
+    if (check_usable(w, errp) < 0) {
         return -1;
     }
-    cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
-                         CPR_BLOCK_SIZE);
-    cpr_populator_need(w->pop, base + min_u64(expect, CPR_POPULATE_OPEN), 0);
-    cpr_populator_background(w->pop, base + expect);
-    return 0;
+    pthread_rwlock_wrlock(&w->map);
+    ret = ensure_room(w, base + expect, errp);
+    if (ret == 0) {
+        ret = update_room(w, errp);
+    }
+    if (ret == 0) {
+        /*
+         * On tmpfs and DAX, populating costs page-table work only: do it
+         * all now, while the VM still runs (QEMU stops it after out_open),
+         * rather than inside the pause.  On a disk filesystem it may read
+         * the old payload from the device: only a first part now, the
+         * rest on the other core while the stream is written.
+         */
+        now = cpr_persist_populate_is_cheap(w->p) ?
+              min_u64(expect, CPR_POPULATE_OPEN_MAX) :
+              min_u64(expect, CPR_POPULATE_OPEN);
+        cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
+                             CPR_BLOCK_SIZE);
+        cpr_populator_need(w->pop, base, base + now, 0);
+        cpr_populator_background(w->pop, base + expect);
+    }
+    pthread_rwlock_unlock(&w->map);
+    return ret;
 }
 
 int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
 {
+    int ret = -1;
+
     if (check_usable(w, errp) < 0) {
         return -1;
     }
@@ -305,15 +492,17 @@ int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
     }
     /* Exactly as asked (in 2 MiB steps), unlike a growing stream. */
     size = cpr_align_up(size, CPR_ALIGN);
+    pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    if (cpr_persist_grow(w->p, size, size, errp) < 0 ||
-        cpr_persist_allocate(w->p, 0, cpr_persist_size(w->p), errp) < 0) {
-        return -1;
+    if (cpr_persist_grow(w->p, size, size, errp) == 0 &&
+        cpr_persist_allocate(w->p, 0, cpr_persist_size(w->p), errp) == 0) {
+        w->allocated = cpr_persist_size(w->p);
+        cpr_populator_reset(w->pop, w->p, 0);
+        cpr_populator_need(w->pop, 0, cpr_persist_size(w->p), 0);
+        ret = update_room(w, errp);
     }
-    w->allocated = cpr_persist_size(w->p);
-    cpr_populator_reset(w->pop, w->p, 0);
-    cpr_populator_need(w->pop, cpr_persist_size(w->p), 0);
-    return 0;
+    pthread_rwlock_unlock(&w->map);
+    return ret;
 }
 
 /* Total size of @iov, or -1 if it exceeds the largest stream. */
@@ -330,53 +519,335 @@ static int64_t iov_total(const struct iovec *iov, int iovcnt)
     return (int64_t)total;
 }
 
-/* Store @iov at stream offset @off: one reservation for the whole vector. */
+/* Where a store is in its source vector. */
+typedef struct Src {
+    const struct iovec *iov;
+    int iovcnt;
+    int i;                      /* element */
+    size_t at;                  /* bytes of it consumed */
+} Src;
+
+/* Contiguous source bytes at the cursor (skipping empty elements). */
+static size_t src_run(Src *s, const uint8_t **ptr)
+{
+    while (s->i < s->iovcnt && s->at == s->iov[s->i].iov_len) {
+        s->i++;
+        s->at = 0;
+    }
+    if (s->i == s->iovcnt) {
+        return 0;
+    }
+    *ptr = (const uint8_t *)s->iov[s->i].iov_base + s->at;
+    return s->iov[s->i].iov_len - s->at;
+}
+
+/* Store the next @len source bytes at stream offset @off. */
+static int put(CprWriter *w, Src *s, uint64_t off, uint64_t len,
+               char **errp)
+{
+    uint64_t dst = w->place.base + off;
+
+    while (len) {
+        const uint8_t *ptr;
+        size_t n = min_u64(src_run(s, &ptr), len);
+
+        if (cpr_persist_store(w->p, dst, ptr, n, errp) < 0) {
+            return -1;
+        }
+        s->at += n;
+        dst += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Copy the next @len source bytes to @buf. */
+static void gather(Src *s, uint8_t *buf, uint64_t len)
+{
+    while (len) {
+        const uint8_t *ptr;
+        size_t n = min_u64(src_run(s, &ptr), len);
+
+        memcpy(buf, ptr, n);
+        s->at += n;
+        buf += n;
+        len -= n;
+    }
+}
+
+/* Whole pages a store covers, in runs this long: the source is hashed
+ * while it is still in the cache it was copied through. */
+#define RUN (64u << 10)
+/* Pages gathered from several source elements, this many at a time. */
+#define BOUNCE (4 * PAGE)
+
+static void hashed(CprWriter *w, uint64_t pg, uint64_t h)
+{
+    w->phash[pg] = h;
+    atomic_store_explicit(&w->pstate[pg], PG_HASHED, memory_order_release);
+}
+
+/* C2: whole pages [off, end) (page-aligned), each hashed as stored. */
+static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                     char **errp)
+{
+    _Alignas(64) uint8_t bounce[BOUNCE];
+
+    while (off < end) {
+        const uint8_t *ptr;
+        size_t avail = src_run(s, &ptr);
+        uint64_t pg = off / PAGE, n = 0;
+
+        if (avail >= PAGE) {
+            /* Straight from one element: a run of pages. */
+            n = min_u64(min_u64(avail, end - off), RUN) / PAGE;
+            if (cpr_persist_store(w->p, w->place.base + off, ptr, n * PAGE,
+                                  errp) < 0) {
+                return -1;
+            }
+            for (uint64_t k = 0; k < n; k++) {
+                hashed(w, pg + k, XXH3_64bits(ptr + k * PAGE, PAGE));
+            }
+            s->at += n * PAGE;
+        } else {
+            /* Pages spread over several elements (QEMU's page headers
+             * between pages): gathered, hashed, stored in one piece. */
+            do {
+                gather(s, bounce + n * PAGE, PAGE);
+                hashed(w, pg + n, XXH3_64bits(bounce + n * PAGE, PAGE));
+                n++;
+            } while (n < BOUNCE / PAGE && off + n * PAGE < end &&
+                     src_run(s, &ptr) < PAGE);
+            if (cpr_persist_store(w->p, w->place.base + off, bounce,
+                                  n * PAGE, errp) < 0) {
+                return -1;
+            }
+        }
+        off += n * PAGE;
+    }
+    return 0;
+}
+
+static uint8_t lock_page(CprWriter *w, uint64_t pg)
+{
+    uint8_t cur = atomic_load_explicit(&w->pstate[pg], memory_order_relaxed);
+
+    for (;;) {
+        cur &= (uint8_t)~PG_LOCK;
+        if (atomic_compare_exchange_weak_explicit(&w->pstate[pg], &cur,
+                                                  cur | PG_LOCK,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            return cur;
+        }
+        /* Held by another store on this page: a few hundred ns at most. */
+        sched_yield();
+    }
+}
+
+static void unlock_page(CprWriter *w, uint64_t pg, uint8_t state)
+{
+    atomic_store_explicit(&w->pstate[pg], state, memory_order_release);
+}
+
+/*
+ * C2, C3: part [off, end) of one page, page lock held, the page in state
+ * @prev.  The first store into a page zeroes the rest of it (within the
+ * room), so that whatever no store writes reads as zeros, and no later
+ * store has to know what is stale; on the append frontier (C7), only
+ * what the appends have not written yet.
+ */
+static int put_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                    uint8_t prev, char **errp)
+{
+    uint64_t pg = off / PAGE, from = pg * PAGE;
+    uint64_t to = min_u64(from + PAGE, w->room), done = from;
+    int ret = 0;
+
+    if (prev == PG_APPENDING) {
+        done = from + w->carry_len;
+    }
+    if (prev == PG_FRESH || prev == PG_APPENDING) {
+        if (off > done) {
+            ret = cpr_persist_zero(w->p, w->place.base + done, off - done,
+                                   errp);
+        }
+        if (ret == 0 && to > max_u64(end, done)) {
+            uint64_t z = max_u64(end, done);
+
+            ret = cpr_persist_zero(w->p, w->place.base + z, to - z, errp);
+        }
+    }
+    if (ret == 0) {
+        ret = put(w, s, off, end - off, errp);
+    }
+    /* Even after a failure: the save will not commit. */
+    unlock_page(w, pg, PG_MEDIA);
+    return ret;
+}
+
+static int put_partial(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                       char **errp)
+{
+    return put_part(w, s, off, end, lock_page(w, off / PAGE), errp);
+}
+
+/*
+ * C7: an append into the page at the append frontier, which only appends
+ * have written (bytes [0, carry_len) of it): their hash grows with them,
+ * so the page is whole and hashed when the appends fill it, and nothing
+ * beyond the append position needs zeroing yet.  A page the appends
+ * start anew (FRESH, from its first byte) becomes the frontier.
+ */
+static int append_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                       char **errp)
+{
+    _Alignas(64) uint8_t buf[PAGE];
+    uint64_t pg = off / PAGE, from = pg * PAGE, n = end - off;
+    uint8_t prev = lock_page(w, pg);
+    bool extend = prev == PG_APPENDING && w->carry_page == pg &&
+                  w->carry_len == off - from;
+    bool start = prev == PG_FRESH && off == from;
+
+    const uint8_t *data;
+
+    if (!extend && !start) {
+        return put_part(w, s, off, end, prev, errp);
+    }
+    /* What is hashed is what is stored: from one buffer. */
+    if (src_run(s, &data) >= n) {
+        s->at += n;
+    } else {
+        gather(s, buf, n);
+        data = buf;
+    }
+    if (cpr_persist_store(w->p, w->place.base + off, data, n, errp) < 0) {
+        unlock_page(w, pg, PG_MEDIA);
+        return -1;
+    }
+    if (start) {
+        XXH3_64bits_reset(w->carry);
+        w->carry_page = pg;
+        w->carry_len = 0;
+    }
+    XXH3_64bits_update(w->carry, data, n);
+    w->carry_len += n;
+    if (w->carry_len == PAGE) {
+        w->phash[pg] = XXH3_64bits_digest(w->carry);
+        w->carry_page = NO_PAGE;
+        unlock_page(w, pg, PG_HASHED);
+    } else {
+        unlock_page(w, pg, PG_APPENDING);
+    }
+    return 0;
+}
+
+/* @iov at stream offset @off, inside the room (read lock held); @append:
+ * at the append position, from out_writev's thread. */
+static int put_stream(CprWriter *w, uint64_t off, uint64_t end,
+                      const struct iovec *iov, int iovcnt, bool append,
+                      char **errp)
+{
+    Src s = { iov, iovcnt, 0, 0 };
+
+    while (off < end) {
+        uint64_t next = (off / PAGE + 1) * PAGE;
+
+        if (off % PAGE == 0 && end >= next) {
+            uint64_t whole = end - end % PAGE;
+
+            if (put_pages(w, &s, off, whole, errp) < 0) {
+                return -1;
+            }
+            off = whole;
+        } else {
+            uint64_t e = min_u64(end, next);
+
+            if ((append ? append_part(w, &s, off, e, errp) :
+                 put_partial(w, &s, off, e, errp)) < 0) {
+                return -1;
+            }
+            off = e;
+        }
+    }
+    return 0;
+}
+
+/* C4 */
+static void extend(CprWriter *w, uint64_t end)
+{
+    uint64_t cur = atomic_load(&w->len);
+
+    while (cur < end && !atomic_compare_exchange_weak(&w->len, &cur, end)) {
+    }
+}
+
+/*
+ * Store @iov at stream offset @off: one reservation for the whole vector.
+ * Under the read lock (C1), or with @exclusive, under the write lock the
+ * caller holds (the commit's VM description).
+ */
 static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
-                     int iovcnt, char **errp)
+                     int iovcnt, bool append, bool exclusive, char **errp)
 {
     int64_t total = iov_total(iov, iovcnt);
-    uint64_t dst;
+    char *err = NULL;
+    uint64_t end;
+    int ret = 0;
 
     if (check_usable(w, errp) < 0) {
         return -1;
     }
     if (total < 0 || off > MAX_STREAM - (uint64_t)total) {
-        cpr_error(errp, w->path, "stream too large");
-        goto fail;
+        cpr_error(&err, w->path, "stream too large");
+        fail(w, err, errp);
+        return -1;
     }
-    if (reserve(w, off + (uint64_t)total, errp) < 0) {
-        goto fail;
+    end = off + (uint64_t)total;
+    if (exclusive) {
+        ret = end > w->room ? reserve(w, end, &err) : 0;
+    } else {
+        pthread_rwlock_rdlock(&w->map);
     }
-    if (off > w->len &&
-        cpr_persist_zero(w->p, w->place.base + w->len, off - w->len,
-                         errp) < 0) {
-        goto fail;
-    }
-    if (off != w->len) {
-        w->hash_streaming = false;
-    }
-    dst = w->place.base + off;
-    for (int i = 0; i < iovcnt; i++) {
-        if (cpr_persist_store(w->p, dst, iov[i].iov_base, iov[i].iov_len,
-                              errp) < 0) {
-            goto fail;
+    while (!exclusive && end > w->room) {
+        /* C1: growth and relocation exclude every store. */
+        pthread_rwlock_unlock(&w->map);
+        pthread_rwlock_wrlock(&w->map);
+        ret = end <= w->room ? 0 :
+              atomic_load(&w->failed) ? check_usable(w, &err) :
+              reserve(w, end, &err);
+        if (ret < 0) {
+            /* Before another thread can try growing again (C5). */
+            fail(w, err, errp);
         }
-        if (w->hash_streaming) {
-            XXH3_64bits_update(w->hash, iov[i].iov_base, iov[i].iov_len);
+        pthread_rwlock_unlock(&w->map);
+        if (ret < 0) {
+            return -1;
         }
-        dst += iov[i].iov_len;
+        pthread_rwlock_rdlock(&w->map);
     }
-    w->len = max_u64(w->len, off + (uint64_t)total);
+    if (ret == 0) {
+        cpr_populator_need(w->pop, w->place.base + off, w->place.base + end,
+                           ahead(w));
+        ret = put_stream(w, off, end, iov, iovcnt, append, &err);
+    }
+    if (ret == 0) {
+        extend(w, end);
+    }
+    if (!exclusive) {
+        pthread_rwlock_unlock(&w->map);
+    }
+    if (ret < 0) {
+        fail(w, err, errp);
+        return -1;
+    }
     return total;
-fail:
-    w->failed = true;
-    return -1;
 }
 
 int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
                            char **errp)
 {
-    int64_t n = store(w, w->pos, iov, iovcnt, errp);
+    int64_t n = store(w, w->pos, iov, iovcnt, true, false, errp);
 
     if (n > 0) {
         w->pos += (uint64_t)n;
@@ -387,11 +858,7 @@ int64_t cpr_writer_appendv(CprWriter *w, const struct iovec *iov, int iovcnt,
 int64_t cpr_writer_pwritev(CprWriter *w, uint64_t off,
                            const struct iovec *iov, int iovcnt, char **errp)
 {
-    int64_t n = store(w, off, iov, iovcnt, errp);
-
-    /* Out-of-order bytes: the checksum is taken from the media instead. */
-    w->hash_streaming = false;
-    return n;
+    return store(w, off, iov, iovcnt, false, false, errp);
 }
 
 int cpr_writer_append(CprWriter *w, const void *buf, size_t len,
@@ -427,7 +894,7 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     cpr_record_encode(rec, buf);
     if (cpr_persist_store(w->p, slot, buf, sizeof(buf), errp) == 0 &&
         cpr_persist_range(w->p, slot, sizeof(buf), errp) == 0) {
-        w->finished = true;
+        atomic_store(&w->finished, true);
         return 0;
     }
     /*
@@ -439,13 +906,14 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     if (cpr_persist_store(w->p, slot, before, sizeof(buf), NULL) == 0) {
         cpr_persist_range(w->p, slot, sizeof(buf), NULL);
     }
-    w->failed = true;
+    note_failure(w, errp);
     return -1;
 }
 
 /*
  * The VM description goes right after the stream, like more stream: the
  * payload checksum covers it, and placement and growth treat it alike.
+ * Write lock held.
  */
 static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
 {
@@ -455,7 +923,7 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
     int64_t n;
 
     if (cpr_binding_commit(w->desc, vm, w->path, errp) < 0) {
-        w->failed = true;
+        note_failure(w, errp);
         return -1;
     }
     buf = cpr_vmdesc_encode(w->desc, &len);
@@ -463,13 +931,168 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
         cpr_error(errp, w->path, buf ? "VM description too large" :
                   "out of memory");
         free(buf);
-        w->failed = true;
+        note_failure(w, errp);
         return -1;
     }
     iov = (struct iovec){ buf, len };
-    n = store(w, w->len, &iov, 1, errp);
+    /* After the last append, or after the last positional write. */
+    n = store(w, stream_len(w), &iov, 1, stream_len(w) == w->pos, true,
+              errp);
     free(buf);
     return n < 0 ? -1 : 0;
+}
+
+/*
+ * C2, C3 at commit: the hash of every page of the payload's @len bytes
+ * that no store hashed whole.  A page no store touched is a gap: zero
+ * it, unless it is zero already.
+ */
+static int settle_page(CprWriter *w, uint64_t pg, uint64_t len, char **errp)
+{
+    static const uint8_t zeros[PAGE];
+    uint8_t st = atomic_load_explicit(&w->pstate[pg], memory_order_acquire);
+    uint64_t from = pg * PAGE, n = min_u64(PAGE, len - from);
+    uint64_t off = w->place.base + from;
+    bool zero;
+
+    switch (st) {
+    case PG_HASHED:
+        return 0;
+    case PG_APPENDING:
+        /* C7: the appended bytes are hashed; the rest is a gap. */
+        if (n > w->carry_len) {
+            off += w->carry_len;
+            n -= w->carry_len;
+            if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||
+                (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {
+                return -1;
+            }
+            XXH3_64bits_update(w->carry, zeros, n);
+        }
+        w->phash[pg] = XXH3_64bits_digest(w->carry);
+        return 0;
+    case PG_FRESH:
+        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||
+            (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {
+            return -1;
+        }
+        w->phash[pg] = n == PAGE ? cpr_csum_zero_page() :
+                       XXH3_64bits(zeros, n);
+        return 0;
+    default:
+        return cpr_persist_hash(w->p, off, n, &w->phash[pg], errp);
+    }
+}
+
+/* Pages are settled in claims of this many, by as many threads as the
+ * work is worth (each takes the next claim). */
+#define CLAIM 1024u
+
+typedef struct Settle {
+    CprWriter *w;
+    uint64_t len, npages;
+    _Atomic uint64_t next;
+    atomic_bool failed;
+    pthread_mutex_t lock;
+    char *err;
+} Settle;
+
+static void *settle_run(void *opaque)
+{
+    Settle *s = opaque;
+    uint64_t c;
+
+    while (!atomic_load(&s->failed) &&
+           (c = atomic_fetch_add(&s->next, CLAIM)) < s->npages) {
+        uint64_t end = min_u64(c + CLAIM, s->npages);
+
+        for (uint64_t pg = c; pg < end; pg++) {
+            char *err = NULL;
+
+            if (settle_page(s->w, pg, s->len, &err) < 0) {
+                pthread_mutex_lock(&s->lock);
+                if (!s->err) {
+                    s->err = err;
+                    err = NULL;
+                }
+                pthread_mutex_unlock(&s->lock);
+                free(err);
+                atomic_store(&s->failed, true);
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+/*
+ * FORMAT.md, version 3: the checksum of payload [0, len), from the page
+ * hashes the stores left and those settle_page() takes.  Write lock held.
+ */
+static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
+{
+    uint64_t npages = (len + PAGE - 1) / PAGE;
+    uint64_t nblocks = (npages + CPR_CSUM_PAGES_PER_BLOCK - 1) /
+                       CPR_CSUM_PAGES_PER_BLOCK;
+    uint64_t few[16], *blocks = few;
+
+    if (len < PARALLEL_MIN) {
+        /* A device-state save: a few pages, on this thread. */
+        for (uint64_t pg = 0; pg < npages; pg++) {
+            if (atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) !=
+                PG_HASHED && settle_page(w, pg, len, errp) < 0) {
+                cpr_error(errp, w->path, "cannot read the payload back");
+                return -1;
+            }
+        }
+    } else {
+        /* Not for small saves: this reads a file in /sys.  Pages the
+         * stores hashed cost a glance each. */
+        Settle s = { .w = w, .len = len, .npages = npages };
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        uint64_t want = min_u64(len / (PARALLEL_MIN / 2),
+                                cpus > 0 ? (uint64_t)cpus : 1);
+        pthread_t th[MAX_THREADS];
+        unsigned nth = 0;
+
+        pthread_mutex_init(&s.lock, NULL);
+        for (; nth + 1 < min_u64(want, MAX_THREADS); nth++) {
+            if (pthread_create(&th[nth], NULL, settle_run, &s) != 0) {
+                break;
+            }
+        }
+        settle_run(&s);
+        for (unsigned i = 0; i < nth; i++) {
+            pthread_join(th[i], NULL);
+        }
+        pthread_mutex_destroy(&s.lock);
+        if (atomic_load(&s.failed)) {
+            cpr_error(&s.err, w->path, "cannot read the payload back");
+            if (errp && !*errp) {
+                *errp = s.err;
+            } else {
+                free(s.err);
+            }
+            return -1;
+        }
+    }
+    if (nblocks > sizeof(few) / sizeof(few[0]) &&
+        !(blocks = malloc(nblocks * sizeof(*blocks)))) {
+        cpr_error(errp, w->path, "out of memory");
+        return -1;
+    }
+    for (uint64_t k = 0; k < nblocks; k++) {
+        uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
+
+        blocks[k] = cpr_csum_list(w->phash + first,
+                                  min_u64(CPR_CSUM_PAGES_PER_BLOCK,
+                                          npages - first));
+    }
+    *csum = cpr_csum_list(blocks, nblocks);
+    if (blocks != few) {
+        free(blocks);
+    }
+    return 0;
 }
 
 int cpr_writer_commit(CprWriter *w, char **errp)
@@ -480,42 +1103,39 @@ int cpr_writer_commit(CprWriter *w, char **errp)
 int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
 {
     CprRecord rec = { 0 };
+    int ret = -1;
 
     if (check_usable(w, errp) < 0) {
         return -1;
     }
+    /* C6: no store runs; the lock makes their bytes and hashes ours. */
+    pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    rec.stream_len = w->len;
-    if (append_desc(w, vm, errp) < 0) {
-        return -1;
+    rec.stream_len = stream_len(w);
+    if (append_desc(w, vm, errp) == 0) {
+        rec.payload_off = w->place.base;
+        rec.payload_len = stream_len(w);
+        /* C3, then I6, then I3. */
+        if (checksum(w, rec.payload_len, &rec.payload_xxh3, errp) < 0 ||
+            cpr_image_check_intact(&w->file, w->path,
+                                   cpr_persist_size(w->p), errp) < 0 ||
+            cpr_persist_range(w->p, rec.payload_off, rec.payload_len,
+                              errp) < 0) {
+            note_failure(w, errp);
+        } else {
+            ret = publish(w, &rec, errp);
+        }
     }
-    rec.payload_off = w->place.base;
-    rec.payload_len = w->len;
-    if (w->hash_streaming) {
-        rec.payload_xxh3 = XXH3_64bits_digest(w->hash);
-    } else if (cpr_persist_hash(w->p, rec.payload_off, rec.payload_len,
-                                &rec.payload_xxh3, errp) < 0) {
-        goto fail;
+    pthread_rwlock_unlock(&w->map);
+    if (ret == 0) {
+        /*
+         * The save is over: let a reader in now rather than after QEMU's
+         * cleanup unmaps what may be gigabytes.  This writer stores
+         * nothing more.
+         */
+        flock(w->file.fd, LOCK_UN);
     }
-    /* I6, then I3. */
-    if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
-                               errp) < 0 ||
-        cpr_persist_range(w->p, rec.payload_off, rec.payload_len, errp) < 0) {
-        goto fail;
-    }
-    if (publish(w, &rec, errp) < 0) {
-        return -1;
-    }
-    /*
-     * The save is over: let a reader in now rather than after QEMU's
-     * cleanup unmaps what may be gigabytes.  This writer stores nothing
-     * more.
-     */
-    flock(w->file.fd, LOCK_UN);
-    return 0;
-fail:
-    w->failed = true;
-    return -1;
+    return ret;
 }
 
 int cpr_writer_invalidate(CprWriter *w, char **errp)
@@ -538,8 +1158,10 @@ int cpr_writer_invalidate(CprWriter *w, char **errp)
 
 void cpr_writer_abort(CprWriter *w)
 {
+    pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    w->finished = true;
+    atomic_store(&w->finished, true);
+    pthread_rwlock_unlock(&w->map);
 }
 
 void cpr_writer_close(CprWriter *w)
@@ -552,7 +1174,12 @@ void cpr_writer_close(CprWriter *w)
     cpr_image_close(&w->file);
     cpr_vmdesc_free(w->desc);
     cpr_metadata_free(&w->md);
-    XXH3_freeState(w->hash);
+    free((void *)w->pstate);
+    free(w->phash);
+    free(w->first_error);
+    XXH3_freeState(w->carry);
+    pthread_mutex_destroy(&w->err_lock);
+    pthread_rwlock_destroy(&w->map);
     free(w->path);
     free(w);
 }

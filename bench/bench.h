@@ -19,6 +19,10 @@ typedef struct {
     gboolean run_restore_outside, run_pre_stop;
     GArray *scale_n;           /* guint */
     GArray *full_ram_gib;      /* guint */
+    GArray *mapped_channels;   /* guint, multifd channels (0: none) */
+    guint full_ram_rounds;     /* mapped-ram rows: interleaved rounds */
+    gboolean full_ram_stream;  /* the stream rows (no mapped-ram) */
+    gboolean full_ram_mapped;  /* the mapped-ram rows */
     const char *qemu;          /* patched; "" = pmem rows skipped */
     const char *stock_qemu;
     const char *plugin;        /* transport-pmem.so */
@@ -77,6 +81,7 @@ gboolean bench_scale(Report *r, GError **errp);
 gboolean bench_full_ram(Report *r, GError **errp);
 gboolean bench_restore_outside(Report *r, GError **errp);
 gboolean bench_pre_stop(Report *r, GError **errp);
+gboolean bench_full_ram_mapped(Report *r, double memcpy_gbs, GError **errp);
 
 /* Private per-run base directories, created by main. */
 extern char *bench_shm_base, *bench_disk_base;

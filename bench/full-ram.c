@@ -10,6 +10,7 @@
 #include "bench.h"
 #include "guest-kinds.h"
 #include "cpr-cycle.h"
+#include "stats.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -213,6 +214,16 @@ gboolean bench_full_ram(Report *r, GError **errp)
                                "gib,transport,save,pause_ms,stream_bytes,gbs,memcpy_gbs");
     gboolean ok = FALSE;
 
+    if (!o->full_ram_stream) {
+        g_string_append_printf(r->md, "\nmemcpy bandwidth, same run: "
+                               "**%.2f GB/s** (best of 5, 512 MiB)\n", mc);
+        json_builder_set_member_name(r->json, "memcpy_gbs");
+        json_builder_add_double_value(r->json, mc);
+        if (csv) {
+            fclose(csv);
+        }
+        return !o->full_ram_mapped || bench_full_ram_mapped(r, mc, errp);
+    }
     g_string_append_printf(r->md,
         "\n### Full-RAM save to /dev/shm (no x-ignore-shared; RAM filled "
         "with 0x5a via qtest memset; max-bandwidth raised to 1 TiB/s for "
@@ -274,6 +285,280 @@ gboolean bench_full_ram(Report *r, GError **errp)
     ok = TRUE;
 out:
     json_builder_end_array(r->json);
+    if (csv) {
+        fclose(csv);
+    }
+    return ok && (!o->full_ram_mapped || bench_full_ram_mapped(r, mc, errp));
+}
+
+/*
+ * mapped-ram: every RAM page at its own offset of the stream, written with
+ * positional writes (by the multifd threads, with channels), zero pages
+ * left out.  pmem: (patched QEMU) against stock QEMU's file: with the same
+ * capabilities; same chain of real reboots as above, and each save's
+ * restore timed too.  Rounds alternate the transports' order, so both
+ * see the same host noise; throughput is guest RAM / seconds for both
+ * (the streams are the same size, RAM plus a few MiB).
+ */
+typedef struct {
+    double save_s[SAVES];
+    double restore_s[SAVES];
+} MrChain;
+
+static const TransportId mr_transports[] = { T_PMEM, T_FILE_STOCK };
+
+/* The restored RAM must be the 0x5a that fill_ram() wrote. */
+static gboolean check_ram(Qtest *qt, guint gib, GError **errp)
+{
+    guint64 total = (guint64)gib * GIB;
+    guint64 low = total >= 0xb0000000ULL ? 0x80000000ULL : total;
+    guint64 addrs[] = { MIB, low - 1, total > low ? 4 * GIB : MIB,
+                        total > low ? 4 * GIB + total - low - 1 : low / 2 };
+
+    for (guint i = 0; i < G_N_ELEMENTS(addrs); i++) {
+        guint8 b = 0;
+
+        if (!qtest_readb(qt, addrs[i], &b, errp)) {
+            return FALSE;
+        }
+        if (b != 0x5a) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
+                        "restored RAM at 0x%" G_GINT64_MODIFIER "x holds "
+                        "0x%02x, not 0x5a", addrs[i], b);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean mapped_chain(const BenchOpts *o, TransportId t,
+                             guint channels, guint gib, MrChain *c,
+                             GError **errp)
+{
+    g_autofree char *ram = g_strdup_printf("%uG", gib);
+    GuestSpec spec = { GUEST_QTEST, ram, FALSE, FALSE };
+    CprSetup setup = { .ignore_shared = FALSE, .mapped_ram = TRUE,
+                       .multifd_channels = channels };
+    g_autofree char *dir = g_strdup_printf("%s/mapped", bench_shm_base);
+    g_autofree char *img = g_strdup_printf("%s/mapped.img", bench_shm_base);
+    g_autofree char *uri = bench_uri(t, img);
+    g_auto(GStrv) args = NULL;
+    g_autoptr(QemuProc) vm = NULL;
+    QemuProcOpts opts;
+    gboolean ok = FALSE;
+
+    g_mkdir_with_parents(dir, 0700);
+    g_unlink(img);
+    bench_set_medium_env(MEDIUM_SHM_FORCE);
+    args = guest_kind_args(&spec, bench_qemu_for(o, t), dir, errp);
+    if (!args) {
+        return FALSE;
+    }
+    opts = (QemuProcOpts){ .binary = bench_qemu_for(o, t),
+                           .args = (const char *const *)args, .dir = dir,
+                           .name = "vm", .qtest = TRUE, .timeout_ms = 60000 };
+    vm = qemu_proc_start(&opts, errp);
+    if (!vm || !fill_ram(qemu_proc_qtest(vm), gib, errp)) {
+        goto out;
+    }
+    for (int i = 0; i < SAVES; i++) {
+        CprSample s, rs;
+
+        cpr_sample_clear(&s);
+        cpr_sample_clear(&rs);
+        if (i) {
+            g_usleep(SETTLE_S * gib * G_USEC_PER_SEC);
+        }
+        if (!cpr_save(vm, &setup, uri, &s, errp)) {
+            goto out;
+        }
+        if (t != T_PMEM) {
+            s.pause_us += bench_fdatasync_us(img);
+        }
+        c->save_s[i] = s.pause_us / 1e6;
+        g_clear_pointer(&vm, qemu_proc_free);
+        vm = cpr_restore(&opts, &setup, uri, &rs, errp);
+        if (!vm || !check_ram(qemu_proc_qtest(vm), gib, errp)) {
+            goto out;
+        }
+        c->restore_s[i] = rs.incoming_us / 1e6;
+        fprintf(stderr, "    %s, %u ch, save %d: %.3f s, restore %.3f s\n",
+                bench_transports[t].name, channels, i + 1, c->save_s[i],
+                c->restore_s[i]);
+    }
+    ok = TRUE;
+out:
+    g_clear_pointer(&vm, qemu_proc_free);
+    g_unlink(img);
+    return ok;
+}
+
+/* "median (min-max)" */
+static void md_summary(GString *md, Summary s, const char *fmt)
+{
+    g_autofree char *f = g_strdup_printf("%s (%s-%s)", fmt, fmt, fmt);
+
+    if (!s.n) {
+        g_string_append(md, "-");
+        return;
+    }
+    g_string_append_printf(md, f, s.median, s.min, s.max);
+}
+
+gboolean bench_full_ram_mapped(Report *r, double mc, GError **errp)
+{
+    const BenchOpts *o = r->opts;
+    guint ngib = o->full_ram_gib->len, nch = o->mapped_channels->len;
+    guint nt = G_N_ELEMENTS(mr_transports), rounds = o->full_ram_rounds;
+    guint ncfg = ngib * nch * nt;
+    g_autofree MrChain *res = g_new0(MrChain, ncfg * rounds);
+    FILE *csv = bench_csv_open(o, "mapped-ram.csv",
+                               "round,gib,channels,transport,save,save_s,"
+                               "restore_s,save_gbs,restore_gbs,memcpy_gbs");
+    gboolean ok = FALSE;
+
+#define CFG(g, c, t) (((g) * nch + (c)) * nt + (t))
+    for (guint rd = 0; rd < rounds; rd++) {
+        for (guint g = 0; g < ngib; g++) {
+            guint gib = g_array_index(o->full_ram_gib, guint, g);
+
+            for (guint c = 0; c < nch; c++) {
+                guint ch = g_array_index(o->mapped_channels, guint, c);
+
+                for (guint k = 0; k < nt; k++) {
+                    /* odd rounds run the transports in reverse order */
+                    guint ti = rd % 2 ? nt - 1 - k : k;
+                    TransportId t = mr_transports[ti];
+                    MrChain *mc_ = &res[rd * ncfg + CFG(g, c, ti)];
+
+                    if (bench_transports[t].patched_qemu && !*o->qemu) {
+                        for (int i = 0; i < SAVES; i++) {
+                            mc_->save_s[i] = mc_->restore_s[i] = NAN;
+                        }
+                        continue;
+                    }
+                    fprintf(stderr, "  mapped-ram round %u: %u GiB, %u "
+                            "channels, %s\n", rd + 1, gib, ch,
+                            bench_transports[t].name);
+                    if (!mapped_chain(o, t, ch, gib, mc_, errp)) {
+                        goto out;
+                    }
+                    for (int i = 0; csv && i < SAVES; i++) {
+                        fprintf(csv, "%u,%u,%u,%s,%d,%.4f,%.4f,%.3f,%.3f,%.3f\n",
+                                rd + 1, gib, ch, bench_transports[t].name,
+                                i + 1, mc_->save_s[i], mc_->restore_s[i],
+                                gib * GIB / mc_->save_s[i] / 1e9,
+                                gib * GIB / mc_->restore_s[i] / 1e9, mc);
+                    }
+                }
+            }
+        }
+    }
+    ok = TRUE;
+
+    g_string_append_printf(r->md,
+        "\n### Full-RAM save and restore with mapped-ram, /dev/shm\n\n"
+        "No x-ignore-shared; RAM filled with 0x5a via qtest memset; "
+        "capabilities mapped-ram (+ multifd with N channels), "
+        "max-bandwidth 1 TiB/s, the same for both transports.  pmem: with "
+        "PMEM_IS_PMEM_FORCE=1, patched QEMU; file: is stock QEMU (+ an "
+        "fdatasync, a no-op on tmpfs).  Each chain is three real reboots "
+        "(save 1 into no image, saves 2 and 3 by QEMUs restored from the "
+        "previous save, %d s per GiB after their restore); each save's "
+        "restore is timed (migrate-incoming -> RESUME, verification "
+        "included).  GB/s = guest RAM / seconds.  %u interleaved rounds: "
+        "median (min-max).  memcpy: %.2f GB/s.\n\n"
+        "| RAM | channels | transport | save | save s | save GB/s | vs memcpy "
+        "| restore s | restore GB/s |\n"
+        "|---|---|---|---|---|---|---|---|---|\n", SETTLE_S, rounds, mc);
+    json_builder_set_member_name(r->json, "mapped_ram");
+    json_builder_begin_array(r->json);
+    for (guint g = 0; g < ngib; g++) {
+        guint gib = g_array_index(o->full_ram_gib, guint, g);
+
+        for (guint c = 0; c < nch; c++) {
+            guint ch = g_array_index(o->mapped_channels, guint, c);
+
+            for (guint ti = 0; ti < nt; ti++) {
+                for (int i = 0; i < SAVES; i++) {
+                    double sv[rounds], rv[rounds], sg[rounds], rg[rounds];
+                    Summary ss, rs, sgs, rgs;
+
+                    for (guint rd = 0; rd < rounds; rd++) {
+                        const MrChain *m = &res[rd * ncfg + CFG(g, c, ti)];
+
+                        sv[rd] = m->save_s[i];
+                        rv[rd] = m->restore_s[i];
+                        sg[rd] = gib * GIB / sv[rd] / 1e9;
+                        rg[rd] = gib * GIB / rv[rd] / 1e9;
+                    }
+                    ss = summarize(sv, rounds);
+                    rs = summarize(rv, rounds);
+                    sgs = summarize(sg, rounds);
+                    rgs = summarize(rg, rounds);
+                    if (!ss.n) {
+                        continue;
+                    }
+                    g_string_append_printf(r->md, "| %u GiB | %u | %s | %s | ",
+                        gib, ch, bench_transports[mr_transports[ti]].name,
+                        save_names[i]);
+                    md_summary(r->md, ss, "%.3f");
+                    g_string_append(r->md, " | ");
+                    md_summary(r->md, sgs, "%.2f");
+                    g_string_append_printf(r->md, " | %.0f %% | ",
+                                           100 * sgs.median / mc);
+                    md_summary(r->md, rs, "%.3f");
+                    g_string_append(r->md, " | ");
+                    md_summary(r->md, rgs, "%.2f");
+                    g_string_append(r->md, " |\n");
+                    json_builder_begin_object(r->json);
+                    json_builder_set_member_name(r->json, "gib");
+                    json_builder_add_int_value(r->json, gib);
+                    json_builder_set_member_name(r->json, "channels");
+                    json_builder_add_int_value(r->json, ch);
+                    json_builder_set_member_name(r->json, "transport");
+                    json_builder_add_string_value(r->json,
+                        bench_transports[mr_transports[ti]].name);
+                    json_builder_set_member_name(r->json, "save");
+                    json_builder_add_string_value(r->json, save_names[i]);
+                    json_builder_set_member_name(r->json, "save_gbs");
+                    json_builder_add_double_value(r->json, sgs.median);
+                    json_builder_set_member_name(r->json, "restore_gbs");
+                    json_builder_add_double_value(r->json, rgs.median);
+                    json_builder_end_object(r->json);
+                }
+            }
+            /* steady state: saves 2 and 3, pmem / stock per round */
+            {
+                double sr[2 * rounds], rr[2 * rounds];
+                guint n = 0;
+                Summary a, b;
+
+                for (guint rd = 0; rd < rounds; rd++) {
+                    const MrChain *p = &res[rd * ncfg + CFG(g, c, 0)];
+                    const MrChain *f = &res[rd * ncfg + CFG(g, c, 1)];
+
+                    for (int i = 1; i < SAVES; i++, n++) {
+                        sr[n] = f->save_s[i] / p->save_s[i];
+                        rr[n] = f->restore_s[i] / p->restore_s[i];
+                    }
+                }
+                a = summarize(sr, n);
+                b = summarize(rr, n);
+                if (a.n) {
+                    g_string_append_printf(r->md, "| %u GiB | %u | **pmem / "
+                        "stock file, saves 2-3** | | | ", gib, ch);
+                    md_summary(r->md, a, "%.2fx");
+                    g_string_append(r->md, " | | | ");
+                    md_summary(r->md, b, "%.2fx");
+                    g_string_append(r->md, " |\n");
+                }
+            }
+        }
+    }
+    json_builder_end_array(r->json);
+#undef CFG
+out:
     if (csv) {
         fclose(csv);
     }

@@ -11,7 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-static GArray *parse_list(const char *s, GError **errp)
+static GArray *parse_list_min(const char *s, guint64 min, GError **errp)
 {
     g_auto(GStrv) parts = g_strsplit(s, ",", -1);
     GArray *a = g_array_new(FALSE, FALSE, sizeof(guint));
@@ -19,7 +19,7 @@ static GArray *parse_list(const char *s, GError **errp)
     for (char **p = parts; *p; p++) {
         guint64 v;
 
-        if (!g_ascii_string_to_unsigned(*p, 10, 1, 64, &v, errp)) {
+        if (!g_ascii_string_to_unsigned(*p, 10, min, 64, &v, errp)) {
             g_array_free(a, TRUE);
             return NULL;
         }
@@ -27,6 +27,11 @@ static GArray *parse_list(const char *s, GError **errp)
         g_array_append_val(a, u);
     }
     return a;
+}
+
+static GArray *parse_list(const char *s, GError **errp)
+{
+    return parse_list_min(s, 1, errp);
 }
 
 static char *first_line(const char *const *argv)
@@ -108,6 +113,8 @@ int main(int argc, char **argv)
     gint cycles = 0;
     g_autofree char *guest = NULL, *only = NULL, *scale = NULL, *full = NULL;
     g_autofree char *qemu = NULL, *stock = NULL;
+    g_autofree char *channels = NULL, *fr_kind = NULL;
+    gint rounds = 0;
     GOptionEntry entries[] = {
         { "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles,
           "measured cycles per transport and medium (default 20, --quick 5)", "N" },
@@ -130,6 +137,12 @@ int main(int argc, char **argv)
           "VM counts for the blackout test (default 1,2,4,8,16,32)", "LIST" },
         { "full-ram", 0, 0, G_OPTION_ARG_STRING, &full,
           "GiB sizes for the full-RAM save (default 1,4)", "LIST" },
+        { "full-ram-kind", 0, 0, G_OPTION_ARG_STRING, &fr_kind,
+          "full-RAM rows: stream, mapped (mapped-ram) or both (default both)", "KIND" },
+        { "mapped-channels", 0, 0, G_OPTION_ARG_STRING, &channels,
+          "multifd channels of the mapped-ram rows, 0 = no multifd (default 0,2)", "LIST" },
+        { "rounds", 0, 0, G_OPTION_ARG_INT, &rounds,
+          "interleaved rounds of the mapped-ram rows (default 3, --quick 1)", "N" },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &qemu,
           "patched QEMU (default from meson -Dqemu)", "PATH" },
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
@@ -180,7 +193,12 @@ int main(int argc, char **argv)
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
                                             &err) : NULL;
-    if (!o.full_ram_gib) {
+    o.mapped_channels = o.full_ram_gib ?
+        parse_list_min(channels ? channels : "0,2", 0, &err) : NULL;
+    o.full_ram_rounds = rounds > 0 ? (guint)rounds : quick ? 1 : 3;
+    o.full_ram_stream = !fr_kind || !g_str_equal(fr_kind, "mapped");
+    o.full_ram_mapped = !fr_kind || !g_str_equal(fr_kind, "stream");
+    if (!o.mapped_channels) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         return 2;
     }

@@ -570,14 +570,14 @@ static void forge_desc(const void *desc, size_t len)
     int fd = open(vm_image, O_WRONLY);
     CprRecord rec = vm_rec;
     uint8_t buf[CPR_REC_SIZE];
-    XXH3_state_t *st = XXH3_createState();
+    uint8_t *payload = g_malloc(VM_STREAM + len);
 
-    XXH3_64bits_reset(st);
-    XXH3_64bits_update(st, vm_stream, VM_STREAM);
-    XXH3_64bits_update(st, desc, len);
+    memcpy(payload, vm_stream, VM_STREAM);
+    memcpy(payload + VM_STREAM, desc, len);
     rec.payload_len = VM_STREAM + len;
-    rec.payload_xxh3 = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
+    rec.payload_xxh3 = cpr_record_checksum(rec.version, payload,
+                                           rec.payload_len);
+    g_free(payload);
     g_assert_cmpint(pwrite(fd, desc, len,
                            (off_t)(rec.payload_off + VM_STREAM)), ==,
                     (ssize_t)len);

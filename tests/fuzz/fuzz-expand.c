@@ -59,7 +59,7 @@ uint64_t fuzz_expand(const uint8_t *data, size_t size, uint8_t *header)
         if ((flags & FUZZ_SET_XXH3) &&
             cpr_record_decode(p, CPR_REC_SIZE, &rec) == CPR_DECODE_OK &&
             cpr_record_fits(&rec, file_size)) {
-            rec.payload_xxh3 = XXH3_64bits(
+            rec.payload_xxh3 = cpr_record_checksum(rec.version,
                 payload + (rec.payload_off - CPR_PAYLOAD_AREA),
                 rec.payload_len);
             cpr_record_encode(&rec, p);

@@ -169,7 +169,7 @@ static void override_records(const uint8_t *data, size_t size,
             rec.payload_len = pick(sel >> 4, true, file_size);
         }
         if (cpr_record_fits(&rec, CPR_PAYLOAD_AREA + plen)) {
-            rec.payload_xxh3 = XXH3_64bits(
+            rec.payload_xxh3 = cpr_record_checksum(rec.version,
                 payload + (rec.payload_off - CPR_PAYLOAD_AREA),
                 rec.payload_len);
         }
@@ -272,7 +272,8 @@ static void read_all(CprReader *r, uint8_t *buf, size_t cap, size_t *len)
         CHECK(*len <= rec->payload_len && *len < cap);
     }
     CHECK(n == 0 && !err && *len == rec->payload_len);
-    CHECK(XXH3_64bits(buf, *len) == rec->payload_xxh3);
+    CHECK(cpr_record_checksum(rec->version, buf, *len) ==
+          rec->payload_xxh3);
 }
 
 static Verdict verdict(void)

@@ -823,7 +823,8 @@ static void edit_desc(const char *image, void (*edit)(CprVmdesc *d))
     payload = g_realloc(payload, rec.stream_len + len);
     memcpy(payload + rec.stream_len, desc, len);
     rec.payload_len = rec.stream_len + len;
-    rec.payload_xxh3 = XXH3_64bits(payload, rec.payload_len);
+    rec.payload_xxh3 = cpr_record_checksum(rec.version, payload,
+                                           rec.payload_len);
     g_assert_cmpint(pwrite(fd, payload, rec.payload_len,
                            (off_t)rec.payload_off), ==, rec.payload_len);
     cpr_record_encode(&rec, buf);
@@ -906,7 +907,7 @@ static void test_v1_image(void)
     g_assert_true(tu_warned("was saved by an older pmem transport (record "
                             "format 1) that did not record the VM: its guest "
                             "RAM and command line are not verified"));
-    /* The next save writes format 2 again. */
+    /* The next save writes the current format again. */
     save(image, vm1(&v, &src));
     r = cpr_reader_open(image, &err);
     g_assert_cmpuint(cpr_reader_record(r)->version, ==, CPR_REC_VERSION);

@@ -271,10 +271,10 @@ static void test_newer_version(void)
 
     rec.version = CPR_REC_VERSION + 1;
     rewrite_record(path, &rec);
-    tu_assert_load_refused(path, "image format version 3 is newer than this "
-                           "transport (2)");
-    tu_assert_save_refused(path, "image format version 3 is newer than this "
-                           "transport (2); refusing to overwrite it");
+    tu_assert_load_refused(path, "image format version 4 is newer than this "
+                           "transport (3)");
+    tu_assert_save_refused(path, "image format version 4 is newer than this "
+                           "transport (3); refusing to overwrite it");
     rec.version = CPR_REC_VERSION;
     rewrite_record(path, &rec);
     cpr_sb_encode(&sb, buf);

@@ -48,6 +48,24 @@ static void test_persist_layer(void)
     g_assert_cmpint(cpr_persist_move(p, 8192, 4096, 5, &err), ==, 0);
     g_assert_cmpint(cpr_persist_hash(p, 8192, 5, &h, &err), ==, 0);
     g_assert_cmphex(h, ==, XXH3_64bits("h\0\0lo", 5));
+    {
+        bool z;
+
+        /* a run of zeros, around the stored bytes, at odd offsets */
+        g_assert_cmpint(cpr_persist_is_zero(p, 8197, 3 * MiB - 8197, &z,
+                                            &err), ==, 0);
+        g_assert_true(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8191, 2, &z, &err), ==, 0);
+        g_assert_false(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8196, 1, &z, &err), ==, 0);
+        g_assert_false(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 8193, 2, &z, &err), ==, 0);
+        g_assert_true(z);
+        g_assert_cmpint(cpr_persist_is_zero(p, 3 * MiB - 1, 2, &z, &err),
+                        ==, -1);
+        g_free(err);
+        err = NULL;
+    }
     g_assert_cmpint(cpr_persist_range(p, 0, 3 * MiB, &err), ==, 0);
     g_assert_null(err);
     cpr_persist_unmap(p);
@@ -126,6 +144,104 @@ static void test_positional(void)
     ops->in_close(in);
     g_free(buf);
     g_free(got);
+    g_free(want);
+    g_free(path);
+}
+
+/*
+ * The previous release wrote version-2 records, whose checksum is the
+ * XXH3 of the whole payload: what it saved must still load (a host
+ * update installs this transport between the save and the restore),
+ * served from memory (one block) or page by page (more).
+ */
+static void version_2(size_t len)
+{
+    char *path = tu_path("v2");
+    uint8_t *buf = tu_pattern(len, 41), *payload, rbuf[CPR_REC_SIZE];
+    char *err = NULL;
+    CprReader *r;
+    CprRecord rec;
+    int fd;
+
+    tu_save(path, buf, len);
+    r = cpr_reader_open(path, &err);
+    g_assert_nonnull(r);
+    rec = *cpr_reader_record(r);
+    cpr_reader_close(r);
+    g_assert_cmpuint(rec.version, ==, 3);
+    fd = open(path, O_RDWR);
+    payload = g_malloc(rec.payload_len);
+    g_assert_cmpint(pread(fd, payload, rec.payload_len,
+                          (off_t)rec.payload_off), ==, rec.payload_len);
+    rec.version = 2;
+    rec.payload_xxh3 = XXH3_64bits(payload, rec.payload_len);
+    cpr_record_encode(&rec, rbuf);
+    g_assert_cmpint(pwrite(fd, rbuf, sizeof(rbuf),
+                           CPR_SLOT_OFFSET(cpr_slot_for(rec.generation))), ==,
+                    sizeof(rbuf));
+    close(fd);
+    tu_assert_loads(path, buf, len);
+    /* ... and a flipped payload bit is still refused */
+    tu_flip_bit(path, rec.payload_off + len / 2, 3);
+    tu_assert_load_refused(path, "payload checksum mismatch");
+    unlink(path);
+    g_free(payload);
+    g_free(buf);
+    g_free(path);
+}
+
+static void test_version_2_small(void) { version_2(300 * 1024 + 5); }
+static void test_version_2_large(void) { version_2(5 * MiB + 4096 * 3 + 77); }
+
+/*
+ * Gaps left by positional writes read back as zeros even where the
+ * image held other bytes before (the save before the last one's
+ * payload): this save's bytes go where save 1's went.
+ */
+static void test_gaps_over_stale(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("stale-gaps");
+    uint8_t *old = g_malloc(6 * MiB), *buf = tu_pattern(6 * MiB, 9);
+    uint8_t *want = g_malloc0(6 * MiB);
+    QemuTransportOut *o;
+    char *err = NULL;
+    struct iovec iov;
+
+    memset(old, 0xfe, 6 * MiB);
+    tu_save(path, old, 6 * MiB);
+    memset(old, 0xfd, 6 * MiB);
+    tu_save(path, old, 6 * MiB);
+    tu_quiesce();
+    o = ops->out_open(path, tu_vm(), &err);
+    g_assert_nonnull(o);
+    g_assert_cmpuint(cpr_writer_payload_offset((CprWriter *)o), ==, 2 * MiB);
+    /* a header; whole pages with whole-page gaps; pieces with gaps
+     * inside pages; the last byte */
+    iov = (struct iovec){ buf, 3000 };
+    g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, 3000);
+    memcpy(want, buf, 3000);
+    for (uint64_t off = MiB; off < 3 * MiB; off += 3 * 4096) {
+        iov = (struct iovec){ buf + off, 4096 };
+        g_assert_cmpint(ops->out_pwritev(o, &iov, 1, (int64_t)off, &err), ==,
+                        4096);
+        memcpy(want + off, buf + off, 4096);
+    }
+    for (uint64_t off = 3 * MiB + 100; off < 5 * MiB; off += 5000) {
+        iov = (struct iovec){ buf + off, 1000 };
+        g_assert_cmpint(ops->out_pwritev(o, &iov, 1, (int64_t)off, &err), ==,
+                        1000);
+        memcpy(want + off, buf + off, 1000);
+    }
+    iov = (struct iovec){ buf + 6 * MiB - 1, 1 };
+    g_assert_cmpint(ops->out_pwritev(o, &iov, 1, 6 * MiB - 1, &err), ==, 1);
+    want[6 * MiB - 1] = buf[6 * MiB - 1];
+    g_assert_cmpint(ops->out_commit(o, tu_vm(), &err), ==, 0);
+    g_assert_null(err);
+    ops->out_close(o);
+    tu_assert_loads(path, want, 6 * MiB);
+    g_free(old);
+    g_free(buf);
     g_free(want);
     g_free(path);
 }
@@ -373,6 +489,9 @@ int main(int argc, char **argv)
     g_test_add_func("/roundtrip/64m-odd-iovecs", test_large);
     g_test_add_func("/roundtrip/positional", test_positional);
     g_test_add_func("/roundtrip/generations", test_generations);
+    g_test_add_func("/roundtrip/version-2-small", test_version_2_small);
+    g_test_add_func("/roundtrip/version-2-large", test_version_2_large);
+    g_test_add_func("/roundtrip/gaps-over-stale-bytes", test_gaps_over_stale);
     g_test_add_func("/roundtrip/placement-and-abort",
                     test_placement_and_abort);
     g_test_add_func("/roundtrip/close-without-commit",

@@ -46,9 +46,19 @@ fi
 dax=$(awk '$2 == "/mnt/pmem" { print $4 }' /proc/mounts)
 say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax$fresh"
 
-while read -r line <&3; do
-    sh -c "$line" </dev/null >&3 2>&3
-    say "@@rc $?"
+# The agent must not be PID 1: orphans (restored VMs, background suites)
+# are PID 1's children, and busybox's read, interrupted by their SIGCHLD,
+# starts the line again without the bytes it had read.  PID 1 only reaps.
+agent() {
+    while read -r line <&3; do
+        sh -c "$line" </dev/null >&3 2>&3
+        say "@@rc $?"
+    done
+    say "@@fail agent: end of input"
+}
+agent &
+while :; do
+    wait
+    kill -0 $! 2>/dev/null || break
 done
-say "@@fail agent: end of input"
 exec sleep 2147483647

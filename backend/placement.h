@@ -19,8 +19,9 @@
 #define CPR_POPULATE_AHEAD (8ull << 20)
 /* ... and up to this much of the expected stream before the VM stops, */
 #define CPR_POPULATE_OPEN (64ull << 20)
-/* ... or this much where populating only fills page tables (tmpfs, DAX). */
-#define CPR_POPULATE_OPEN_MAX (16ull << 30)
+/* ... or, where populating only fills page tables (tmpfs, DAX), as much
+ * as this many ms of QEMU's main thread buy (out_open holds its lock). */
+#define CPR_POPULATE_OPEN_MS 100
 
 typedef struct CprPlacement {
     uint64_t base;  /* file offset of stream byte 0 */

@@ -131,24 +131,19 @@ static int read_payload(const CprReader *r, uint64_t off, void *buf,
 
 /*
  * The hashes of the pages of block @k into page_xxh3, and the block into
- * @buf: read there unless mapped (then only if it holds VM description
- * bytes, for keep_desc()).
+ * @buf: read there unless mapped and free of VM description bytes.  A
+ * block keep_desc() takes bytes from is hashed from the copy, never from
+ * the mapping: the description decoded must be the bytes verified.
  */
 static int hash_block(CprReader *r, uint64_t k, uint8_t *buf, char **errp)
 {
     uint64_t len = block_len(r, k), first = k * CPR_CSUM_PAGES_PER_BLOCK;
 
-    if (r->map) {
+    if (r->map && k * CPR_CSUM_BLOCK + len <= r->rec.stream_len) {
         Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len, first,
                      r->page_xxh3 };
 
-        if (guarded(r, do_hash_pages, &a, errp) < 0) {
-            return -1;
-        }
-        if (k * CPR_CSUM_BLOCK + len > r->rec.stream_len) {
-            return read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp);
-        }
-        return 0;
+        return guarded(r, do_hash_pages, &a, errp);
     }
     if (read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp) < 0) {
         return -1;

@@ -90,6 +90,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
@@ -137,6 +138,7 @@ struct CprWriter {
     uint64_t allocated;         /* [place.base, allocated) has no holes */
     uint64_t old_end;           /* the file's size before this save */
     uint64_t room;              /* stream bytes a store may touch */
+    uint64_t want;              /* the most stream bytes asked for so far */
     _Atomic uint8_t *pstate;    /* per stream page, PG_* */
     uint64_t *phash;            /* per stream page, XXH3 (PG_HASHED) */
     uint64_t npages;            /* pages both arrays cover */
@@ -305,6 +307,11 @@ static uint64_t ahead(CprWriter *w)
                    CPR_POPULATE_AHEAD);
 }
 
+/* The room (and the page arrays, 9 bytes per page) grows with what the
+ * stream asks for, doubling, not with the file: a small save into a big
+ * image made for full-RAM saves costs no more memory than its stream. */
+#define ROOM_MIN (64ull << 20)
+
 /*
  * C1: the page arrays cover the room, and the room is what is mapped,
  * allocated (I5) and below the limit (I1).  Write lock held.
@@ -319,7 +326,10 @@ static int update_room(CprWriter *w, char **errp)
         safe = min_u64(safe, w->allocated);
     }
     room = safe > base ? safe - base : 0;
+    /* Whole pages: a store's first touch zeroes the rest of its page
+     * (put_part), and a page cut by the room would keep stale bytes. */
     room = min_u64(room, w->place.limit);
+    room = min_u64(room, max_u64(2 * w->want, ROOM_MIN)) / PAGE * PAGE;
     n = (room + PAGE - 1) / PAGE;
     if (n > w->npages) {
         _Atomic uint8_t *st = realloc((void *)w->pstate, n);
@@ -378,7 +388,9 @@ static int ensure_room(CprWriter *w, uint64_t end, char **errp)
 
 
 /* I1: the space below the live payload is exhausted; move above it.
- * Write lock held: no store is in flight, so [0, len) is all there. */
+ * Write lock held: no store is in flight, so [0, len) is all there; its
+ * last page moves whole, with the zeros put_part() stored.  @end is
+ * page-aligned. */
 static int relocate(CprWriter *w, uint64_t end, char **errp)
 {
     uint64_t high = cpr_place_above(w->live.payload_off, w->live.payload_len);
@@ -392,21 +404,26 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
     }
     cpr_populator_reset(w->pop, w->p, high);
     cpr_populator_need(w->pop, high, high + end, ahead(w));
-    return cpr_persist_move(w->p, high, low, stream_len(w), errp);
+    return cpr_persist_move(w->p, high, low,
+                            cpr_align_up(stream_len(w), PAGE), errp);
 }
 
 /* Room for stream bytes [0, end), relocated (I1) and allocated (I5).
  * Write lock held. */
 static int reserve(CprWriter *w, uint64_t end, char **errp)
 {
+    uint64_t pages;
+
     if (end > MAX_STREAM) {
         cpr_error(errp, w->path, "stream too large");
         return -1;
     }
-    if (end > w->place.limit && relocate(w, end, errp) < 0) {
+    pages = cpr_align_up(end, PAGE);    /* the room is whole pages */
+    w->want = max_u64(w->want, pages);
+    if (pages > w->place.limit && relocate(w, pages, errp) < 0) {
         return -1;
     }
-    if (ensure_room(w, w->place.base + end, errp) < 0 ||
+    if (ensure_room(w, w->place.base + pages, errp) < 0 ||
         update_room(w, errp) < 0) {
         return -1;
     }
@@ -436,6 +453,14 @@ static int check_usable(CprWriter *w, char **errp)
     return 0;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int cpr_writer_populate(CprWriter *w, char **errp)
 {
     /* A stream like the last; the first one into an image gets all of it
@@ -455,24 +480,32 @@ int cpr_writer_populate(CprWriter *w, char **errp)
         return -1;
     }
     pthread_rwlock_wrlock(&w->map);
+    w->want = max_u64(w->want, expect);
     ret = ensure_room(w, base + expect, errp);
     if (ret == 0) {
         ret = update_room(w, errp);
     }
     if (ret == 0) {
         /*
-         * On tmpfs and DAX, populating costs page-table work only: do it
-         * all now, while the VM still runs (QEMU stops it after out_open),
-         * rather than inside the pause.  On a disk filesystem it may read
-         * the old payload from the device: only a first part now, the
-         * rest on the other core while the stream is written.
+         * On tmpfs and DAX, populating costs page-table work only: do as
+         * much as CPR_POPULATE_OPEN_MS allow now, while the VM still runs
+         * (QEMU stops it after out_open), rather than inside the pause.
+         * On a disk filesystem it may read the old payload from the
+         * device: only a first part now.  The rest on the other core
+         * while the stream is written.
          */
-        now = cpr_persist_populate_is_cheap(w->p) ?
-              min_u64(expect, CPR_POPULATE_OPEN_MAX) :
-              min_u64(expect, CPR_POPULATE_OPEN);
+        bool cheap = cpr_persist_populate_is_cheap(w->p);
+        uint64_t until = now_ms() + CPR_POPULATE_OPEN_MS, at = 0;
+
+        now = cheap ? expect : min_u64(expect, CPR_POPULATE_OPEN);
         cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
                              CPR_BLOCK_SIZE);
-        cpr_populator_need(w->pop, base, base + now, 0);
+        do {
+            uint64_t step = min_u64(now - at, CPR_POPULATE_OPEN);
+
+            cpr_populator_need(w->pop, base + at, base + at + step, 0);
+            at += step;
+        } while (at < now && now_ms() < until);
         cpr_populator_background(w->pop, base + expect);
     }
     pthread_rwlock_unlock(&w->map);
@@ -877,14 +910,17 @@ int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
     return cpr_writer_pwritev(w, off, &iov, 1, errp) < 0 ? -1 : 0;
 }
 
-/* I2, I4: @rec into the slot the live record does not use, durably. */
+/* I2, I4: @rec into the slot the live record does not use, durably;
+ * as a record of the current version unless @rec names its own. */
 static int publish(CprWriter *w, CprRecord *rec, char **errp)
 {
     uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
     const uint8_t *before = w->file.header + slot;
     uint8_t buf[CPR_REC_SIZE];
 
-    rec->version = CPR_REC_VERSION;
+    if (!rec->version) {
+        rec->version = CPR_REC_VERSION;
+    }
     rec->generation = w->gen;
     rec->ctime_ns = cpr_realtime_ns();
     memcpy(rec->qemu_version, w->md.qemu_version, sizeof(rec->qemu_version));
@@ -1141,8 +1177,10 @@ int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
 int cpr_writer_invalidate(CprWriter *w, char **errp)
 {
     /* The old payload stays described, so the next save still avoids it
-     * and an inspector can see what was invalidated. */
+     * and an inspector can see what was invalidated; its version says
+     * how its checksum was taken. */
     CprRecord rec = {
+        .version = w->live.version,
         .flags = CPR_REC_FLAG_INVALIDATED,
         .payload_off = w->live.payload_off,
         .payload_len = w->live.payload_len,

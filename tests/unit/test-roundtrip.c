@@ -246,6 +246,106 @@ static void test_gaps_over_stale(void)
     g_free(path);
 }
 
+/* One committed (or aborted) writer-level save of @len bytes of @byte. */
+static void save_fill(const char *path, int byte, size_t len, bool commit)
+{
+    char *err = NULL;
+    CprWriter *w = cpr_writer_open(path, "test", &err);
+    uint8_t *buf = g_malloc(len);
+
+    g_assert_nonnull(w);
+    memset(buf, byte, len);
+    g_assert_cmpint(cpr_writer_append(w, buf, len, &err), ==, 0);
+    if (commit) {
+        g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    } else {
+        cpr_writer_abort(w);
+    }
+    cpr_writer_close(w);
+    g_free(buf);
+}
+
+/* Stream bytes [@off, @off + 100) of @path's image are all zero. */
+static void assert_zero_gap(const char *path, uint64_t off)
+{
+    char *err = NULL;
+    CprReader *r = cpr_reader_open(path, &err);
+    uint8_t got[100], zero[100] = { 0 };
+
+    g_assert_null(err);
+    g_assert_cmpint(cpr_reader_pread(r, off, got, sizeof(got), &err), ==,
+                    sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), zero, sizeof(zero));
+    cpr_reader_close(r);
+}
+
+/*
+ * A page that a store wrote in part, then moved by a relocation: its
+ * zeroed rest moves with it, so a gap in it is zero over the stale bytes
+ * of an aborted save at the new place.
+ */
+static void test_gap_after_relocation(void)
+{
+    char *path = tu_path("gap-reloc");
+    uint8_t a[100], b[4096], c[100];
+    char *err = NULL;
+    CprWriter *w;
+
+    save_fill(path, 0x11, 8 * MiB, true);
+    save_fill(path, 0x22, 8 * MiB, true);
+    save_fill(path, 0x33, 13 * MiB, false);    /* above: stale bytes */
+    memset(a, 0x44, sizeof(a));
+    memset(b, 0x55, sizeof(b));
+    memset(c, 0x66, sizeof(c));
+    w = cpr_writer_open(path, "test", &err);
+    g_assert_nonnull(w);
+    g_assert_cmpint(cpr_writer_pwrite(w, 0, a, sizeof(a), &err), ==, 0);
+    g_assert_cmpint(cpr_writer_pwrite(w, 12 * MiB + 512 * 1024, b, sizeof(b),
+                                      &err), ==, 0);
+    g_assert_cmpuint(cpr_writer_payload_offset(w), >, 2 * MiB);  /* moved */
+    g_assert_cmpint(cpr_writer_pwrite(w, 200, c, sizeof(c), &err), ==, 0);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    cpr_writer_close(w);
+    assert_zero_gap(path, 100);
+    unlink(path);
+    g_free(path);
+}
+
+/*
+ * The room ends where a hole punched into the file begins, mid-page: the
+ * first store into that page still zeroes all of it.
+ */
+static void test_gap_at_hole(void)
+{
+    char *path = tu_path("gap-hole");
+    size_t big = 9 * MiB + 100;
+    uint8_t *a = g_malloc(big), c[100];
+    char *err = NULL;
+    CprWriter *w;
+    int fd;
+
+    save_fill(path, 0x11, 12 * MiB, true);
+    save_fill(path, 0x22, 12 * MiB, true);
+    fd = open(path, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                              15 * MiB, MiB), ==, 0);
+    close(fd);
+    memset(a, 0x44, big);
+    memset(c, 0x66, sizeof(c));
+    w = cpr_writer_open(path, "test", &err);
+    g_assert_nonnull(w);
+    g_assert_cmpint(cpr_writer_pwrite(w, 0, a, big, &err), ==, 0);
+    g_assert_cmpint(cpr_writer_pwrite(w, 9 * MiB + 200, c, sizeof(c), &err),
+                    ==, 0);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    cpr_writer_close(w);
+    assert_zero_gap(path, 9 * MiB + 100);
+    unlink(path);
+    g_free(a);
+    g_free(path);
+}
+
 /* Three saves into one file: generations 1, 2, 3 in slots 1, 0, 1. */
 static void test_generations(void)
 {
@@ -492,6 +592,9 @@ int main(int argc, char **argv)
     g_test_add_func("/roundtrip/version-2-small", test_version_2_small);
     g_test_add_func("/roundtrip/version-2-large", test_version_2_large);
     g_test_add_func("/roundtrip/gaps-over-stale-bytes", test_gaps_over_stale);
+    g_test_add_func("/roundtrip/gap-after-relocation",
+                    test_gap_after_relocation);
+    g_test_add_func("/roundtrip/gap-at-hole", test_gap_at_hole);
     g_test_add_func("/roundtrip/placement-and-abort",
                     test_placement_and_abort);
     g_test_add_func("/roundtrip/close-without-commit",

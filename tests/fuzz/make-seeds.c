@@ -255,6 +255,8 @@ enum {
     /* The payload moved FW_LOW_OFF bytes up, and the newest record with
      * it (FW_PICK_LOW): a short bound below it. */
     SEED_LOW = 2,
+    /* The payload area after the newest payload: not zeros. */
+    SEED_STALE = 4,
 };
 
 #define ALL_FLAGS (FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3)
@@ -314,6 +316,10 @@ static const WriterSeed writer_seeds[] = {
       .stream = 5000, .chunk = 30, .rec = { 0, 0x62 } },
     { "stale-payload-gap", "one", .mode = FW_PWRITE, .stream = 6000,
       .gap = 9000, .chunk = 50, .how = SEED_BREAK_RECS },
+    /* ... 12 KiB of it: whole pages of the gap, and the part of the
+     * append frontier no append wrote, must be zeroed at commit. */
+    { "stale-pages-gap", "one", 12288, .mode = FW_PWRITE, .stream = 10000,
+      .gap = 9000, .chunk = 20, .how = SEED_BREAK_RECS | SEED_STALE },
     /* Placed below the live payload, then relocated above it. */
     { "relocate", "one", .stream = 9000, .chunk = 60,
       .rec = { 0, FW_PICK_LOW }, .how = SEED_LOW },
@@ -343,6 +349,13 @@ static void emit_writer(const char *outdir, const WriterSeed *w)
     if (w->how & SEED_BREAK_RECS) {
         c[FUZZ_REC0_AT + 20] ^= 1;
         c[FUZZ_REC1_AT + 20] ^= 1;
+    }
+    if (w->how & SEED_STALE) {
+        size_t from = payload_of(img(w->image));
+
+        for (size_t i = from; i < payload; i++) {
+            c[FUZZ_PAYLOAD_AT + i] = (uint8_t)(0xa5 ^ i);
+        }
     }
     if (w->how & SEED_LOW) {
         uint8_t *area = c + FUZZ_PAYLOAD_AT;

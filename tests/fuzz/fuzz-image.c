@@ -20,10 +20,6 @@
 
 unsigned long fuzz_loaded;
 
-#define CHECK(cond) do { if (!(cond)) { \
-    fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
-} while (0)
-
 /* Decoders on arbitrary bytes and lengths: must stay inside the buffer. */
 static void fuzz_decoders(const uint8_t *data, size_t size)
 {

@@ -54,10 +54,6 @@
 
 unsigned long fuzz_loaded;
 
-#define CHECK(cond) do { if (!(cond)) { \
-    fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
-} while (0)
-
 #define BIG_ALLOC (72ull << 20)     /* 8 MiB initial + a 64 MiB step */
 /* Stream, gap included. */
 #define MAX_TOTAL (2 * FW_MAX_STREAM)

@@ -280,6 +280,24 @@ static void override_records(const uint8_t *data, size_t size,
     }
 }
 
+/* Bytes an older save left in [@from, @to) of @fd. */
+static void fill_stale(int fd, uint64_t from, uint64_t to)
+{
+    static uint8_t pattern[1u << 20];
+
+    if (!pattern[0]) {
+        for (size_t i = 0; i < sizeof(pattern); i++) {
+            pattern[i] = (uint8_t)(0xa5 ^ (i * 131 >> 5));
+        }
+    }
+    while (from < to) {
+        size_t n = to - from < sizeof(pattern) ? to - from : sizeof(pattern);
+
+        CHECK(pwrite(fd, pattern, n, (off_t)from) == (ssize_t)n);
+        from += n;
+    }
+}
+
 /* The image file the input describes; returns its allocated bytes. */
 static uint64_t make_file(const uint8_t *data, size_t size, unsigned mode)
 {
@@ -313,6 +331,10 @@ static uint64_t make_file(const uint8_t *data, size_t size, unsigned mode)
                    file_size - CPR_PAYLOAD_AREA;
             CHECK(pwrite(fd, img + FUZZ_PAYLOAD_AT, plen, CPR_PAYLOAD_AREA) ==
                   (ssize_t)plen);
+        }
+        if (le(data, size, FW_READ_AT, 1) & FW_STALE) {
+            fill_stale(fd, CPR_PAYLOAD_AREA + plen,
+                       file_size < FW_STALE_END ? file_size : FW_STALE_END);
         }
     }
     CHECK(fstat(fd, &sb) == 0);
@@ -499,10 +521,11 @@ static size_t expected(const uint8_t *s, size_t len, size_t gap,
 }
 
 /* Write the stream: appends in chunks, or appends then positional
- * writes (fuzz-writer.h).  Returns false if a write failed (message
- * checked). */
+ * writes, the rewrite of the first quarter last or (@lo_first) first
+ * (fuzz-writer.h).  Returns false if a write failed (message checked). */
 static bool write_stream(QemuTransportOut *t, const uint8_t *s, size_t len,
-                         size_t chunk, bool pwrite, size_t gap)
+                         size_t chunk, bool pwrite, size_t gap,
+                         bool lo_first)
 {
     size_t end = pwrite ? len / 2 : len, done = 0;
     char *err = NULL;
@@ -527,9 +550,12 @@ static bool write_stream(QemuTransportOut *t, const uint8_t *s, size_t len,
         struct iovec hi = { (void *)(s + end), len - end };
         struct iovec lo = { (void *)s, len / 4 };
 
-        if (ops->out_pwritev(t, &hi, 1, (int64_t)(end + gap), &err) !=
+        if ((lo_first &&
+             ops->out_pwritev(t, &lo, 1, 0, &err) != (ssize_t)(len / 4)) ||
+            ops->out_pwritev(t, &hi, 1, (int64_t)(end + gap), &err) !=
             (ssize_t)(len - end) ||
-            ops->out_pwritev(t, &lo, 1, 0, &err) != (ssize_t)(len / 4)) {
+            (!lo_first &&
+             ops->out_pwritev(t, &lo, 1, 0, &err) != (ssize_t)(len / 4))) {
             check_message(err);
             return false;
         }
@@ -641,7 +667,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mode & FW_GUEST_WRITES) {
             guest_writes(x);
         }
-        if (write_stream(t, stream, len, chunk, mode & FW_PWRITE, gap) &&
+        if (write_stream(t, stream, len, chunk, mode & FW_PWRITE, gap,
+                         le(data, size, FW_READ_AT, 1) & FW_LO_FIRST) &&
             !(mode & FW_ABORT)) {
             if (ops->out_commit(t, &vm, &err) == 0) {
                 committed = true;
@@ -691,7 +718,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     restore(&vm, expect_gen, exp, total,
-            61 * (size_t)le(data, size, FW_READ_AT, 1),
+            61 * (size_t)(le(data, size, FW_READ_AT, 1) & FW_READ_MASK),
             (unsigned)le(data, size, FW_SPLIT_AT, 1));
     fuzz_loaded++;
     return 0;

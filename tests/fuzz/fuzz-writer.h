@@ -29,7 +29,13 @@
  *              kept where the new length allows), its XXH3 set as flag
  *              bit 2 of the image would
  *   [12, 14)   with bit 2: the gap, little-endian, modulo 16 KiB
- *   [14]       in_readv size: 61 * [14] bytes a call (0: all at once)
+ *   [14]       bits 0-5 in_readv size: 61 * that many bytes a call (0:
+ *              all at once); bit 6 with bit 2 of [0]: the out-of-order
+ *              rewrite comes before the second half (which may then
+ *              relocate the stream after a page was written in part);
+ *              bit 7 the file's bytes after the image's, up to 16 MiB,
+ *              are a pattern instead of holes (an older save's bytes,
+ *              where a new payload may go)
  *   [15]       where in_preadv splits its two reads of the stream:
  *              at [15] / 256 of it
  *   [16, end)  the image (fuzz-image.h), expanded by fuzz_expand()
@@ -50,6 +56,9 @@ enum {
     FW_VM_NONE = 0, FW_VM_ANON = 1, FW_VM_FILE = 2, FW_VM_BOTH = 3,
 };
 enum {
+    FW_READ_MASK = 63, FW_LO_FIRST = 64, FW_STALE = 128,
+};
+enum {
     FW_MODE_AT = 0, FW_SIZE_AT = 1, FW_LEN_AT = 6, FW_SEED_AT = 8,
     FW_CHUNK_AT = 9, FW_REC_AT = 10, FW_GAP_AT = 12, FW_READ_AT = 14,
     FW_SPLIT_AT = 15, FW_IMAGE_AT = 16,
@@ -64,6 +73,7 @@ enum {
 #define FW_PICK_LOW 15
 #define FW_LOW_OFF (4096u + 100u)
 
+#define FW_STALE_END (16u << 20)
 #define FW_MAX_FILE (64ull << 30)
 #define FW_MAX_STREAM (16u << 10)
 

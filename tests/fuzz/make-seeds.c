@@ -275,7 +275,7 @@ static const WriterSeed writer_seeds[] = {
     /* Two whole pages in chunks of less than one. */
     { "one-generation-ram-file", "one",
       .mode = VM(FW_VM_FILE) | FW_GUEST_WRITES, .stream = 8192,
-      .chunk = 110, .read = 67 },
+      .chunk = 110, .read = 63 },
     { "one-generation-pwrite", "one", .flags = ALL_FLAGS,
       .mode = FW_PWRITE, .stream = 3001, .chunk = 7 },
     { "one-generation-pwrite-gap", "one",
@@ -320,6 +320,11 @@ static const WriterSeed writer_seeds[] = {
      * append frontier no append wrote, must be zeroed at commit. */
     { "stale-pages-gap", "one", 12288, .mode = FW_PWRITE, .stream = 10000,
       .gap = 9000, .chunk = 20, .how = SEED_BREAK_RECS | SEED_STALE },
+    /* Above the live payload, where an older save's bytes are: gaps
+     * and the rest of pages written in part must read as zeros. */
+    { "stale-file", "one", .mode = FW_PWRITE, .file_size = 12u << 20,
+      .stream = 6000, .gap = 300, .chunk = 40,
+      .read = FW_LO_FIRST | FW_STALE | 5 },
     /* Placed below the live payload, then relocated above it. */
     { "relocate", "one", .stream = 9000, .chunk = 60,
       .rec = { 0, FW_PICK_LOW }, .how = SEED_LOW },

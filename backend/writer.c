@@ -383,16 +383,28 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
 {
     uint64_t high = cpr_place_above(w->live.payload_off, w->live.payload_len);
     uint64_t low = w->place.base;
+    uint64_t len = stream_len(w), tail = cpr_align_up(len, PAGE);
 
     cpr_populator_stop(w->pop);
     w->place = (CprPlacement){ high, CPR_NO_LIMIT };
     w->allocated = high;
-    if (ensure_room(w, high + end, errp) < 0) {
+    if (ensure_room(w, high + max_u64(end, tail), errp) < 0) {
         return -1;
     }
     cpr_populator_reset(w->pop, w->p, high);
     cpr_populator_need(w->pop, high, high + end, ahead(w));
-    return cpr_persist_move(w->p, high, low, stream_len(w), errp);
+    if (cpr_persist_move(w->p, high, low, len, errp) < 0) {
+        return -1;
+    }
+    /*
+     * C2: a page written in part had the rest of it zeroed where it was;
+     * of the page that holds the stream's end, only the stream moved.
+     * (An append frontier's rest is zeroed at commit, C7.)
+     */
+    if (tail > len && atomic_load(&w->pstate[len / PAGE]) == PG_MEDIA) {
+        return cpr_persist_zero(w->p, high + len, tail - len, errp);
+    }
+    return 0;
 }
 
 /* Room for stream bytes [0, end), relocated (I1) and allocated (I5).

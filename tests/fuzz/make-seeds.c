@@ -331,6 +331,12 @@ static const WriterSeed writer_seeds[] = {
     { "relocate-pwrite", "one", .mode = FW_PWRITE | VM(FW_VM_FILE),
       .stream = 7000, .gap = 3000, .chunk = 5, .rec = { 0, FW_PICK_LOW },
       .split = 255, .how = SEED_LOW },
+    /* ... after a page was written in part (its rest zeroed where it
+     * was), over an older save's bytes, with a gap in that page. */
+    { "relocate-stale-gap", "one", .mode = FW_PWRITE,
+      .file_size = 12u << 20, .stream = 6000, .gap = 300, .chunk = 40,
+      .rec = { 0, FW_PICK_LOW }, .read = FW_LO_FIRST | FW_STALE,
+      .how = SEED_LOW },
 };
 
 static void emit_writer(const char *outdir, const WriterSeed *w)

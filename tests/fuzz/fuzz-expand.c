@@ -62,6 +62,7 @@ uint64_t fuzz_expand(const uint8_t *data, size_t size, uint8_t *header)
             rec.payload_xxh3 = cpr_record_checksum(rec.version,
                 payload + (rec.payload_off - CPR_PAYLOAD_AREA),
                 rec.payload_len);
+            /* cpr_record_encode() zeroes CPR_REC_SIZE bytes. */
             cpr_record_encode(&rec, p);
         }
     }

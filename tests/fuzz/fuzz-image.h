@@ -25,6 +25,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 enum {
     FUZZ_RESIGN_SB = 1, FUZZ_RESIGN_REC = 2, FUZZ_SET_XXH3 = 4,
@@ -33,6 +35,11 @@ enum {
     FUZZ_SB_AT = 1, FUZZ_REC0_AT = 65, FUZZ_REC1_AT = 257,
     FUZZ_PAYLOAD_AT = 449,
 };
+
+/* A property of the targets: abort (a crash to libFuzzer) naming it. */
+#define CHECK(cond) do { if (!(cond)) { \
+    fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
+} while (0)
 
 /* Inputs so far whose image loaded (the replay test wants some); for the
  * VM description target, descriptions that decoded. */

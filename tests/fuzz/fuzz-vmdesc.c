@@ -24,10 +24,6 @@
 
 unsigned long fuzz_loaded;
 
-#define CHECK(cond) do { if (!(cond)) { \
-    fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); abort(); } \
-} while (0)
-
 static const char ours[] = "qemu\0-m\0" "512M\0-device\0virtio-rng-pci,id=r\0";
 
 static void check_bounds(const CprVmdesc *d)

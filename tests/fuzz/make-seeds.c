@@ -2,11 +2,14 @@
 /*
  * Write the seed corpora: real images made by the writer, in the compact
  * layout of fuzz-image.h, cut after the payload area bytes that matter;
- * and the VM descriptions in them, for fuzz-vmdesc.  The saves describe
- * a VM with two RAM blocks: a file and anonymous memory.
- * Usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR
+ * the VM descriptions in them, for fuzz-vmdesc; and, with a third
+ * directory, saves into those images for fuzz-writer (fuzz-writer.h).
+ * The saves describe a VM with two RAM blocks: a file and anonymous
+ * memory.
+ * Usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR [WRITER-OUTDIR]
  */
 #include "fuzz-image.h"
+#include "fuzz-writer.h"
 #include "binding.h"
 #include "format.h"
 #include "vmdesc.h"
@@ -110,20 +113,23 @@ static int newest(const uint8_t *out, CprRecord *rec)
 }
 
 /*
- * Convert @image into OUTDIR/@name, keeping @payload bytes of the area;
- * with @v1, the newest record is rewritten as a version-1 record (the
- * previous release's: no VM description).  The VM description of the
- * newest record, if inside the kept bytes, goes to VMDESC-OUTDIR/@name.
+ * @image in the compact layout after @skip zero bytes, keeping @payload
+ * bytes of the area; returns the buffer, *@len its length.  With @v1,
+ * the newest record is rewritten as a version-1 record (the previous
+ * release's: no VM description).  The VM description of the newest
+ * record, if inside the kept bytes, goes to @descdir/@name (NULL: not).
  */
-static void emit(const char *outdir, const char *descdir, const char *name,
-                 const char *image, size_t payload, uint8_t flags, int v1)
+static uint8_t *compact(const char *image, size_t payload, uint8_t flags,
+                        int v1, size_t skip, const char *descdir,
+                        const char *name, size_t *len)
 {
-    uint8_t *out = calloc(1, FUZZ_PAYLOAD_AT + payload);
+    uint8_t *buf = calloc(1, skip + FUZZ_PAYLOAD_AT + payload);
+    uint8_t *out = buf + skip;
     int fd = open(image, O_RDONLY);
     CprRecord rec;
     int slot;
 
-    if (!out || fd < 0 ||
+    if (!buf || fd < 0 ||
         pread(fd, out + FUZZ_SB_AT, CPR_SB_SIZE, CPR_SB_OFFSET) < 0 ||
         pread(fd, out + FUZZ_REC0_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(0)) < 0 ||
         pread(fd, out + FUZZ_REC1_AT, CPR_REC_SIZE, CPR_SLOT_OFFSET(1)) < 0 ||
@@ -149,11 +155,24 @@ static void emit(const char *outdir, const char *descdir, const char *name,
                                            FUZZ_REC0_AT));
         }
     }
-    write_out(outdir, name, out, FUZZ_PAYLOAD_AT + payload);
+    *len = skip + FUZZ_PAYLOAD_AT + payload;
+    return buf;
+}
+
+/* Convert @image into OUTDIR/@name (see compact()). */
+static void emit(const char *outdir, const char *descdir, const char *name,
+                 const char *image, size_t payload, uint8_t flags, int v1)
+{
+    size_t len;
+    uint8_t *out = compact(image, payload, flags, v1, 0, descdir, name,
+                           &len);
+
+    write_out(outdir, name, out, len);
     free(out);
 }
 
-/* Bytes of the payload at 2 MiB of the newest record of @image. */
+/* Bytes of the payload at 2 MiB of the newest record of @image; 0
+ * without a record. */
 static size_t payload_of(const char *image)
 {
     uint8_t out[FUZZ_PAYLOAD_AT];
@@ -166,10 +185,7 @@ static size_t payload_of(const char *image)
         DIE("%s: cannot read\n", image);
     }
     close(fd);
-    if (newest(out, &rec) < 0) {
-        DIE("%s: no record\n", image);
-    }
-    return (size_t)rec.payload_len;
+    return newest(out, &rec) < 0 ? 0 : (size_t)rec.payload_len;
 }
 
 /* A description of an empty VM, and one of many small blocks. */
@@ -218,15 +234,174 @@ static void extra_descs(const char *descdir)
     }
 }
 
+/* A writer seed (fuzz-writer.h): a save in @mode into @image. */
+typedef struct WriterSeed {
+    const char *name;
+    const char *image;          /* NULL: none (the mode says what file) */
+    size_t payload;             /* area bytes kept; 0: the newest payload */
+    uint8_t flags;              /* fuzz-image.h */
+    uint8_t mode;
+    uint64_t file_size;         /* 0: as laid out */
+    uint16_t stream, gap;
+    uint8_t chunk, rec[2], read, split;
+    unsigned how;               /* SEED_* */
+    int v1;                     /* the newest record as version 1 */
+} WriterSeed;
+
+enum {
+    /* Both records damaged: no live payload, and the new one goes where
+     * the old one's bytes still are (gaps must be zeroed). */
+    SEED_BREAK_RECS = 1,
+    /* The payload moved FW_LOW_OFF bytes up, and the newest record with
+     * it (FW_PICK_LOW): a short bound below it. */
+    SEED_LOW = 2,
+    /* The payload area after the newest payload: not zeros. */
+    SEED_STALE = 4,
+};
+
+#define ALL_FLAGS (FUZZ_RESIGN_SB | FUZZ_RESIGN_REC | FUZZ_SET_XXH3)
+#define VM(which) ((which) << FW_VM_SHIFT)
+
+static const WriterSeed writer_seeds[] = {
+    { "new-file", .mode = FW_FILE_MISSING, .stream = 300, .chunk = 3 },
+    { "new-file-ram",
+      .mode = FW_FILE_MISSING | VM(FW_VM_BOTH) | FW_GUEST_WRITES,
+      .stream = 5000, .chunk = 40, .read = 3 },
+    { "empty-file", .mode = FW_FILE_EMPTY },
+    { "uncommitted", "uncommitted", .stream = 1000, .chunk = 20 },
+    { "one-generation", "one", .stream = 5000, .chunk = 40 },
+    { "one-generation-ram-anon", "one", .mode = VM(FW_VM_ANON),
+      .stream = 2000, .chunk = 7, .split = 128 },
+    /* Two whole pages in chunks of less than one. */
+    { "one-generation-ram-file", "one",
+      .mode = VM(FW_VM_FILE) | FW_GUEST_WRITES, .stream = 8192,
+      .chunk = 110, .read = 63 },
+    { "one-generation-pwrite", "one", .flags = ALL_FLAGS,
+      .mode = FW_PWRITE, .stream = 3001, .chunk = 7 },
+    { "one-generation-pwrite-gap", "one",
+      .mode = FW_PWRITE | VM(FW_VM_BOTH),
+      .stream = 9000, .gap = 10000, .chunk = 30, .read = 33,
+      .split = 100 },
+    { "one-generation-abort", "one", .mode = FW_ABORT, .stream = 700,
+      .chunk = 1 },
+    /* Cut inside the live payload: it protects nothing. */
+    { "one-generation-truncated", "one",
+      .file_size = CPR_PAYLOAD_AREA + 100, .stream = 200, .chunk = 2 },
+    { "one-generation-odd-size", "one", .file_size = (8u << 20) + 123,
+      .stream = 9000, .chunk = 255 },
+    { "one-generation-v1", "one", .stream = 2500, .chunk = 13, .v1 = 1 },
+    { "empty-stream", "empty", .stream = 600, .chunk = 5 },
+    { "two-generations", "two", 3000, .mode = FW_PWRITE, .stream = 4000,
+      .gap = 100, .chunk = 11 },
+    { "three-generations", "three", .flags = FUZZ_SET_XXH3, .stream = 12000,
+      .chunk = 100 },
+    { "invalidated", "invalidated", 3000, .flags = FUZZ_RESIGN_REC,
+      .stream = 64 },
+    /* Sparse: most of the file is a hole the image never wrote. */
+    { "sparse-100m", "uncommitted", .file_size = 100u << 20, .stream = 100,
+      .chunk = 9 },
+    { "sparse-64g", "one", .file_size = 64ull << 30, .stream = 500,
+      .chunk = 9 },
+    { "sparse-64g-uncommitted", "uncommitted", .file_size = 64ull << 30,
+      .stream = 500, .chunk = 9 },
+    /* Generation 1 (slot 1) claiming a payload far away, or of a length
+     * that wraps the placement arithmetic (fuzz-writer.c pick()). */
+    { "one-generation-far", "one", .stream = 2000, .chunk = 30,
+      .rec = { 0, 0x37 } },
+    { "one-generation-huge", "one", .stream = 2000, .chunk = 30,
+      .rec = { 0, 0xd2 } },
+    /* ... and [2 MiB, 64 GiB) of a sparse file: all holes (073a081's
+     * reader faulted them in until tmpfs was full: SIGBUS). */
+    { "sparse-64g-hole-payload", "one", .file_size = 64ull << 30,
+      .stream = 5000, .chunk = 30, .rec = { 0, 0x62 } },
+    { "stale-payload-gap", "one", .mode = FW_PWRITE, .stream = 6000,
+      .gap = 9000, .chunk = 50, .how = SEED_BREAK_RECS },
+    /* ... 12 KiB of it: whole pages of the gap, and the part of the
+     * append frontier no append wrote, must be zeroed at commit. */
+    { "stale-pages-gap", "one", 12288, .mode = FW_PWRITE, .stream = 10000,
+      .gap = 9000, .chunk = 20, .how = SEED_BREAK_RECS | SEED_STALE },
+    /* Above the live payload, where an older save's bytes are: gaps
+     * and the rest of pages written in part must read as zeros. */
+    { "stale-file", "one", .mode = FW_PWRITE, .file_size = 12u << 20,
+      .stream = 6000, .gap = 300, .chunk = 40,
+      .read = FW_LO_FIRST | FW_STALE | 5 },
+    /* Placed below the live payload, then relocated above it. */
+    { "relocate", "one", .stream = 9000, .chunk = 60,
+      .rec = { 0, FW_PICK_LOW }, .how = SEED_LOW },
+    { "relocate-pwrite", "one", .mode = FW_PWRITE | VM(FW_VM_FILE),
+      .stream = 7000, .gap = 3000, .chunk = 5, .rec = { 0, FW_PICK_LOW },
+      .split = 255, .how = SEED_LOW },
+    /* ... after a page was written in part (its rest zeroed where it
+     * was), over an older save's bytes, with a gap in that page. */
+    { "relocate-stale-gap", "one", .mode = FW_PWRITE,
+      .file_size = 12u << 20, .stream = 6000, .gap = 300, .chunk = 40,
+      .rec = { 0, FW_PICK_LOW }, .read = FW_LO_FIRST | FW_STALE,
+      .how = SEED_LOW },
+};
+
+static void emit_writer(const char *outdir, const WriterSeed *w)
+{
+    size_t len = FW_IMAGE_AT, payload = w->payload;
+    uint8_t *out, *c;
+
+    if (w->image && !payload) {
+        payload = payload_of(img(w->image));
+    }
+    if (w->how & SEED_LOW) {
+        payload += FW_LOW_OFF;
+    }
+    out = w->image ? compact(img(w->image), payload, w->flags, w->v1,
+                             FW_IMAGE_AT, NULL, NULL, &len) :
+          calloc(1, FW_IMAGE_AT);
+    if (!out) {
+        DIE("out of memory\n");
+    }
+    c = out + FW_IMAGE_AT;
+    if (w->how & SEED_BREAK_RECS) {
+        c[FUZZ_REC0_AT + 20] ^= 1;
+        c[FUZZ_REC1_AT + 20] ^= 1;
+    }
+    if (w->how & SEED_STALE) {
+        size_t from = payload_of(img(w->image));
+
+        for (size_t i = from; i < payload; i++) {
+            c[FUZZ_PAYLOAD_AT + i] = (uint8_t)(0xa5 ^ i);
+        }
+    }
+    if (w->how & SEED_LOW) {
+        uint8_t *area = c + FUZZ_PAYLOAD_AT;
+
+        memmove(area + FW_LOW_OFF, area, payload - FW_LOW_OFF);
+        memset(area, 0, FW_LOW_OFF);
+    }
+    out[FW_MODE_AT] = w->mode | (w->file_size ? FW_SIZE : 0);
+    for (int i = 0; i < 5; i++) {
+        out[FW_SIZE_AT + i] = (uint8_t)(w->file_size >> (8 * i));
+    }
+    out[FW_LEN_AT] = (uint8_t)w->stream;
+    out[FW_LEN_AT + 1] = (uint8_t)(w->stream >> 8);
+    out[FW_SEED_AT] = (uint8_t)(w->stream * 7 + w->mode);
+    out[FW_CHUNK_AT] = w->chunk;
+    out[FW_REC_AT] = w->rec[0];
+    out[FW_REC_AT + 1] = w->rec[1];
+    out[FW_GAP_AT] = (uint8_t)w->gap;
+    out[FW_GAP_AT + 1] = (uint8_t)(w->gap >> 8);
+    out[FW_READ_AT] = w->read;
+    out[FW_SPLIT_AT] = w->split;
+    write_out(outdir, w->name, out, len);
+    free(out);
+}
+
 int main(int argc, char **argv)
 {
-    const char *out = argc == 3 ? argv[1] : NULL;
-    const char *desc = argc == 3 ? argv[2] : NULL;
+    const char *out = argc == 3 || argc == 4 ? argv[1] : NULL;
+    const char *desc = out ? argv[2] : NULL;
     char *err = NULL;
     CprWriter *w;
 
     if (!out || !mkdtemp(tmpdir)) {
-        DIE("usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR\n");
+        DIE("usage: fuzz-make-seeds IMAGE-OUTDIR VMDESC-OUTDIR "
+            "[WRITER-OUTDIR]\n");
     }
     make_vm();
     /* Superblock only: a file nobody committed to. */
@@ -263,6 +438,12 @@ int main(int argc, char **argv)
     emit(out, NULL, "invalidated", img("invalidated"), 3000, FUZZ_RESIGN_REC,
          0);
     extra_descs(desc);
+    if (argc == 4) {
+        for (size_t i = 0; i < sizeof(writer_seeds) / sizeof(*writer_seeds);
+             i++) {
+            emit_writer(argv[3], &writer_seeds[i]);
+        }
+    }
     for (const char *n = "uncommitted one empty two three invalidated vm.ram";
          *n;) {
         size_t len = strcspn(n, " ");

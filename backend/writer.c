@@ -1188,10 +1188,20 @@ int cpr_writer_invalidate(CprWriter *w, char **errp)
         .stream_len = w->live.stream_len,
     };
 
+    int ret = -1;
+
     if (check_usable(w, errp) < 0) {
         return -1;
     }
-    return publish(w, &rec, errp);
+    /* As a commit does (C6, I6), though no store runs here. */
+    pthread_rwlock_wrlock(&w->map);
+    cpr_populator_stop(w->pop);
+    if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
+                               errp) == 0) {
+        ret = publish(w, &rec, errp);
+    }
+    pthread_rwlock_unlock(&w->map);
+    return ret;
 }
 
 void cpr_writer_abort(CprWriter *w)

@@ -143,13 +143,39 @@ static const char *const save_names[SAVES] = {
     "1st", "2nd", "3rd (steady)",
 };
 
+/* A qtest VM of @gib GiB for transport @t, in @dir, its RAM filled; the
+ * image @img removed first.  @opts (with @args) start its restores. */
+static QemuProc *start_filled(const BenchOpts *o, TransportId t, guint gib,
+                              const char *dir, const char *img,
+                              QemuProcOpts *opts, GStrv *args, GError **errp)
+{
+    g_autofree char *ram = g_strdup_printf("%uG", gib);
+    GuestSpec spec = { GUEST_QTEST, ram, FALSE, FALSE };
+    QemuProc *vm;
+
+    g_mkdir_with_parents(dir, 0700);
+    g_unlink(img);
+    bench_set_medium_env(MEDIUM_SHM_FORCE);
+    *args = guest_kind_args(&spec, bench_qemu_for(o, t), dir, errp);
+    if (!*args) {
+        return NULL;
+    }
+    *opts = (QemuProcOpts){ .binary = bench_qemu_for(o, t),
+                            .args = (const char *const *)*args, .dir = dir,
+                            .name = "vm", .qtest = TRUE,
+                            .timeout_ms = 60000 };
+    vm = qemu_proc_start(opts, errp);
+    if (vm && !fill_ram(qemu_proc_qtest(vm), gib, errp)) {
+        g_clear_pointer(&vm, qemu_proc_free);
+    }
+    return vm;
+}
+
 static gboolean saves(Report *r, const FrRow *row, guint gib,
                       FullSave out[SAVES], GError **errp)
 {
     const BenchOpts *o = r->opts;
     TransportId t = row->t;
-    g_autofree char *ram = g_strdup_printf("%uG", gib);
-    GuestSpec spec = { GUEST_QTEST, ram, FALSE, FALSE };
     CprSetup setup = { .ignore_shared = FALSE };
     g_autofree char *dir = g_strdup_printf("%s/fullram", bench_shm_base);
     g_autofree char *img = g_strdup_printf("%s/fullram.img", bench_shm_base);
@@ -159,21 +185,8 @@ static gboolean saves(Report *r, const FrRow *row, guint gib,
     QemuProcOpts opts;
     gboolean ok = FALSE;
 
-    g_mkdir_with_parents(dir, 0700);
-    g_unlink(img);
-    if (row->created && !create_image(img, gib, errp)) {
-        return FALSE;
-    }
-    bench_set_medium_env(MEDIUM_SHM_FORCE);
-    args = guest_kind_args(&spec, bench_qemu_for(o, t), dir, errp);
-    if (!args) {
-        return FALSE;
-    }
-    opts = (QemuProcOpts){ .binary = bench_qemu_for(o, t),
-                           .args = (const char *const *)args, .dir = dir,
-                           .name = "vm", .qtest = TRUE, .timeout_ms = 60000 };
-    vm = qemu_proc_start(&opts, errp);
-    if (!vm || !fill_ram(qemu_proc_qtest(vm), gib, errp)) {
+    vm = start_filled(o, t, gib, dir, img, &opts, &args, errp);
+    if (!vm || (row->created && !create_image(img, gib, errp))) {
         goto out;
     }
     for (int i = 0; i < SAVES; i++) {
@@ -335,8 +348,6 @@ static gboolean mapped_chain(const BenchOpts *o, TransportId t,
                              guint channels, guint gib, MrChain *c,
                              GError **errp)
 {
-    g_autofree char *ram = g_strdup_printf("%uG", gib);
-    GuestSpec spec = { GUEST_QTEST, ram, FALSE, FALSE };
     CprSetup setup = { .ignore_shared = FALSE, .mapped_ram = TRUE,
                        .multifd_channels = channels };
     g_autofree char *dir = g_strdup_printf("%s/mapped", bench_shm_base);
@@ -347,18 +358,8 @@ static gboolean mapped_chain(const BenchOpts *o, TransportId t,
     QemuProcOpts opts;
     gboolean ok = FALSE;
 
-    g_mkdir_with_parents(dir, 0700);
-    g_unlink(img);
-    bench_set_medium_env(MEDIUM_SHM_FORCE);
-    args = guest_kind_args(&spec, bench_qemu_for(o, t), dir, errp);
-    if (!args) {
-        return FALSE;
-    }
-    opts = (QemuProcOpts){ .binary = bench_qemu_for(o, t),
-                           .args = (const char *const *)args, .dir = dir,
-                           .name = "vm", .qtest = TRUE, .timeout_ms = 60000 };
-    vm = qemu_proc_start(&opts, errp);
-    if (!vm || !fill_ram(qemu_proc_qtest(vm), gib, errp)) {
+    vm = start_filled(o, t, gib, dir, img, &opts, &args, errp);
+    if (!vm) {
         goto out;
     }
     for (int i = 0; i < SAVES; i++) {

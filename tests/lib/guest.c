@@ -199,3 +199,15 @@ const char *guest_accel(const char *qemu)
     }
     return accel;
 }
+
+void guest_assert_ticks_carry_on(const char *serial_path, guint n_before)
+{
+    g_autoptr(GArray) all = guest_ticks(serial_path);
+
+    g_assert_cmpuint(all->len, >, n_before);
+    g_test_message("last tick before save %u, first after restore %u",
+                   n_before, g_array_index(all, guint, n_before));
+    for (guint i = 0; i < all->len; i++) {
+        g_assert_cmpuint(g_array_index(all, guint, i), ==, i + 1);
+    }
+}

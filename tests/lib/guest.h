@@ -47,6 +47,10 @@ GStrv guest_args_config(const char *accel, const char *ram_path,
 /* Tick numbers of the complete "tick N" lines in @serial_path, in order. */
 GArray *guest_ticks(const char *serial_path);
 
+/* Asserts that the ticks in @serial_path run 1, 2, 3, ... past the
+ * @n_before there were at the save: none lost, repeated or restarted. */
+void guest_assert_ticks_carry_on(const char *serial_path, guint n_before);
+
 /* Wait until some tick >= @n appears; @last gets the newest tick seen. */
 gboolean guest_wait_tick(const char *serial_path, guint n, guint timeout_ms,
                          guint *last, GError **errp);

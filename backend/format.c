@@ -29,7 +29,7 @@ _Static_assert(REC_V2_CSUM + 8 == CPR_REC_V2_SIZE, "layout");
 _Static_assert(CPR_REC_V3_SIZE == CPR_REC_V2_SIZE, "layout");
 _Static_assert(SB_CSUM + 8 == CPR_SB_SIZE, "layout");
 
-static bool all_zero(const uint8_t *p, size_t len)
+bool cpr_all_zero(const uint8_t *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if (p[i]) {
@@ -48,12 +48,11 @@ static void put_str(uint8_t *p, size_t field, const char *s)
     memcpy(p, s, n);
 }
 
-/* A field is valid if it holds a NUL and only NULs after it. */
-static bool get_str(const uint8_t *p, size_t field, char *out)
+bool cpr_get_str(const uint8_t *p, size_t field, char *out)
 {
     size_t n = strnlen((const char *)p, field);
 
-    if (n == field || !all_zero(p + n, field - n)) {
+    if (n == field || !cpr_all_zero(p + n, field - n)) {
         return false;
     }
     memcpy(out, p, field);
@@ -71,22 +70,17 @@ void cpr_sb_encode(const CprSuperblock *sb, uint8_t *buf)
     cpr_put64(buf + SB_CSUM, XXH3_64bits(buf, SB_CSUM));
 }
 
-/*
- * Common envelope of both structures: magic, version, size, and the XXH3
- * of everything before the last 8 bytes.  A newer version may grow the
- * structure but keeps this envelope, so "intact but too new" is knowable.
- */
-static CprDecode decode_envelope(const uint8_t *buf, size_t len,
-                                 const char *magic, uint32_t min_size,
-                                 uint32_t max_size, uint32_t max_version,
-                                 uint32_t *version, uint32_t *size_out)
+CprDecode cpr_decode_envelope(const uint8_t *buf, size_t len,
+                              const char *magic, uint32_t min_size,
+                              uint32_t max_size, uint32_t max_version,
+                              uint32_t *version, uint32_t *size_out)
 {
     uint32_t size;
 
     if (len < min_size) {
         return CPR_DECODE_BAD;
     }
-    if (all_zero(buf, len < max_size ? len : max_size)) {
+    if (cpr_all_zero(buf, len < max_size ? len : max_size)) {
         return CPR_DECODE_EMPTY;
     }
     if (memcmp(buf, magic, CPR_MAGIC_LEN) != 0) {
@@ -108,8 +102,9 @@ static CprDecode decode_envelope(const uint8_t *buf, size_t len,
 CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb)
 {
     uint32_t version = 0, size = 0;
-    CprDecode d = decode_envelope(buf, len, CPR_SB_MAGIC, CPR_SB_SIZE,
-                                  CPR_SB_SIZE, CPR_SB_VERSION, &version, &size);
+    CprDecode d = cpr_decode_envelope(buf, len, CPR_SB_MAGIC, CPR_SB_SIZE,
+                                      CPR_SB_SIZE, CPR_SB_VERSION, &version,
+                                      &size);
 
     memset(sb, 0, sizeof(*sb));
     sb->version = version;
@@ -119,7 +114,7 @@ CprDecode cpr_sb_decode(const uint8_t *buf, size_t len, CprSuperblock *sb)
     if (size != CPR_SB_SIZE) {
         return CPR_DECODE_BAD;
     }
-    if (!all_zero(buf + SB_RESERVED, SB_CSUM - SB_RESERVED)) {
+    if (!cpr_all_zero(buf + SB_RESERVED, SB_CSUM - SB_RESERVED)) {
         return CPR_DECODE_BAD;
     }
     memcpy(sb->uuid, buf + SB_UUID, sizeof(sb->uuid));
@@ -161,8 +156,9 @@ size_t cpr_record_encode(const CprRecord *rec, uint8_t *buf)
 CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
 {
     uint32_t version = 0, size = 0;
-    CprDecode d = decode_envelope(buf, len, CPR_REC_MAGIC, CPR_REC_V1_SIZE,
-                                  CPR_REC_SIZE, CPR_REC_VERSION, &version, &size);
+    CprDecode d = cpr_decode_envelope(buf, len, CPR_REC_MAGIC,
+                                      CPR_REC_V1_SIZE, CPR_REC_SIZE,
+                                      CPR_REC_VERSION, &version, &size);
 
     memset(rec, 0, sizeof(*rec));
     rec->version = version;
@@ -192,10 +188,10 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec)
     if ((rec->flags & ~CPR_REC_FLAGS_KNOWN) ||
         rec->stream_len > rec->payload_len ||
         rec->payload_len - rec->stream_len > CPR_VMDESC_MAX ||
-        !get_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version) ||
-        !get_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN,
+        !cpr_get_str(buf + REC_QEMU, CPR_QEMU_VERSION_LEN, rec->qemu_version) ||
+        !cpr_get_str(buf + REC_KERNEL, CPR_KERNEL_RELEASE_LEN,
                  rec->kernel_release) ||
-        !all_zero(buf + REC_PAD, REC_FP - REC_PAD)) {
+        !cpr_all_zero(buf + REC_PAD, REC_FP - REC_PAD)) {
         memset(rec, 0, sizeof(*rec));
         return CPR_DECODE_BAD;
     }

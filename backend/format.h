@@ -122,6 +122,25 @@ uint64_t cpr_csum_payload(const void *buf, uint64_t len);
  * XXH3 of the whole for versions 1 and 2, cpr_csum_payload() from 3. */
 uint64_t cpr_record_checksum(uint32_t version, const void *buf, uint64_t len);
 
+/*
+ * The envelope every structure of FORMAT.md keeps (the superblock, the
+ * records, the exec: helper's status block): magic (CPR_MAGIC_LEN bytes),
+ * version, size, and the XXH3 of everything before the last 8 bytes.  A
+ * newer version may grow the structure but keeps this envelope, so
+ * "intact but too new" is knowable.  EMPTY: the first @max_size bytes
+ * are zero.  @version and @size_out are set once the magic matched.
+ */
+CprDecode cpr_decode_envelope(const uint8_t *buf, size_t len,
+                              const char *magic, uint32_t min_size,
+                              uint32_t max_size, uint32_t max_version,
+                              uint32_t *version, uint32_t *size_out);
+
+bool cpr_all_zero(const uint8_t *p, size_t len);
+
+/* A fixed string field into @out (@field bytes): valid if it holds a NUL
+ * and only NULs after it. */
+bool cpr_get_str(const uint8_t *p, size_t field, char *out);
+
 /* Whether the payload of @rec lies inside a file of @file_size bytes. */
 bool cpr_record_fits(const CprRecord *rec, uint64_t file_size);
 

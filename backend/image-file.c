@@ -41,7 +41,7 @@ static int lock(int fd, const char *path, int how, const char *busy,
     return -1;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+ssize_t cpr_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
 
@@ -80,7 +80,7 @@ static int read_header(CprImageFile *f, const char *path, char **errp)
     f->size = (uint64_t)st.st_size;
     /* Files the writer made are allocated throughout (fallocate). */
     f->sparse = (uint64_t)st.st_blocks * 512 < f->size;
-    if (pread_full(f->fd, f->header, sizeof(f->header), 0) < 0) {
+    if (cpr_pread_full(f->fd, f->header, sizeof(f->header), 0) < 0) {
         cpr_error_errno(errp, path, errno, "cannot read");
         return -1;
     }
@@ -405,7 +405,7 @@ int cpr_image_check_intact(const CprImageFile *f, const char *path,
                   (unsigned long long)st.st_size, (unsigned long long)size);
         return -1;
     }
-    if (pread_full(f->fd, sb, sizeof(sb), CPR_SB_OFFSET) < 0 ||
+    if (cpr_pread_full(f->fd, sb, sizeof(sb), CPR_SB_OFFSET) < 0 ||
         memcmp(sb, f->header + CPR_SB_OFFSET, sizeof(sb)) != 0) {
         cpr_error(errp, path, "superblock changed during the save (another "
                   "process wrote to the file)");
@@ -417,7 +417,7 @@ int cpr_image_check_intact(const CprImageFile *f, const char *path,
 ssize_t cpr_image_pread(const CprImageFile *f, void *buf, size_t len,
                         uint64_t off)
 {
-    return pread_full(f->fd, buf, len, off);
+    return cpr_pread_full(f->fd, buf, len, off);
 }
 
 int cpr_image_reopen_rw(const CprImageFile *f)

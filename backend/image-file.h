@@ -78,8 +78,11 @@ int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len);
 int cpr_image_check_intact(const CprImageFile *f, const char *path,
                            uint64_t size, char **errp);
 
-/* Read [off, off + len) whole (retrying short reads); bytes past the end
- * of the file read as zeros.  Returns the bytes read, or -1. */
+/* Read [off, off + len) of @fd whole (retrying short reads); bytes past
+ * the end of the file read as zeros.  Returns the bytes read, or -1. */
+ssize_t cpr_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/* The same of @f's file. */
 ssize_t cpr_image_pread(const CprImageFile *f, void *buf, size_t len,
                         uint64_t off);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "helper-status.h"
+#include "image-file.h"
 #include "le.h"
 
 #include <errno.h>
@@ -21,16 +22,6 @@ _Static_assert(HS_MSG + CPR_HS_MSG_LEN == HS_RESERVED, "layout");
 _Static_assert(HS_CSUM + 8 == CPR_HS_SIZE, "layout");
 _Static_assert(CPR_HS_OFFSET + CPR_HS_LOCK_LEN <= CPR_PAYLOAD_AREA, "layout");
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (p[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 void cpr_hs_copy_str(char *dst, size_t size, const char *src)
 {
     size_t n = strnlen(src, size - 1);
@@ -43,17 +34,6 @@ void cpr_hs_copy_str(char *dst, size_t size, const char *src)
     }
     memset(dst, 0, size);
     memcpy(dst, src, n);
-}
-
-static bool get_str(const uint8_t *p, size_t field, char *out)
-{
-    size_t n = strnlen((const char *)p, field);
-
-    if (n == field || !all_zero(p + n, field - n)) {
-        return false;
-    }
-    memcpy(out, p, field);
-    return true;
 }
 
 void cpr_hs_encode(const CprHelperStatus *st, uint8_t *buf)
@@ -77,29 +57,17 @@ void cpr_hs_encode(const CprHelperStatus *st, uint8_t *buf)
 CprDecode cpr_hs_decode(const uint8_t *buf, size_t len,
                         CprHelperStatus *st)
 {
-    uint32_t version, size;
+    uint32_t version = 0, size = 0;
+    CprDecode d;
 
     memset(st, 0, sizeof(*st));
-    if (len < CPR_HS_SIZE) {
-        return CPR_DECODE_BAD;
-    }
-    if (all_zero(buf, CPR_HS_SIZE)) {
-        return CPR_DECODE_EMPTY;
-    }
-    version = cpr_get32(buf + HS_VERSION);
-    size = cpr_get32(buf + HS_SIZE);
-    /* The envelope of FORMAT.md, which a later version keeps (it may
-     * only grow): magic, version, size, XXH3 in the last 8 bytes. */
-    if (memcmp(buf + HS_MAGIC, CPR_HS_MAGIC, 8) || version == 0 ||
-        size % 8 || size < 24 || size > len ||
-        cpr_get64(buf + size - 8) != XXH3_64bits(buf, size - 8)) {
-        return CPR_DECODE_BAD;
-    }
-    if (version > CPR_HS_VERSION) {
-        return CPR_DECODE_TOO_NEW;
+    d = cpr_decode_envelope(buf, len, CPR_HS_MAGIC, CPR_HS_SIZE, CPR_HS_SIZE,
+                            CPR_HS_VERSION, &version, &size);
+    if (d != CPR_DECODE_OK) {
+        return d;
     }
     if (size != CPR_HS_SIZE ||
-        !all_zero(buf + HS_RESERVED, HS_CSUM - HS_RESERVED)) {
+        !cpr_all_zero(buf + HS_RESERVED, HS_CSUM - HS_RESERVED)) {
         return CPR_DECODE_BAD;
     }
     st->attempt = cpr_get64(buf + HS_ATTEMPT);
@@ -110,8 +78,8 @@ CprDecode cpr_hs_decode(const uint8_t *buf, size_t len,
     st->start_ns = cpr_get64(buf + HS_START);
     st->end_ns = cpr_get64(buf + HS_END);
     if (st->state < CPR_HS_RUNNING || st->state > CPR_HS_FAILED ||
-        !get_str(buf + HS_ID, CPR_HS_ID_LEN, st->id) ||
-        !get_str(buf + HS_MSG, CPR_HS_MSG_LEN, st->message)) {
+        !cpr_get_str(buf + HS_ID, CPR_HS_ID_LEN, st->id) ||
+        !cpr_get_str(buf + HS_MSG, CPR_HS_MSG_LEN, st->message)) {
         memset(st, 0, sizeof(*st));
         return CPR_DECODE_BAD;
     }
@@ -121,24 +89,10 @@ CprDecode cpr_hs_decode(const uint8_t *buf, size_t len,
 int cpr_hs_read(int fd, CprHelperStatus *st, CprDecode *state)
 {
     uint8_t buf[CPR_HS_LOCK_LEN];
-    size_t done = 0;
 
-    while (done < sizeof(buf)) {
-        ssize_t n = pread(fd, buf + done, sizeof(buf) - done,
-                          (off_t)(CPR_HS_OFFSET + done));
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -1;
-        }
-        if (n == 0) {
-            break;
-        }
-        done += (size_t)n;
+    if (cpr_pread_full(fd, buf, sizeof(buf), CPR_HS_OFFSET) < 0) {
+        return -1;
     }
-    memset(buf + done, 0, sizeof(buf) - done);
     *state = cpr_hs_decode(buf, sizeof(buf), st);
     return 0;
 }

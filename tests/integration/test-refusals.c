@@ -21,17 +21,9 @@
 #define RAM_SIZE  "64M"
 #define CMOS_BYTE 0x42
 
-static JsonObject *json_args(const char *text)
-{
-    g_autoptr(JsonNode) node = json_from_string(text, NULL);
-
-    g_assert_nonnull(node);
-    return json_object_ref(json_node_get_object(node));
-}
-
 static void run_ok(Qmp *qmp, const char *cmd, const char *args_json)
 {
-    g_autoptr(JsonObject) args = args_json ? json_args(args_json) : NULL;
+    g_autoptr(JsonObject) args = qmp_args(args_json);
     GError *err = NULL;
 
     qmp_run(qmp, cmd, args, &err);
@@ -41,7 +33,7 @@ static void run_ok(Qmp *qmp, const char *cmd, const char *args_json)
 /* The command must fail; returns its message (g_free). */
 static char *run_fails(Qmp *qmp, const char *cmd, const char *args_json)
 {
-    g_autoptr(JsonObject) args = json_args(args_json);
+    g_autoptr(JsonObject) args = qmp_args(args_json);
     GError *err = NULL;
     char *msg;
 
@@ -293,7 +285,7 @@ static const NeedsReturnPath needs_rp[] = {
 /* FALSE (and the test skipped) if this QEMU cannot set it at all. */
 static gboolean set_up(Qmp *qmp, const NeedsReturnPath *c)
 {
-    g_autoptr(JsonObject) args = json_args(c->args);
+    g_autoptr(JsonObject) args = qmp_args(c->args);
     GError *err = NULL;
 
     if (!qmp_run(qmp, c->cmd, args, &err)) {

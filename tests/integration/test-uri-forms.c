@@ -16,17 +16,9 @@
 #define RAM_SIZE  "64M"
 #define CMOS_BYTE 0x41
 
-static JsonObject *json_args(const char *text)
-{
-    g_autoptr(JsonNode) node = json_from_string(text, NULL);
-
-    g_assert_nonnull(node);
-    return json_object_ref(json_node_get_object(node));
-}
-
 static void run_ok(Qmp *qmp, const char *cmd, const char *args_json)
 {
-    g_autoptr(JsonObject) args = args_json ? json_args(args_json) : NULL;
+    g_autoptr(JsonObject) args = qmp_args(args_json);
     GError *err = NULL;
 
     qmp_run(qmp, cmd, args, &err);
@@ -37,7 +29,7 @@ static void run_ok(Qmp *qmp, const char *cmd, const char *args_json)
 static char *hmp(Qmp *qmp, const char *line)
 {
     g_autofree char *args = g_strdup_printf("{\"command-line\": \"%s\"}", line);
-    g_autoptr(JsonObject) obj = json_args(args);
+    g_autoptr(JsonObject) obj = qmp_args(args);
     g_autoptr(JsonNode) ret = NULL;
     GError *err = NULL;
 

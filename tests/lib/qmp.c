@@ -334,3 +334,13 @@ gboolean qmp_quit(Qmp *qmp, GError **errp)
     g_propagate_error(errp, g_steal_pointer(&err));
     return FALSE;
 }
+
+JsonObject *qmp_args(const char *text)
+{
+    g_autoptr(JsonNode) node = text ? json_from_string(text, NULL) : NULL;
+
+    if (!node || !JSON_NODE_HOLDS_OBJECT(node)) {
+        return NULL;
+    }
+    return json_object_ref(json_node_get_object(node));
+}

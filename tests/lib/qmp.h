@@ -42,6 +42,9 @@ gboolean qmp_send(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp);
 JsonNode *qmp_receive(Qmp *qmp, const char *cmd, GError **errp);
 /* Same, discarding the return value. */
 gboolean qmp_run(Qmp *qmp, const char *cmd, JsonObject *args, GError **errp);
+/* The JSON object @text, for arguments written out in a test; NULL if
+ * @text is NULL or not an object. */
+JsonObject *qmp_args(const char *text);
 
 /* Pop the first queued or arriving event called @name; returns the whole message. */
 JsonObject *qmp_wait_event(Qmp *qmp, const char *name, guint timeout_ms, GError **errp);

@@ -20,6 +20,7 @@
  *
  * PMEM_IS_PMEM_FORCE is read once per process, hence a separate program.
  */
+#include "micro-time.h"
 #include "qemu/transport-plugin.h"
 
 #include <dlfcn.h>
@@ -35,27 +36,6 @@
 #define PAGE     4096
 #define HDR      8
 #define MAX_IOV  64
-
-static double now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void die(const char *what, char *err)
 {

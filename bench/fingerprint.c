@@ -25,6 +25,7 @@
  *
  * Medians over REPS runs, in µs, as "key value" lines and a table.
  */
+#include "micro-time.h"
 #include "binding.h"
 #include "format.h"
 #include "metadata.h"
@@ -40,27 +41,6 @@
 #include <unistd.h>
 
 #define GiB (1ull << 30)
-
-static double now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void die(const char *what, const char *err)
 {

@@ -11,8 +11,17 @@
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=755 tmpfs /run
+# A writable /tmp; what the image holds there (a build directory under
+# /tmp, shipped at its path) stays visible through bind mounts.
+mkdir /run/image-tmp
+mount --bind /tmp /run/image-tmp
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+for d in /run/image-tmp/*; do
+    [ -d "$d" ] || continue
+    mkdir "/tmp/${d##*/}"
+    mount --bind "$d" "/tmp/${d##*/}"
+done
 
 agent=/dev/ttyS1
 stty -F $agent raw -echo 115200

@@ -22,6 +22,14 @@ uint64_t cpr_realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+int64_t cpr_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void cpr_format_utc(int64_t sec, uint32_t nsec, char *buf, size_t size)
 {
     time_t t = (time_t)sec;

@@ -36,6 +36,9 @@ uint64_t cpr_cmdline_fingerprint(const char *args, size_t len);
 
 uint64_t cpr_realtime_ns(void);
 
+/* CLOCK_MONOTONIC in ms, for deadlines and budgets. */
+int64_t cpr_monotonic_ms(void);
+
 /* "YYYY-MM-DD HH:MM:SS.nnnnnnnnn UTC" into @buf, or "(out of range)". */
 void cpr_format_utc(int64_t sec, uint32_t nsec, char *buf, size_t size);
 void cpr_format_utc_ns(uint64_t ns, char *buf, size_t size);

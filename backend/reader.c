@@ -4,11 +4,10 @@
 #include "fault-guard.h"
 #include "hash.h"
 #include "media.h"
+#include "parallel.h"
 #include "vmdesc.h"
 
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,6 @@
 
 /* Verification takes other threads for payloads this large. */
 #define PARALLEL_MIN (32ull << 20)
-#define MAX_THREADS 8
 
 /* Pages read straight into the caller's buffer, at most this many bytes
  * at a time: they are hashed while still in the cache. */
@@ -74,6 +72,16 @@ static void changed(const CprReader *r, char **errp)
               "to load it", (unsigned long long)r->rec.generation);
 }
 
+/* The XXH3 of each page of the @len payload bytes at @src, page @pg on,
+ * into page_xxh3. */
+static void hash_pages(const CprReader *r, const uint8_t *src, uint64_t len,
+                       uint64_t pg)
+{
+    for (uint64_t o = 0; o < len; o += PAGE, pg++) {
+        r->page_xxh3[pg] = XXH3_64bits(src + o, page_len(r, pg));
+    }
+}
+
 /* One guarded access to the mapped payload. */
 typedef struct Access {
     const CprReader *r;
@@ -81,7 +89,6 @@ typedef struct Access {
     const uint8_t *src;
     uint64_t len;
     uint64_t pg;                /* do_hash_pages: the first page */
-    uint64_t *out;              /* do_hash_pages: where hashes go */
 } Access;
 
 static void do_copy(void *opaque)
@@ -95,9 +102,7 @@ static void do_hash_pages(void *opaque)
 {
     Access *a = opaque;
 
-    for (uint64_t o = 0, pg = a->pg; o < a->len; o += PAGE, pg++) {
-        a->out[pg] = XXH3_64bits(a->src + o, page_len(a->r, pg));
-    }
+    hash_pages(a->r, a->src, a->len, a->pg);
 }
 
 static int guarded(const CprReader *r, void (*fn)(void *), Access *a,
@@ -117,7 +122,7 @@ static int read_payload(const CprReader *r, uint64_t off, void *buf,
     ssize_t n;
 
     if (r->map) {
-        Access a = { r, buf, r->payload + off, len, 0, NULL };
+        Access a = { r, buf, r->payload + off, len, 0 };
 
         return guarded(r, do_copy, &a, errp);
     }
@@ -140,17 +145,14 @@ static int hash_block(CprReader *r, uint64_t k, uint8_t *buf, char **errp)
     uint64_t len = block_len(r, k), first = k * CPR_CSUM_PAGES_PER_BLOCK;
 
     if (r->map && k * CPR_CSUM_BLOCK + len <= r->rec.stream_len) {
-        Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len, first,
-                     r->page_xxh3 };
+        Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len, first };
 
         return guarded(r, do_hash_pages, &a, errp);
     }
     if (read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp) < 0) {
         return -1;
     }
-    for (uint64_t o = 0, pg = first; o < len; o += PAGE, pg++) {
-        r->page_xxh3[pg] = XXH3_64bits(buf + o, page_len(r, pg));
-    }
+    hash_pages(r, buf, len, first);
     return 0;
 }
 
@@ -255,92 +257,46 @@ static int decode_desc(CprReader *r, char **errp)
     }
 }
 
-/* Blocks are verified by as many threads as the payload is worth, each
- * taking the next block. */
+/* Verification of one block of a version-3 payload (cpr_parallel_for). */
 typedef struct Verify {
     CprReader *r;
-    uint64_t *blocks;           /* each block's hash (version 3) */
-    _Atomic uint64_t next;
-    atomic_bool failed;
-    pthread_mutex_t lock;
-    char *err;
+    uint64_t *blocks;           /* each block's hash */
 } Verify;
 
-static void *verify_run(void *opaque)
+static int verify_block(void *ctx, uint64_t k, void *buf, char **errp)
 {
-    Verify *v = opaque;
+    Verify *v = ctx;
     CprReader *r = v->r;
-    uint8_t *buf = malloc(CPR_CSUM_BLOCK);
-    uint64_t k, n = nblocks(r);
-    char *err = NULL;
+    uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
 
-    if (!buf) {
-        cpr_error(&err, r->path, "out of memory");
+    if (hash_block(r, k, buf, errp) < 0) {
+        return -1;
     }
-    while (buf && !atomic_load(&v->failed) &&
-           (k = atomic_fetch_add(&v->next, 1)) < n) {
-        uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
-
-        if (hash_block(r, k, buf, &err) < 0) {
-            break;
-        }
-        keep_desc(r, k, buf);
-        v->blocks[k] = cpr_csum_list(r->page_xxh3 + first,
-                                     (block_len(r, k) + PAGE - 1) / PAGE);
-    }
-    if (err) {
-        pthread_mutex_lock(&v->lock);
-        if (!v->err) {
-            v->err = err;
-            err = NULL;
-        }
-        pthread_mutex_unlock(&v->lock);
-        atomic_store(&v->failed, true);
-        free(err);
-    }
-    free(buf);
-    return NULL;
+    keep_desc(r, k, buf);
+    v->blocks[k] = cpr_csum_list(r->page_xxh3 + first,
+                                 (block_len(r, k) + PAGE - 1) / PAGE);
+    return 0;
 }
 
-/* Version 3: every block on its own, in parallel; then the checksum of
- * the block hashes. */
+/* Version 3: every block on its own, on as many threads as the payload
+ * is worth; then the checksum of the block hashes. */
 static int verify_pages(CprReader *r, uint64_t *csum, char **errp)
 {
     uint64_t n = nblocks(r);
     Verify v = { .r = r, .blocks = malloc((n ? n : 1) * sizeof(uint64_t)) };
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    uint64_t want = r->rec.payload_len / PARALLEL_MIN + 1;
-    pthread_t th[MAX_THREADS];
-    unsigned nth = 0;
+    int ret;
 
     if (!v.blocks) {
         cpr_error(errp, r->path, "out of memory");
         return -1;
     }
-    pthread_mutex_init(&v.lock, NULL);
-    want = want < (uint64_t)(cpus > 0 ? cpus : 1) ? want : (uint64_t)cpus;
-    for (; nth + 1 < want && nth + 1 < MAX_THREADS; nth++) {
-        if (pthread_create(&th[nth], NULL, verify_run, &v) != 0) {
-            break;
-        }
+    ret = cpr_parallel_for(n, r->rec.payload_len / PARALLEL_MIN + 1,
+                           CPR_CSUM_BLOCK, verify_block, &v, r->path, errp);
+    if (ret == 0) {
+        *csum = cpr_csum_list(v.blocks, n);
     }
-    verify_run(&v);
-    for (unsigned i = 0; i < nth; i++) {
-        pthread_join(th[i], NULL);
-    }
-    pthread_mutex_destroy(&v.lock);
-    if (atomic_load(&v.failed)) {
-        if (errp && !*errp) {
-            *errp = v.err;
-        } else {
-            free(v.err);
-        }
-        free(v.blocks);
-        return -1;
-    }
-    *csum = cpr_csum_list(v.blocks, n);
     free(v.blocks);
-    return 0;
+    return ret;
 }
 
 /* Versions 1 and 2: one XXH3 of the whole payload, block after block. */
@@ -362,10 +318,7 @@ static int verify_whole(CprReader *r, uint64_t *csum, char **errp)
         if (read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp) < 0) {
             goto out;
         }
-        for (uint64_t o = 0, pg = k * CPR_CSUM_PAGES_PER_BLOCK; o < len;
-             o += PAGE, pg++) {
-            r->page_xxh3[pg] = XXH3_64bits(buf + o, page_len(r, pg));
-        }
+        hash_pages(r, buf, len, k * CPR_CSUM_PAGES_PER_BLOCK);
         XXH3_64bits_update(whole, buf, len);
         keep_desc(r, k, buf);
     }

@@ -79,6 +79,7 @@
 #include "hash.h"
 #include "image-file.h"
 #include "metadata.h"
+#include "parallel.h"
 #include "persist.h"
 #include "placement.h"
 #include "populate.h"
@@ -90,7 +91,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
@@ -120,7 +120,6 @@ enum {
 
 /* Settling the pages of a payload this large takes other threads. */
 #define PARALLEL_MIN (64ull << 20)
-#define MAX_THREADS 8
 
 struct CprWriter {
     char *path;
@@ -453,14 +452,6 @@ static int check_usable(CprWriter *w, char **errp)
     return 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int cpr_writer_populate(CprWriter *w, char **errp)
 {
     /* A stream like the last; the first one into an image gets all of it
@@ -495,7 +486,8 @@ int cpr_writer_populate(CprWriter *w, char **errp)
          * while the stream is written.
          */
         bool cheap = cpr_persist_populate_is_cheap(w->p);
-        uint64_t until = now_ms() + CPR_POPULATE_OPEN_MS, at = 0;
+        int64_t until = cpr_monotonic_ms() + CPR_POPULATE_OPEN_MS;
+        uint64_t at = 0;
 
         now = cheap ? expect : min_u64(expect, CPR_POPULATE_OPEN);
         cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
@@ -505,7 +497,7 @@ int cpr_writer_populate(CprWriter *w, char **errp)
 
             cpr_populator_need(w->pop, base + at, base + at + step, 0);
             at += step;
-        } while (at < now && now_ms() < until);
+        } while (at < now && cpr_monotonic_ms() < until);
         cpr_populator_background(w->pop, base + expect);
     }
     pthread_rwlock_unlock(&w->map);
@@ -1021,44 +1013,26 @@ static int settle_page(CprWriter *w, uint64_t pg, uint64_t len, char **errp)
 }
 
 /* Pages are settled in claims of this many, by as many threads as the
- * work is worth (each takes the next claim). */
+ * work is worth (cpr_parallel_for: each takes the next claim). */
 #define CLAIM 1024u
 
 typedef struct Settle {
     CprWriter *w;
     uint64_t len, npages;
-    _Atomic uint64_t next;
-    atomic_bool failed;
-    pthread_mutex_t lock;
-    char *err;
 } Settle;
 
-static void *settle_run(void *opaque)
+static int settle_claim(void *ctx, uint64_t c, void *scratch, char **errp)
 {
-    Settle *s = opaque;
-    uint64_t c;
+    Settle *s = ctx;
+    uint64_t end = min_u64((c + 1) * CLAIM, s->npages);
 
-    while (!atomic_load(&s->failed) &&
-           (c = atomic_fetch_add(&s->next, CLAIM)) < s->npages) {
-        uint64_t end = min_u64(c + CLAIM, s->npages);
-
-        for (uint64_t pg = c; pg < end; pg++) {
-            char *err = NULL;
-
-            if (settle_page(s->w, pg, s->len, &err) < 0) {
-                pthread_mutex_lock(&s->lock);
-                if (!s->err) {
-                    s->err = err;
-                    err = NULL;
-                }
-                pthread_mutex_unlock(&s->lock);
-                free(err);
-                atomic_store(&s->failed, true);
-                break;
-            }
+    (void)scratch;
+    for (uint64_t pg = c * CLAIM; pg < end; pg++) {
+        if (settle_page(s->w, pg, s->len, errp) < 0) {
+            return -1;
         }
     }
-    return NULL;
+    return 0;
 }
 
 /*
@@ -1085,30 +1059,11 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
         /* Not for small saves: this reads a file in /sys.  Pages the
          * stores hashed cost a glance each. */
         Settle s = { .w = w, .len = len, .npages = npages };
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        uint64_t want = min_u64(len / (PARALLEL_MIN / 2),
-                                cpus > 0 ? (uint64_t)cpus : 1);
-        pthread_t th[MAX_THREADS];
-        unsigned nth = 0;
 
-        pthread_mutex_init(&s.lock, NULL);
-        for (; nth + 1 < min_u64(want, MAX_THREADS); nth++) {
-            if (pthread_create(&th[nth], NULL, settle_run, &s) != 0) {
-                break;
-            }
-        }
-        settle_run(&s);
-        for (unsigned i = 0; i < nth; i++) {
-            pthread_join(th[i], NULL);
-        }
-        pthread_mutex_destroy(&s.lock);
-        if (atomic_load(&s.failed)) {
-            cpr_error(&s.err, w->path, "cannot read the payload back");
-            if (errp && !*errp) {
-                *errp = s.err;
-            } else {
-                free(s.err);
-            }
+        if (cpr_parallel_for((npages + CLAIM - 1) / CLAIM,
+                             len / (PARALLEL_MIN / 2), 0, settle_claim, &s,
+                             w->path, errp) < 0) {
+            cpr_error(errp, w->path, "cannot read the payload back");
             return -1;
         }
     }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "helper-status.h"
 #include "image-file.h"
+#include "metadata.h"
 #include "le.h"
 
 #include <errno.h>
@@ -133,21 +134,13 @@ static struct flock hs_range(short type)
     return fl;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Polled rather than F_OFD_SETLKW: a deadline needs no signal, and the
  * cost of a 10 ms poll is nothing next to a save.
  */
 int cpr_hs_lock(int fd, short type, int64_t timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : cpr_monotonic_ms() + timeout_ms;
     const struct timespec pause = { 0, 10 * 1000 * 1000 };
 
     for (;;) {
@@ -159,7 +152,7 @@ int cpr_hs_lock(int fd, short type, int64_t timeout_ms)
         if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
             return -1;
         }
-        if (deadline >= 0 && now_ms() >= deadline) {
+        if (deadline >= 0 && cpr_monotonic_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }

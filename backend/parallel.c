@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "parallel.h"
+#include "errmsg.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define MAX_THREADS 8
+
+typedef struct Job {
+    uint64_t n;
+    size_t scratch_len;
+    CprParallelFn fn;
+    void *ctx;
+    const char *path;
+    _Atomic uint64_t next;
+    atomic_bool failed;
+    pthread_mutex_t lock;
+    char *err;                  /* the first failure's, under lock */
+} Job;
+
+static void *run(void *opaque)
+{
+    Job *j = opaque;
+    void *scratch = j->scratch_len ? malloc(j->scratch_len) : NULL;
+    char *err = NULL;
+    uint64_t i;
+
+    if (j->scratch_len && !scratch) {
+        cpr_error(&err, j->path, "out of memory");
+    }
+    while (!err && !atomic_load(&j->failed) &&
+           (i = atomic_fetch_add(&j->next, 1)) < j->n) {
+        if (j->fn(j->ctx, i, scratch, &err) < 0 && !err) {
+            cpr_error(&err, j->path, "failed");
+        }
+    }
+    if (err) {
+        pthread_mutex_lock(&j->lock);
+        if (!j->err) {
+            j->err = err;
+            err = NULL;
+        }
+        pthread_mutex_unlock(&j->lock);
+        atomic_store(&j->failed, true);
+        free(err);
+    }
+    free(scratch);
+    return NULL;
+}
+
+int cpr_parallel_for(uint64_t n, uint64_t want, size_t scratch_len,
+                     CprParallelFn fn, void *ctx, const char *path,
+                     char **errp)
+{
+    Job j = { .n = n, .scratch_len = scratch_len, .fn = fn, .ctx = ctx,
+              .path = path };
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pthread_t th[MAX_THREADS];
+    unsigned nth = 0;
+
+    if (cpus > 0 && want > (uint64_t)cpus) {
+        want = (uint64_t)cpus;
+    }
+    pthread_mutex_init(&j.lock, NULL);
+    for (; nth + 1 < want && nth + 1 < MAX_THREADS; nth++) {
+        if (pthread_create(&th[nth], NULL, run, &j) != 0) {
+            break;
+        }
+    }
+    run(&j);
+    for (unsigned i = 0; i < nth; i++) {
+        pthread_join(th[i], NULL);
+    }
+    pthread_mutex_destroy(&j.lock);
+    if (!atomic_load(&j.failed)) {
+        return 0;
+    }
+    if (errp && !*errp) {
+        *errp = j.err;
+    } else {
+        free(j.err);
+    }
+    return -1;
+}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "cmdline.h"
+#include "hash.h"
 #include "vmdesc.h"
 
 #include <stdarg.h>
@@ -40,6 +41,15 @@ static const char *const ignored_options[] = {
     "qtest", "qtest-log", "L", "mem-prealloc",
 };
 
+/*
+ * Options that create a guest device from a host character backend
+ * (QEMU's vl.c: serial_parse, parallel_parse, debugcon_parse): the
+ * device is compared (that there is one, and where among the others of
+ * its option), not the backend ("-serial file:a.log" and "-serial
+ * file:b.log" are the same port), as -chardev is ignored.
+ */
+static const char *const port_options[] = { "serial", "parallel", "debugcon" };
+
 /* Matched by id= where they have one. */
 static const char *const keyed_options[] = {
     "device", "object", "drive", "netdev",
@@ -54,7 +64,8 @@ static const char *const ordered_options[] = { "device", "drive" };
 static bool in(const char *const *list, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(list[i], name) == 0) {
+        /* The first byte first: called per unit, for several lists. */
+        if (list[i][0] == name[0] && strcmp(list[i], name) == 0) {
             return true;
         }
     }
@@ -217,36 +228,29 @@ out:
 typedef struct Unit {
     const char *name;           /* no dashes; "" for a positional argument */
     const char *value;          /* NULL: none */
-    char *norm;                 /* what is compared */
-    char *id;                   /* id= of a keyed option, or NULL */
-    bool done;
+    const char *norm;           /* what is compared */
+    uint64_t norm_hash;         /* XXH3 of norm: most comparisons stop here */
+    const char *id;             /* id= of a keyed option, or NULL */
 } Unit;
 
+/* One side's units; the strings they make live in two buffers, each at
+ * most as long as the argument list. */
 typedef struct Units {
     Unit *u;
     size_t n;
-    char *names;                /* storage for split "-x=v" names */
+    char *names;                /* split "-x=v" names */
+    char *store;                /* norms and ids */
+    size_t stored;
 } Units;
 
 typedef struct Ctx {
     bool oom;
     CprCmdlineDiff *diff;
+    size_t lines_cap;
+    size_t lcs_cells;           /* what is left of the LCS tables' budget */
     bool machine_resolved;      /* both sides know their machine type */
     bool cpu_resolved;          /* and their CPU model */
 } Ctx;
-
-static char *dup_n(Ctx *c, const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-
-    if (!d) {
-        c->oom = true;
-        return NULL;
-    }
-    memcpy(d, s, n);
-    d[n] = 0;
-    return d;
-}
 
 typedef struct Norm {
     const Ctx *c;
@@ -301,41 +305,44 @@ static void find_id(const char *elem, size_t len, size_t index, void *opaque)
     }
 }
 
-static bool fill_unit(Ctx *c, Unit *u)
+/* What of @u is compared: its norm (in us->store) and its id. */
+static void fill_unit(const Ctx *c, Units *us, Unit *u)
 {
     const char *v = u->value;
-    Norm nm = { c, u->name, NULL, 0 };
+    Norm nm = { c, u->name, us->store + us->stored, 0 };
     IdFind f = { NULL, 0 };
 
-    if (!v) {
-        u->norm = dup_n(c, "", 0);
-        return u->norm != NULL;
+    if (!v || in(port_options, N(port_options), u->name)) {
+        /* A port's host side may change: the guest sees a port at this
+         * position, or none ("-serial none" keeps its index). */
+        u->norm = !v ? "" : strcmp(v, "none") ? "(a port)" : "none";
+        u->norm_hash = XXH3_64bits(u->norm, strlen(u->norm));
+        return;
     }
-    nm.out = malloc(strlen(v) + 1);
-    if (!nm.out) {
-        c->oom = true;
-        return false;
-    }
+    /* Never longer than @v: elements are only dropped. */
     nm.out[0] = 0;
     for_each_elem(v, drop_elems, &nm);
     u->norm = nm.out;
+    u->norm_hash = XXH3_64bits(nm.out, nm.len);
+    us->stored += nm.len + 1;
     if (in(keyed_options, N(keyed_options), u->name)) {
         for_each_elem(v, find_id, &f);
-        if (f.id && !(u->id = dup_n(c, f.id, f.len))) {
-            return false;
+        if (f.id) {
+            char *id = us->store + us->stored;
+
+            memcpy(id, f.id, f.len);
+            id[f.len] = 0;
+            u->id = id;
+            us->stored += f.len + 1;
         }
     }
-    return true;
 }
 
 static void units_free(Units *us)
 {
-    for (size_t i = 0; i < us->n; i++) {
-        free(us->u[i].norm);
-        free(us->u[i].id);
-    }
     free(us->u);
     free(us->names);
+    free(us->store);
 }
 
 /*
@@ -354,9 +361,11 @@ static bool parse(Ctx *c, const char *args, size_t len, Units *us)
     }
     argv = calloc(argc + 1, sizeof(*argv));
     us->u = calloc(argc + 1, sizeof(*us->u));
-    /* Room for every "-x=v" name, NUL-terminated. */
+    /* Room for every "-x=v" name, NUL-terminated; and for each value's
+     * norm and id, each at most as long as the value. */
     us->names = malloc(len + 1);
-    if (!argv || !us->u || !us->names) {
+    us->store = malloc(2 * len + 1);
+    if (!argv || !us->u || !us->names || !us->store) {
         free(argv);
         c->oom = true;
         return false;
@@ -397,10 +406,7 @@ static bool parse(Ctx *c, const char *args, size_t len, Units *us)
         u = &us->u[us->n++];
         u->name = name;
         u->value = value;
-        if (!fill_unit(c, u)) {
-            free(argv);
-            return false;
-        }
+        fill_unit(c, us, u);
     }
     free(argv);
     return true;
@@ -414,24 +420,32 @@ static void add_line(Ctx *c, const char *fmt, ...)
 static void add_line(Ctx *c, const char *fmt, ...)
 {
     CprCmdlineDiff *d = c->diff;
-    char **nl, *line = NULL;
+    char *line = NULL;
     va_list ap;
 
     if (c->oom) {
         return;
+    }
+    if (d->nr == c->lines_cap) {
+        size_t cap = c->lines_cap ? c->lines_cap * 2 : 16;
+        char **nl = realloc(d->lines, cap * sizeof(*nl));
+
+        if (!nl) {
+            c->oom = true;
+            return;
+        }
+        d->lines = nl;
+        c->lines_cap = cap;
     }
     va_start(ap, fmt);
     if (vasprintf(&line, fmt, ap) < 0) {
         line = NULL;
     }
     va_end(ap);
-    nl = line ? realloc(d->lines, (d->nr + 1) * sizeof(*nl)) : NULL;
-    if (!nl) {
-        free(line);
+    if (!line) {
         c->oom = true;
         return;
     }
-    d->lines = nl;
     d->lines[d->nr++] = line;
 }
 
@@ -468,202 +482,379 @@ static void add_moved(Ctx *c, const Unit *a)
     }
 }
 
-static bool same_option(const Unit *a, const Unit *b)
+static bool same_norm(const Unit *a, const Unit *b)
 {
-    return strcmp(a->name, b->name) == 0;
+    return a->norm_hash == b->norm_hash && strcmp(a->norm, b->norm) == 0;
 }
-
-static bool same_key(const Unit *a, const Unit *b)
-{
-    return same_option(a, b) && a->id && b->id && strcmp(a->id, b->id) == 0;
-}
-
-/* Keyed units of option @name: matched by id. */
-static void diff_keyed(Ctx *c, Units *a, Units *b, const char *name)
-{
-    for (size_t i = 0; i < a->n; i++) {
-        Unit *u = &a->u[i];
-        Unit *m = NULL;
-
-        if (!u->id || strcmp(u->name, name) || u->done) {
-            continue;
-        }
-        u->done = true;
-        for (size_t j = 0; j < b->n && !m; j++) {
-            if (!b->u[j].done && same_key(u, &b->u[j])) {
-                m = &b->u[j];
-            }
-        }
-        if (!m) {
-            add_unit(c, '-', u);
-            continue;
-        }
-        m->done = true;
-        if (strcmp(u->norm, m->norm) != 0) {
-            add_change(c, u, m);
-        }
-    }
-    for (size_t j = 0; j < b->n; j++) {
-        Unit *m = &b->u[j];
-
-        if (m->id && !m->done && strcmp(m->name, name) == 0) {
-            m->done = true;
-            add_unit(c, '+', m);
-        }
-    }
-}
-
-/* Indexes of the units of option @name without an id, in order. */
-static size_t collect(Ctx *c, Units *us, const char *name, size_t **out)
-{
-    size_t n = 0;
-
-    *out = malloc((us->n + 1) * sizeof(**out));
-    if (!*out) {
-        c->oom = true;
-        return 0;
-    }
-    for (size_t i = 0; i < us->n; i++) {
-        if (!us->u[i].id && strcmp(us->u[i].name, name) == 0) {
-            (*out)[n++] = i;
-        }
-    }
-    return n;
-}
-
-#define MAX_LCS_CELLS (1u << 20)
 
 /*
- * Unkeyed units of option @name: in order (a longest common subsequence),
- * so that a device inserted before another shows as one addition.  What
- * is left on both sides pairs up as changes ("~ -m 512M -> 1G").
+ * The units of one side, sorted: by option name (then position), so
+ * that each option's units are one run; within a run of keyed units, by
+ * id (then position).  Sorting both sides keeps the whole comparison at
+ * O(n log n) whatever the image holds: no option scans the other
+ * options' units.
  */
-static void diff_ordered(Ctx *c, Units *a, Units *b, const char *name)
-{
-    size_t *ia = NULL, *ib = NULL, *ra = NULL, *rb = NULL;
-    size_t na = collect(c, a, name, &ia), nb = collect(c, b, name, &ib);
-    size_t nra = 0, nrb = 0, i, j;
-    uint32_t *t = NULL;
+typedef struct Ref {
+    const Unit *u;
+    size_t pos;                 /* in the side's units, or in a run */
+} Ref;
 
-    ra = malloc((na + 1) * sizeof(*ra));
-    rb = malloc((nb + 1) * sizeof(*rb));
-    if (c->oom || !ra || !rb) {
-        c->oom = true;
-        goto out;
-    }
-    if ((na + 1) * (nb + 1) <= MAX_LCS_CELLS &&
-        (t = calloc((na + 1) * (nb + 1), sizeof(*t)))) {
-#define T(x, y) t[(x) * (nb + 1) + (y)]
-        for (i = na; i-- > 0;) {
-            for (j = nb; j-- > 0;) {
-                T(i, j) = strcmp(a->u[ia[i]].norm, b->u[ib[j]].norm) == 0 ?
-                          T(i + 1, j + 1) + 1 :
-                          (T(i + 1, j) > T(i, j + 1) ? T(i + 1, j) :
-                           T(i, j + 1));
-            }
-        }
-        for (i = 0, j = 0; i < na || j < nb;) {
-            if (i < na && j < nb &&
-                strcmp(a->u[ia[i]].norm, b->u[ib[j]].norm) == 0) {
-                i++, j++;
-            } else if (j == nb || (i < na && T(i + 1, j) >= T(i, j + 1))) {
-                ra[nra++] = ia[i++];
-            } else {
-                rb[nrb++] = ib[j++];
-            }
-        }
-#undef T
-    } else {
-        /* Too long for the table: position by position. */
-        for (i = 0; i < na || i < nb; i++) {
-            if (i < na && i < nb &&
-                strcmp(a->u[ia[i]].norm, b->u[ib[i]].norm) == 0) {
-                continue;
-            }
-            if (i < na) {
-                ra[nra++] = ia[i];
-            }
-            if (i < nb) {
-                rb[nrb++] = ib[i];
-            }
-        }
-    }
-    for (i = 0; i < nra || i < nrb; i++) {
-        if (i < nra && i < nrb &&
-            !strcmp(a->u[ra[i]].norm, b->u[rb[i]].norm)) {
-            add_moved(c, &a->u[ra[i]]);
-        } else if (i < nra && i < nrb) {
-            add_change(c, &a->u[ra[i]], &b->u[rb[i]]);
-        } else if (i < nra) {
-            add_unit(c, '-', &a->u[ra[i]]);
-        } else {
-            add_unit(c, '+', &b->u[rb[i]]);
-        }
-    }
-    for (i = 0; i < na; i++) {
-        a->u[ia[i]].done = true;
-    }
-    for (j = 0; j < nb; j++) {
-        b->u[ib[j]].done = true;
-    }
-out:
-    free(t);
-    free(ia);
-    free(ib);
-    free(ra);
-    free(rb);
+static int by_name(const void *x, const void *y)
+{
+    const Ref *a = x, *b = y;
+    int d = strcmp(a->u->name, b->u->name);
+
+    return d ? d : (a->pos > b->pos) - (a->pos < b->pos);
 }
 
-/* The ids of option @name present on both sides, in @x's order. */
-static char *common_ids(Ctx *c, Units *x, Units *y, const char *name)
+static int by_id(const void *x, const void *y)
 {
-    size_t cap = 1, len = 0;
-    char *s;
+    const Ref *a = x, *b = y;
+    int d = strcmp(a->u->id, b->u->id);
 
-    for (size_t i = 0; i < x->n; i++) {
-        cap += x->u[i].id ? strlen(x->u[i].id) + 2 : 0;
-    }
-    s = malloc(cap);
-    if (!s) {
+    return d ? d : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+static Ref *sorted(Ctx *c, const Units *us)
+{
+    Ref *r = malloc((us->n + 1) * sizeof(*r));
+
+    if (!r) {
         c->oom = true;
         return NULL;
     }
-    s[0] = 0;
-    for (size_t i = 0; i < x->n; i++) {
-        const Unit *u = &x->u[i];
-        bool both = false;
+    for (size_t i = 0; i < us->n; i++) {
+        r[i] = (Ref){ &us->u[i], i };
+    }
+    qsort(r, us->n, sizeof(*r), by_name);
+    return r;
+}
 
-        if (!u->id || strcmp(u->name, name)) {
-            continue;
-        }
-        for (size_t j = 0; j < y->n && !both; j++) {
-            both = same_key(u, &y->u[j]);
-        }
-        if (both) {
-            len += (size_t)sprintf(s + len, "%s%s", len ? ", " : "", u->id);
+/* The units of one option on both sides, each in command-line order. */
+typedef struct Group {
+    const Ref *a, *b;
+    size_t na, nb;
+    size_t first;               /* where the option first appears */
+} Group;
+
+static int by_first(const void *x, const void *y)
+{
+    const Group *a = x, *b = y;
+
+    return (a->first > b->first) - (a->first < b->first);
+}
+
+/* The keyed units of @g's side (@r, @n), in order, into @out. */
+static size_t keyed(const Ref *r, size_t n, bool with_id, Ref *out)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].u->id == !with_id) {
+            out[k] = (Ref){ r[i].u, k };
+            k++;
         }
     }
+    return k;
+}
+
+/* At most this many ids of an "order of" line per side. */
+#define MAX_ORDER_IDS 32
+
+/* Those of the @n ids of @k with @both set, in order, at most
+ * MAX_ORDER_IDS of them, joined by ", "; NULL if out of memory. */
+static char *id_list(const Ref *k, size_t n, const bool *both)
+{
+    size_t cap = sizeof(", ..."), len = 0, shown = 0;
+    char *s;
+
+    for (size_t i = 0; i < n && shown < MAX_ORDER_IDS; i++) {
+        if (both[i]) {
+            cap += strlen(k[i].u->id) + 2;
+            shown++;
+        }
+    }
+    if (!(s = malloc(cap))) {
+        return NULL;
+    }
+    shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+
+        if (!both[i]) {
+            continue;
+        }
+        if (shown++ == MAX_ORDER_IDS) {
+            memcpy(s + len, ", ...", 5);
+            len += 5;
+            break;
+        }
+        l = strlen(k[i].u->id);
+        if (len) {
+            memcpy(s + len, ", ", 2);
+            len += 2;
+        }
+        memcpy(s + len, k[i].u->id, l);
+        len += l;
+    }
+    s[len] = 0;
     return s;
 }
 
-static void diff_order(Ctx *c, Units *a, Units *b, const char *name)
+/* The ids present on both sides (@a_both, @b_both), in the same order
+ * on both, or else one line with them, in each side's order. */
+static void diff_order(Ctx *c, const char *name, const Ref *ka, size_t na,
+                       const bool *a_both, const Ref *kb, size_t nb,
+                       const bool *b_both)
 {
-    char *sa = common_ids(c, a, b, name), *sb = common_ids(c, b, a, name);
+    size_t i = 0, j = 0;
+    char *sa, *sb;
 
-    if (sa && sb && strcmp(sa, sb) != 0) {
+    for (;;) {
+        while (i < na && !a_both[i]) {
+            i++;
+        }
+        while (j < nb && !b_both[j]) {
+            j++;
+        }
+        if (i == na || j == nb) {
+            if (i == na && j == nb) {
+                return;         /* the same order */
+            }
+            break;
+        }
+        if (strcmp(ka[i].u->id, kb[j].u->id) != 0) {
+            break;
+        }
+        i++, j++;
+    }
+    sa = id_list(ka, na, a_both);
+    sb = id_list(kb, nb, b_both);
+    if (!sa || !sb) {
+        c->oom = true;
+    } else {
         add_line(c, "~ order of -%s id=%s -> %s", name, sa, sb);
     }
     free(sa);
     free(sb);
 }
 
-static void diff_option(Ctx *c, Units *a, Units *b, const char *name)
+/*
+ * Keyed units of one option (@ka, @kb, in order): matched by id, the
+ * k-th of an id on one side with the k-th on the other.
+ */
+static void diff_keyed(Ctx *c, const char *name, const Ref *ka, size_t na,
+                       const Ref *kb, size_t nb)
 {
-    diff_keyed(c, a, b, name);
-    diff_ordered(c, a, b, name);
-    if (in(ordered_options, N(ordered_options), name)) {
-        diff_order(c, a, b, name);
+    Ref *sa = malloc((na + 1) * sizeof(*sa)), *sb = malloc((nb + 1) *
+                                                          sizeof(*sb));
+    size_t *match = malloc((na + 1) * sizeof(*match));
+    bool *a_both = calloc(na + 1, 1), *b_both = calloc(nb + 1, 1);
+    bool *b_matched = calloc(nb + 1, 1);
+    size_t i = 0, j = 0;
+
+    if (!sa || !sb || !match || !a_both || !b_both || !b_matched) {
+        c->oom = true;
+        goto out;
     }
+    memcpy(sa, ka, na * sizeof(*sa));
+    memcpy(sb, kb, nb * sizeof(*sb));
+    qsort(sa, na, sizeof(*sa), by_id);
+    qsort(sb, nb, sizeof(*sb), by_id);
+    for (size_t k = 0; k < na; k++) {
+        match[k] = SIZE_MAX;
+    }
+    while (i < na || j < nb) {
+        int d = i == na ? 1 : j == nb ? -1 : strcmp(sa[i].u->id, sb[j].u->id);
+        size_t ei = i, ej = j;
+
+        if (d < 0) {
+            i++;
+            continue;
+        }
+        if (d > 0) {
+            j++;
+            continue;
+        }
+        while (ei < na && !strcmp(sa[ei].u->id, sa[i].u->id)) {
+            ei++;
+        }
+        while (ej < nb && !strcmp(sb[ej].u->id, sb[j].u->id)) {
+            ej++;
+        }
+        for (size_t x = i; x < ei; x++) {
+            a_both[sa[x].pos] = true;
+            if (j + (x - i) < ej) {
+                match[sa[x].pos] = sb[j + (x - i)].pos;
+                b_matched[sb[j + (x - i)].pos] = true;
+            }
+        }
+        for (size_t y = j; y < ej; y++) {
+            b_both[sb[y].pos] = true;
+        }
+        i = ei;
+        j = ej;
+    }
+    for (size_t k = 0; k < na; k++) {
+        if (match[k] == SIZE_MAX) {
+            add_unit(c, '-', ka[k].u);
+        } else if (!same_norm(ka[k].u, kb[match[k]].u)) {
+            add_change(c, ka[k].u, kb[match[k]].u);
+        }
+    }
+    for (size_t k = 0; k < nb; k++) {
+        if (!b_matched[k]) {
+            add_unit(c, '+', kb[k].u);
+        }
+    }
+    if (in(ordered_options, N(ordered_options), name)) {
+        diff_order(c, name, ka, na, a_both, kb, nb, b_both);
+    }
+out:
+    free(sa);
+    free(sb);
+    free(match);
+    free(a_both);
+    free(b_both);
+    free(b_matched);
+}
+
+/* Cells of the longest-common-subsequence tables, over all options:
+ * beyond that, units are compared position by position. */
+#define MAX_LCS_CELLS (1u << 20)
+
+/*
+ * Unkeyed units of one option (@ua, @ub, in order): in order (a longest
+ * common subsequence), so that a device inserted before another shows as
+ * one addition.  What is left on both sides pairs up as changes
+ * ("~ -m 512M -> 1G").
+ */
+static void diff_ordered(Ctx *c, const Ref *ua, size_t na, const Ref *ub,
+                         size_t nb)
+{
+    const Unit **ra = malloc((na + 1) * sizeof(*ra));
+    const Unit **rb = malloc((nb + 1) * sizeof(*rb));
+    size_t nra = 0, nrb = 0, i, j, cells = (na + 1) * (nb + 1);
+    uint32_t *t = NULL;
+
+    if (!ra || !rb) {
+        c->oom = true;
+        goto out;
+    }
+    if (cells <= c->lcs_cells && (t = calloc(cells, sizeof(*t)))) {
+        c->lcs_cells -= cells;
+#define T(x, y) t[(x) * (nb + 1) + (y)]
+        for (i = na; i-- > 0;) {
+            for (j = nb; j-- > 0;) {
+                T(i, j) = same_norm(ua[i].u, ub[j].u) ?
+                          T(i + 1, j + 1) + 1 :
+                          (T(i + 1, j) > T(i, j + 1) ? T(i + 1, j) :
+                           T(i, j + 1));
+            }
+        }
+        for (i = 0, j = 0; i < na || j < nb;) {
+            if (i < na && j < nb && same_norm(ua[i].u, ub[j].u)) {
+                i++, j++;
+            } else if (j == nb || (i < na && T(i + 1, j) >= T(i, j + 1))) {
+                ra[nra++] = ua[i++].u;
+            } else {
+                rb[nrb++] = ub[j++].u;
+            }
+        }
+#undef T
+    } else {
+        /* Too long for the table: position by position. */
+        for (i = 0; i < na || i < nb; i++) {
+            if (i < na && i < nb && same_norm(ua[i].u, ub[i].u)) {
+                continue;
+            }
+            if (i < na) {
+                ra[nra++] = ua[i].u;
+            }
+            if (i < nb) {
+                rb[nrb++] = ub[i].u;
+            }
+        }
+    }
+    for (i = 0; i < nra || i < nrb; i++) {
+        if (i < nra && i < nrb && same_norm(ra[i], rb[i])) {
+            add_moved(c, ra[i]);
+        } else if (i < nra && i < nrb) {
+            add_change(c, ra[i], rb[i]);
+        } else if (i < nra) {
+            add_unit(c, '-', ra[i]);
+        } else {
+            add_unit(c, '+', rb[i]);
+        }
+    }
+out:
+    free(t);
+    free(ra);
+    free(rb);
+}
+
+/* One option: its keyed units by id, then the others in order. */
+static void diff_option(Ctx *c, const Group *g)
+{
+    const char *name = (g->na ? g->a : g->b)->u->name;
+    Ref *ka = malloc((g->na + 1) * sizeof(*ka));
+    Ref *kb = malloc((g->nb + 1) * sizeof(*kb));
+    size_t na, nb;
+
+    if (!ka || !kb) {
+        c->oom = true;
+    } else {
+        na = keyed(g->a, g->na, true, ka);
+        nb = keyed(g->b, g->nb, true, kb);
+        diff_keyed(c, name, ka, na, kb, nb);
+        na = keyed(g->a, g->na, false, ka);
+        nb = keyed(g->b, g->nb, false, kb);
+        diff_ordered(c, ka, na, kb, nb);
+    }
+    free(ka);
+    free(kb);
+}
+
+/* Option by option, in the order they first appear (the saved side's
+ * first, then the ones only the current side has). */
+static void diff_all(Ctx *c, const Units *a, const Units *b)
+{
+    Ref *sa = sorted(c, a), *sb = sorted(c, b);
+    Group *g = malloc((a->n + b->n + 1) * sizeof(*g));
+    size_t ng = 0, i = 0, j = 0;
+
+    if (c->oom || !g) {
+        c->oom = true;
+        goto out;
+    }
+    while (i < a->n || j < b->n) {
+        int d = i == a->n ? 1 : j == b->n ? -1 :
+                strcmp(sa[i].u->name, sb[j].u->name);
+        size_t ei = i, ej = j;
+
+        if (d <= 0) {
+            while (ei < a->n && !strcmp(sa[ei].u->name, sa[i].u->name)) {
+                ei++;
+            }
+        }
+        if (d >= 0) {
+            while (ej < b->n && !strcmp(sb[ej].u->name, sb[j].u->name)) {
+                ej++;
+            }
+        }
+        g[ng++] = (Group){ sa + i, sb + j, ei - i, ej - j,
+                           ei > i ? sa[i].pos : a->n + sb[j].pos };
+        i = ei;
+        j = ej;
+    }
+    qsort(g, ng, sizeof(*g), by_first);
+    for (size_t k = 0; k < ng && !c->oom; k++) {
+        diff_option(c, &g[k]);
+    }
+out:
+    free(sa);
+    free(sb);
+    free(g);
 }
 
 static const char *or_unknown(const char *s)
@@ -677,7 +868,7 @@ int cpr_cmdline_diff(const char *saved, size_t saved_len,
                      const char *now_machine, const char *now_cpu,
                      CprCmdlineDiff *diff)
 {
-    Ctx c = { false, diff, false, false };
+    Ctx c = { .diff = diff, .lcs_cells = MAX_LCS_CELLS };
     Units a, b;
     bool ok_a, ok_b;
 
@@ -698,14 +889,7 @@ int cpr_cmdline_diff(const char *saved, size_t saved_len,
     ok_a = parse(&c, saved, saved_len, &a);
     ok_b = parse(&c, now, now_len, &b);
     if (ok_a && ok_b) {
-        /* Option by option, in the order they first appear. */
-        for (size_t i = 0; i < a.n + b.n && !c.oom; i++) {
-            Unit *u = i < a.n ? &a.u[i] : &b.u[i - a.n];
-
-            if (!u->done) {
-                diff_option(&c, &a, &b, u->name);
-            }
-        }
+        diff_all(&c, &a, &b);
     }
     units_free(&a);
     units_free(&b);

@@ -442,14 +442,14 @@ static bool decode_argv(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
     uint32_t args = 0;
 
     if (len > CPR_VMDESC_MAX_ARGV) {
-        return fail(x, "argument list too long");
+        return fail(x, "argument list longer than 4 MiB");
     }
     if (len && v[len - 1] != 0) {
         return fail(x, "argument list not NUL-terminated");
     }
     for (uint32_t i = 0; i < len; i++) {
         if (v[i] == 0 && ++args > CPR_VMDESC_MAX_ARGS) {
-            return fail(x, "too many arguments");
+            return fail(x, "more than 65536 arguments");
         }
     }
     d->argv = malloc(len ? len : 1);

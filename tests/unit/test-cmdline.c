@@ -184,6 +184,38 @@ static void test_ignored(void)
            "memory-backend-file,id=ram0,size=2G");
 }
 
+/* -serial, -parallel, -debugcon: the guest sees a port, not where its
+ * bytes go on the host; an added, removed or moved port is refused. */
+static void test_ports(void)
+{
+    expect(diff(args(Q, "-serial", "file:/var/log/vm-a.log", "-parallel",
+                     "file:/tmp/a", "-debugcon", "file:/tmp/d1", NULL), M,
+                "c",
+                args(Q, "-serial", "file:/var/log/vm-b.log", "-parallel",
+                     "null", "-debugcon", "stdio", NULL), M, "c"), "");
+    expect(diff(args(Q, "-serial", "mon:stdio", "-serial", "pty", NULL), M,
+                "c",
+                args(Q, "-serial", "unix:/run/s0,server=on", "--serial=vc",
+                     NULL), M, "c"), "");
+    expect(diff(args(Q, "-serial", "file:/var/log/vm-a.log", NULL), M, "c",
+                args(Q, NULL), M, "c"),
+           "- -serial file:/var/log/vm-a.log");
+    expect(diff(args(Q, "-serial", "stdio", NULL), M, "c",
+                args(Q, "-serial", "stdio", "-serial", "file:b", NULL), M,
+                "c"), "+ -serial file:b");
+    /* "none" keeps a port's index empty: the second port is ttyS1. */
+    expect(diff(args(Q, "-serial", "none", "-serial", "file:a", NULL), M, "c",
+                args(Q, "-serial", "file:a", "-serial", "none", NULL), M,
+                "c"),
+           "~ -serial none: order changed");
+    expect(diff(args(Q, "-parallel", "none", NULL), M, "c",
+                args(Q, "-parallel", "file:/tmp/p", NULL), M, "c"),
+           "~ -parallel none -> file:/tmp/p");
+    expect(diff(args(Q, "-debugcon", "file:/tmp/d", NULL), M, "c",
+                args(Q, "-serial", "file:/tmp/d", NULL), M, "c"),
+           "- -debugcon file:/tmp/d\n+ -serial file:/tmp/d");
+}
+
 /* Long lists: beyond the comparison table, compared position by
  * position (still right for equal lists and single changes). */
 static void test_long(void)
@@ -214,6 +246,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/machine-cpu", test_machine_cpu);
     g_test_add_func("/cmdline/devices", test_devices);
     g_test_add_func("/cmdline/ignored", test_ignored);
+    g_test_add_func("/cmdline/ports", test_ports);
     g_test_add_func("/cmdline/long", test_long);
     return g_test_run();
 }

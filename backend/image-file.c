@@ -27,6 +27,37 @@ static const char *file_kind(mode_t mode)
     }
 }
 
+/*
+ * The file @pfd (an O_PATH descriptor: opening that opens no device and
+ * waits for no FIFO) reopened with @flags, if it is a regular file; else
+ * an error saying what it is.  Takes @pfd.  The reopening goes through
+ * the descriptor, not the path: it is the very file whose type was
+ * checked, whatever the path names by now.
+ */
+static int reopen_regular(int pfd, int flags, const char *path,
+                          bool via_symlink, char **errp)
+{
+    char proc[64];
+    struct stat st;
+    int fd = -1;
+
+    if (fstat(pfd, &st) < 0) {
+        cpr_error_errno(errp, path, errno, "cannot stat");
+    } else if (!S_ISREG(st.st_mode)) {
+        cpr_error(errp, path, "%s%s, not a pmem CPR image",
+                  via_symlink ? "is a symlink to something that " : "",
+                  file_kind(st.st_mode));
+    } else {
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+        fd = open(proc, flags | O_CLOEXEC);
+        if (fd < 0) {
+            cpr_error_errno(errp, path, errno, "cannot open");
+        }
+    }
+    close(pfd);
+    return fd;
+}
+
 static int lock(int fd, const char *path, int how, const char *busy,
                 char **errp)
 {
@@ -91,11 +122,19 @@ static int read_header(CprImageFile *f, const char *path, char **errp)
 
 int cpr_image_open_read(const char *path, CprImageFile *f, char **errp)
 {
+    int pfd;
+
     memset(f, 0, sizeof(*f));
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (f->fd < 0) {
+    /* Only a regular file is opened at all (a device's open has effects
+     * of its own); O_NONBLOCK in case it is swapped for a FIFO. */
+    pfd = open(path, O_PATH | O_CLOEXEC);
+    if (pfd < 0) {
         cpr_error_errno(errp, path, errno, "cannot open");
+        f->fd = -1;
+        return -1;
+    }
+    f->fd = reopen_regular(pfd, O_RDONLY | O_NONBLOCK, path, false, errp);
+    if (f->fd < 0) {
         return -1;
     }
     /* A save could otherwise reuse the payload being read once two newer
@@ -253,34 +292,40 @@ out:
     return ret;
 }
 
-/* Open (or create) under the symlink policy; see the header. */
+/* Open (or create) under the symlink policy; see the header.  Nothing
+ * but a regular file is ever opened read-write. */
 static int open_for_save(const char *path, bool *via_symlink, char **errp)
 {
-    const int flags = O_RDWR | O_NONBLOCK | O_CLOEXEC;
-    int fd = open(path, flags | O_NOFOLLOW);
+    int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
     bool lost_race;
 
     *via_symlink = false;
-    if (fd < 0 && errno == ENOENT) {
-        fd = create_image(path, &lost_race, errp);
+    if (pfd < 0 && errno == ENOENT) {
+        int fd = create_image(path, &lost_race, errp);
+
         if (fd >= 0 || !lost_race) {
             return fd;
         }
-        fd = open(path, flags | O_NOFOLLOW);
+        pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }
-    if (fd < 0 && errno == ELOOP) {
+    /* O_PATH | O_NOFOLLOW on a symlink gives the link itself. */
+    if (pfd >= 0 && fstat(pfd, &st) == 0 && S_ISLNK(st.st_mode)) {
+        close(pfd);
         *via_symlink = true;
-        fd = open(path, flags);
-        if (fd < 0 && errno == ENOENT) {
+        pfd = open(path, O_PATH | O_CLOEXEC);
+        if (pfd < 0 && errno == ENOENT) {
             cpr_error(errp, path, "is a symlink to a missing file; a save "
                       "never creates a file through a symlink");
             return -1;
         }
     }
-    if (fd < 0) {
+    if (pfd < 0) {
         cpr_error_errno(errp, path, errno, "cannot open");
+        return -1;
     }
-    return fd;
+    return reopen_regular(pfd, O_RDWR | O_NONBLOCK, path, *via_symlink,
+                          errp);
 }
 
 int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)

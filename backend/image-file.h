@@ -10,7 +10,9 @@
  * (a dangling one is refused), never initialises an empty file reached
  * through one, and never grows or writes a file whose superblock is not
  * valid.  So no path, however it was planted, makes a save create, grow
- * or initialise a file that is not a pmem image.
+ * or initialise a file that is not a pmem image.  Nothing but a regular
+ * file is opened at all: the path is looked at with O_PATH, its type
+ * checked on that descriptor, and only then the file reopened.
  *
  * Locks (flock): a save holds an exclusive lock from open to commit, a
  * restore a shared one from open to close; neither waits.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -308,7 +309,7 @@ static void test_not_regular(void)
 
     g_assert_cmpint(mkdir(dir, 0755), ==, 0);
     tu_assert_load_refused(dir, "is a directory");
-    tu_assert_save_refused(dir, "Is a directory");
+    tu_assert_save_refused(dir, "is a directory");
     g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
     tu_assert_load_refused(fifo, "is a FIFO");
     tu_assert_save_refused(fifo, "is a FIFO");
@@ -320,6 +321,37 @@ static void test_not_regular(void)
     g_free(dir);
     g_free(fifo);
     g_free(loop);
+}
+
+/*
+ * A FIFO at the path, or behind a symlink planted there, is refused
+ * without ever being opened (issue 15, item 5): a save used to open a
+ * symlink's target O_RDWR before looking at its type, and so opened a
+ * device (/dev/ptmx allocated a pty).  inotify sees every open of the
+ * FIFO; a look with O_PATH is none.
+ */
+static void test_never_opened(void)
+{
+    char *fifo = tu_path("b-fifo"), *link = tu_path("b-link");
+    char events[4096];
+    int in;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    g_assert_cmpint(symlink(fifo, link), ==, 0);
+    in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    g_assert_cmpint(in, >=, 0);
+    g_assert_cmpint(inotify_add_watch(in, fifo, IN_OPEN), >=, 0);
+    tu_assert_save_refused(link, "is a symlink to something that is a FIFO");
+    tu_assert_save_refused(fifo, "is a FIFO");
+    tu_assert_load_refused(link, "is a FIFO");
+    tu_assert_load_refused(fifo, "is a FIFO");
+    if (read(in, events, sizeof(events)) >= 0) {
+        g_error("%s was opened", fifo);
+    }
+    g_assert_cmpint(errno, ==, EAGAIN);
+    close(in);
+    g_free(fifo);
+    g_free(link);
 }
 
 static void load_refused_permission(const char *path)
@@ -404,6 +436,7 @@ int main(int argc, char **argv)
     g_test_add_func("/refuse/newer-version", test_newer_version);
     g_test_add_func("/refuse/invalidated", test_invalidated);
     g_test_add_func("/refuse/not-regular", test_not_regular);
+    g_test_add_func("/refuse/never-opened", test_never_opened);
     g_test_add_func("/refuse/unreadable", test_unreadable);
     g_test_add_func("/refuse/concurrent-save", test_concurrent_save);
     g_test_add_func("/refuse/save-during-restore", test_save_during_restore);

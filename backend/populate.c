@@ -79,8 +79,17 @@ static void *run_file(void *opaque)
     pop->p = cpr_persist_map(pop->fd, pop->path, pop->end, &err);
     flock(pop->fd, LOCK_UN);
     free(err);
+    /*
+     * Pages are populated on memory and DAX only.  On a disk filesystem
+     * that takes write faults (tmpfs alone maps writable on a read
+     * fault), which dirty every page: writeback would write the whole
+     * room, 1.25 times the payload, for nothing.  The growth above
+     * allocated its blocks; the save's own faults find them.
+     */
     if (pop->p) {
-        populate_to_end(pop);
+        if (cpr_persist_populate_is_cheap(pop->p)) {
+            populate_to_end(pop);
+        }
         cpr_persist_unmap(pop->p);
         pop->p = NULL;
     }

@@ -50,7 +50,8 @@ void cpr_populator_stop(CprPopulator *pop);
  * On a thread: take a shared lock on the file @fd (which it takes over;
  * the descriptor of a verified image, never a path that may name another
  * file by now), grow it to @end if it is shorter (undone if that fails),
- * unlock, then map it and populate [@off, @end).  No byte of the file
+ * unlock, then map it and populate [@off, @end) where that dirties no
+ * page (memory, DAX; not a disk filesystem).  No byte of the file
  * changes.  Skipped if a save holds the lock.  NULL if no thread could
  * start.
  */

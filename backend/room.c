@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "room.h"
+#include "format.h"
 #include "image-file.h"
 #include "placement.h"
 #include "populate.h"
@@ -43,6 +44,10 @@ static void room_start(CprReader *r, bool make_room)
     const CprRecord *rec = cpr_reader_record(r);
     CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
     uint64_t len = cpr_place_room(rec->payload_len);
+    /* In whole 2 MiB units, as the file grows (FORMAT.md); a bounded room
+     * ends at the live payload, which is aligned already. */
+    uint64_t end = cpr_align_up(next.base + (len < next.limit ? len :
+                                             next.limit), CPR_ALIGN);
     /* The very file that was verified, not whatever the path names now. */
     int fd = make_room ? cpr_image_reopen_rw(cpr_reader_file(r)) : -1;
 
@@ -52,8 +57,7 @@ static void room_start(CprReader *r, bool make_room)
      * never into the payload just restored). */
     if (fd >= 0) {
         room = cpr_populator_start_file(fd, cpr_reader_path(r), next.base,
-                                        next.base + (len < next.limit ?
-                                                     len : next.limit));
+                                        end);
     }
     cpr_reader_close(r);
 }

@@ -417,7 +417,10 @@ bool cpr_image_payload_present(const CprImageFile *f, const char *path,
                   "(truncated?)", gen);
         return false;
     }
-    if (!f->sparse) {
+    /* From version 3 the reader hashes a hole as zeros without reading
+     * it, page by page; versions 1 and 2 hash the payload as one stream,
+     * so they would have to hash every byte of a hole. */
+    if (!f->sparse || rec->version >= 3) {
         return true;
     }
     hole = cpr_image_find_hole(f->fd, rec->payload_off, rec->payload_len);
@@ -427,8 +430,11 @@ bool cpr_image_payload_present(const CprImageFile *f, const char *path,
     }
     if ((uint64_t)hole < rec->payload_off + rec->payload_len) {
         cpr_error(errp, path, "image (generation %llu) has a hole at byte "
-                  "%llu of its payload (sparse or damaged file)", gen,
-                  (unsigned long long)((uint64_t)hole - rec->payload_off));
+                  "%llu of its payload (sparse or damaged file; a sparse "
+                  "copy loads only from record format 3, and this one is "
+                  "%u)", gen,
+                  (unsigned long long)((uint64_t)hole - rec->payload_off),
+                  rec->version);
         return false;
     }
     return true;

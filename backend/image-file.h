@@ -57,11 +57,12 @@ void cpr_image_close(CprImageFile *f);
 
 /*
  * Whether the payload of @rec can be read at all: it lies inside the
- * file and has no holes (a payload the writer committed has neither; a
- * sparse claim must not cost the reader a read of terabytes of zeros).
- * Only a sparse file is searched for holes, so the cost is bounded by
- * the data the file really holds.  Sets *errp to why not, naming the
- * generation.
+ * file, and for a record of format 1 or 2 (one hash over every byte) it
+ * has no holes.  From format 3 the reader hashes a hole page as zeros
+ * without reading it (a sparse copy loads; a sparse claim costs no
+ * reads of zeros), and the checksum decides.  Only a sparse file is
+ * searched for holes, so the cost is bounded by the data the file
+ * really holds.  Sets *errp to why not, naming the generation.
  */
 bool cpr_image_payload_present(const CprImageFile *f, const char *path,
                                const CprRecord *rec, char **errp);

@@ -7,6 +7,7 @@
 #include "parallel.h"
 #include "vmdesc.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,7 +30,13 @@ struct CprReader {
     CprRecord rec;
     uint64_t pos;
     uint64_t npages;
-    uint64_t *page_xxh3;        /* of each page, as verified by open */
+    /* Of each page, as verified by open, XORed with the hash of a page of
+     * zeros of its length (page_zero): a hole's page is 0, as mmap()
+     * left it, so a sparse payload costs no memory for its holes. */
+    uint64_t *page_xxh3;
+    size_t page_xxh3_len;
+    uint64_t zero_page, zero_last;  /* XXH3 of a zero page, the last's */
+    uint64_t zero_block;        /* block hash of a whole block of zeros */
     uint8_t *whole;             /* a payload of one block, as verified */
     /* A larger one, mapped read-only (map_payload), or NULL. */
     uint8_t *map;
@@ -58,6 +65,12 @@ static uint64_t page_len(const CprReader *r, uint64_t pg)
     return left < PAGE ? left : PAGE;
 }
 
+/* The XXH3 of a page of zeros as long as page @pg. */
+static uint64_t page_zero(const CprReader *r, uint64_t pg)
+{
+    return page_len(r, pg) == PAGE ? r->zero_page : r->zero_last;
+}
+
 static void lost(const CprReader *r, char **errp)
 {
     cpr_error(errp, r->path, "image (generation %llu) became unreadable "
@@ -78,7 +91,8 @@ static void hash_pages(const CprReader *r, const uint8_t *src, uint64_t len,
                        uint64_t pg)
 {
     for (uint64_t o = 0; o < len; o += PAGE, pg++) {
-        r->page_xxh3[pg] = XXH3_64bits(src + o, page_len(r, pg));
+        r->page_xxh3[pg] = XXH3_64bits(src + o, page_len(r, pg)) ^
+                           page_zero(r, pg);
     }
 }
 
@@ -134,26 +148,137 @@ static int read_payload(const CprReader *r, uint64_t off, void *buf,
     return 0;
 }
 
+/* Whether page @i of a block is in @holes. */
+static bool is_hole(const uint64_t *holes, uint64_t i)
+{
+    return holes[i / 64] >> (i % 64) & 1;
+}
+
+/*
+ * Which pages of block @k lie wholly in a hole of the file, as bits of
+ * @holes; returns how many (-1 on error).  Only a sparse file is
+ * searched: a payload the writer committed has no holes, but a copy
+ * made with "cp --sparse=always" or "rsync -S" has them wherever the
+ * payload is zeros, and the checksum, not the hole, decides.
+ */
+static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
+                       char **errp)
+{
+    uint64_t start = r->rec.payload_off + k * CPR_CSUM_BLOCK;
+    uint64_t end = start + block_len(r, k), pos = start;
+    uint64_t n = (block_len(r, k) + PAGE - 1) / PAGE;
+    int count = 0;
+
+    memset(holes, 0, CPR_CSUM_PAGES_PER_BLOCK / 8);
+    while (r->file.sparse && pos < end) {
+        off_t d = lseek(r->file.fd, (off_t)pos, SEEK_DATA);
+        uint64_t data, from, to;
+
+        /* ENXIO: no data from @pos to the end of the file. */
+        if (d < 0 && errno != ENXIO) {
+            cpr_error_errno(errp, r->path, errno, "cannot look for holes");
+            return -1;
+        }
+        data = d < 0 || (uint64_t)d > end ? end : (uint64_t)d;
+        /* [pos, data) is a hole: the pages wholly inside it. */
+        from = (pos - start + PAGE - 1) / PAGE;
+        to = data == end ? n : (data - start) / PAGE;
+        for (uint64_t i = from; i < to;) {
+            uint64_t bits = to - i < 64 - i % 64 ? to - i : 64 - i % 64;
+
+            holes[i / 64] |= (bits == 64 ? ~0ull : ((1ull << bits) - 1))
+                             << (i % 64);
+            count += (int)bits;
+            i += bits;
+        }
+        if (data == end) {
+            break;
+        }
+        d = lseek(r->file.fd, (off_t)data, SEEK_HOLE);
+        if (d < 0) {
+            cpr_error_errno(errp, r->path, errno, "cannot look for holes");
+            return -1;
+        }
+        pos = (uint64_t)d > data ? (uint64_t)d : data + 1;
+    }
+    return count;
+}
+
 /*
  * The hashes of the pages of block @k into page_xxh3, and the block into
  * @buf: read there unless mapped and free of VM description bytes.  A
  * block keep_desc() takes bytes from is hashed from the copy, never from
  * the mapping: the description decoded must be the bytes verified.
+ * Pages in a hole are not read (a read fault on a tmpfs hole allocates
+ * it): they are zeros, left 0 in page_xxh3, and zeroed in @buf only
+ * where its bytes are used (@need_bytes).  *@all_hole: the whole block.
  */
-static int hash_block(CprReader *r, uint64_t k, uint8_t *buf, char **errp)
+static int hash_block(CprReader *r, uint64_t k, uint8_t *buf, bool need_bytes,
+                      bool *all_hole, char **errp)
 {
     uint64_t len = block_len(r, k), first = k * CPR_CSUM_PAGES_PER_BLOCK;
+    uint64_t n = (len + PAGE - 1) / PAGE, holes[CPR_CSUM_PAGES_PER_BLOCK / 64];
+    int nholes = block_holes(r, k, holes, errp);
 
-    if (r->map && k * CPR_CSUM_BLOCK + len <= r->rec.stream_len) {
-        Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len, first };
-
-        return guarded(r, do_hash_pages, &a, errp);
-    }
-    if (read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp) < 0) {
+    *all_hole = nholes > 0 && (uint64_t)nholes == n;
+    if (nholes < 0) {
         return -1;
     }
-    hash_pages(r, buf, len, first);
+    if (*all_hole) {
+        if (need_bytes) {
+            memset(buf, 0, len);
+        }
+        return 0;
+    }
+    if (nholes == 0) {
+        if (r->map && k * CPR_CSUM_BLOCK + len <= r->rec.stream_len) {
+            Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len,
+                         first };
+
+            return guarded(r, do_hash_pages, &a, errp);
+        }
+        if (read_payload(r, k * CPR_CSUM_BLOCK, buf, len, errp) < 0) {
+            return -1;
+        }
+        hash_pages(r, buf, len, first);
+        return 0;
+    }
+    for (uint64_t i = 0, j; i < n; i = j) {
+        bool hole = is_hole(holes, i);
+        uint64_t off = i * PAGE, run;
+
+        for (j = i + 1; j < n && is_hole(holes, j) == hole; j++) {
+        }
+        run = (j * PAGE < len ? j * PAGE : len) - off;
+        if (hole) {
+            if (need_bytes) {
+                memset(buf + off, 0, run);
+            }
+            continue;
+        }
+        if (read_payload(r, k * CPR_CSUM_BLOCK + off, buf + off, run,
+                         errp) < 0) {
+            return -1;
+        }
+        hash_pages(r, buf + off, run, first + i);
+    }
     return 0;
+}
+
+/* The hash of block @k from its page hashes (version 3). */
+static uint64_t block_xxh3(const CprReader *r, uint64_t k, bool all_hole)
+{
+    uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
+    uint64_t n = (block_len(r, k) + PAGE - 1) / PAGE;
+    uint64_t h[CPR_CSUM_PAGES_PER_BLOCK];
+
+    if (all_hole && n == CPR_CSUM_PAGES_PER_BLOCK) {
+        return r->zero_block;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        h[i] = r->page_xxh3[first + i] ^ page_zero(r, first + i);
+    }
+    return cpr_csum_list(h, n);
 }
 
 /* Pages [pg, pg + n) in @buf must be what open verified. */
@@ -161,8 +286,8 @@ static int check_pages(const CprReader *r, uint64_t pg, uint64_t n,
                        const uint8_t *buf, char **errp)
 {
     for (uint64_t i = 0; i < n; i++) {
-        if (XXH3_64bits(buf + i * PAGE, page_len(r, pg + i)) !=
-            r->page_xxh3[pg + i]) {
+        if ((XXH3_64bits(buf + i * PAGE, page_len(r, pg + i)) ^
+             page_zero(r, pg + i)) != r->page_xxh3[pg + i]) {
             changed(r, errp);
             return -1;
         }
@@ -267,14 +392,14 @@ static int verify_block(void *ctx, uint64_t k, void *buf, char **errp)
 {
     Verify *v = ctx;
     CprReader *r = v->r;
-    uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
+    bool all_hole;
 
-    if (hash_block(r, k, buf, errp) < 0) {
+    if (hash_block(r, k, buf, k * CPR_CSUM_BLOCK + block_len(r, k) >
+                   r->rec.stream_len, &all_hole, errp) < 0) {
         return -1;
     }
     keep_desc(r, k, buf);
-    v->blocks[k] = cpr_csum_list(r->page_xxh3 + first,
-                                 (block_len(r, k) + PAGE - 1) / PAGE);
+    v->blocks[k] = block_xxh3(r, k, all_hole);
     return 0;
 }
 
@@ -336,10 +461,9 @@ out:
  * with a copy from it, where pread copies through the page cache at
  * half the speed (a restore of 1 GiB with two multifd channels: 311 ms
  * against 416 ms with pread, medians of 24).  Every access runs under
- * the fault guard: a truncation is an error, not a SIGBUS.  A hole
- * reads as zeros, which fail the checksum; choose_record() refused a
- * payload with holes, so only one punched since costs memory (tmpfs
- * fills it on a read fault).  On a disk filesystem, and if it cannot be
+ * the fault guard: a truncation is an error, not a SIGBUS.  Pages in a
+ * hole are not touched (tmpfs fills a hole on a read fault): they are
+ * hashed as zeros (hash_block), and the checksum decides.  On a disk filesystem, and if it cannot be
  * mapped, the payload is read with pread, whose readahead suits a
  * device better than faults.
  */
@@ -377,14 +501,34 @@ static int verify(CprReader *r, char **errp)
     int ret;
 
     r->npages = (r->rec.payload_len + PAGE - 1) / PAGE;
-    r->page_xxh3 = calloc(r->npages ? r->npages : 1, sizeof(uint64_t));
+    /* Mapped, not calloc()ed: the pages of a hole's entries stay
+     * untouched, whatever malloc does (MALLOC_PERTURB_ fills). */
+    r->page_xxh3_len = (r->npages ? r->npages : 1) * sizeof(uint64_t);
+    r->page_xxh3 = mmap(NULL, r->page_xxh3_len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r->page_xxh3 == MAP_FAILED) {
+        r->page_xxh3 = NULL;
+    }
     /* At most CPR_VMDESC_MAX: the record decoder checks that. */
     r->desc_bytes = malloc(cpr_record_vmdesc_len(&r->rec) + 1);
     if (!r->page_xxh3 || !r->desc_bytes) {
         cpr_error(errp, r->path, "out of memory");
         return -1;
     }
+    {
+        static const uint8_t zeros[PAGE];
+        uint64_t last = r->rec.payload_len % PAGE, h[CPR_CSUM_PAGES_PER_BLOCK];
+
+        r->zero_page = XXH3_64bits(zeros, PAGE);
+        r->zero_last = last ? XXH3_64bits(zeros, last) : r->zero_page;
+        for (size_t i = 0; i < CPR_CSUM_PAGES_PER_BLOCK; i++) {
+            h[i] = r->zero_page;
+        }
+        r->zero_block = cpr_csum_list(h, CPR_CSUM_PAGES_PER_BLOCK);
+    }
     if (r->rec.payload_len <= CPR_CSUM_BLOCK) {
+        bool all_hole = false;
+
         /* One block: read once, and served from memory from now on. */
         r->whole = malloc(r->rec.payload_len + 1);
         if (!r->whole) {
@@ -392,7 +536,7 @@ static int verify(CprReader *r, char **errp)
             return -1;
         }
         if (r->rec.payload_len) {
-            if (hash_block(r, 0, r->whole, errp) < 0) {
+            if (hash_block(r, 0, r->whole, true, &all_hole, errp) < 0) {
                 return -1;
             }
             keep_desc(r, 0, r->whole);
@@ -400,7 +544,7 @@ static int verify(CprReader *r, char **errp)
         if (r->rec.version < 3) {
             csum = XXH3_64bits(r->whole, r->rec.payload_len);
         } else {
-            uint64_t block = cpr_csum_list(r->page_xxh3, r->npages);
+            uint64_t block = block_xxh3(r, 0, all_hole);
 
             /* The checksum of one block hash, or of none. */
             csum = cpr_csum_list(&block, r->npages ? 1 : 0);
@@ -542,7 +686,9 @@ void cpr_reader_close(CprReader *r)
         munmap(r->map, r->map_len);
     }
     cpr_image_close(&r->file);
-    free(r->page_xxh3);
+    if (r->page_xxh3) {
+        munmap(r->page_xxh3, r->page_xxh3_len);
+    }
     free(r->whole);
     free(r->desc_bytes);
     cpr_vmdesc_free(r->desc);

@@ -712,6 +712,37 @@ int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
     return 0;
 }
 
+bool cpr_reader_payload_verifies(const CprImageFile *f, const char *path,
+                                 const CprRecord *rec)
+{
+    int64_t hole;
+    CprReader *r;
+    char *err = NULL;
+    bool ok;
+
+    if (!f->sparse || rec->version < 3) {
+        return true;    /* no hole, or refused already if one */
+    }
+    hole = cpr_image_find_hole(f->fd, rec->payload_off, rec->payload_len);
+    if (hole >= 0 && (uint64_t)hole >= rec->payload_off + rec->payload_len) {
+        return true;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        return false;
+    }
+    /* The caller's file under the caller's lock: a descriptor of our own
+     * (closing it drops no lock while the caller's stays open). */
+    r->file = *f;
+    r->file.fd = dup(f->fd);
+    r->rec = *rec;
+    r->path = strdup(path);
+    ok = r->file.fd >= 0 && r->path && verify(r, &err) == 0;
+    free(err);
+    cpr_reader_close(r);
+    return ok;
+}
+
 const char *cpr_reader_path(const CprReader *r)
 {
     return r->path;

@@ -71,4 +71,16 @@ typedef struct CprImageHeader {
  */
 int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp);
 
+/*
+ * For a save: whether @rec's payload in @f (open and locked by the
+ * caller) would load as far as its bytes go.  True without reading
+ * anything unless the payload has holes (a sparse copy, or a sparse
+ * claim); then it is verified as a restore would, holes hashed as zeros,
+ * at the cost of the data the file holds.  A live payload counts only
+ * if this holds: a sparse claim must not make a save place its stream
+ * (and allocate its room) above terabytes that are not there.
+ */
+bool cpr_reader_payload_verifies(const CprImageFile *f, const char *path,
+                                 const CprRecord *rec);
+
 #endif

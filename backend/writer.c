@@ -83,6 +83,7 @@
 #include "persist.h"
 #include "placement.h"
 #include "populate.h"
+#include "reader.h"
 #include "vmdesc.h"
 
 #include <pthread.h>
@@ -202,8 +203,10 @@ static int open_live(CprWriter *w, char **errp)
         return -1;
     }
     w->gen = rec->generation + 1;
-    /* A payload that is not all there cannot load either. */
-    if (cpr_image_payload_present(&w->file, w->path, rec, &why)) {
+    /* A payload that is not all there cannot load either; nor one whose
+     * holes are not zeros. */
+    if (cpr_image_payload_present(&w->file, w->path, rec, &why) &&
+        cpr_reader_payload_verifies(&w->file, w->path, rec)) {
         w->live = *rec;
     }
     free(why);

@@ -474,7 +474,8 @@ static Live live_payload(void)
         s->state[s->newest] == CPR_DECODE_OK) {
         const CprRecord *rec = &s->rec[s->newest];
 
-        l.present = cpr_image_payload_present(&f, path, rec, &err);
+        l.present = cpr_image_payload_present(&f, path, rec, &err) &&
+                    cpr_reader_payload_verifies(&f, path, rec);
         free(err);
         l.off = rec->payload_off;
         l.len = rec->payload_len;

@@ -7,7 +7,8 @@
  * into a sparse copy works, and a hole punched over non-zero payload is
  * refused by the checksum.  A sparse claim (a record whose payload is a
  * 1 TiB hole) is refused by the checksum too, at the cost of the data
- * the file holds: no hole is read or allocated.  Each runs on both media.
+ * the file holds: no hole is read or allocated; and a save into it does
+ * not take it for a live image to keep off.  Each runs on both media.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,7 +132,11 @@ static void test_cp_sparse(void)
                    (unsigned long long)holes);
     g_assert_cmpuint(holes, >=, 3 * MiB);
     tu_assert_loads(copy, s, STREAM);
+    /* The copy is the live image of the next save, which keeps off its
+     * payload (a crash mid-save must leave it loadable). */
     tu_save(copy, next, 3 * MiB);
+    g_assert_true(payload_off(copy) >= off + STREAM ||
+                  payload_off(copy) + 3 * MiB <= off);
     tu_assert_loads(copy, next, 3 * MiB);
     g_free(s);
     g_free(next);
@@ -243,6 +248,12 @@ static int claim_child(void *opaque)
     g_assert_cmpint(ru.ru_maxrss, <, 200 * 1024);
     /* Not a hole allocated (a read fault fills a tmpfs hole). */
     g_assert_cmpint(st1.st_blocks, ==, st0.st_blocks);
+    /* A save into it: the claim is no live image to keep off (placed
+     * above it, the save would allocate 1.25 TiB), so the save goes at
+     * 2 MiB, in the room the file has. */
+    tu_save(path, s, STREAM);
+    g_assert_cmpuint(payload_off(path), ==, CPR_PAYLOAD_AREA);
+    tu_assert_loads(path, s, STREAM);
     unlink(path);
     g_free(s);
     g_free(path);

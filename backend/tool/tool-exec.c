@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,26 +157,23 @@ static ssize_t read_input(void *buf, size_t len, const sigset_t *wait_mask,
 }
 
 /*
- * A second descriptor for the file the writer holds, for the status block
- * (writer.h does not lend its own).  The writer has the file under an
- * exclusive flock, so a descriptor that cannot take a shared one names
- * the same file; one that can is another file (the path was replaced).
+ * status_fd -- a second descriptor for the file the writer holds, for the
+ * status block.  Never reopened by the path: whoever can write the image
+ * directory can make that name a symlink to any file between the
+ * writer's open and ours.  The writer's own file, reopened through its
+ * descriptor, and a regular file before anything is written to it.
  */
-static int open_same_file(const char *path, char **errp)
+static int status_fd(CprWriter *w, const char *path, char **errp)
 {
-    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    int fd = cpr_writer_reopen_rw(w);
+    struct stat st;
 
     if (fd < 0) {
         cpr_error_errno(errp, path, errno, "cannot open for the save status");
         return -1;
     }
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-        cpr_error(errp, path, "was replaced while the save opened it");
-        close(fd);
-        return -1;
-    }
-    if (errno != EWOULDBLOCK) {
-        cpr_error_errno(errp, path, errno, "cannot check the lock");
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        cpr_error(errp, path, "is not a regular file");
         close(fd);
         return -1;
     }
@@ -221,7 +217,7 @@ static int save_begin(Save *s, const char *id, char **errp)
     if (!s->w) {
         return -1;
     }
-    s->fd = open_same_file(s->path, errp);
+    s->fd = status_fd(s->w, s->path, errp);
     if (s->fd < 0) {
         return -1;
     }

@@ -459,6 +459,43 @@ static void test_info_large_values(void)
     g_free(img);
 }
 
+/*
+ * A record's QEMU version and kernel release are the file's bytes: text
+ * output shows terminal escapes (ESC, BEL, DEL, the 8-bit CSI, bytes
+ * that are not UTF-8) escaped, never raw; JSON stays clean too.
+ */
+static void test_info_escapes(void)
+{
+    static const char evil[] = "Q\x1b]0;owned\x07\x1b[2J\xc2\x9b" "31m\x7f\xff";
+    char *img = path_of("escapes");
+    JsonParser *parser = json_parser_new();
+    CprImageHeader h;
+    CprRecord rec;
+    char *err = NULL;
+    Run r;
+
+    save(img, 5000, 1);                 /* generation 1, slot 1 */
+    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    rec = h.slots.rec[1];
+    g_strlcpy(rec.qemu_version, evil, sizeof(rec.qemu_version));
+    g_strlcpy(rec.kernel_release, evil, sizeof(rec.kernel_release));
+    forge_slot(img, 1, &rec);
+    r = run("info", img, NULL);
+    g_assert_cmpint(r.status, ==, 0);
+    g_assert_null(strchr(r.out, '\x1b'));
+    g_assert_null(strchr(r.out, '\x07'));
+    g_assert_null(strchr(r.out, '\x7f'));
+    g_assert_null(strstr(r.out, "\xc2\x9b"));
+    g_assert_true(g_utf8_validate(r.out, -1, NULL));
+    g_assert_nonnull(strstr(r.out, "qemu version: Q\\x1b]0;owned\\x07"
+                                   "\\x1b[2J\\u{9b}31m\\x7f\\xff\n"));
+    g_assert_nonnull(strstr(r.out, "kernel release: Q\\x1b]0;owned"));
+    run_free(&r);
+    info_json(img, parser);             /* parses: valid UTF-8 JSON */
+    g_object_unref(parser);
+    g_free(img);
+}
+
 static void test_invalidate(void)
 {
     char *img = path_of("invalidate");
@@ -721,6 +758,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/info-json", test_info_json);
     g_test_add_func("/tool/check", test_check);
     g_test_add_func("/tool/invalidate", test_invalidate);
+    g_test_add_func("/tool/info-escapes", test_info_escapes);
     g_test_add_func("/tool/create", test_create);
     g_test_add_func("/tool/create-sizes", test_create_sizes);
     g_test_add_func("/tool/info-large-values", test_info_large_values);

@@ -512,6 +512,40 @@ static void test_died_after_commit(void)
     expect(run(ARGS("wait", img)), 1, NULL, "ended without finishing");
 }
 
+/*
+ * The newest save fails before it could record itself as running (the
+ * image is being read by a restore): `wait` without --id reports that
+ * failure, not the older save's commit; a file that is no image gets no
+ * status block.
+ */
+static void test_wait_newest_failed_early(void)
+{
+    g_autofree char *img = image("early.cpr");
+    g_autofree char *junk = image("early-junk");
+    g_autoptr(GByteArray) s = exec_stream_new(66, 10000, 300);
+    g_autofree char *junk_after = NULL;
+    char *why = NULL;
+    CprReader *r;
+
+    save_ok(img, s, NULL);
+    r = cpr_reader_open(img, &why);
+    g_assert_nonnull(r);
+    expect(run_in(s->data, s->len, ARGS("save", img)), 1, NULL,
+           "in use by another save or a restore");
+    cpr_reader_close(r);
+    expect(run(ARGS("wait", img)), 1, NULL,
+           "save failed, generation 2 not committed (save attempt 2");
+    assert_loads(img, s);
+    save_ok(img, s, NULL);
+    expect(run(ARGS("wait", img)), 0, "committed generation 2", NULL);
+
+    g_assert_true(g_file_set_contents(junk, "not an image\n", -1, NULL));
+    expect(run_in(s->data, s->len, ARGS("save", junk)), 1, NULL,
+           "not a pmem CPR image");
+    g_assert_true(g_file_get_contents(junk, &junk_after, NULL, NULL));
+    g_assert_cmpstr(junk_after, ==, "not an image\n");
+}
+
 static void test_wait_nothing(void)
 {
     g_autofree char *img = image("never.cpr");
@@ -615,6 +649,8 @@ int main(int argc, char **argv)
     g_test_add_func("/exec-tool/terminated", test_terminated);
     g_test_add_func("/exec-tool/died-after-commit", test_died_after_commit);
     g_test_add_func("/exec-tool/wait-nothing", test_wait_nothing);
+    g_test_add_func("/exec-tool/wait-newest-failed-early",
+                    test_wait_newest_failed_early);
     g_test_add_func("/exec-tool/deep-vmdesc", test_deep_vmdesc);
     g_test_add_func("/exec-tool/load-refused", test_load_refused);
     ret = g_test_run();

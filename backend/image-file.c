@@ -90,13 +90,46 @@ static int read_header(CprImageFile *f, const char *path, char **errp)
     return 0;
 }
 
+/*
+ * open_regular_ro -- @path read-only, only if it is a regular file: a
+ * device (a planted symlink to /dev/...) is never opened, for opening
+ * one can have effects of its own.  O_PATH first, the type checked on
+ * that descriptor, then the same file reopened through it.
+ */
+static int open_regular_ro(const char *path, char **errp)
+{
+    int pfd = open(path, O_PATH | O_CLOEXEC), fd;
+    struct stat st;
+    char proc[64];
+
+    if (pfd < 0 || fstat(pfd, &st) < 0) {
+        cpr_error_errno(errp, path, errno, "cannot open");
+        if (pfd >= 0) {
+            close(pfd);
+        }
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cpr_error(errp, path, "%s, not a pmem CPR image",
+                  file_kind(st.st_mode));
+        close(pfd);
+        return -1;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+    /* O_NONBLOCK: kept from when a FIFO could get this far. */
+    fd = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        cpr_error_errno(errp, path, errno, "cannot open");
+    }
+    close(pfd);
+    return fd;
+}
+
 int cpr_image_open_read(const char *path, CprImageFile *f, char **errp)
 {
     memset(f, 0, sizeof(*f));
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    f->fd = open_regular_ro(path, errp);
     if (f->fd < 0) {
-        cpr_error_errno(errp, path, errno, "cannot open");
         return -1;
     }
     /* A save could otherwise reuse the payload being read once two newer

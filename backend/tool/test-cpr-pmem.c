@@ -14,6 +14,7 @@
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -496,6 +497,43 @@ static void test_info_escapes(void)
     g_free(img);
 }
 
+/*
+ * What is not a regular file, named directly or through a symlink
+ * someone planted, is refused without being opened (opening a device or
+ * a FIFO can have effects): inotify sees no open of the FIFO by info,
+ * check, wait or load.
+ */
+static void test_not_opened(void)
+{
+    char *fifo = path_of("fifo"), *link = path_of("fifo-link");
+    const char *const cmds[] = { "info", "check", "wait", "load" };
+    const char *const paths[] = { fifo, link };
+    char buf[4096];
+    int in;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    g_assert_cmpint(symlink(fifo, link), ==, 0);
+    in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    g_assert_cmpint(in, >=, 0);
+    g_assert_cmpint(inotify_add_watch(in, fifo, IN_OPEN), >=, 0);
+    for (size_t p = 0; p < G_N_ELEMENTS(paths); p++) {
+        for (size_t c = 0; c < G_N_ELEMENTS(cmds); c++) {
+            Run r = run(cmds[c], paths[p], NULL);
+
+            g_assert_cmpint(r.status, >=, 1);
+            if (read(in, buf, sizeof(buf)) > 0) {
+                g_error("cpr-pmem %s %s opened the FIFO", cmds[c], paths[p]);
+            }
+            run_free(&r);
+        }
+    }
+    close(in);
+    unlink(link);
+    unlink(fifo);
+    g_free(link);
+    g_free(fifo);
+}
+
 static void test_invalidate(void)
 {
     char *img = path_of("invalidate");
@@ -759,6 +797,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/check", test_check);
     g_test_add_func("/tool/invalidate", test_invalidate);
     g_test_add_func("/tool/info-escapes", test_info_escapes);
+    g_test_add_func("/tool/not-opened", test_not_opened);
     g_test_add_func("/tool/create", test_create);
     g_test_add_func("/tool/create-sizes", test_create_sizes);
     g_test_add_func("/tool/info-large-values", test_info_large_values);

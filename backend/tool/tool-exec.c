@@ -570,17 +570,19 @@ static int open_image_ro(const char *path)
     uint8_t sb_buf[CPR_SB_SIZE];
     CprSuperblock sb;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = tool_open_ro(path, &st);
 
-    if (fd < 0) {
+    if (fd == -1) {
         fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+    if (fd < 0 ||
         pread(fd, sb_buf, sizeof(sb_buf), 0) != (ssize_t)sizeof(sb_buf) ||
         cpr_sb_decode(sb_buf, sizeof(sb_buf), &sb) != CPR_DECODE_OK) {
         fprintf(stderr, "%s: not a pmem CPR image\n", path);
-        close(fd);
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
     return fd;
@@ -696,7 +698,8 @@ static bool last_attempt(const char *path, CprHelperStatus *st,
                          uint32_t *state, bool *live)
 {
     CprDecode dec;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    int fd = tool_open_ro(path, &sb);
 
     if (fd < 0) {
         return false;

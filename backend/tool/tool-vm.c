@@ -235,11 +235,13 @@ void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
 
 int tool_image_media(const char *path, char *detail, size_t size)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    int fd = tool_open_ro(path, &st);
     int media;
 
     if (fd < 0) {
-        snprintf(detail, size, "cannot open");
+        snprintf(detail, size, fd == TOOL_NOT_REGULAR ? "not a regular file"
+                                                      : "cannot open");
         return CPR_MEDIA_VOLATILE;
     }
     media = cpr_media_of_file(fd, detail, size);

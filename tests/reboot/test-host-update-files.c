@@ -208,6 +208,34 @@ static void test_untrusted_manifest(void)
     g_assert_false(g_file_test(mark, G_FILE_TEST_EXISTS));
 }
 
+/*
+ * save refuses, before it touches any VM, a manifest directory that
+ * restore would refuse after the reboot.
+ */
+static void test_save_untrusted_dir(void)
+{
+    g_autofree char *d = subdir("open-dir");
+    g_autofree char *opt = g_strdup_printf("--manifest=%s/%s", d,
+                                           MANIFEST_NAME);
+    g_autofree char *vm = g_strdup_printf("%s/vm0.qmp=%s/vm0.cpr", d, d);
+    const char *argv[] = { CPR_HOST_UPDATE, "save", opt, "--reboot-cmd=true",
+                           vm, NULL };
+    g_autofree char *out = NULL, *err_text = NULL;
+    GError *err = NULL;
+    int status;
+
+    g_assert_cmpint(chmod(d, 0777), ==, 0);
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                 &out, &err_text, &status, &err);
+    g_assert_no_error(err);
+    g_test_message("cpr-host-update save:\n%s%s", out, err_text);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert_nonnull(strstr(err_text, "lets others replace it"));
+    g_assert_nonnull(strstr(err_text, "no VM was touched"));
+    g_assert_cmpint(chmod(d, 0700), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -219,6 +247,8 @@ int main(int argc, char **argv)
     g_test_add_func("/host-update-files/failed-restore", test_failed_restore);
     g_test_add_func("/host-update-files/untrusted-manifest",
                     test_untrusted_manifest);
+    g_test_add_func("/host-update-files/save-untrusted-dir",
+                    test_save_untrusted_dir);
     ret = g_test_run();
     if (ret == 0) {
         g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);

@@ -786,6 +786,11 @@ static int cmd_save(int argc, char **argv, const char *manifest,
                  g_strerror(errno));
             return EXIT_FAILED;
         }
+        /* restore would refuse it after the reboot: say so now */
+        if (!host_dir_trusted(manifest_path, &err)) {
+            note("%s; no VM was touched", err->message);
+            return EXIT_FAILED;
+        }
     }
     if (!dry_run && g_str_equal(reboot_cmd, DEFAULT_REBOOT)) {
         g_autofree char *loaded = NULL;

@@ -140,6 +140,43 @@ fail:
     return FALSE;
 }
 
+/* dir_trusted -- nobody but this user (or root) can change @ds's names. */
+static gboolean dir_trusted(const struct stat *ds, const char *path,
+                            GError **errp)
+{
+    uid_t me = geteuid();
+
+    if ((ds->st_uid != me && ds->st_uid != 0) ||
+        ((ds->st_mode & (S_IWGRP | S_IWOTH)) && !(ds->st_mode & S_ISVTX))) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                    "%s: its directory (uid %u, mode %04o) lets others "
+                    "replace it (only its owner or root may write there)",
+                    path,
+                    (unsigned)ds->st_uid, (unsigned)(ds->st_mode & 07777));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean host_dir_trusted(const char *path, GError **errp)
+{
+    g_autofree char *base = NULL;
+    int dfd = open_dir(path, &base);
+    struct stat ds;
+    gboolean ok;
+
+    if (dfd < 0 || fstat(dfd, &ds) < 0) {
+        set_errno_error(errp, path, errno, "cannot open its directory");
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return FALSE;
+    }
+    ok = dir_trusted(&ds, path, errp);
+    close(dfd);
+    return ok;
+}
+
 char *host_read_trusted(const char *path, gsize *len, GError **errp)
 {
     g_autofree char *base = NULL;
@@ -178,12 +215,7 @@ char *host_read_trusted(const char *path, gsize *len, GError **errp)
                     (unsigned)me);
         goto out;
     }
-    if ((ds.st_uid != me && ds.st_uid != 0) ||
-        ((ds.st_mode & (S_IWGRP | S_IWOTH)) && !(ds.st_mode & S_ISVTX))) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
-                    "%s: its directory (uid %u, mode %04o) lets others "
-                    "replace it; refusing to run what it says", path,
-                    (unsigned)ds.st_uid, (unsigned)(ds.st_mode & 07777));
+    if (!dir_trusted(&ds, path, errp)) {
         goto out;
     }
     if ((guint64)fs.st_size > HOST_MANIFEST_MAX) {
@@ -282,6 +314,10 @@ int host_open_log(const char *path)
                 "output goes to /dev/null\n", path);
         close(fd);
         fd = -1;
+    }
+    if (fd >= 0) {
+        /* QEMU's stdout: blocking, as it would have it. */
+        fcntl(fd, F_SETFL, O_APPEND);
     }
     return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
 }

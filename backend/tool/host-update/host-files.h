@@ -31,6 +31,12 @@ gboolean host_write_durably(const char *path, const char *text,
  */
 char *host_read_trusted(const char *path, gsize *len, GError **errp);
 
+/*
+ * Whether @path's directory is one whose names only this user or root
+ * can change (what restore requires of the manifest's); *@errp if not.
+ */
+gboolean host_dir_trusted(const char *path, GError **errp);
+
 /* Rename @path to @to (same directory), without following either. */
 gboolean host_rename(const char *path, const char *to, GError **errp);
 

@@ -36,6 +36,14 @@ static int open_dir(const char *path, char **base)
     return dfd;
 }
 
+/* dir_error -- why open_dir() failed, for *@errp. */
+static void dir_error(GError **errp, const char *path)
+{
+    set_errno_error(errp, path, errno, errno == ELOOP
+                    ? "its directory is a symlink (name the real one)"
+                    : "cannot open its directory");
+}
+
 /* write_all -- all of @len bytes of @p to @fd; -1 with errno. */
 static int write_all(int fd, const char *p, size_t len)
 {
@@ -98,7 +106,7 @@ gboolean host_write_durably(const char *path, const char *text,
     const char *what = NULL;
 
     if (dfd < 0) {
-        set_errno_error(errp, path, errno, "cannot open its directory");
+        dir_error(errp, path);
         return FALSE;
     }
     fd = create_tmp(dfd, base, &tmp);
@@ -166,7 +174,7 @@ gboolean host_dir_trusted(const char *path, GError **errp)
     gboolean ok;
 
     if (dfd < 0 || fstat(dfd, &ds) < 0) {
-        set_errno_error(errp, path, errno, "cannot open its directory");
+        dir_error(errp, path);
         if (dfd >= 0) {
             close(dfd);
         }
@@ -188,7 +196,7 @@ char *host_read_trusted(const char *path, gsize *len, GError **errp)
     gsize got = 0;
 
     if (dfd < 0) {
-        set_errno_error(errp, path, errno, "cannot open its directory");
+        dir_error(errp, path);
         return NULL;
     }
     fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -265,7 +273,7 @@ gboolean host_rename(const char *path, const char *to, GError **errp)
     int ret;
 
     if (dfd < 0) {
-        set_errno_error(errp, path, errno, "cannot open its directory");
+        dir_error(errp, path);
         return FALSE;
     }
     ret = renameat(dfd, base, dfd, to_base);

@@ -4,6 +4,7 @@
 #include "metadata.h"
 #include "placement.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -214,10 +215,83 @@ static int fsync_dir(const char *dir, const char *path, char **errp)
     return ret;
 }
 
+/* The named temporary files of open_unnamed(): TMP_PREFIX + 6 chars. */
+#define TMP_PREFIX ".cpr-pmem-"
+#define TMP_TRIES 8
+
+/* is_tmp_name -- exactly what mkostemp() makes of TMP_PREFIX "XXXXXX". */
+static bool is_tmp_name(const char *name)
+{
+    size_t n = strlen(TMP_PREFIX);
+
+    if (strncmp(name, TMP_PREFIX, n) || strlen(name) != n + 6) {
+        return false;
+    }
+    for (const char *p = name + n; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * clean_stale_tmp -- remove the named temporary files a creation killed
+ * before it finished left in @dir (without O_TMPFILE, see below).  Only
+ * our own pattern, only regular files owned by this user (never through
+ * a symlink: O_NOFOLLOW, unlinkat in the directory's descriptor), only
+ * if no live creator holds its lock on it, and only if the name still
+ * names the file checked.  Best effort: the creation goes on regardless.
+ */
+static void clean_stale_tmp(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int lfd = dfd >= 0 ? dup(dfd) : -1;
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    struct dirent *e;
+
+    if (!d) {
+        if (lfd >= 0) {
+            close(lfd);
+        }
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return;
+    }
+    while ((e = readdir(d))) {
+        struct stat st, again;
+        int fd;
+
+        if (!is_tmp_name(e->d_name)) {
+            continue;
+        }
+        fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+                    O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == geteuid() &&
+            flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            fstatat(dfd, e->d_name, &again, AT_SYMLINK_NOFOLLOW) == 0 &&
+            again.st_dev == st.st_dev && again.st_ino == st.st_ino) {
+            unlinkat(dfd, e->d_name, 0);
+        }
+        close(fd);
+    }
+    closedir(d);
+    close(dfd);
+}
+
 /*
  * A nameless file in @dir (O_TMPFILE: nothing is left behind if we die),
  * or where the filesystem lacks that, a short hidden name that fits any
- * directory that fits PATH.  *@tmp is that name, or NULL.
+ * directory that fits PATH.  *@tmp is that name, or NULL.  The named one
+ * is under our exclusive flock from the start, so that clean_stale_tmp()
+ * in another creator leaves it alone; if that removed it in the moment
+ * before the lock, it has no link left and another name is tried.
  */
 static int open_unnamed(const char *dir, char **tmp)
 {
@@ -228,16 +302,30 @@ static int open_unnamed(const char *dir, char **tmp)
                     errno != EINVAL)) {
         return fd;
     }
-    if (asprintf(tmp, "%s/.cpr-pmem-XXXXXX", dir) < 0) {
-        *tmp = NULL;
-        errno = ENOMEM;
-        return -1;
-    }
-    fd = mkostemp(*tmp, O_CLOEXEC);
-    if (fd < 0) {
+    for (int i = 0; i < TMP_TRIES; i++) {
+        struct stat st;
+
+        if (asprintf(tmp, "%s/" TMP_PREFIX "XXXXXX", dir) < 0) {
+            *tmp = NULL;
+            errno = ENOMEM;
+            return -1;
+        }
+        fd = mkostemp(*tmp, O_CLOEXEC);
+        if (fd < 0) {
+            break;
+        }
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 &&
+            st.st_nlink > 0) {
+            return fd;
+        }
+        close(fd);
         free(*tmp);
         *tmp = NULL;
+        fd = -1;
+        errno = EAGAIN;
     }
+    free(*tmp);
+    *tmp = NULL;
     return fd;
 }
 
@@ -259,6 +347,7 @@ static int create_image(const char *path, bool *lost_race, char **errp)
         return -1;
     }
     dir = dirname(copy);
+    clean_stale_tmp(dir);
     fd = open_unnamed(dir, &tmp);
     if (fd < 0) {
         cpr_error_errno(errp, path, errno, "cannot create");

@@ -49,11 +49,28 @@ static int persist_msync(CprPersist *p, uint64_t off, uint64_t len)
     return len ? pmem_msync(p->base + off, len) : 0;
 }
 
-static int map(CprPersist *p, char **errp)
+/* The error for a file another process cut below @want bytes. */
+static void truncated_error(CprPersist *p, uint64_t want, char **errp)
+{
+    struct stat st;
+
+    cpr_error(errp, p->path, "was truncated by another process (to %lld "
+              "bytes) while the save made it %llu bytes long",
+              fstat(p->fd, &st) == 0 ? (long long)st.st_size : -1ll,
+              (unsigned long long)want);
+}
+
+/*
+ * map -- map the whole file, which must be at least @want bytes long:
+ * another process may cut it between its growth and this mapping, and
+ * a store past a short mapping would be a crash, not an error.
+ */
+static int map(CprPersist *p, uint64_t want, char **errp)
 {
     char proc[64];
     size_t len = 0;
     int is_pmem = 0;
+    struct stat st;
     void *base;
 
     /*
@@ -64,7 +81,16 @@ static int map(CprPersist *p, char **errp)
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
     base = pmem_map_file(proc, 0, 0, 0, &len, &is_pmem);
     if (!base) {
-        cpr_error(errp, p->path, "cannot map: %s", pmem_errormsg());
+        if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size < want) {
+            truncated_error(p, want, errp);
+        } else {
+            cpr_error(errp, p->path, "cannot map: %s", pmem_errormsg());
+        }
+        return -1;
+    }
+    if ((uint64_t)len < want) {
+        pmem_unmap(base, len);
+        truncated_error(p, want, errp);
         return -1;
     }
     if (p->base && is_pmem != p->is_pmem) {
@@ -134,7 +160,7 @@ CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
         cpr_error_errno(errp, path, errno, "cannot stat");
     } else if ((uint64_t)st.st_size >= min_len ||
                allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) {
-        if (map(p, errp) == 0) {
+        if (map(p, min_len, errp) == 0) {
             return p;
         }
     }
@@ -176,14 +202,16 @@ int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
         return -1;
     }
     /* Growth by doubling saves remaps; a tight disk still gets the save. */
-    if (allocate_tail(p, old, len, exact < len ? NULL : errp) < 0 &&
-        (exact == len || allocate_tail(p, old, exact, errp) < 0)) {
-        return -1;
+    if (allocate_tail(p, old, len, exact < len ? NULL : errp) < 0) {
+        if (exact == len || allocate_tail(p, old, exact, errp) < 0) {
+            return -1;
+        }
+        len = exact;
     }
     if (unmap(p, errp) < 0) {
         return -1;
     }
-    return map(p, errp);
+    return map(p, len, errp);
 }
 
 int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,

@@ -1209,3 +1209,8 @@ const char *cpr_writer_path(const CprWriter *w)
 {
     return w->path;
 }
+
+int cpr_writer_reopen_rw(const CprWriter *w)
+{
+    return cpr_image_reopen_rw(&w->file);
+}

@@ -83,6 +83,13 @@ void cpr_writer_abort(CprWriter *w);
 /* Unmap, unlock, close and free; without a commit this is an abort. */
 void cpr_writer_close(CprWriter *w);
 
+/*
+ * A second, writable descriptor (its own open file description) for the
+ * very file the writer holds, not reopened by its path, which may name
+ * another file by now; -1 with errno on failure.
+ */
+int cpr_writer_reopen_rw(const CprWriter *w);
+
 /* For messages, tests and tools. */
 const char *cpr_writer_path(const CprWriter *w);
 bool cpr_writer_is_pmem(const CprWriter *w);

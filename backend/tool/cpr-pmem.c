@@ -101,13 +101,17 @@ static int usage_error(const char *fmt, ...)
 /* Tell "cannot open" (exit 2) from "opened but refused" (exit 1). */
 static int check_openable(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    int fd = tool_open_ro(path, &st);
 
-    if (fd < 0) {
+    if (fd == -1) {
         fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
         return -1;
     }
-    close(fd);
+    /* Not a regular file: the reader says so (refused, exit 1). */
+    if (fd >= 0) {
+        close(fd);
+    }
     return 0;
 }
 

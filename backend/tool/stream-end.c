@@ -145,8 +145,43 @@ static char *msg(const char *fmt, ...)
     return m;
 }
 
-/* QEMU's VM description: one object with a page size and the devices. */
-static bool vmdesc_ok(const uint8_t *json, size_t len)
+/*
+ * json_depth -- how deep arrays and objects nest in @json (strings
+ * skipped), stopping at CPR_STREAM_MAX_VMDESC_DEPTH + 1: json-glib
+ * parses by recursion, so deeper text must never reach it.
+ */
+static unsigned json_depth(const uint8_t *json, size_t len)
+{
+    unsigned depth = 0, max = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len && max <= CPR_STREAM_MAX_VMDESC_DEPTH; i++) {
+        uint8_t c = json[i];
+
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            depth++;
+            max = MAX(max, depth);
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/*
+ * vmdesc_ok -- QEMU's VM description: one object with a page size and
+ * the devices, nested at most CPR_STREAM_MAX_VMDESC_DEPTH deep (sets
+ * *@too_deep when that alone refuses it).
+ */
+static bool vmdesc_ok(const uint8_t *json, size_t len, bool *too_deep)
 {
     JsonParser *parser;
     JsonNode *root, *ps, *dev;
@@ -154,6 +189,10 @@ static bool vmdesc_ok(const uint8_t *json, size_t len)
     bool ok = false;
 
     if (len < 2 || json[0] != '{' || json[len - 1] != '}') {
+        return false;
+    }
+    if (json_depth(json, len) > CPR_STREAM_MAX_VMDESC_DEPTH) {
+        *too_deep = true;
         return false;
     }
     parser = json_parser_new_immutable();
@@ -171,9 +210,11 @@ static bool vmdesc_ok(const uint8_t *json, size_t len)
     return ok;
 }
 
-/* Offset in the tail of the trailer's QEMU_VM_EOF byte, or -1. */
-static long trailer_at(const CprStreamEnd *s)
+/* Offset in the tail of the trailer's QEMU_VM_EOF byte, or -1 (and
+ * *@too_deep if a description was refused for its depth). */
+static long trailer_at(const CprStreamEnd *s, bool *too_deep)
 {
+    *too_deep = false;
     if (s->overflow) {
         return -1;
     }
@@ -186,7 +227,8 @@ static long trailer_at(const CprStreamEnd *s)
             be32(t + 2) == s->tail_len - i - TRAILER_HEAD &&
             /* after the 8-byte header */
             s->len - (s->tail_len - i) >= sizeof(s->head) &&
-            vmdesc_ok(t + TRAILER_HEAD, s->tail_len - i - TRAILER_HEAD)) {
+            vmdesc_ok(t + TRAILER_HEAD, s->tail_len - i - TRAILER_HEAD,
+                      too_deep)) {
             return (long)i;
         }
     }
@@ -197,6 +239,7 @@ int cpr_stream_end_check(const CprStreamEnd *s, char **why)
 {
     static const uint8_t header[8] = { 'Q', 'E', 'V', 'M', 0, 0, 0,
                                        CPR_QEMU_VM_FILE_VERSION };
+    bool too_deep;
 
     if (s->len == 0) {
         *why = msg("the stream is empty: QEMU sent nothing (the migration "
@@ -216,19 +259,27 @@ int cpr_stream_end_check(const CprStreamEnd *s, char **why)
                    (unsigned long long)s->len, CPR_STREAM_MAX_VMDESC >> 20);
         return -1;
     }
-    if (trailer_at(s) < 0) {
-        *why = msg("the stream is incomplete: %llu bytes, without QEMU's "
-                   "end of stream (QEMU_VM_EOF, then the VM description); "
-                   "the migration failed or was cancelled, or QEMU exited",
-                   (unsigned long long)s->len);
+    if (trailer_at(s, &too_deep) >= 0) {
+        return 0;
+    }
+    if (too_deep) {
+        *why = msg("the stream (%llu bytes) ends with a VM description "
+                   "whose arrays and objects nest deeper than %u levels; "
+                   "QEMU writes none such: refused unparsed",
+                   (unsigned long long)s->len, CPR_STREAM_MAX_VMDESC_DEPTH);
         return -1;
     }
-    return 0;
+    *why = msg("the stream is incomplete: %llu bytes, without QEMU's "
+               "end of stream (QEMU_VM_EOF, then the VM description); "
+               "the migration failed or was cancelled, or QEMU exited",
+               (unsigned long long)s->len);
+    return -1;
 }
 
 uint32_t cpr_stream_end_vmdesc_len(const CprStreamEnd *s)
 {
-    long at = trailer_at(s);
+    bool too_deep;
+    long at = trailer_at(s, &too_deep);
 
     return at < 0 ? 0 : be32(s->tail + at + 2);
 }

@@ -30,6 +30,12 @@
 
 /* A longer final printable run cannot be checked: the stream is refused. */
 #define CPR_STREAM_MAX_VMDESC (64u << 20)
+/*
+ * Nor one whose arrays and objects nest deeper than this: it is refused
+ * before it is parsed (the parser recurses per level).  QEMU's own nest
+ * a few levels per VMStateDescription level, a few dozen at most.
+ */
+#define CPR_STREAM_MAX_VMDESC_DEPTH 1000u
 
 #define CPR_QEMU_VM_FILE_MAGIC 0x5145564du      /* "QEVM" */
 #define CPR_QEMU_VM_FILE_VERSION 3u

@@ -14,6 +14,7 @@
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -459,6 +460,80 @@ static void test_info_large_values(void)
     g_free(img);
 }
 
+/*
+ * A record's QEMU version and kernel release are the file's bytes: text
+ * output shows terminal escapes (ESC, BEL, DEL, the 8-bit CSI, bytes
+ * that are not UTF-8) escaped, never raw; JSON stays clean too.
+ */
+static void test_info_escapes(void)
+{
+    static const char evil[] = "Q\x1b]0;owned\x07\x1b[2J\xc2\x9b" "31m\x7f\xff";
+    char *img = path_of("escapes");
+    JsonParser *parser = json_parser_new();
+    CprImageHeader h;
+    CprRecord rec;
+    char *err = NULL;
+    Run r;
+
+    save(img, 5000, 1);                 /* generation 1, slot 1 */
+    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    rec = h.slots.rec[1];
+    g_strlcpy(rec.qemu_version, evil, sizeof(rec.qemu_version));
+    g_strlcpy(rec.kernel_release, evil, sizeof(rec.kernel_release));
+    forge_slot(img, 1, &rec);
+    r = run("info", img, NULL);
+    g_assert_cmpint(r.status, ==, 0);
+    g_assert_null(strchr(r.out, '\x1b'));
+    g_assert_null(strchr(r.out, '\x07'));
+    g_assert_null(strchr(r.out, '\x7f'));
+    g_assert_null(strstr(r.out, "\xc2\x9b"));
+    g_assert_true(g_utf8_validate(r.out, -1, NULL));
+    g_assert_nonnull(strstr(r.out, "qemu version: Q\\x1b]0;owned\\x07"
+                                   "\\x1b[2J\\u{9b}31m\\x7f\\xff\n"));
+    g_assert_nonnull(strstr(r.out, "kernel release: Q\\x1b]0;owned"));
+    run_free(&r);
+    info_json(img, parser);             /* parses: valid UTF-8 JSON */
+    g_object_unref(parser);
+    g_free(img);
+}
+
+/*
+ * What is not a regular file, named directly or through a symlink
+ * someone planted, is refused without being opened (opening a device or
+ * a FIFO can have effects): inotify sees no open of the FIFO by info,
+ * check, wait or load.
+ */
+static void test_not_opened(void)
+{
+    char *fifo = path_of("fifo"), *link = path_of("fifo-link");
+    const char *const cmds[] = { "info", "check", "wait", "load" };
+    const char *const paths[] = { fifo, link };
+    char buf[4096];
+    int in;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    g_assert_cmpint(symlink(fifo, link), ==, 0);
+    in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    g_assert_cmpint(in, >=, 0);
+    g_assert_cmpint(inotify_add_watch(in, fifo, IN_OPEN), >=, 0);
+    for (size_t p = 0; p < G_N_ELEMENTS(paths); p++) {
+        for (size_t c = 0; c < G_N_ELEMENTS(cmds); c++) {
+            Run r = run(cmds[c], paths[p], NULL);
+
+            g_assert_cmpint(r.status, >=, 1);
+            if (read(in, buf, sizeof(buf)) > 0) {
+                g_error("cpr-pmem %s %s opened the FIFO", cmds[c], paths[p]);
+            }
+            run_free(&r);
+        }
+    }
+    close(in);
+    unlink(link);
+    unlink(fifo);
+    g_free(link);
+    g_free(fifo);
+}
+
 static void test_invalidate(void)
 {
     char *img = path_of("invalidate");
@@ -721,6 +796,8 @@ int main(int argc, char **argv)
     g_test_add_func("/tool/info-json", test_info_json);
     g_test_add_func("/tool/check", test_check);
     g_test_add_func("/tool/invalidate", test_invalidate);
+    g_test_add_func("/tool/info-escapes", test_info_escapes);
+    g_test_add_func("/tool/not-opened", test_not_opened);
     g_test_add_func("/tool/create", test_create);
     g_test_add_func("/tool/create-sizes", test_create_sizes);
     g_test_add_func("/tool/info-large-values", test_info_large_values);

@@ -17,6 +17,7 @@
 #include "binding.h"
 #include "errmsg.h"
 #include "helper-status.h"
+#include "image-file.h"
 #include "metadata.h"
 #include "reader.h"
 #include "stream-end.h"
@@ -31,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,26 +158,23 @@ static ssize_t read_input(void *buf, size_t len, const sigset_t *wait_mask,
 }
 
 /*
- * A second descriptor for the file the writer holds, for the status block
- * (writer.h does not lend its own).  The writer has the file under an
- * exclusive flock, so a descriptor that cannot take a shared one names
- * the same file; one that can is another file (the path was replaced).
+ * status_fd -- a second descriptor for the file the writer holds, for the
+ * status block.  Never reopened by the path: whoever can write the image
+ * directory can make that name a symlink to any file between the
+ * writer's open and ours.  The writer's own file, reopened through its
+ * descriptor, and a regular file before anything is written to it.
  */
-static int open_same_file(const char *path, char **errp)
+static int status_fd(CprWriter *w, const char *path, char **errp)
 {
-    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    int fd = cpr_writer_reopen_rw(w);
+    struct stat st;
 
     if (fd < 0) {
         cpr_error_errno(errp, path, errno, "cannot open for the save status");
         return -1;
     }
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-        cpr_error(errp, path, "was replaced while the save opened it");
-        close(fd);
-        return -1;
-    }
-    if (errno != EWOULDBLOCK) {
-        cpr_error_errno(errp, path, errno, "cannot check the lock");
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        cpr_error(errp, path, "is not a regular file");
         close(fd);
         return -1;
     }
@@ -221,7 +218,7 @@ static int save_begin(Save *s, const char *id, char **errp)
     if (!s->w) {
         return -1;
     }
-    s->fd = open_same_file(s->path, errp);
+    s->fd = status_fd(s->w, s->path, errp);
     if (s->fd < 0) {
         return -1;
     }
@@ -240,6 +237,80 @@ static int save_begin(Save *s, const char *id, char **errp)
     cpr_hs_copy_str(s->st.id, sizeof(s->st.id), id ? id : "");
     set_status(s, CPR_HS_RUNNING, NULL);
     return 0;
+}
+
+/*
+ * image_for_status -- @path opened read-write for its status block only
+ * if it is a regular file with a valid superblock (a pmem image), never
+ * a device or another file reached by a name planted there: opened
+ * O_PATH first, its type checked, then reopened through that descriptor.
+ * Sets *@newest to its newest intact generation (0: none).  -1 if not.
+ */
+static int image_for_status(const char *path, uint64_t *newest)
+{
+    uint8_t header[CPR_HEADER_SIZE];
+    CprSuperblock sb;
+    CprSlots slots;
+    struct stat st;
+    char proc[64];
+    int pfd = open(path, O_PATH | O_CLOEXEC), fd;
+
+    if (pfd < 0) {
+        return -1;
+    }
+    if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(pfd);
+        return -1;
+    }
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+    fd = open(proc, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    close(pfd);
+    if (fd < 0) {
+        return -1;
+    }
+    if (cpr_pread_full(fd, header, sizeof(header), 0) !=
+            (ssize_t)sizeof(header) ||
+        cpr_sb_decode(header, CPR_SB_SIZE, &sb) != CPR_DECODE_OK) {
+        close(fd);
+        return -1;
+    }
+    cpr_slots_decode(header, &slots);
+    *newest = slots.newest >= 0 ? slots.rec[slots.newest].generation : 0;
+    return fd;
+}
+
+/*
+ * record_early_failure -- a save that failed before it could record
+ * itself as running (the image in use, a lock, a refusal) still records
+ * its failure, so that `wait` never reports an older save's commit as
+ * the newest outcome; unless a live helper holds the status (it is the
+ * newer attempt then) or the file is not an image.
+ */
+static void record_early_failure(const char *path, const char *id,
+                                 const char *why)
+{
+    CprHelperStatus prev, st = { 0 };
+    CprDecode dec;
+    uint64_t newest;
+    int fd = image_for_status(path, &newest);
+
+    if (fd < 0) {
+        return;
+    }
+    if (cpr_hs_lock(fd, F_WRLCK, 0) == 0 &&
+        cpr_hs_read(fd, &prev, &dec) == 0) {
+        st.attempt = (dec == CPR_DECODE_OK ? prev.attempt : 0) + 1;
+        st.state = CPR_HS_FAILED;
+        st.pid = (uint32_t)getpid();
+        st.generation = newest + 1;
+        st.start_ns = st.end_ns = cpr_realtime_ns();
+        cpr_hs_copy_str(st.id, sizeof(st.id), id ? id : "");
+        cpr_hs_copy_str(st.message, sizeof(st.message), why);
+        if (cpr_hs_write(fd, &st) < 0 || fdatasync(fd) < 0) {
+            /* Informational, as set_status() says. */
+        }
+    }
+    close(fd);
 }
 
 /* Read the stream to its end; -1 with *@why if the save cannot go on. */
@@ -289,9 +360,16 @@ int tool_save(const char *path, const char *id)
     }
     setup_signals(&wait_mask);
     if (save_begin(&s, id, &err) < 0) {
-        /* The status block is not ours to write: another save may own
-         * it, or the file is no image. */
+        /* Never recorded as running: record the failure where that is
+         * safe, with the writer and the status descriptor gone. */
         fprintf(stderr, "cpr-pmem save: %s\n", err);
+        cpr_writer_close(s.w);
+        s.w = NULL;
+        if (s.fd >= 0) {
+            close(s.fd);
+            s.fd = -1;
+        }
+        record_early_failure(path, id, err);
         goto out;
     }
     if (save_stream(&s, &wait_mask, &why) == 0 &&
@@ -492,17 +570,19 @@ static int open_image_ro(const char *path)
     uint8_t sb_buf[CPR_SB_SIZE];
     CprSuperblock sb;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = tool_open_ro(path, &st);
 
-    if (fd < 0) {
+    if (fd == -1) {
         fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+    if (fd < 0 ||
         pread(fd, sb_buf, sizeof(sb_buf), 0) != (ssize_t)sizeof(sb_buf) ||
         cpr_sb_decode(sb_buf, sizeof(sb_buf), &sb) != CPR_DECODE_OK) {
         fprintf(stderr, "%s: not a pmem CPR image\n", path);
-        close(fd);
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
     return fd;
@@ -618,7 +698,8 @@ static bool last_attempt(const char *path, CprHelperStatus *st,
                          uint32_t *state, bool *live)
 {
     CprDecode dec;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    int fd = tool_open_ro(path, &sb);
 
     if (fd < 0) {
         return false;

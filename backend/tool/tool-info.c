@@ -71,6 +71,7 @@ static void print_human(const char *path, const CprImageHeader *h,
     }
     for (int i = 0; i < (int)CPR_NR_SLOTS; i++) {
         const CprRecord *r = &s->rec[i];
+        char *qemu, *kernel;
 
         printf("slot %d: %s\n", i, slot_state_name(s->state[i]));
         if (s->state[i] == CPR_DECODE_TOO_NEW) {
@@ -91,8 +92,13 @@ static void print_human(const char *path, const CprImageHeader *h,
         printf("  record format version: %u\n", r->version);
         printf("  payload xxh3: 0x%016" PRIx64 "\n", r->payload_xxh3);
         printf("  saved: %s (%" PRIu64 " ns)\n", t, r->ctime_ns);
-        printf("  qemu version: %s\n", r->qemu_version);
-        printf("  kernel release: %s\n", r->kernel_release);
+        /* Strings from the file: a terminal must not obey them. */
+        qemu = tool_clean(r->qemu_version);
+        kernel = tool_clean(r->kernel_release);
+        printf("  qemu version: %s\n", qemu);
+        printf("  kernel release: %s\n", kernel);
+        g_free(qemu);
+        g_free(kernel);
         printf("  cmdline fingerprint: 0x%016" PRIx64 "\n", r->cmdline_fp);
     }
     if (s->newest >= 0) {

@@ -19,18 +19,33 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Text from an image, safe on a terminal and in JSON: valid UTF-8, no
- * control characters.  g_free() it. */
+/*
+ * tool_clean -- text from an image, safe on a terminal and in JSON: what
+ * is not a printable character (ASCII controls, DEL, C1 controls such as
+ * the 8-bit CSI, other non-printable code points, bytes that are not
+ * UTF-8) is shown escaped, as \xNN or \u{N}.  g_free() it.
+ */
 char *tool_clean(const char *s)
 {
-    char *v = g_utf8_make_valid(s ? s : "", -1);
+    GString *o = g_string_new(NULL);
 
-    for (char *p = v; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = '?';
+    for (const char *p = s ? s : ""; *p;) {
+        gunichar c = g_utf8_get_char_validated(p, -1);
+
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            g_string_append_printf(o, "\\x%02x", (unsigned char)*p++);
+            continue;
         }
+        if (c < 0x20 || c == 0x7f) {
+            g_string_append_printf(o, "\\x%02x", (unsigned)c);
+        } else if (c >= 0x80 && !g_unichar_isprint(c)) {
+            g_string_append_printf(o, "\\u{%x}", (unsigned)c);
+        } else {
+            g_string_append_len(o, p, g_utf8_next_char(p) - p);
+        }
+        p = g_utf8_next_char(p);
     }
-    return v;
+    return g_string_free(o, FALSE);
 }
 
 /* The argument list, shell-quoted where needed, one line. */
@@ -220,11 +235,13 @@ void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
 
 int tool_image_media(const char *path, char *detail, size_t size)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    int fd = tool_open_ro(path, &st);
     int media;
 
     if (fd < 0) {
-        snprintf(detail, size, "cannot open");
+        snprintf(detail, size, fd == TOOL_NOT_REGULAR ? "not a regular file"
+                                                      : "cannot open");
         return CPR_MEDIA_VOLATILE;
     }
     media = cpr_media_of_file(fd, detail, size);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct CprReader;
 struct CprVmdesc;
@@ -20,6 +21,14 @@ enum {
 };
 
 int tool_info(const char *path, bool json);
+
+/*
+ * tool-open.c: @path read-only (following symlinks), only if it is a
+ * regular file; *@st describes it.  TOOL_NOT_REGULAR if it is not (it
+ * was never opened), -1 with errno if it cannot be opened.
+ */
+#define TOOL_NOT_REGULAR (-2)
+int tool_open_ro(const char *path, struct stat *st);
 
 /* tool-vm.c: the saved VM (VM description) and media classes. */
 char *tool_clean(const char *s);

@@ -298,6 +298,33 @@ static void test_incomplete_not_committed(void)
     expect(run(ARGS("check", img)), 0, "OK, generation 2", NULL);
 }
 
+/*
+ * A stream whose VM description nests 100,000 arrays: the save ends with
+ * a reason (exit 1), not a crash, and the previous image stays.
+ */
+static void test_deep_vmdesc(void)
+{
+    g_autofree char *img = image("deep.cpr");
+    g_autoptr(GByteArray) good = exec_stream_new(31, 10000, 300);
+    g_autoptr(GByteArray) deep = exec_stream_new(32, 10000, 0);
+    g_autoptr(GString) j0 = exec_stream_vmdesc(0);
+    g_autoptr(GString) j = g_string_new("{\"page_size\": 4096, \"devices\": ");
+
+    for (int i = 0; i < 100000; i++) {
+        g_string_append_c(j, '[');
+    }
+    for (int i = 0; i < 100000; i++) {
+        g_string_append_c(j, ']');
+    }
+    g_string_append_c(j, '}');
+    g_byte_array_set_size(deep, deep->len - j0->len - 6);
+    exec_stream_trailer(deep, j->str, j->len);
+    save_ok(img, good, NULL);
+    expect(run_in(deep->data, deep->len, ARGS("save", img)), 1, NULL,
+           "nest deeper than 1000 levels");
+    assert_loads(img, good);
+}
+
 /* Start a save; QEMU's end of the pipe stays with the test. */
 static GSubprocess *start_save(const char *img, const char *id)
 {
@@ -485,6 +512,40 @@ static void test_died_after_commit(void)
     expect(run(ARGS("wait", img)), 1, NULL, "ended without finishing");
 }
 
+/*
+ * The newest save fails before it could record itself as running (the
+ * image is being read by a restore): `wait` without --id reports that
+ * failure, not the older save's commit; a file that is no image gets no
+ * status block.
+ */
+static void test_wait_newest_failed_early(void)
+{
+    g_autofree char *img = image("early.cpr");
+    g_autofree char *junk = image("early-junk");
+    g_autoptr(GByteArray) s = exec_stream_new(66, 10000, 300);
+    g_autofree char *junk_after = NULL;
+    char *why = NULL;
+    CprReader *r;
+
+    save_ok(img, s, NULL);
+    r = cpr_reader_open(img, &why);
+    g_assert_nonnull(r);
+    expect(run_in(s->data, s->len, ARGS("save", img)), 1, NULL,
+           "in use by another save or a restore");
+    cpr_reader_close(r);
+    expect(run(ARGS("wait", img)), 1, NULL,
+           "save failed, generation 2 not committed (save attempt 2");
+    assert_loads(img, s);
+    save_ok(img, s, NULL);
+    expect(run(ARGS("wait", img)), 0, "committed generation 2", NULL);
+
+    g_assert_true(g_file_set_contents(junk, "not an image\n", -1, NULL));
+    expect(run_in(s->data, s->len, ARGS("save", junk)), 1, NULL,
+           "not a pmem CPR image");
+    g_assert_true(g_file_get_contents(junk, &junk_after, NULL, NULL));
+    g_assert_cmpstr(junk_after, ==, "not an image\n");
+}
+
 static void test_wait_nothing(void)
 {
     g_autofree char *img = image("never.cpr");
@@ -588,6 +649,9 @@ int main(int argc, char **argv)
     g_test_add_func("/exec-tool/terminated", test_terminated);
     g_test_add_func("/exec-tool/died-after-commit", test_died_after_commit);
     g_test_add_func("/exec-tool/wait-nothing", test_wait_nothing);
+    g_test_add_func("/exec-tool/wait-newest-failed-early",
+                    test_wait_newest_failed_early);
+    g_test_add_func("/exec-tool/deep-vmdesc", test_deep_vmdesc);
     g_test_add_func("/exec-tool/load-refused", test_load_refused);
     ret = g_test_run();
     if (ret == 0) {

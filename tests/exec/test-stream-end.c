@@ -277,6 +277,58 @@ static void test_limit_planted_trailer(void)
     assert_incomplete(s->data, cut - 1, NULL, "incomplete");
 }
 
+/* A VM description whose devices array nests @depth - 1 arrays (the
+ * object around it is level 1), with @inner inside the innermost. */
+static GString *nested_vmdesc(guint depth, const char *inner)
+{
+    GString *j = g_string_new("{\"page_size\": 4096, \"devices\": ");
+
+    for (guint i = 1; i < depth; i++) {
+        g_string_append_c(j, '[');
+    }
+    g_string_append(j, inner);
+    for (guint i = 1; i < depth; i++) {
+        g_string_append_c(j, ']');
+    }
+    g_string_append_c(j, '}');
+    return j;
+}
+
+/*
+ * The description's nesting is bounded before json-glib (which recurses
+ * per level) sees it: 100,000 levels are refused with the reason, not a
+ * stack overflow; the largest accepted depth is, in a time printed.
+ */
+static void test_vmdesc_depth(void)
+{
+    const guint max = CPR_STREAM_MAX_VMDESC_DEPTH;
+    g_autofree char *brackets = g_strnfill(200000, '[');
+    g_autofree char *in_string = g_strdup_printf("\"%s\"", brackets);
+    guint depths[] = { 100000, max + 1, max };
+
+    for (guint i = 0; i < G_N_ELEMENTS(depths); i++) {
+        g_autoptr(GString) j = nested_vmdesc(depths[i], "");
+        g_autoptr(GByteArray) s = with_trailer(j->str, -1);
+        gint64 t0 = g_get_monotonic_time();
+
+        if (depths[i] > max) {
+            assert_incomplete(s->data, s->len, NULL, "nest deeper than");
+        } else {
+            assert_complete(s->data, s->len, NULL);
+        }
+        g_test_message("depth %u: %s in %.2f ms", depths[i],
+                       depths[i] > max ? "refused" : "accepted",
+                       (g_get_monotonic_time() - t0) / 1e3);
+    }
+    /* brackets inside a string are no nesting */
+    {
+        g_autoptr(GString) j = nested_vmdesc(2, in_string);
+        g_autoptr(GByteArray) s = with_trailer(j->str, -1);
+
+        assert_complete(s->data, s->len, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -289,5 +341,6 @@ int main(int argc, char **argv)
     g_test_add_func("/stream-end/long-text", test_long_text);
     g_test_add_func("/stream-end/limit-planted-trailer",
                     test_limit_planted_trailer);
+    g_test_add_func("/stream-end/vmdesc-depth", test_vmdesc_depth);
     return g_test_run();
 }

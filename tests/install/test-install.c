@@ -86,6 +86,8 @@ static void test_layout(void)
                                     "pkgconfig/qemu-transport-plugin.pc");
     g_autofree char *doc = installed(INSTALL_DATADIR,
                                      "doc/qemu-cpr-pmem/exec-helper.md");
+    g_autofree char *threats = installed(INSTALL_DATADIR,
+                                         "doc/qemu-cpr-pmem/threat-model.md");
     const char *const help[] = { tool, "--help", NULL };
     g_autofree char *usage = NULL;
 
@@ -95,6 +97,7 @@ static void test_layout(void)
     assert_file(header);
     assert_file(pc);
     assert_file(doc);
+    assert_file(threats);
     /* the installed tool runs on its own (no build tree behind it) */
     g_assert_cmpint(run(help, NULL, &usage), ==, 0);
     g_assert_nonnull(strstr(usage, "save [--id=ID] IMAGE"));

@@ -14,6 +14,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #define NVMS 3
@@ -191,11 +192,23 @@ static void assert_all_running(Fixture *f)
 
 static void test_dry_run(Fixture *f, gconstpointer data)
 {
-    g_autofree char *out = NULL;
+    g_autofree char *out = NULL, *text = NULL;
     g_autofree char *dry = g_strconcat(f->manifest, ".dry-run", NULL);
+    g_autofree char *tmp = g_strconcat(dry, ".tmp", NULL);
+    g_autofree char *victim = g_build_filename(f->dir, "victim", NULL);
+    struct stat st;
 
     (void)data;
+    /* a symlink where the old tool put its temporary file */
+    g_assert_true(g_file_set_contents(victim, "victim", -1, NULL));
+    g_assert_cmpint(symlink(victim, tmp), ==, 0);
     g_assert_cmpint(save(f, "--dry-run", NULL, NULL, &out), ==, 0);
+    g_assert_true(g_file_get_contents(victim, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, "victim");
+    /* it holds the VMs' environments: a regular file, 0600 */
+    g_assert_cmpint(lstat(dry, &st), ==, 0);
+    g_assert_true(S_ISREG(st.st_mode));
+    g_assert_cmpint(st.st_mode & 07777, ==, 0600);
     g_assert_nonnull(strstr(out, "pre-stop ms"));
     for (int i = 0; i < NVMS; i++) {
         g_autofree char *name = vm_name(i);
@@ -284,11 +297,14 @@ static void test_restore(Fixture *f, gconstpointer data)
     GSocket *listen[NVMS];
     g_autofree char *out = NULL;
     GError *err = NULL;
+    struct stat st;
 
     (void)data;
     g_assert_cmpint(save(f, NULL, NULL, NULL, NULL), ==, 0);
     g_assert_true(g_file_test(f->marker, G_FILE_TEST_EXISTS));
-    g_assert_true(g_file_test(f->manifest, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(lstat(f->manifest, &st), ==, 0);
+    g_assert_true(S_ISREG(st.st_mode));
+    g_assert_cmpint(st.st_mode & 07777, ==, 0600);
     for (int i = 0; i < NVMS; i++) {
         g_autofree char *img = image(f, i);
         /* paused for the reboot (the run state follows "completed") */
@@ -309,6 +325,8 @@ static void test_restore(Fixture *f, gconstpointer data)
     }
     g_assert_cmpint(run_tool(restore, &out), ==, 0);
     g_assert_nonnull(strstr(out, "qemu start ms"));
+    /* durations on the monotonic clock: none negative */
+    g_assert_false(g_regex_match_simple(" -[0-9]", out, 0, 0));
     g_assert_false(g_file_test(f->manifest, G_FILE_TEST_EXISTS));
     g_assert_true(g_file_test(done, G_FILE_TEST_EXISTS));
     for (int i = 0; i < NVMS; i++) {

@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "hostile-util.h"
 #include "unit-util.h"
+#include "writer.h"
 
 /* Names in @dir, sorted; g_strfreev() the result. */
 static char **list_dir(const char *dir)
@@ -308,6 +310,74 @@ static void test_symlink_race(void)
     g_free(target);
 }
 
+/*
+ * Without O_TMPFILE, a creation killed mid-way leaves .cpr-pmem-XXXXXX
+ * (planted here as it would be): the next creation in that directory
+ * removes it, and nothing else: not a live creator's (locked), not a
+ * symlink of that name (nor its target), not a directory, not a file of
+ * another user, not a name outside the pattern.
+ */
+static void test_stale_temporaries(void)
+{
+    g_autofree char *dir = tu_path("stale");
+    g_autofree char *victim = tu_path("stale-victim");
+    const char *const kept[] = {
+        ".cpr-pmem-Live01", ".cpr-pmem-Sym001", ".cpr-pmem-Dir001",
+        ".cpr-pmem-Other1", ".cpr-pmem-toolong7", ".cpr-pmem-ab",
+        ".cpr-pmem-Ab_12C", "img",
+    };
+    const bool root = geteuid() == 0;
+    g_autofree char *img = NULL;
+    char **names, *err = NULL, *p;
+    CprWriter *w;
+    int live;
+
+    g_assert_cmpint(mkdir(dir, 0755), ==, 0);
+    g_assert_true(g_file_set_contents(victim, "victim", -1, NULL));
+#define AT(name) (g_free(p), p = g_build_filename(dir, name, NULL))
+    p = NULL;
+    g_assert_true(g_file_set_contents(AT(".cpr-pmem-Ab12Cd"), "stale", -1,
+                                      NULL));
+    g_assert_true(g_file_set_contents(AT(".cpr-pmem-Live01"), "live", -1,
+                                      NULL));
+    live = open(p, O_RDONLY);
+    g_assert_cmpint(flock(live, LOCK_EX), ==, 0);
+    g_assert_cmpint(symlink(victim, AT(".cpr-pmem-Sym001")), ==, 0);
+    g_assert_cmpint(mkdir(AT(".cpr-pmem-Dir001"), 0700), ==, 0);
+    g_assert_true(g_file_set_contents(AT(".cpr-pmem-Other1"), "other", -1,
+                                      NULL));
+    if (root) {
+        g_assert_cmpint(chown(p, 65534, 65534), ==, 0);
+    }
+    for (int i = 4; i < 7; i++) {
+        g_assert_true(g_file_set_contents(AT(kept[i]), "x", -1, NULL));
+    }
+#undef AT
+    g_free(p);
+
+    img = g_build_filename(dir, "img", NULL);
+    w = cpr_writer_open(img, "test", &err);
+    g_assert_null(err);
+    cpr_writer_close(w);
+    close(live);
+
+    names = list_dir(dir);
+    for (size_t i = 0; i < G_N_ELEMENTS(kept); i++) {
+        if (!root && !strcmp(kept[i], ".cpr-pmem-Other1")) {
+            continue;       /* ours then: removed */
+        }
+        g_assert_true(g_strv_contains((const char *const *)names, kept[i]));
+    }
+    g_assert_false(g_strv_contains((const char *const *)names,
+                                   ".cpr-pmem-Ab12Cd"));
+    g_assert_cmpuint(g_strv_length(names), ==,
+                     G_N_ELEMENTS(kept) - (root ? 0 : 1));
+    g_strfreev(names);
+    g_assert_true(g_file_get_contents(victim, &p, NULL, NULL));
+    g_assert_cmpstr(p, ==, "victim");
+    g_free(p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -318,5 +388,6 @@ int main(int argc, char **argv)
     g_test_add_func("/create/dangling-symlink", test_dangling_symlink);
     g_test_add_func("/create/symlink-to-image", test_symlink_to_image);
     g_test_add_func("/create/symlink-race", test_symlink_race);
+    g_test_add_func("/create/stale-temporaries", test_stale_temporaries);
     return g_test_run();
 }

@@ -14,6 +14,7 @@
  * See docs/host-update.md.  The QMP client is the test harness's
  * (tests/lib/qmp.c), compiled in unchanged.
  */
+#include "host-files.h"
 #include "line-socket.h"
 #include "qemu-log.h"
 #include "qmp.h"
@@ -63,12 +64,17 @@ typedef struct {
     gboolean sent, completed, failed;
     goffset log_off;     /* stderr size before the save, -1: no trace */
     gboolean trace_was_on;
-    double sent_at, stop_at, completed_at;   /* epoch µs */
+    /* Each instant twice: epoch µs for the manifest and --times (they
+     * span the reboot), CLOCK_MONOTONIC µs for every duration printed.
+     * NAN until it happens. */
+    double sent_at, stop_at, completed_at;
+    double sent_mono, stop_mono, completed_mono;
     double commit_us;
     double vm_stop_us, device_save_us;   /* trace, as commit_us */
     double sync_us;      /* --scheme=file: fdatasync of image + directory */
     /* restore */
     double spawn_at, qmp_at, incoming_at, resume_at, running_at;
+    double spawn_mono, qmp_mono, incoming_mono, resume_mono, running_mono;
     char *error;
 } Vm;
 
@@ -84,6 +90,21 @@ static guint opt_timeout_s = 120;
 static gboolean opt_file;
 /* --times=PATH (restore): every phase's times as JSON, for the bench. */
 static char *opt_times;
+
+/* A VM with no instant and no time yet (NAN: never printed). */
+static Vm *vm_new(void)
+{
+    Vm *vm = g_new0(Vm, 1);
+
+    vm->sent_at = vm->stop_at = vm->completed_at = NAN;
+    vm->sent_mono = vm->stop_mono = vm->completed_mono = NAN;
+    vm->commit_us = vm->vm_stop_us = vm->device_save_us = vm->sync_us = NAN;
+    vm->spawn_at = vm->qmp_at = vm->incoming_at = NAN;
+    vm->resume_at = vm->running_at = NAN;
+    vm->spawn_mono = vm->qmp_mono = vm->incoming_mono = NAN;
+    vm->resume_mono = vm->running_mono = NAN;
+    return vm;
+}
 
 static void vm_free(Vm *vm)
 {
@@ -105,6 +126,19 @@ static void vm_free(Vm *vm)
 static double now_us(void)
 {
     return (double)g_get_real_time();
+}
+
+/* CLOCK_MONOTONIC (g_get_monotonic_time), µs: for durations. */
+static double mono_us(void)
+{
+    return (double)g_get_monotonic_time();
+}
+
+/* Now, on both clocks. */
+static void stamp(double *at, double *mono)
+{
+    *at = now_us();
+    *mono = mono_us();
 }
 
 static void note(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -136,6 +170,19 @@ static double event_us(JsonObject *ev)
     return ts ? json_object_get_int_member(ts, "seconds") * 1e6 +
                 json_object_get_int_member(ts, "microseconds")
               : NAN;
+}
+
+/*
+ * An event's instant on both clocks: QEMU stamps it with the wall clock
+ * only, so its monotonic time is now's less how long ago it happened (a
+ * wall clock step matters only if it falls in that short interval).
+ */
+static void stamp_event(JsonObject *ev, double *at, double *mono)
+{
+    double wall = now_us(), now = mono_us();
+
+    *at = ev ? event_us(ev) : NAN;
+    *mono = now - (wall - *at);
 }
 
 /* ---- what a running QEMU was started with ---- */
@@ -426,7 +473,7 @@ static void vm_wait_saved(Vm *vm)
         st = event_status(ev);
         if (g_str_equal(st, "completed")) {
             vm->completed = TRUE;
-            vm->completed_at = event_us(ev);
+            stamp_event(ev, &vm->completed_at, &vm->completed_mono);
         } else if (g_str_equal(st, "failed") || g_str_equal(st, "cancelled")) {
             g_autoptr(JsonNode) info = qmp_execute(vm->qmp, "query-migrate",
                                                    NULL, NULL);
@@ -441,7 +488,7 @@ static void vm_wait_saved(Vm *vm)
     if (vm->completed) {
         g_autoptr(JsonObject) stop = qmp_wait_event(vm->qmp, "STOP", 1000, NULL);
 
-        vm->stop_at = stop ? event_us(stop) : NAN;
+        stamp_event(stop, &vm->stop_at, &vm->stop_mono);
         trace_finish(vm);
     }
 }
@@ -503,13 +550,13 @@ static void rollback(GPtrArray *vms, gboolean invalidate)
         Vm *vm = vms->pdata[i];
 
         if (vm->completed && opt_file) {
-            g_unlink(vm->image);    /* anyone would load a file: image */
+            host_unlink_type(vm->image, S_IFREG);  /* anyone would load it */
         } else if (vm->completed &&
                    g_file_test(vm->image, G_FILE_TEST_EXISTS)) {
             run_cpr_pmem("invalidate", NULL, vm->image, NULL);
         } else if (vm->created && !vm->completed) {
             /* made by this attempt, and nothing committed into it */
-            g_unlink(vm->image);
+            host_unlink_type(vm->image, S_IFREG);
         }
     }
 }
@@ -592,8 +639,8 @@ static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
         add_str(b, "cwd", vm->cwd);
         add_str(b, "stdout", vm->out_path);
         add_str(b, "stderr", vm->err_path);
-        add_num(b, "pre-stop-us", vm->stop_at - vm->sent_at);
-        add_num(b, "pause-us", vm->completed_at - vm->stop_at);
+        add_num(b, "pre-stop-us", vm->stop_mono - vm->sent_mono);
+        add_num(b, "pause-us", vm->completed_mono - vm->stop_mono);
         add_num(b, "commit-us", vm->commit_us);
         add_num(b, "vm-stop-us", vm->vm_stop_us);
         add_num(b, "device-save-us", vm->device_save_us);
@@ -611,49 +658,6 @@ static char *manifest_text(GPtrArray *vms, double reboot_at, const char *cmd)
     return json_generator_to_data(gen, NULL);
 }
 
-/* Durably: temporary file, fsync, rename, fsync of the directory. */
-static gboolean write_durably(const char *path, const char *text, GError **errp)
-{
-    g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
-    g_autofree char *dir = g_path_get_dirname(path);
-    size_t len = strlen(text), off = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int dfd;
-
-    if (fd < 0) {
-        goto fail;
-    }
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            close(fd);
-            goto fail;
-        }
-        off += n;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        goto fail;
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0) {
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        goto fail;
-    }
-    close(dfd);
-    return TRUE;
-fail:
-    g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
-                "%s: %s", path, g_strerror(errno));
-    g_unlink(tmp);
-    return FALSE;
-}
-
 static void fmt_ms(char *buf, size_t size, double us)
 {
     if (isnan(us)) {
@@ -667,11 +671,13 @@ static void fmt_ms(char *buf, size_t size, double us)
 static gboolean sync_image(Vm *vm, GError **errp)
 {
     g_autofree char *dir = g_path_get_dirname(vm->image);
-    double t0 = now_us();
-    int fd = open(vm->image, O_RDONLY | O_CLOEXEC);
+    double t0 = mono_us();
+    int fd = open(vm->image, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    gboolean ok = fd >= 0 && dfd >= 0 && fdatasync(fd) == 0 &&
-                  fsync(dfd) == 0;
+    struct stat st;
+    gboolean ok = fd >= 0 && dfd >= 0 && fstat(fd, &st) == 0 &&
+                  (S_ISREG(st.st_mode) || (errno = EINVAL, FALSE)) &&
+                  fdatasync(fd) == 0 && fsync(dfd) == 0;
     int e = errno;
 
     if (fd >= 0) {
@@ -685,7 +691,7 @@ static gboolean sync_image(Vm *vm, GError **errp)
                     vm->image, g_strerror(e));
         return FALSE;
     }
-    vm->sync_us = now_us() - t0;
+    vm->sync_us = mono_us() - t0;
     return TRUE;
 }
 
@@ -698,8 +704,8 @@ static void print_save_table(GPtrArray *vms)
     for (guint i = 0; i < vms->len; i++) {
         Vm *vm = vms->pdata[i];
 
-        fmt_ms(a, sizeof(a), vm->stop_at - vm->sent_at);
-        fmt_ms(b, sizeof(b), vm->completed_at - vm->stop_at);
+        fmt_ms(a, sizeof(a), vm->stop_mono - vm->sent_mono);
+        fmt_ms(b, sizeof(b), vm->completed_mono - vm->stop_mono);
         fmt_ms(c, sizeof(c), vm->commit_us);
         fmt_ms(d, sizeof(d), vm->sync_us);
         if (opt_file) {
@@ -741,7 +747,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     }
     /* ---- before touching any VM: everything that can be known now ---- */
     for (int i = 0; i < argc; i++) {
-        Vm *vm = g_new0(Vm, 1);
+        Vm *vm = vm_new();
         char *eq = strchr(argv[i], '=');
 
         g_ptr_array_add(vms, vm);
@@ -758,8 +764,6 @@ static int cmd_save(int argc, char **argv, const char *manifest,
             return EXIT_USAGE;
         }
         vm->uri = g_strconcat(opt_file ? "file:" : "pmem:", vm->image, NULL);
-        vm->commit_us = vm->sent_at = vm->stop_at = vm->completed_at = NAN;
-        vm->vm_stop_us = vm->device_save_us = vm->sync_us = NAN;
         vm->log_off = -1;
     }
     if (manifest) {
@@ -780,6 +784,11 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         if (access(mdir, W_OK) < 0) {
             note("%s: cannot write the manifest there: %s", mdir,
                  g_strerror(errno));
+            return EXIT_FAILED;
+        }
+        /* restore would refuse it after the reboot: say so now */
+        if (!host_dir_trusted(manifest_path, &err)) {
+            note("%s; no VM was touched", err->message);
             return EXIT_FAILED;
         }
     }
@@ -838,7 +847,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         Vm *vm = vms->pdata[i];
         g_autoptr(JsonObject) args = obj_args("uri", vm->uri);
 
-        vm->sent_at = now_us();
+        stamp(&vm->sent_at, &vm->sent_mono);
         if (qmp_send(vm->qmp, "migrate", args, &err)) {
             vm->sent = TRUE;
         } else {
@@ -910,7 +919,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         g_autofree char *dry = g_strconcat(manifest_path, ".dry-run", NULL);
 
         text = manifest_text(vms, NAN, reboot_cmd);
-        if (!write_durably(dry, text, &err)) {
+        if (!host_write_durably(dry, text, &err)) {
             note("%s", err->message);
         }
         note("dry run: not running '%s'; manifest in %s; resuming every VM",
@@ -921,7 +930,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
 
     reboot_at = now_us();
     text = manifest_text(vms, reboot_at, reboot_cmd);
-    if (!write_durably(manifest_path, text, &err)) {
+    if (!host_write_durably(manifest_path, text, &err)) {
         note("%s", err->message);
         rollback(vms, TRUE);
         return EXIT_FAILED;
@@ -935,7 +944,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         note("reboot command failed (status 0x%x): removing the manifest, "
              "resuming every VM", status);
-        g_unlink(manifest_path);
+        host_unlink_type(manifest_path, S_IFREG);
         rollback(vms, TRUE);
         return EXIT_FAILED;
     }
@@ -999,14 +1008,6 @@ static GStrv restore_argv(GStrv argv, const char *uri)
     return (GStrv)g_ptr_array_free(a, FALSE);
 }
 
-static int open_log(const char *path)
-{
-    int fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
-                  : -1;
-
-    return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
-}
-
 /* The binary: argv[0] if it is a path, else what the old process ran. */
 static char *exec_path(Vm *vm)
 {
@@ -1024,9 +1025,9 @@ static gboolean vm_spawn(Vm *vm, GError **errp)
 {
     g_auto(GStrv) args = restore_argv(vm->argv, vm->uri);
     g_autofree char *bin = exec_path(vm);
-    int out = open_log(vm->out_path);
+    int out = host_open_log(vm->out_path);
     int errfd = vm->err_path && g_strcmp0(vm->err_path, vm->out_path)
-                ? open_log(vm->err_path) : -1;
+                ? host_open_log(vm->err_path) : -1;
     pid_t pid;
 
     if (!bin) {
@@ -1035,8 +1036,8 @@ static gboolean vm_spawn(Vm *vm, GError **errp)
         close(out);
         return FALSE;
     }
-    g_unlink(vm->qmp_path);
-    vm->spawn_at = now_us();
+    host_unlink_type(vm->qmp_path, S_IFSOCK);   /* the old QEMU's */
+    stamp(&vm->spawn_at, &vm->spawn_mono);
     pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
@@ -1080,7 +1081,7 @@ static gboolean vm_reconnect(Vm *vm, GError **errp)
             vm->qmp = qmp_new(sock, opt_timeout_s * 1000, errp);
             if (vm->qmp) {
                 qmp_set_timeout(vm->qmp, opt_timeout_s * 1000);
-                vm->qmp_at = now_us();
+                stamp(&vm->qmp_at, &vm->qmp_mono);
             }
             return vm->qmp != NULL;
         }
@@ -1133,19 +1134,19 @@ static void vm_wait_resumed(Vm *vm)
             note("%s: %s", vm->name, vm->error);
             return;
         }
-        if (now_us() - vm->incoming_at > opt_timeout_s * 1e6) {
+        if (mono_us() - vm->incoming_mono > opt_timeout_s * 1e6) {
             vm->failed = TRUE;
             vm->error = g_strdup_printf("no RESUME after %u s", opt_timeout_s);
             note("%s: %s", vm->name, vm->error);
             return;
         }
     }
-    vm->resume_at = event_us(ev);
+    stamp_event(ev, &vm->resume_at, &vm->resume_mono);
     if (!qmp_wait_status(vm->qmp, "running", opt_timeout_s * 1000, &err)) {
         vm_fail(vm, "query-status", err);
         return;
     }
-    vm->running_at = now_us();
+    stamp(&vm->running_at, &vm->running_mono);
 }
 
 /* Epoch µs at which PID 1 started: this boot's first userspace instant. */
@@ -1179,7 +1180,8 @@ static void print_restore_table(GPtrArray *vms, JsonArray *saved,
     g_autofree char *boot = boot_id();
     char v[6][32];
     double up = userspace_start_us();
-    double first = NAN, last = NAN;
+    double first = NAN, last = NAN;     /* monotonic */
+    double first_at = NAN;              /* wall clock, as up is */
 
     printf("%-16s %12s %12s %12s %12s %12s %12s\n", "VM", "pre-stop ms",
            "pause ms", "commit ms", "qemu start ms", "restore ms", "resume ms");
@@ -1190,19 +1192,26 @@ static void print_restore_table(GPtrArray *vms, JsonArray *saved,
         fmt_ms(v[0], 32, num_member(o, "pre-stop-us"));
         fmt_ms(v[1], 32, num_member(o, "pause-us"));
         fmt_ms(v[2], 32, num_member(o, "commit-us"));
-        fmt_ms(v[3], 32, vm->qmp_at - vm->spawn_at);
-        fmt_ms(v[4], 32, vm->resume_at - vm->incoming_at);
-        fmt_ms(v[5], 32, vm->running_at - vm->resume_at);
+        fmt_ms(v[3], 32, vm->qmp_mono - vm->spawn_mono);
+        fmt_ms(v[4], 32, vm->resume_mono - vm->incoming_mono);
+        fmt_ms(v[5], 32, vm->running_mono - vm->resume_mono);
         printf("%-16s %12s %12s %12s %12s %12s %12s\n", vm->name, v[0], v[1],
                v[2], v[3], v[4], v[5]);
-        first = isnan(first) || vm->spawn_at < first ? vm->spawn_at : first;
-        last = isnan(last) || vm->running_at > last ? vm->running_at : last;
+        /* Over the VMs that run (a failed one never does). */
+        if (!isnan(vm->running_mono)) {
+            first = isnan(first) || vm->spawn_mono < first ? vm->spawn_mono
+                                                           : first;
+            first_at = isnan(first_at) || vm->spawn_at < first_at
+                       ? vm->spawn_at : first_at;
+            last = isnan(last) || vm->running_mono > last ? vm->running_mono
+                                                          : last;
+        }
     }
     if (g_strcmp0(boot, boot_before) == 0) {
         printf("host: no reboot since the save\n");
     } else {
         fmt_ms(v[0], 32, up > reboot_at ? up - reboot_at : NAN);
-        fmt_ms(v[1], 32, first - up);
+        fmt_ms(v[1], 32, first_at - up);
         printf("host: reboot/kexec to userspace %s ms (wall clock: as good as "
                "the new kernel's), userspace to first QEMU start %s ms\n",
                v[0], v[1]);
@@ -1257,7 +1266,7 @@ static void write_times(GPtrArray *vms, JsonArray *saved, double reboot_at,
     root = json_builder_get_root(b);
     json_generator_set_root(gen, root);
     text = json_generator_to_data(gen, NULL);
-    if (!g_file_set_contents(opt_times, text, -1, &err)) {
+    if (!host_write_durably(opt_times, text, &err)) {
         note("%s", err->message);
     }
 }
@@ -1268,16 +1277,22 @@ static int cmd_restore(const char *manifest_path)
     g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func(
         (GDestroyNotify)vm_free);
     g_autoptr(GError) err = NULL;
-    g_autofree char *done = NULL;
+    g_autofree char *done = NULL, *text = NULL;
     JsonObject *root;
     JsonArray *saved;
     guint restored = 0;
+    gsize len = 0;
 
-    if (!g_file_test(manifest_path, G_FILE_TEST_EXISTS)) {
+    text = host_read_trusted(manifest_path, &len, &err);
+    if (!text && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
         note("%s: no manifest, nothing to restore", manifest_path);
         return EXIT_OK;
     }
-    if (!json_parser_load_from_file(parser, manifest_path, &err) ||
+    if (!text) {
+        note("%s", err->message);
+        return EXIT_FAILED;
+    }
+    if (!json_parser_load_from_data(parser, text, len, &err) ||
         !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
         note("%s: %s", manifest_path, err ? err->message : "not an object");
         return EXIT_FAILED;
@@ -1295,7 +1310,7 @@ static int cmd_restore(const char *manifest_path)
     saved = json_object_get_array_member(root, "vms");
     for (guint i = 0; i < json_array_get_length(saved); i++) {
         JsonObject *o = json_array_get_object_element(saved, i);
-        Vm *vm = g_new0(Vm, 1);
+        Vm *vm = vm_new();
 
         g_ptr_array_add(vms, vm);
         vm->name = str_member(o, "name");
@@ -1342,7 +1357,7 @@ static int cmd_restore(const char *manifest_path)
             continue;
         }
         args = obj_args("uri", vm->uri);
-        vm->incoming_at = now_us();
+        stamp(&vm->incoming_at, &vm->incoming_mono);
         if (!qmp_send(vm->qmp, "migrate-incoming", args, &err)) {
             vm_fail(vm, "migrate-incoming", err);
             g_clear_error(&err);
@@ -1385,8 +1400,8 @@ static int cmd_restore(const char *manifest_path)
     /* A restored VM runs on: its image must never be restored again. */
     done = g_strconcat(manifest_path, ".restored", NULL);
     if (restored == vms->len) {
-        if (g_rename(manifest_path, done) < 0) {
-            note("%s: %s", manifest_path, g_strerror(errno));
+        if (!host_rename(manifest_path, done, &err)) {
+            note("%s", err->message);
             return EXIT_FAILED;
         }
         note("%u VM(s) restored; manifest moved to %s", restored, done);
@@ -1413,7 +1428,7 @@ static int cmd_restore(const char *manifest_path)
         json_generator_set_root(gen, json_parser_get_root(parser));
         json_generator_set_pretty(gen, TRUE);
         text = json_generator_to_data(gen, NULL);
-        if (!write_durably(manifest_path, text, &err)) {
+        if (!host_write_durably(manifest_path, text, &err)) {
             note("%s", err->message);
         }
     }

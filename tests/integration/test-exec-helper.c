@@ -15,7 +15,9 @@
  *    taken seconds before the save), lost RAM (the file recreated, all
  *    zero) and an extra -device virtio-rng-pci are each refused before
  *    QEMU gets a byte, with a message naming them; then the same VM,
- *    corrected, continues.
+ *    corrected, continues; with CPR_PMEM_ALLOW=cmdline in the
+ *    destination QEMU's environment (the helper's) the extra device loads,
+ *    with the override's warning (a qtest VM).
  *
  * The qtest cases fill guest RAM and a CMOS byte with the generation
  * number and save without x-ignore-shared, so the stream carries RAM and
@@ -222,6 +224,83 @@ static void assert_refused(const QemuProcOpts *base, GStrv args,
         assert_log_has(dst, *want);
     }
     assert_log_has(dst, "nothing of it was sent to QEMU");
+}
+
+/* exec:cpr-pmem load into a new destination started with @args. */
+static QemuProc *incoming(const char *dir, GStrv args, const char *name,
+                          const char *uri)
+{
+    g_autoptr(JsonObject) mi = json_object_new();
+    GError *err = NULL;
+    QemuProc *dst = halt_vm_start(dir, args, name, "defer", &err);
+
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(dst), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    json_object_set_string_member(mi, "uri", uri);
+    json_object_set_boolean_member(mi, "exit-on-error", FALSE);
+    qmp_run(qemu_proc_qmp(dst), "migrate-incoming", mi, &err);
+    g_assert_no_error(err);
+    return dst;
+}
+
+static void test_binding_override(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *image = g_build_filename(dir, "vm.cpr", NULL);
+    g_autofree char *uri = save_uri(image, "over1");
+    g_autofree char *in_uri = load_uri(image);
+    g_autofree char *id = id_arg("over1");
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+    g_auto(GStrv) rng_args = NULL;
+    g_autoptr(QemuProc) src = NULL;
+    g_autoptr(QemuProc) dst = NULL;
+    GError *err = NULL;
+    guint32 v = 0;
+
+    g_strv_builder_addv(sb, (const char **)args);
+    g_strv_builder_add_many(sb, "-device", "virtio-rng-pci", NULL);
+    rng_args = g_strv_builder_end(sb);
+    src = halt_vm_start(dir, args, "src", NULL, &err);
+    g_assert_no_error(err);
+    qtest_writel(qemu_proc_qtest(src), RAM_FIRST, 0x0badcafe, &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(src), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(src), 60000, NULL, &err);
+    g_assert_no_error(err);
+    expect(tool("wait", id, image, NULL), 0, "committed generation 1");
+    qmp_quit(qemu_proc_qmp(src), &err);
+    g_assert_no_error(err);
+
+    /* refused without the override */
+    dst = incoming(dir, rng_args, "dst1", in_uri);
+    qmp_wait_migration(qemu_proc_qmp(dst), 30000, NULL, &err);
+    g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+    g_clear_error(&err);
+    assert_log_has(dst, "+ -device virtio-rng-pci");
+    g_clear_pointer(&dst, qemu_proc_free);
+
+    /* loaded with it: QEMU's environment is the helper's */
+    g_setenv("CPR_PMEM_ALLOW", "cmdline", TRUE);
+    dst = incoming(dir, rng_args, "dst2", in_uri);
+    g_unsetenv("CPR_PMEM_ALLOW");
+    qmp_wait_status(qemu_proc_qmp(dst), "running", 60000, &err);
+    if (err) {
+        qemu_proc_add_log_to_error(dst, &err);
+    }
+    g_assert_no_error(err);
+    assert_log_has(dst, "CPR_PMEM_ALLOW=cmdline: resuming");
+    assert_log_has(dst, "+ -device virtio-rng-pci");
+    qtest_readl(qemu_proc_qtest(dst), RAM_FIRST, &v, &err);
+    g_assert_no_error(err);
+    g_assert_cmphex(v, ==, 0x0badcafe);
+    g_clear_pointer(&dst, qemu_proc_free);
+    g_clear_pointer(&src, qemu_proc_free);
+    test_env_rmtree(dir);
 }
 
 static void test_binding(void)
@@ -581,6 +660,7 @@ int main(int argc, char **argv)
     g_test_add_func("/exec-helper/guest-cycle", test_guest_cycle);
     g_test_add_func("/exec-helper/corrupt-refused", test_corrupt_refused);
     g_test_add_func("/exec-helper/binding", test_binding);
+    g_test_add_func("/exec-helper/binding-override", test_binding_override);
     g_test_add_func("/exec-helper/helper-killed", test_helper_killed);
     g_test_add_func("/exec-helper/cancelled", test_cancelled);
     g_test_add_func("/exec-helper/qemu-killed", test_qemu_killed);

@@ -370,7 +370,15 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     }
     allow = parse_allow(host);
     check_ram(&ram, d, vm);
-    cpr_cmdline_own(&args, &args_len);
+    if (vm && vm->argv) {
+        args = malloc(vm->argv_len ? vm->argv_len : 1);
+        if (args) {
+            memcpy(args, vm->argv, vm->argv_len);
+            args_len = vm->argv_len;
+        }
+    } else {
+        cpr_cmdline_own(&args, &args_len);
+    }
     if (ram.oom ||
         cpr_cmdline_diff(d->argv, d->argv_len, d->machine, d->cpu,
                          args ? args : "", args_len,

@@ -319,16 +319,27 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
             return -1;
         }
     }
-    if (b->size && !b->host) {
-        cpr_error(errp, image_path, "RAM block %s is not mapped", k->name);
-        return -1;
-    }
     {
         uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
         uint32_t n = cpr_fingerprint_pages(seed, k->name, b->size, index);
+        int ret = -2;
 
-        if (cpr_fingerprint_hash(b->host, b->size, seed, index, n, xxh3,
-                                 NULL) < 0) {
+        /* Not mapped here (the exec: helper): the file QEMU maps shared
+         * holds what the mapping shows. */
+        if (!b->host && b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+            ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
+                                          index, n, xxh3, NULL);
+        }
+        if (ret == -2 && b->size && !b->host) {
+            cpr_error(errp, image_path, "RAM block %s is not mapped",
+                      k->name);
+            return -1;
+        }
+        if (ret == -2) {
+            ret = cpr_fingerprint_hash(b->host, b->size, seed, index, n, xxh3,
+                                       NULL);
+        }
+        if (ret < 0) {
             cpr_error(where ? errp : errp, where ? where : image_path,
                       "cannot read the guest RAM of block %s (its file was "
                       "truncated?)", k->name);

@@ -19,7 +19,7 @@
 /* A RAM block the stream does not carry (QemuTransportRamBlock). */
 typedef struct CprRamBlock {
     const char *name;
-    const void *host;
+    const void *host;           /* NULL: not mapped here, read @fd */
     uint64_t size;
     int fd;                     /* -1: anonymous memory */
     uint64_t fd_offset;
@@ -32,6 +32,10 @@ typedef struct CprVm {
     uint32_t nr_ram;
     const char *machine;
     const char *cpu;
+    /* Its argument list, NUL-separated; NULL: this process's own
+     * (/proc/self/cmdline).  The exec: helper passes its QEMU's. */
+    const char *argv;
+    size_t argv_len;
 } CprVm;
 
 /* What the transport knows of QEMU. */

@@ -3,11 +3,13 @@
 #include "hash.h"
 #include "vmdesc.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * QEMU's options that take no argument: the DEF()s without HAS_ARG in
@@ -172,29 +174,13 @@ static size_t bound(const char *args, size_t len)
     return end;
 }
 
-int cpr_cmdline_own(char **args, size_t *len)
+/* The argument list @f holds, bounded (cpr_cmdline_own); closes @f. */
+static int read_args(FILE *f, char **args, size_t *len)
 {
-    FILE *f;
     char *buf = NULL;
     size_t cap = 0, n = 0, got;
     int ret = -1;
 
-    *args = NULL;
-    *len = 0;
-    if (test_set) {
-        buf = malloc(test_len ? test_len : 1);
-        if (!buf) {
-            return -1;
-        }
-        memcpy(buf, test_args, test_len);
-        *args = buf;
-        *len = bound(buf, test_len);
-        return 0;
-    }
-    f = fopen("/proc/self/cmdline", "re");
-    if (!f) {
-        return -1;
-    }
     do {
         if (n == cap) {
             char *nb;
@@ -221,6 +207,43 @@ out:
     free(buf);
     fclose(f);
     return ret;
+}
+
+int cpr_cmdline_own(char **args, size_t *len)
+{
+    FILE *f;
+    char *buf;
+
+    *args = NULL;
+    *len = 0;
+    if (test_set) {
+        buf = malloc(test_len ? test_len : 1);
+        if (!buf) {
+            return -1;
+        }
+        memcpy(buf, test_args, test_len);
+        *args = buf;
+        *len = bound(buf, test_len);
+        return 0;
+    }
+    f = fopen("/proc/self/cmdline", "re");
+    return f ? read_args(f, args, len) : -1;
+}
+
+int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len)
+{
+    int fd = openat(proc_fd, "cmdline", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+    *args = NULL;
+    *len = 0;
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return read_args(f, args, len);
 }
 
 /* ---- parsing ------------------------------------------------------------ */

@@ -20,6 +20,12 @@
 int cpr_cmdline_own(char **args, size_t *len);
 
 /*
+ * The same for the process whose /proc/PID directory @proc_fd is open:
+ * its "cmdline", read under that descriptor.
+ */
+int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len);
+
+/*
  * For tests only: make cpr_cmdline_own() return a copy of @args (NULL:
  * read /proc/self/cmdline again).  Not reachable through the transport
  * ABI: the module exports only the ABI's symbols.

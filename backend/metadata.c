@@ -116,6 +116,21 @@ void cpr_metadata_collect(CprMetadata *md, const char *qemu_version)
                                              md->argv_len);
 }
 
+int cpr_metadata_set_argv(CprMetadata *md, const char *args, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+
+    if (!copy) {
+        return -1;
+    }
+    memcpy(copy, args, len);
+    free(md->argv);
+    md->argv = copy;
+    md->argv_len = len;
+    md->cmdline_fp = cpr_cmdline_fingerprint(copy, len);
+    return 0;
+}
+
 void cpr_metadata_free(CprMetadata *md)
 {
     free(md->argv);

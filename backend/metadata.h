@@ -27,6 +27,10 @@ typedef struct CprMetadata {
 void cpr_metadata_collect(CprMetadata *md, const char *qemu_version);
 void cpr_metadata_free(CprMetadata *md);
 
+/* Record @args (NUL-separated) as the argument list instead; -1 when out
+ * of memory (the old list kept). */
+int cpr_metadata_set_argv(CprMetadata *md, const char *args, size_t len);
+
 /*
  * XXH3 of a NUL-separated argument list (as in /proc/PID/cmdline) with
  * "-incoming X", "-incoming=X" (and the "--" spellings) removed, so that

@@ -272,6 +272,11 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
         goto fail;
     }
     cpr_metadata_collect(&w->md, host ? host->qemu_version : NULL);
+    if (vm && vm->argv &&
+        cpr_metadata_set_argv(&w->md, vm->argv, vm->argv_len) < 0) {
+        cpr_error(errp, path, "out of memory");
+        goto fail;
+    }
     if (cpr_image_open_write(path, &w->file, errp) < 0 ||
         open_live(w, errp) < 0) {
         goto fail;

@@ -87,7 +87,7 @@ static CprVm vm_of(const Block *b, CprRamBlock *rb)
 {
     *rb = (CprRamBlock){ "pc.ram", b->host, b->size, b->fd, 0,
                          CPR_RAM_SHARED };
-    return (CprVm){ rb, 1, "pc-q35-10.0", "qemu64" };
+    return (CprVm){ rb, 1, "pc-q35-10.0", "qemu64", NULL, 0 };
 }
 
 static void run(const char *dir, uint64_t size, int reps)

@@ -19,7 +19,9 @@
 #include "helper-status.h"
 #include "image-file.h"
 #include "metadata.h"
+#include "parent-vm.h"
 #include "reader.h"
+#include "stream-config.h"
 #include "stream-end.h"
 #include "vmdesc.h"
 #include "writer.h"
@@ -187,6 +189,10 @@ typedef struct Save {
     int fd;                     /* status block; OFD write lock held */
     CprHelperStatus st;
     CprStreamEnd end;
+    ParentVm pv;                /* the QEMU that runs us, if one does */
+    bool has_vm;
+    uint8_t head[CPR_STREAM_CONFIG_MAX];    /* the stream's start */
+    size_t head_len;
 } Save;
 
 static void set_status(Save *s, uint32_t state, const char *message)
@@ -213,8 +219,20 @@ static int save_begin(Save *s, const char *id, char **errp)
     CprHelperStatus prev;
     CprDecode dec;
 
-    /* No VM: QEMU tells an exec: helper nothing about its RAM. */
-    s->w = cpr_writer_open_vm(s->path, &host, NULL, errp);
+    int found = parent_vm_find(&s->pv, errp);
+
+    /* QEMU tells an exec: helper nothing: its VM is found through /proc
+     * (parent-vm.h).  Not run by a QEMU: nothing to bind. */
+    if (found < 0) {
+        return -1;
+    }
+    s->has_vm = found > 0;
+    if (!s->has_vm) {
+        fprintf(stderr, "cpr-pmem save: %s: warning: not run by a QEMU: the "
+                "image binds no RAM and no command line\n", s->path);
+    }
+    s->w = cpr_writer_open_vm(s->path, &host, s->has_vm ? &s->pv.vm : NULL,
+                              errp);
     if (!s->w) {
         return -1;
     }
@@ -334,6 +352,12 @@ static int save_stream(Save *s, const sigset_t *wait_mask, char **why)
             break;
         }
         cpr_stream_end_feed(&s->end, buf, (size_t)n);
+        if (s->head_len < sizeof(s->head)) {
+            size_t k = MIN((size_t)n, sizeof(s->head) - s->head_len);
+
+            memcpy(s->head + s->head_len, buf, k);
+            s->head_len += k;
+        }
         if (cpr_writer_append(s->w, buf, (size_t)n, &err) < 0) {
             *why = err;
             goto out;
@@ -345,9 +369,27 @@ out:
     return ret;
 }
 
+/*
+ * The VM to record at the commit: the RAM blocks only if x-ignore-shared
+ * left them in place (the hook lists only those); with the stream
+ * carrying all RAM, none, and the command line still.
+ */
+static const CprVm *commit_vm(Save *s, CprVm *vm)
+{
+    if (!s->has_vm) {
+        return NULL;
+    }
+    *vm = s->pv.vm;
+    if (cpr_stream_ignores_shared(s->head, s->head_len) == 0) {
+        vm->nr_ram = 0;
+    }
+    return vm;
+}
+
 int tool_save(const char *path, const char *id)
 {
     Save s = { .path = path, .fd = -1 };
+    CprVm vm;
     sigset_t wait_mask;
     char *err = NULL, *why = NULL;
     int ret = TOOL_REFUSED;
@@ -374,7 +416,7 @@ int tool_save(const char *path, const char *id)
     }
     if (save_stream(&s, &wait_mask, &why) == 0 &&
         cpr_stream_end_check(&s.end, &why) == 0 &&
-        cpr_writer_commit(s.w, &err) < 0) {
+        cpr_writer_commit_vm(s.w, commit_vm(&s, &vm), &err) < 0) {
         why = err;
         err = NULL;
     }
@@ -397,6 +439,7 @@ out:
         close(s.fd);
     }
     cpr_stream_end_free(&s.end);
+    parent_vm_free(&s.pv);
     free(err);
     free(why);
     return ret;
@@ -442,10 +485,62 @@ static void fail_qemu(void)
     }
 }
 
+/*
+ * The binding check plugin.c's in_open makes (binding-check.c), against
+ * the QEMU that runs us: -1 with *@errp to refuse.
+ */
+static int check_vm(const char *path, CprReader *r, char **errp)
+{
+    CprHost host = { CPR_HS_QEMU_VERSION, warn_stderr, "cpr-pmem load" };
+    const CprVmdesc *d = cpr_reader_vmdesc(r);
+    const CprRecord *rec = cpr_reader_record(r);
+    uint8_t head[CPR_STREAM_CONFIG_MAX];
+    ParentVm pv;
+    ssize_t n;
+    int found = parent_vm_find(&pv, errp), ret;
+
+    if (found < 0) {
+        return -1;
+    }
+    if (!found) {
+        fprintf(stderr, "cpr-pmem load: %s: warning: not run by a QEMU: its "
+                "RAM and command line are not checked\n", path);
+        return 0;
+    }
+    if (d && !parent_vm_argv_is_qemu(d->argv, d->argv_len)) {
+        fprintf(stderr, "cpr-pmem load: %s: warning: generation %" PRIu64
+                " was saved by an exec: helper that did not record its VM: "
+                "the RAM and the command line are not checked\n", path,
+                rec->generation);
+        parent_vm_free(&pv);
+        return 0;
+    }
+    /* The stream carries all RAM (no x-ignore-shared): none to check. */
+    n = cpr_reader_pread(r, 0, head, sizeof(head), errp);
+    if (n < 0) {
+        parent_vm_free(&pv);
+        return -1;
+    }
+    if (d && cpr_stream_ignores_shared(head, (size_t)n) == 0) {
+        pv.vm.nr_ram = 0;
+    }
+    /* The machine type and CPU model QEMU resolved are unknown here; a
+     * pmem: save recorded them: not compared (the command line is). */
+    if (d) {
+        pv.vm.machine = d->machine;
+        pv.vm.cpu = d->cpu;
+        if (strcmp(d->qemu_version, CPR_HS_QEMU_VERSION)) {
+            host.qemu_version = d->qemu_version;
+        }
+    }
+    ret = cpr_binding_verify(path, rec, d, &host, &pv.vm, errp);
+    parent_vm_free(&pv);
+    return ret;
+}
+
 int tool_load(const char *path)
 {
     CprReader *r;
-    const CprVmdesc *d;
     uint64_t sent = 0, total;
     uint8_t *buf;
     char *err = NULL;
@@ -467,12 +562,14 @@ int tool_load(const char *path)
         return access(path, F_OK) == 0 ? TOOL_REFUSED : TOOL_USAGE;
     }
     total = cpr_reader_record(r)->stream_len;
-    d = cpr_reader_vmdesc(r);
-    if (d && d->nr_blocks) {
-        fprintf(stderr, "cpr-pmem load: %s: warning: generation %" PRIu64
-                " was saved through pmem: and recorded %u RAM block(s); an "
-                "exec: helper cannot check them (QEMU tells it nothing)\n",
-                path, cpr_reader_record(r)->generation, d->nr_blocks);
+    if (check_vm(path, r, &err) < 0) {
+        fprintf(stderr, "cpr-pmem load: %s\n", err);
+        fprintf(stderr, "cpr-pmem load: %s: nothing of it was sent to "
+                "QEMU\n", path);
+        free(err);
+        cpr_reader_close(r);
+        fail_qemu();
+        return TOOL_REFUSED;
     }
     fprintf(stderr, "cpr-pmem load: %s: generation %" PRIu64 " verified "
             "(%" PRIu64 " bytes), sending it\n", path,

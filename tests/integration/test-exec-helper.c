@@ -9,7 +9,15 @@
  *    reports the failure, the guest never runs;
  *  - a save that does not finish, three ways (the helper SIGKILLed, the
  *    migration cancelled, QEMU SIGKILLed): nothing is committed, `wait`
- *    says so, and the previous generation is what a restore loads.
+ *    says so, and the previous generation is what a restore loads;
+ *  - the binding (backend/BINDING.md), which the helper records and checks
+ *    from its QEMU's /proc: stale RAM (the RAM file replaced by a copy
+ *    taken seconds before the save), lost RAM (the file recreated, all
+ *    zero) and an extra -device virtio-rng-pci are each refused before
+ *    QEMU gets a byte, with a message naming them; then the same VM,
+ *    corrected, continues; with CPR_PMEM_ALLOW=cmdline in the
+ *    destination QEMU's environment (the helper's) the extra device loads,
+ *    with the override's warning (a qtest VM).
  *
  * The qtest cases fill guest RAM and a CMOS byte with the generation
  * number and save without x-ignore-shared, so the stream carries RAM and
@@ -153,6 +161,230 @@ static void test_guest_cycle(void)
                    t.incoming_us / 1e3);
 
     /* 1, 2, 3, ...: nothing lost, repeated, or restarted */
+    guest_assert_ticks_carry_on(serial, before->len);
+    g_clear_pointer(&dst, qemu_proc_free);
+    g_clear_pointer(&src, qemu_proc_free);
+    test_env_rmtree(disk);
+    test_env_rmtree(shm);
+}
+
+/* ---- the binding ------------------------------------------------------ */
+
+static void run(const char *const *argv)
+{
+    GError *err = NULL;
+    int status;
+
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL,
+                               G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                               &status, &err));
+    g_assert_no_error(err);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+/*
+ * A destination started with @args restores @uri: refused, the guest
+ * never ran, and QEMU's log (the helper's stderr) has each of @want.
+ */
+static void assert_refused(const QemuProcOpts *base, GStrv args,
+                           const char *name, const char *uri,
+                           const char *const *want)
+{
+    QemuProcOpts o = *base;
+    g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(JsonObject) mi = json_object_new();
+    g_autofree char *status = NULL;
+    g_autofree char *log = NULL;
+    GError *err = NULL;
+
+    o.args = (const char *const *)args;
+    o.name = name;
+    dst = qemu_proc_start_incoming(&o, "defer", &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(dst), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    json_object_set_string_member(mi, "uri", uri);
+    json_object_set_boolean_member(mi, "exit-on-error", FALSE);
+    qmp_run(qemu_proc_qmp(dst), "migrate-incoming", mi, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(dst), 60000, NULL, &err);
+    if (!err) {
+        g_autofree char *l = qemu_proc_log(dst);
+
+        g_error("%s: the restore was not refused:\n%s", name, l);
+    }
+    g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+    g_clear_error(&err);
+    status = qmp_query_status(qemu_proc_qmp(dst), &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(status, ==, "inmigrate");
+    log = qemu_proc_log(dst);
+    g_test_message("%s refused:\n%s", name, log);
+    for (; *want; want++) {
+        assert_log_has(dst, *want);
+    }
+    assert_log_has(dst, "nothing of it was sent to QEMU");
+}
+
+/* exec:cpr-pmem load into a new destination started with @args. */
+static QemuProc *incoming(const char *dir, GStrv args, const char *name,
+                          const char *uri)
+{
+    g_autoptr(JsonObject) mi = json_object_new();
+    GError *err = NULL;
+    QemuProc *dst = halt_vm_start(dir, args, name, "defer", &err);
+
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(dst), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    json_object_set_string_member(mi, "uri", uri);
+    json_object_set_boolean_member(mi, "exit-on-error", FALSE);
+    qmp_run(qemu_proc_qmp(dst), "migrate-incoming", mi, &err);
+    g_assert_no_error(err);
+    return dst;
+}
+
+static void test_binding_override(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *image = g_build_filename(dir, "vm.cpr", NULL);
+    g_autofree char *uri = save_uri(image, "over1");
+    g_autofree char *in_uri = load_uri(image);
+    g_autofree char *id = id_arg("over1");
+    g_auto(GStrv) args = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+    g_auto(GStrv) rng_args = NULL;
+    g_autoptr(QemuProc) src = NULL;
+    g_autoptr(QemuProc) dst = NULL;
+    GError *err = NULL;
+    guint32 v = 0;
+
+    g_strv_builder_addv(sb, (const char **)args);
+    g_strv_builder_add_many(sb, "-device", "virtio-rng-pci", NULL);
+    rng_args = g_strv_builder_end(sb);
+    src = halt_vm_start(dir, args, "src", NULL, &err);
+    g_assert_no_error(err);
+    qtest_writel(qemu_proc_qtest(src), RAM_FIRST, 0x0badcafe, &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(src), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(src), 60000, NULL, &err);
+    g_assert_no_error(err);
+    expect(tool("wait", id, image, NULL), 0, "committed generation 1");
+    qmp_quit(qemu_proc_qmp(src), &err);
+    g_assert_no_error(err);
+
+    /* refused without the override */
+    dst = incoming(dir, rng_args, "dst1", in_uri);
+    qmp_wait_migration(qemu_proc_qmp(dst), 30000, NULL, &err);
+    g_assert_error(err, QMP_ERROR, QMP_ERROR_MIGRATION);
+    g_clear_error(&err);
+    assert_log_has(dst, "+ -device virtio-rng-pci");
+    g_clear_pointer(&dst, qemu_proc_free);
+
+    /* loaded with it: QEMU's environment is the helper's */
+    g_setenv("CPR_PMEM_ALLOW", "cmdline", TRUE);
+    dst = incoming(dir, rng_args, "dst2", in_uri);
+    g_unsetenv("CPR_PMEM_ALLOW");
+    qmp_wait_status(qemu_proc_qmp(dst), "running", 60000, &err);
+    if (err) {
+        qemu_proc_add_log_to_error(dst, &err);
+    }
+    g_assert_no_error(err);
+    assert_log_has(dst, "CPR_PMEM_ALLOW=cmdline: resuming");
+    assert_log_has(dst, "+ -device virtio-rng-pci");
+    qtest_readl(qemu_proc_qtest(dst), RAM_FIRST, &v, &err);
+    g_assert_no_error(err);
+    g_assert_cmphex(v, ==, 0x0badcafe);
+    g_clear_pointer(&dst, qemu_proc_free);
+    g_clear_pointer(&src, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
+static void test_binding(void)
+{
+    g_autofree char *shm = test_env_mkdtemp(TEST_BASE_SHM);
+    g_autofree char *disk = test_env_mkdtemp(TEST_BASE_DISK);
+    g_autofree char *ram = g_build_filename(shm, "ram", NULL);
+    g_autofree char *good = g_build_filename(shm, "ram.good", NULL);
+    g_autofree char *stale = g_build_filename(shm, "ram.stale", NULL);
+    g_autofree char *serial = g_build_filename(shm, "serial.log", NULL);
+    g_autofree char *image = g_build_filename(disk, "vm.cpr", NULL);
+    g_autofree char *uri = save_uri(image, "bind1");
+    g_autofree char *in_uri = load_uri(image);
+    g_autofree char *id = id_arg("bind1");
+    const char *qemu = test_env_qemu();
+    const char *accel = guest_accel(qemu);
+    static const char *const rng[] = { "-device", "virtio-rng-pci", NULL };
+    const GuestConfig with_rng = { .extra = rng };
+    g_auto(GStrv) args = NULL;
+    g_auto(GStrv) rng_args = NULL;
+    g_autoptr(QemuProc) src = NULL;
+    g_autoptr(QemuProc) dst = NULL;
+    g_autoptr(GArray) before = NULL;
+    guint last_before, at_copy = 0;
+    CprSample t;
+    GError *err = NULL;
+
+    cpr_sample_clear(&t);
+    args = guest_args(accel, ram, serial, &err);
+    g_assert_no_error(err);
+    rng_args = guest_args_config(accel, ram, serial, &with_rng, &err);
+    g_assert_no_error(err);
+    QemuProcOpts opts = {
+        .binary = qemu, .args = (const char *const *)args,
+        .dir = shm, .name = "src",
+    };
+    src = qemu_proc_start(&opts, &err);
+    g_assert_no_error(err);
+    guest_wait_tick(serial, 5, BOOT_TIMEOUT_MS, &at_copy, &err);
+    g_assert_no_error(err);
+    /* the stale copy, taken a few seconds before the save */
+    run((const char *const[]){ "cp", ram, stale, NULL });
+    guest_wait_tick(serial, at_copy + 15, 30000, NULL, &err);
+    g_assert_no_error(err);
+    cpr_save_start(src, CPR_SETUP_SHARED, uri, &err);
+    g_assert_no_error(err);
+    cpr_save_finish(src, &t, NULL, NULL, &err);
+    g_assert_no_error(err);
+    expect(tool("wait", id, image, NULL), 0, "committed generation 1");
+    cpr_save_quit(src, &t, &err);
+    g_assert_no_error(err);
+    before = guest_ticks(serial);
+    last_before = g_array_index(before, guint, before->len - 1);
+    g_test_message("stale copy at tick %u, saved at tick %u", at_copy,
+                   last_before);
+
+    /* stale RAM: the copy put in the RAM file's place */
+    g_assert_cmpint(rename(ram, good), ==, 0);
+    g_assert_cmpint(rename(stale, ram), ==, 0);
+    assert_refused(&opts, args, "dst-stale", in_uri, (const char *const[]){
+        ram, "not the file the VM was saved with",
+        "refusing to resume from", NULL });
+
+    /* lost RAM: the file recreated, all zero */
+    g_assert_cmpint(g_unlink(ram), ==, 0);
+    run((const char *const[]){ "truncate", "-s", "256M", ram, NULL });
+    assert_refused(&opts, args, "dst-lost", in_uri, (const char *const[]){
+        ram, "not the file the VM was saved with",
+        "the RAM looks newly created", NULL });
+
+    /* the right RAM, and an extra device */
+    g_assert_cmpint(g_unlink(ram), ==, 0);
+    g_assert_cmpint(rename(good, ram), ==, 0);
+    assert_refused(&opts, rng_args, "dst-rng", in_uri, (const char *const[]){
+        "the command line differs from the saved VM's",
+        "+ -device virtio-rng-pci", NULL });
+
+    /* corrected: the same VM goes on */
+    opts.name = "dst";
+    dst = cpr_restore(&opts, CPR_SETUP_SHARED, in_uri, &t, &err);
+    g_assert_no_error(err);
+    guest_wait_tick(serial, last_before + 10, 30000, NULL, &err);
+    g_assert_no_error(err);
+    assert_log_has(dst, "generation 1 verified");
     guest_assert_ticks_carry_on(serial, before->len);
     g_clear_pointer(&dst, qemu_proc_free);
     g_clear_pointer(&src, qemu_proc_free);
@@ -427,6 +659,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/exec-helper/guest-cycle", test_guest_cycle);
     g_test_add_func("/exec-helper/corrupt-refused", test_corrupt_refused);
+    g_test_add_func("/exec-helper/binding", test_binding);
+    g_test_add_func("/exec-helper/binding-override", test_binding_override);
     g_test_add_func("/exec-helper/helper-killed", test_helper_killed);
     g_test_add_func("/exec-helper/cancelled", test_cancelled);
     g_test_add_func("/exec-helper/qemu-killed", test_qemu_killed);

@@ -8,6 +8,10 @@
  * failing reboot command) must leave every VM running with its RAM and
  * device state, and no manifest or loadable image behind; and a restore
  * from the manifest after the VMs are gone, as after a reboot.
+ *
+ * $CPR_SCHEME says how the tool must save them: "pmem" with the patched
+ * QEMU, "exec" with stock QEMU (no transport hook: exec:cpr-pmem save,
+ * cpr-pmem wait, exec:cpr-pmem load, which the manifest's URIs show).
  */
 #include "halt-vm.h"
 #include "test-env.h"
@@ -99,6 +103,14 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
     g_free(f->dir);
     g_free(f->marker);
     g_free(f->manifest);
+}
+
+/* How the tool must save this QEMU's VMs: "pmem" or "exec". */
+static const char *scheme(void)
+{
+    const char *s = g_getenv("CPR_SCHEME");
+
+    return s && g_str_equal(s, "exec") ? "exec" : "pmem";
 }
 
 static char *image(Fixture *f, int i)
@@ -305,6 +317,22 @@ static void test_restore(Fixture *f, gconstpointer data)
     g_assert_cmpint(lstat(f->manifest, &st), ==, 0);
     g_assert_true(S_ISREG(st.st_mode));
     g_assert_cmpint(st.st_mode & 07777, ==, 0600);
+    {
+        g_autofree char *text = NULL;
+        g_autofree char *want = g_strdup_printf("\"%s:", scheme());
+        const char *p;
+        int n = 0;
+
+        g_assert_true(g_file_get_contents(f->manifest, &text, NULL, NULL));
+        for (p = text; (p = strstr(p, want)); p++) {
+            n++;
+        }
+        /* every VM restores through the scheme it was saved with */
+        g_assert_cmpint(n, ==, NVMS);
+        if (g_str_equal(scheme(), "exec")) {
+            g_assert_nonnull(strstr(text, " load "));
+        }
+    }
     for (int i = 0; i < NVMS; i++) {
         g_autofree char *img = image(f, i);
         /* paused for the reboot (the run state follows "completed") */

@@ -3,7 +3,9 @@
  * cpr-host-update: update a host's kernel under running QEMU VMs.
  *
  *   save:    for the VMs behind the given QMP sockets, set up cpr-reboot,
- *            make their missing images, save them all at once through pmem:, verify every image with
+ *            make their missing images, save them all at once through pmem:
+ *            (a QEMU without the transport hook: exec:cpr-pmem save, then
+ *            cpr-pmem wait), verify every image with
  *            cpr-pmem, write a manifest next to the images, then run the
  *            reboot command (kexec -e by default).  Any failure before the
  *            reboot command resumes every VM and invalidates the images.
@@ -49,7 +51,9 @@ typedef struct {
     char *name;          /* for messages and the table */
     char *qmp_path;
     char *image;
-    char *uri;           /* pmem:IMAGE */
+    char *uri;           /* pmem:IMAGE; exec:: the save's, then the load's */
+    gboolean exec;       /* no transport hook: the exec: helper */
+    char *exec_id;       /* its save's --id */
     Qmp *qmp;
     pid_t pid;
     char *exe;           /* /proc/PID/exe, for an argv[0] without a path */
@@ -114,6 +118,7 @@ static void vm_free(Vm *vm)
     g_free(vm->exe);
     g_free(vm->image);
     g_free(vm->uri);
+    g_free(vm->exec_id);
     g_strfreev(vm->argv);
     g_strfreev(vm->env);
     g_free(vm->cwd);
@@ -367,6 +372,97 @@ static JsonObject *obj_args(const char *k, const char *v)
 
     json_object_set_string_member(o, k, v);
     return o;
+}
+
+/*
+ * Whether this QEMU has the transport hook (so knows pmem:): its
+ * migration object has the hook's x-preload-transports property.  One
+ * QMP command; no migration is tried.
+ */
+static gboolean vm_has_hook(Vm *vm, GError **errp)
+{
+    g_autoptr(JsonObject) args = obj_args("typename", "migration");
+    g_autoptr(JsonNode) ret = qmp_execute(vm->qmp, "qom-list-properties",
+                                          g_steal_pointer(&args), errp);
+    JsonArray *props;
+
+    if (!ret) {
+        return FALSE;
+    }
+    props = JSON_NODE_HOLDS_ARRAY(ret) ? json_node_get_array(ret) : NULL;
+    for (guint i = 0; props && i < json_array_get_length(props); i++) {
+        JsonObject *o = json_array_get_object_element(props, i);
+
+        if (o && !g_strcmp0(json_object_get_string_member_with_default(
+                                o, "name", ""), "x-preload-transports")) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/*
+ * The URI of @vm's save: pmem:IMAGE, or for a QEMU without the hook the
+ * exec: helper with an id to wait for (docs/exec-helper.md).  Paths are
+ * quoted for QEMU's /bin/sh -c.
+ */
+static gboolean vm_choose_uri(Vm *vm, guint index, GError **errp)
+{
+    g_autofree char *tool = NULL, *img = NULL;
+    GError *err = NULL;
+
+    if (opt_file) {
+        vm->uri = g_strconcat("file:", vm->image, NULL);
+        return TRUE;
+    }
+    if (vm_has_hook(vm, &err)) {
+        vm->uri = g_strconcat("pmem:", vm->image, NULL);
+        return TRUE;
+    }
+    if (err) {
+        g_propagate_prefixed_error(errp, err, "qom-list-properties: ");
+        return FALSE;
+    }
+    /* QEMU runs it from its own PATH and working directory. */
+    tool = g_path_is_absolute(cpr_pmem_path) ? g_strdup(cpr_pmem_path) :
+           g_find_program_in_path(cpr_pmem_path);
+    if (!tool) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "%s: no absolute path for QEMU's exec: helper",
+                    cpr_pmem_path);
+        return FALSE;
+    }
+    g_free(cpr_pmem_path);
+    cpr_pmem_path = g_steal_pointer(&tool);
+    vm->exec = TRUE;
+    vm->exec_id = g_strdup_printf("cpr-host-update-%d-%" G_GINT64_FORMAT
+                                  "-%u", (int)getpid(), g_get_real_time(),
+                                  index);
+    tool = g_shell_quote(cpr_pmem_path);
+    img = g_shell_quote(vm->image);
+    vm->uri = g_strdup_printf("exec:%s save --id=%s %s", tool, vm->exec_id,
+                              img);
+    return TRUE;
+}
+
+/* After an exec: save completed: until the helper committed, then the
+ * restore's URI. */
+static gboolean vm_exec_committed(Vm *vm, GError **errp)
+{
+    g_autofree char *id = g_strconcat("--id=", vm->exec_id, NULL);
+    g_autofree char *tool = g_shell_quote(cpr_pmem_path);
+    g_autofree char *img = g_shell_quote(vm->image);
+    int rc = run_cpr_pmem("wait", id, vm->image, NULL);
+
+    if (rc != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "%s wait %s %s: the exec: save was not committed (exit "
+                    "%d)", cpr_pmem_path, id, vm->image, rc);
+        return FALSE;
+    }
+    g_free(vm->uri);
+    vm->uri = g_strdup_printf("exec:%s load %s", tool, img);
+    return TRUE;
 }
 
 /* What both sides of a cpr-reboot need: RAM stays in its shared file. */
@@ -763,7 +859,6 @@ static int cmd_save(int argc, char **argv, const char *manifest,
             note("%s: no image: give SOCKET=IMAGE or --image-dir", vm->qmp_path);
             return EXIT_USAGE;
         }
-        vm->uri = g_strconcat(opt_file ? "file:" : "pmem:", vm->image, NULL);
         vm->log_off = -1;
     }
     if (manifest) {
@@ -816,10 +911,14 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     for (guint i = 0; i < vms->len; i++) {
         Vm *vm = vms->pdata[i];
 
-        if (!vm_connect(vm, &err)) {
+        if (!vm_connect(vm, &err) || !vm_choose_uri(vm, i, &err)) {
             note("%s: %s: %s; no VM was touched", vm->name, vm->qmp_path,
                  err->message);
             return EXIT_FAILED;
+        }
+        if (vm->exec) {
+            note("%s: QEMU has no pmem: transport: saving through the exec: "
+                 "helper", vm->name);
         }
     }
 
@@ -877,6 +976,15 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         if (vm->sent) {
             vm_wait_saved(vm);
             ok = ok && vm->completed;
+        }
+    }
+    for (guint i = 0; i < vms->len && ok; i++) {
+        Vm *vm = vms->pdata[i];
+
+        if (vm->exec && !vm_exec_committed(vm, &err)) {
+            vm_fail(vm, "cpr-pmem wait", err);
+            g_clear_error(&err);
+            ok = FALSE;
         }
     }
     if (ok) {
@@ -1443,7 +1551,9 @@ static const char usage_text[] =
     "\n"
     "save: set up every VM for cpr-reboot (x-ignore-shared, mode cpr-reboot),\n"
     "make the images that do not exist yet (cpr-pmem create),\n"
-    "save them all at once to pmem:IMAGE, check every image with cpr-pmem,\n"
+    "save them all at once to pmem:IMAGE (a QEMU without the pmem: transport:\n"
+    "through exec:cpr-pmem save, then cpr-pmem wait), check every image with\n"
+    "cpr-pmem,\n"
     "write the manifest, then run the reboot command.  Any failure before the\n"
     "reboot command resumes every VM and invalidates this attempt's images.\n"
     "restore: start every VM of the manifest again with its command line\n"

@@ -114,7 +114,7 @@ static void measure(const char *shape, GString *saved, GString *now,
                     size_t lines)
 {
     static const CprHost host = { "10.2.2", NULL, NULL };
-    static const CprVm vm = { NULL, 0, "pc-q35-10.2", "qemu64" };
+    static const CprVm vm = { .machine = "pc-q35-10.2", .cpu = "qemu64" };
     static const CprRecord rec = { .version = 3, .generation = 1 };
     size_t len, got = 0;
     uint8_t *enc = encode(saved, &len);

@@ -122,6 +122,13 @@ typedef struct QemuTransportIn QemuTransportIn;
  * space left on device"); QEMU shows it in the command's error or in
  * query-migrate's error-desc, as each call says below.
  *
+ * Counts: a write (@out_writev, @out_pwritev) writes all of @iov and
+ * returns its size, or fails with -1.  A read (@in_readv, @in_preadv)
+ * returns 1 to the size of @iov bytes, 0 only at the end of the stream,
+ * or -1; QEMU calls again for the rest of a short read.  Any other value
+ * (a short write, 0 from a write, more than asked, a negative value but
+ * -1) fails the migration or the load with a message naming the call.
+ *
  * Threads: apart from @out_pwritev and @in_preadv (see there), QEMU never
  * calls into one handle from two threads at once: it joins the migration
  * thread and the multifd threads before the main thread closes the channel.
@@ -159,7 +166,9 @@ typedef struct QemuTransportOps {
      * Prepares a new image that does not disturb the last committed one.
      *
      * Context: main thread, BQL held, inside the migrate command, after
-     * QEMU's own checks passed and the migration moved to "setup".
+     * QEMU's own checks passed and the migration moved to "setup".  QEMU
+     * refuses the migration modes cpr-transfer and cpr-exec on a
+     * transport before it gets here.
      *
      * Returns: a new handle, or NULL with *@errp set.  QEMU then fails the
      * command with the message, query-migrate reports "failed" with it as
@@ -187,9 +196,8 @@ typedef struct QemuTransportOps {
      * interrupt a call in progress, so a call must end in bounded time
      * (local I/O only).
      *
-     * Returns: the total size of @iov, or -1 with *@errp set.  QEMU would
-     * write the rest of a short count again, but 0 makes it call again
-     * forever.  On -1 the migration fails with the message as
+     * Returns: the total size of @iov, or -1 with *@errp set (see Counts
+     * above).  On -1 the migration fails with the message as
      * query-migrate's error-desc; @out_abort and @out_close follow.
      */
     ssize_t (*out_writev)(QemuTransportOut *t, const struct iovec *iov,
@@ -224,7 +232,8 @@ typedef struct QemuTransportOps {
      * disjoint ranges), and concurrently with @out_writev.  BQL not
      * held.  All of them have returned before @out_commit.
      *
-     * Returns: the size of @iov, or -1 with *@errp set (as @out_writev).
+     * Returns: the size of @iov, or -1 with *@errp set (as @out_writev;
+     * see Counts above).
      */
     ssize_t (*out_pwritev)(QemuTransportOut *t, const struct iovec *iov,
                            int iovcnt, int64_t offset, char **errp);
@@ -233,12 +242,20 @@ typedef struct QemuTransportOps {
      * @out_commit: make the stream durable and publish it atomically.
      *
      * @t: the handle from @out_open
-     * @vm: the VM being saved; its RAM does not change during the call
+     * @vm: the VM being saved; the RAM it lists (left in place) does not
+     *     change during the call
      * @errp: where to store the error message
      *
      * Called at most once per handle, after QEMU has flushed the last
      * byte through @out_writev or @out_pwritev and before it reports the
-     * migration "completed", with the VM stopped.  Once it returns 0, a
+     * migration "completed", and only if every write succeeded and the
+     * migration is still under way (not failed, not cancelled); otherwise
+     * @out_abort follows instead.  The VM is stopped, except in a
+     * background snapshot (capability background-snapshot), where it has
+     * run on since the start of the save while QEMU kept the stream's
+     * copy of RAM as it was then; QEMU refuses x-ignore-shared with a
+     * background snapshot on a transport, so @vm lists no RAM then.
+     * Once it returns 0, a
      * crash at any later point leaves this image as the one @in_open
      * loads; if it fails, or is cut off by QEMU's exit or a host crash,
      * the previous image must still be the one @in_open loads.
@@ -324,8 +341,8 @@ typedef struct QemuTransportOps {
      * coroutine: the monitor and the main loop wait while it runs, so it
      * must not block on anything but local I/O.
      *
-     * Returns: the number of bytes read (short reads are fine), 0 at the
-     * end of the stream, or -1 with *@errp set.  On -1 the load fails
+     * Returns: the number of bytes read, 0 at the end of the stream, or
+     * -1 with *@errp set (see Counts above).  On -1 the load fails
      * and query-migrate's error-desc on the destination says "load of
      * migration failed: " followed by the message; with exit-on-error
      * (the default) QEMU prints that and exits after @in_close.
@@ -345,7 +362,9 @@ typedef struct QemuTransportOps {
      * Context: the incoming coroutine (as @in_readv) and, with multifd,
      * every multifd receive thread: several calls on one handle may run
      * at once, and concurrently with @in_readv.  BQL not held in the
-     * multifd threads.  Reads past the end of the stream are short.
+     * multifd threads.  A read that reaches the end of the stream is
+     * short.  QEMU reads at an offset only what it wrote there: if the
+     * stream ends first, the load fails.
      *
      * Returns: like @in_readv.
      */

@@ -29,7 +29,7 @@
 #define FILL_ADDR   (16ULL << 20)       /* 48 MiB of patterned pages */
 #define FILL_CHUNKS 48
 #define CHUNK       (1ULL << 20)
-#define TIMEOUT_MS  20000
+#define TIMEOUT_MS  60000
 
 static const CprSetup setup = {
     .mapped_ram = TRUE, .multifd_channels = 2,
@@ -304,7 +304,11 @@ static void restore_fails(Fixture *f, const char *opt)
     }
 }
 
-/* Every write of a save fails once, twice over. */
+/*
+ * Every write of a save fails once, twice over: at once, then after
+ * 20 ms, while the other threads run on (the migration thread reaches
+ * the sync that waits for the failing channel, or finishes the stream).
+ */
 static void test_every_write(Fixture *f, gconstpointer data G_GNUC_UNUSED)
 {
     guint failed = 0;
@@ -312,13 +316,15 @@ static void test_every_write(Fixture *f, gconstpointer data G_GNUC_UNUSED)
     for (int round = 0; round < 2; round++) {
         /* a save or two may make a write more than the clean one */
         for (long long k = 1; k <= f->writes + 2; k++) {
-            g_autofree char *opt = g_strdup_printf("fail-write=%lld", k);
+            g_autofree char *opt = g_strdup_printf("fail-write=%lld%s", k,
+                                                   round ? ",fail-delay=20"
+                                                         : "");
 
             failed += save_with_fault(f, opt, k, FALSE);
         }
     }
     g_test_message("%u saves failed at their k-th write, k = 1 to %lld, "
-                   "twice", failed, f->writes + 2);
+                   "at once and slowly", failed, f->writes + 2);
     g_assert_cmpuint(failed, >=, 2 * f->writes - 4);
     restore_whole(f, NULL);
 }
@@ -330,13 +336,15 @@ static void test_every_thread_write(Fixture *f,
     guint failed = 0;
 
     for (long long k = 1; k <= f->thread_writes + 2; k++) {
-        g_autofree char *opt = g_strdup_printf("fail-thread-write=%lld", k);
+        g_autofree char *opt = g_strdup_printf("fail-thread-write=%lld,"
+                                               "fail-delay=5", k);
 
         failed += save_with_fault(f, opt, k, TRUE);
     }
     g_test_message("%u saves failed at each thread's k-th write, k = 1 to "
                    "%lld", failed, f->thread_writes + 2);
-    g_assert_cmpuint(failed, >=, f->thread_writes - 2);
+    /* how the pages spread over the channels varies from save to save */
+    g_assert_cmpuint(failed, >=, f->thread_writes / 2);
     restore_whole(f, NULL);
 }
 

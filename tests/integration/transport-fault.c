@@ -13,6 +13,8 @@
  *   fail-write=K         the K-th write of the save fails (-1)
  *   fail-thread-write=K  the K-th write of each thread fails: each multifd
  *                        channel writes from a thread of its own
+ *   fail-delay=MS        a failing write takes MS milliseconds first, so
+ *                        that the other threads run on meanwhile
  *   short-write=K        the K-th write writes half and returns that
  *   zero-write=K         the K-th write writes nothing and returns 0
  *   long-write=K         the K-th write returns one byte more than asked
@@ -38,6 +40,7 @@ typedef struct {
     char *path;
     long long fail_write, fail_thread_write, short_write, zero_write;
     long long long_write, short_read, end_at;   /* -1: off */
+    long long fail_delay;
 } Target;
 
 struct QemuTransportOut {
@@ -97,6 +100,7 @@ static void target_parse(Target *tg, const char *target)
     tg->long_write = option(opts, "long-write");
     tg->short_read = option(opts, "short-read");
     tg->end_at = option(opts, "end-at");
+    tg->fail_delay = option(opts, "fail-delay");
 }
 
 static void log_line(const Target *tg, const char *line)
@@ -165,6 +169,9 @@ static ssize_t fault_write(QemuTransportOut *t, const struct iovec *iov,
          !atomic_compare_exchange_weak(&t->thread_max, &m, tk);) {
     }
     if (k == t->tg.fail_write || tk == t->tg.fail_thread_write) {
+        if (t->tg.fail_delay > 0) {
+            usleep(t->tg.fail_delay * 1000);
+        }
         *errp = msg(&t->tg, "injected failure of write", k);
         return -1;
     }

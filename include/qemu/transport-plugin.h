@@ -19,7 +19,13 @@
  * version it was built against, QEMU refuses versions outside its
  * [MIN_VERSION, VERSION] window, and the transport sees QEMU's window in
  * QemuTransportHostInfo and may refuse it in turn.  A new version only
- * ever appends to the structures below.
+ * ever appends to the structures below; QemuTransportRamBlock comes in
+ * an array, so QemuTransportVm states the size of its elements
+ * (@ram_block_size, since version 2).  QEMU passes a transport of an
+ * older version the elements of that version's layout.
+ *
+ * Version 2 added QemuTransportVm.ram_block_size; a version-1 transport
+ * still loads.
  */
 #ifndef QEMU_TRANSPORT_PLUGIN_H
 #define QEMU_TRANSPORT_PLUGIN_H
@@ -28,7 +34,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define QEMU_TRANSPORT_PLUGIN_VERSION 1
+#define QEMU_TRANSPORT_PLUGIN_VERSION 2
 #define QEMU_TRANSPORT_PLUGIN_MIN_VERSION 1
 
 #define QEMU_TRANSPORT_EXPORT __attribute__((visibility("default")))
@@ -86,11 +92,16 @@ typedef struct QemuTransportRamBlock {
  * struct QemuTransportVm - the VM a stream belongs to
  * @ram: the RAM blocks the stream does not carry, @nr_ram of them, in
  *     QEMU's RAM block order (none without x-ignore-shared; then @ram
- *     may be NULL)
+ *     may be NULL); step through it by @ram_block_size, e.g. with
+ *     qemu_transport_vm_ram()
  * @nr_ram: number of elements in @ram
  * @machine: the machine type as resolved, e.g. "pc-q35-10.2" for
  *     "-machine q35", never NULL
  * @cpu: the CPU model of the first vCPU, e.g. "qemu64", never NULL
+ * @ram_block_size: the size of an element of @ram, at least
+ *     sizeof(QemuTransportRamBlock) as version 2 has it (since version 2:
+ *     a transport reads it only if QemuTransportHostInfo.cur_version is
+ *     at least 2)
  *
  * Valid during the call it is passed to.  The transport can read the
  * rest of the configuration, e.g. the command line, itself.
@@ -100,7 +111,22 @@ typedef struct QemuTransportVm {
     uint32_t nr_ram;
     const char *machine;
     const char *cpu;
+    uint32_t ram_block_size;
 } QemuTransportVm;
+
+/**
+ * qemu_transport_vm_ram() - an element of QemuTransportVm.ram
+ * @vm: the VM, from a QEMU of version 2 or later
+ * @i: the element's index, below @vm->nr_ram
+ *
+ * Returns: the @i-th RAM block of @vm, found by @vm->ram_block_size.
+ */
+static inline const QemuTransportRamBlock *
+qemu_transport_vm_ram(const QemuTransportVm *vm, uint32_t i)
+{
+    return (const QemuTransportRamBlock *)
+        ((const char *)vm->ram + (size_t)i * vm->ram_block_size);
+}
 
 /* Opaque per-channel state, owned by the transport. */
 typedef struct QemuTransportOut QemuTransportOut;

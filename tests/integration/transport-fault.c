@@ -366,8 +366,11 @@ static const QemuTransportOps ops = {
     .in_close = in_close,
 };
 
-QEMU_TRANSPORT_EXPORT const uint32_t qemu_transport_plugin_version =
-    QEMU_TRANSPORT_PLUGIN_VERSION;
+/*
+ * Version 1 on purpose: it reads nothing version 2 added, and QEMU must
+ * still load a transport built for version 1.
+ */
+QEMU_TRANSPORT_EXPORT const uint32_t qemu_transport_plugin_version = 1;
 
 QEMU_TRANSPORT_EXPORT const QemuTransportOps *
 qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)

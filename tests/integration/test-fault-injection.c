@@ -98,12 +98,27 @@ static GStrv log_lines(const Fixture *f)
     return g_strsplit(g_strchomp(text), "\n", -1);
 }
 
+/* The source runs on; if it died, how (128 + the signal that killed it). */
+static void assert_alive(Fixture *f, const char *opt)
+{
+    g_autofree char *log = NULL;
+    int status = -1;
+
+    if (qemu_proc_running(f->src)) {
+        return;
+    }
+    qemu_proc_wait(f->src, TIMEOUT_MS, &status, NULL);
+    log = qemu_proc_log(f->src);
+    g_error("%s: the source QEMU died, status %d:\n%s", opt, status, log);
+}
+
 /*
  * The line of the handle closed after @before lines, polled for (QEMU
  * closes the channel in its clean-up, after it reported the outcome),
  * e.g. "out writes=...".  A QMP command after it runs after the clean-up.
  */
-static char *next_log_line(const Fixture *f, guint before, Qmp *qmp)
+static char *next_log_line(Fixture *f, guint before, Qmp *qmp,
+                           const char *opt)
 {
     g_autoptr(JsonNode) info = NULL;
     gint64 deadline = g_get_monotonic_time() + TIMEOUT_MS * 1000LL;
@@ -113,6 +128,7 @@ static char *next_log_line(const Fixture *f, guint before, Qmp *qmp)
     for (;;) {
         g_auto(GStrv) lines = log_lines(f);
 
+        assert_alive(f, opt);
         if (g_strv_length(lines) > before) {
             status = qmp_query_status(qmp, &err);
             g_assert_no_error(err);
@@ -192,7 +208,7 @@ static void fixture_setup(Fixture *f, gconstpointer data G_GNUC_UNUSED)
     g_assert_no_error(err);
     qmp_wait_migration(qemu_proc_qmp(f->src), TIMEOUT_MS, NULL, &err);
     g_assert_no_error(err);
-    line = next_log_line(f, 0, qemu_proc_qmp(f->src));
+    line = next_log_line(f, 0, qemu_proc_qmp(f->src), "a clean save");
     g_assert_cmpint(log_field(line, "committed"), ==, 1);
     f->writes = log_field(line, "writes");
     f->thread_writes = log_field(line, "thread-writes");
@@ -232,12 +248,8 @@ static gboolean save_with_fault(Fixture *f, const char *opt, long long k,
     qmp_migrate(qmp, uri, &err);
     g_assert_no_error(err);
     completed = qmp_wait_migration(qmp, TIMEOUT_MS, NULL, &err);
-    if (!qemu_proc_running(f->src)) {
-        g_autofree char *log = qemu_proc_log(f->src);
-
-        g_error("%s: the source QEMU died:\n%s", opt, log);
-    }
-    line = next_log_line(f, before, qmp);
+    assert_alive(f, opt);
+    line = next_log_line(f, before, qmp, opt);
     if (completed) {
         if (log_field(line, per_thread ? "thread-writes" : "writes") >= k ||
             !log_field(line, "committed")) {

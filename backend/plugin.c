@@ -12,6 +12,7 @@
 #include "room.h"
 #include "writer.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,13 @@ static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
             cpr_error(errp, target, "no RAM block list");
             return -1;
         }
+        /* a later ABI appends to the elements; they are never smaller */
+        if (vm->ram_block_size < sizeof(QemuTransportRamBlock)) {
+            cpr_error(errp, target, "RAM block elements of %" PRIu32
+                      " bytes, fewer than this transport's %zu",
+                      vm->ram_block_size, sizeof(QemuTransportRamBlock));
+            return -1;
+        }
         ram = calloc(vm->nr_ram, sizeof(*ram));
         if (!ram) {
             cpr_error(errp, target, "out of memory");
@@ -65,7 +73,7 @@ static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
         }
     }
     for (uint32_t i = 0; i < vm->nr_ram; i++) {
-        const QemuTransportRamBlock *b = &vm->ram[i];
+        const QemuTransportRamBlock *b = qemu_transport_vm_ram(vm, i);
 
         ram[i] = (CprRamBlock){
             .name = b->name, .host = b->host, .size = b->size, .fd = b->fd,

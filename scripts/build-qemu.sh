@@ -9,11 +9,11 @@
 #
 # libpmem is on, as in Debian's QEMU: memory-backend-file,pmem=on works.
 # Besides QEMU, the build has the hook series' qtest and its test
-# transport (tests/qtest/migration-transport-test, transport-qtest-file.so)
-# next to the binary.  Each build is cached in a directory keyed by the
-# version, the source package, both series and this script, and
-# compiled through ccache, so only a changed series pays for a rebuild,
-# and builds of both versions coexist.
+# transports (tests/qtest/migration-transport-test, transport-qtest-file.so
+# and transport-qtest-seek.so) next to the binary.  Each build is cached
+# in a directory keyed by the version, the source package, both series
+# and this script, and compiled through ccache, so only a changed series
+# pays for a rebuild, and builds of both versions coexist.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,7 +73,7 @@ cd "$out/build"
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu \
     >&2
 ninja qemu-system-x86_64 tests/qtest/migration-transport-test \
-    tests/qtest/transport-qtest-file.so >&2
+    tests/qtest/transport-qtest-file.so tests/qtest/transport-qtest-seek.so >&2
 
 # Run from the build tree, QEMU looks for firmware under qemu-bundle/
 # only: point it at the installed SeaBIOS, iPXE and option ROMs.

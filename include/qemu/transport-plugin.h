@@ -19,7 +19,13 @@
  * version it was built against, QEMU refuses versions outside its
  * [MIN_VERSION, VERSION] window, and the transport sees QEMU's window in
  * QemuTransportHostInfo and may refuse it in turn.  A new version only
- * ever appends to the structures below.
+ * ever appends to the structures below; QemuTransportRamBlock comes in
+ * an array, so QemuTransportVm states the size of its elements
+ * (@ram_block_size, since version 2).  QEMU passes a transport of an
+ * older version the elements of that version's layout.
+ *
+ * Version 2 added QemuTransportVm.ram_block_size; a version-1 transport
+ * still loads.
  */
 #ifndef QEMU_TRANSPORT_PLUGIN_H
 #define QEMU_TRANSPORT_PLUGIN_H
@@ -28,7 +34,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define QEMU_TRANSPORT_PLUGIN_VERSION 1
+#define QEMU_TRANSPORT_PLUGIN_VERSION 2
 #define QEMU_TRANSPORT_PLUGIN_MIN_VERSION 1
 
 #define QEMU_TRANSPORT_EXPORT __attribute__((visibility("default")))
@@ -86,11 +92,16 @@ typedef struct QemuTransportRamBlock {
  * struct QemuTransportVm - the VM a stream belongs to
  * @ram: the RAM blocks the stream does not carry, @nr_ram of them, in
  *     QEMU's RAM block order (none without x-ignore-shared; then @ram
- *     may be NULL)
+ *     may be NULL); step through it by @ram_block_size, e.g. with
+ *     qemu_transport_vm_ram()
  * @nr_ram: number of elements in @ram
  * @machine: the machine type as resolved, e.g. "pc-q35-10.2" for
  *     "-machine q35", never NULL
  * @cpu: the CPU model of the first vCPU, e.g. "qemu64", never NULL
+ * @ram_block_size: the size of an element of @ram, at least
+ *     sizeof(QemuTransportRamBlock) as version 2 has it (since version 2:
+ *     a transport reads it only if QemuTransportHostInfo.cur_version is
+ *     at least 2)
  *
  * Valid during the call it is passed to.  The transport can read the
  * rest of the configuration, e.g. the command line, itself.
@@ -100,7 +111,22 @@ typedef struct QemuTransportVm {
     uint32_t nr_ram;
     const char *machine;
     const char *cpu;
+    uint32_t ram_block_size;
 } QemuTransportVm;
+
+/**
+ * qemu_transport_vm_ram() - an element of QemuTransportVm.ram
+ * @vm: the VM, from a QEMU of version 2 or later
+ * @i: the element's index, below @vm->nr_ram
+ *
+ * Returns: the @i-th RAM block of @vm, found by @vm->ram_block_size.
+ */
+static inline const QemuTransportRamBlock *
+qemu_transport_vm_ram(const QemuTransportVm *vm, uint32_t i)
+{
+    return (const QemuTransportRamBlock *)
+        ((const char *)vm->ram + (size_t)i * vm->ram_block_size);
+}
 
 /* Opaque per-channel state, owned by the transport. */
 typedef struct QemuTransportOut QemuTransportOut;
@@ -121,6 +147,13 @@ typedef struct QemuTransportIn QemuTransportIn;
  * message should name the target and the reason ("/mnt/pmem/vm.cpr: no
  * space left on device"); QEMU shows it in the command's error or in
  * query-migrate's error-desc, as each call says below.
+ *
+ * Counts: a write (@out_writev, @out_pwritev) writes all of @iov and
+ * returns its size, or fails with -1.  A read (@in_readv, @in_preadv)
+ * returns 1 to the size of @iov bytes, 0 only at the end of the stream,
+ * or -1; QEMU calls again for the rest of a short read.  Any other value
+ * (a short write, 0 from a write, more than asked, a negative value but
+ * -1) fails the migration or the load with a message naming the call.
  *
  * Threads: apart from @out_pwritev and @in_preadv (see there), QEMU never
  * calls into one handle from two threads at once: it joins the migration
@@ -159,7 +192,9 @@ typedef struct QemuTransportOps {
      * Prepares a new image that does not disturb the last committed one.
      *
      * Context: main thread, BQL held, inside the migrate command, after
-     * QEMU's own checks passed and the migration moved to "setup".
+     * QEMU's own checks passed and the migration moved to "setup".  QEMU
+     * refuses the migration modes cpr-transfer and cpr-exec on a
+     * transport before it gets here.
      *
      * Returns: a new handle, or NULL with *@errp set.  QEMU then fails the
      * command with the message, query-migrate reports "failed" with it as
@@ -187,9 +222,8 @@ typedef struct QemuTransportOps {
      * interrupt a call in progress, so a call must end in bounded time
      * (local I/O only).
      *
-     * Returns: the total size of @iov, or -1 with *@errp set.  QEMU would
-     * write the rest of a short count again, but 0 makes it call again
-     * forever.  On -1 the migration fails with the message as
+     * Returns: the total size of @iov, or -1 with *@errp set (see Counts
+     * above).  On -1 the migration fails with the message as
      * query-migrate's error-desc; @out_abort and @out_close follow.
      */
     ssize_t (*out_writev)(QemuTransportOut *t, const struct iovec *iov,
@@ -224,7 +258,8 @@ typedef struct QemuTransportOps {
      * disjoint ranges), and concurrently with @out_writev.  BQL not
      * held.  All of them have returned before @out_commit.
      *
-     * Returns: the size of @iov, or -1 with *@errp set (as @out_writev).
+     * Returns: the size of @iov, or -1 with *@errp set (as @out_writev;
+     * see Counts above).
      */
     ssize_t (*out_pwritev)(QemuTransportOut *t, const struct iovec *iov,
                            int iovcnt, int64_t offset, char **errp);
@@ -233,12 +268,20 @@ typedef struct QemuTransportOps {
      * @out_commit: make the stream durable and publish it atomically.
      *
      * @t: the handle from @out_open
-     * @vm: the VM being saved; its RAM does not change during the call
+     * @vm: the VM being saved; the RAM it lists (left in place) does not
+     *     change during the call
      * @errp: where to store the error message
      *
      * Called at most once per handle, after QEMU has flushed the last
      * byte through @out_writev or @out_pwritev and before it reports the
-     * migration "completed", with the VM stopped.  Once it returns 0, a
+     * migration "completed", and only if every write succeeded and the
+     * migration is still under way (not failed, not cancelled); otherwise
+     * @out_abort follows instead.  The VM is stopped, except in a
+     * background snapshot (capability background-snapshot), where it has
+     * run on since the start of the save while QEMU kept the stream's
+     * copy of RAM as it was then; QEMU refuses x-ignore-shared with a
+     * background snapshot on a transport, so @vm lists no RAM then.
+     * Once it returns 0, a
      * crash at any later point leaves this image as the one @in_open
      * loads; if it fails, or is cut off by QEMU's exit or a host crash,
      * the previous image must still be the one @in_open loads.
@@ -324,8 +367,8 @@ typedef struct QemuTransportOps {
      * coroutine: the monitor and the main loop wait while it runs, so it
      * must not block on anything but local I/O.
      *
-     * Returns: the number of bytes read (short reads are fine), 0 at the
-     * end of the stream, or -1 with *@errp set.  On -1 the load fails
+     * Returns: the number of bytes read, 0 at the end of the stream, or
+     * -1 with *@errp set (see Counts above).  On -1 the load fails
      * and query-migrate's error-desc on the destination says "load of
      * migration failed: " followed by the message; with exit-on-error
      * (the default) QEMU prints that and exits after @in_close.
@@ -345,7 +388,9 @@ typedef struct QemuTransportOps {
      * Context: the incoming coroutine (as @in_readv) and, with multifd,
      * every multifd receive thread: several calls on one handle may run
      * at once, and concurrently with @in_readv.  BQL not held in the
-     * multifd threads.  Reads past the end of the stream are short.
+     * multifd threads.  A read that reaches the end of the stream is
+     * short.  QEMU reads at an offset only what it wrote there: if the
+     * stream ends first, the load fails.
      *
      * Returns: like @in_readv.
      */

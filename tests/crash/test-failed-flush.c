@@ -64,7 +64,8 @@ static int failures;
 /* The VM being saved: its RAM travels in the stream (none left in place). */
 static const QemuTransportVm *test_vm(void)
 {
-    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
+    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64",
+                                        sizeof(QemuTransportRamBlock) };
 
     return &vm;
 }
@@ -208,7 +209,8 @@ static void fail_then_commit(uint64_t gen, unsigned fail_at, bool sticky,
 int main(void)
 {
     static const QemuTransportHostInfo host = {
-        1, 1, "10.0.13-failed-flush", warn,
+        QEMU_TRANSPORT_PLUGIN_MIN_VERSION, QEMU_TRANSPORT_PLUGIN_VERSION,
+        "10.0.13-failed-flush", warn,
     };
     const char *dir = getenv("CPR_TEST_DIR");
     size_t len[5] = { 300000, 1 << 20, 4096 * 3 + 5, 70000, 1 };

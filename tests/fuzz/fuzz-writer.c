@@ -163,7 +163,8 @@ static void setup(void)
 {
     /* Valid for the life of the process, as QEMU's is. */
     static const QemuTransportHostInfo host = {
-        1, 1, "10.2.0-fuzz", warn,
+        QEMU_TRANSPORT_PLUGIN_MIN_VERSION, QEMU_TRANSPORT_PLUGIN_VERSION,
+        "10.2.0-fuzz", warn,
     };
     char *err = NULL;
 
@@ -189,7 +190,8 @@ static void setup(void)
 static QemuTransportVm vm_of(unsigned mode)
 {
     unsigned which = (mode & FW_VM_MASK) >> FW_VM_SHIFT;
-    QemuTransportVm vm = { NULL, 0, "pc-q35-10.2", "qemu64" };
+    QemuTransportVm vm = { NULL, 0, "pc-q35-10.2", "qemu64",
+                           sizeof(QemuTransportRamBlock) };
 
     switch (which) {
     case FW_VM_ANON:

@@ -145,7 +145,7 @@ static void report_vm(const Target *tg, const char *call,
     fprintf(f, "[%s]\nmachine=%s\ncpu=%s\nnr_ram=%" PRIu32 "\n", call,
             vm->machine, vm->cpu, vm->nr_ram);
     for (uint32_t i = 0; i < vm->nr_ram; i++) {
-        const QemuTransportRamBlock *rb = &vm->ram[i];
+        const QemuTransportRamBlock *rb = qemu_transport_vm_ram(vm, i);
         struct stat st;
         uint32_t probe = 0;
 

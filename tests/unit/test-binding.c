@@ -143,7 +143,8 @@ static const QemuTransportVm *vm_of(Vm *v, const char *machine,
         v->blocks[n++] = r->block;
     }
     va_end(ap);
-    v->vm = (QemuTransportVm){ v->blocks, n, machine, cpu };
+    v->vm = (QemuTransportVm){ v->blocks, n, machine, cpu,
+                               sizeof(QemuTransportRamBlock) };
     return &v->vm;
 }
 

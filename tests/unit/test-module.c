@@ -16,8 +16,12 @@ static void test_module(void)
 {
     /* RTLD_NOW: any unresolved symbol fails here, not in QEMU. */
     void *h = dlopen(TRANSPORT_SO, RTLD_NOW | RTLD_LOCAL);
-    static const QemuTransportHostInfo host = { 1, 1, "10.0.13", warn };
-    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64" };
+    static const QemuTransportHostInfo host = {
+        QEMU_TRANSPORT_PLUGIN_MIN_VERSION, QEMU_TRANSPORT_PLUGIN_VERSION,
+        "10.0.13", warn,
+    };
+    static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64",
+                                        sizeof(QemuTransportRamBlock) };
     const QemuTransportOps *ops;
     QemuTransportInitFunc init;
     const uint32_t *version;

@@ -123,7 +123,8 @@ const QemuTransportOps *tu_ops(void)
     if (!ops) {
         /* Valid for the life of the process, as QEMU's is. */
         static const QemuTransportHostInfo host = {
-            1, 1, TU_QEMU_VERSION, record_warning,
+            QEMU_TRANSPORT_PLUGIN_MIN_VERSION, QEMU_TRANSPORT_PLUGIN_VERSION,
+            TU_QEMU_VERSION, record_warning,
         };
         char *err = NULL;
 

@@ -144,11 +144,22 @@ static void warn_volatile(const CprHost *host, const CprVmdesc *d,
     if (d->image_media == CPR_MEDIA_VOLATILE) {
         cpr_warn(host, "%s: the image is on volatile memory (%s): a host "
                  "reboot loses it", image_path, d->image_media_detail);
+    } else if (cpr_media_kexec_only(d->image_media_detail)) {
+        cpr_warn(host, "%s: the image is on DRAM-backed pmem (%s): a kexec "
+                 "keeps it, a cold reboot or a power loss does not",
+                 image_path, d->image_media_detail);
     }
     for (uint32_t i = 0; i < d->nr_blocks; i++) {
         const CprVmdescBlock *k = &d->blocks[i];
 
         if (k->media != CPR_MEDIA_VOLATILE) {
+            if (cpr_media_kexec_only(k->media_detail)) {
+                cpr_warn(host, "%s: the guest RAM of block %s is on "
+                         "DRAM-backed pmem (%s): a kexec keeps it, a cold "
+                         "reboot or a power loss does not",
+                         cpr_block_where(k) ? cpr_block_where(k) : image_path,
+                         k->name, k->media_detail);
+            }
             continue;
         }
         if (cpr_block_where(k)) {

@@ -14,6 +14,7 @@ struct L1Host {
     char *qemu;
     char *kernel, *initrd, *disk;
     char *nvdimm, *nvdimm_size;
+    char *memmap;       /* DRAM-backed pmem instead of the NVDIMM */
     char *agent_path, *console;
     void (*log)(const char *line);
     GSubprocess *proc;
@@ -89,12 +90,20 @@ L1Host *l1_new(const char *dir, const char *l1_qemu, const char *kernel,
     h->log = log;
     h->t0 = g_get_monotonic_time();
     trunc[3] = h->nvdimm;
-    g_spawn_sync(NULL, (char **)trunc, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
-                 NULL, NULL, &status, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(status, ==, 0);
+    if (nvdimm_size) {
+        g_spawn_sync(NULL, (char **)trunc, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                     NULL, NULL, NULL, &status, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(status, ==, 0);
+    }
     say(h, "L1 work directory %s, QEMU %s", dir, l1_qemu);
     return h;
+}
+
+void l1_use_memmap(L1Host *h, const char *memmap)
+{
+    g_free(h->memmap);
+    h->memmap = g_strdup(memmap);
 }
 
 void l1_free(L1Host *h)
@@ -110,6 +119,7 @@ void l1_free(L1Host *h)
     g_free(h->disk);
     g_free(h->nvdimm);
     g_free(h->nvdimm_size);
+    g_free(h->memmap);
     g_free(h->agent_path);
     g_free(h->console);
     g_free(h);
@@ -143,12 +153,15 @@ gint64 l1_start(L1Host *h)
         "socket,id=agent,path=%s,server=on,wait=off", h->agent_path);
     g_autofree char *log = g_strdup_printf("%s/l1-qemu-%d.log", h->dir,
                                            h->boots);
+    g_autofree char *append = g_strdup_printf(
+        "console=ttyS0 panic=-1 quiet%s%s", h->memmap ? " memmap=" : "",
+        h->memmap ? h->memmap : "");
     const char *argv[] = {
         h->qemu, "-accel", "tcg", "-machine", "pc,nvdimm=on", "-smp", "2",
         "-m", "1G,slots=2,maxmem=4G", "-object", nv,
         "-device", "nvdimm,id=nvdimm0,memdev=nv0",
         "-kernel", h->kernel, "-initrd", h->initrd,
-        "-append", "console=ttyS0 panic=-1 quiet",
+        "-append", append,
         "-drive", drive, "-display", "none", "-nodefaults", "-no-user-config",
         "-serial", serial0, "-chardev", agent, "-serial", "chardev:agent",
         NULL,
@@ -159,6 +172,12 @@ gint64 l1_start(L1Host *h)
     GError *err = NULL;
     gint64 t;
 
+    if (h->memmap) {
+        /* No NVDIMM: 2 GiB of RAM, the memmap= range of it pmem. */
+        argv[4] = "pc";
+        argv[8] = "2G";
+        memmove(&argv[9], &argv[13], sizeof(argv) - 13 * sizeof(*argv));
+    }
     g_subprocess_launcher_set_stdout_file_path(launcher, log);
     g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
     g_unlink(h->agent_path);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # /sbin/l1-init of the reboot suite's L1 host (scripts/build-l1-image.sh):
-# mount the fs-dax filesystem on the emulated NVDIMM at /mnt/pmem (making
+# mount the fs-dax filesystem on the emulated NVDIMM (or on the memmap=
+# range: the same namespace0.0, of an e820 region) at /mnt/pmem (making
 # the fsdax namespace and the filesystem on the first boot only), then
 # serve the host on the second serial port (/dev/ttyS1), one shell command
 # per line: its output (stdout and stderr) comes back on the same line,
@@ -53,7 +54,10 @@ if ! mount -o dax /dev/pmem0 /mnt/pmem; then
     exec sh <&3 >&3 2>&3
 fi
 dax=$(awk '$2 == "/mnt/pmem" { print $4 }' /proc/mounts)
-say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax$fresh"
+# Which pmem: the nd bus's provider (ACPI.NFIT: the NVDIMM; e820: memmap=).
+provider=$(cat /sys/bus/nd/devices/ndbus0/provider 2>/dev/null)
+memmap=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^memmap=/ memmap=/p')
+say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax provider=$provider$memmap$fresh"
 
 # The agent must not be PID 1: orphans (restored VMs, background suites)
 # are PID 1's children, and busybox's read, interrupted by their SIGCHLD,

@@ -12,6 +12,13 @@
  * L1 (scripts/build-l1-image.sh, tests/reboot/l1-init.sh) serves shell
  * commands on its second serial port; reboot-l2 drives L2 inside L1.
  * Every line L1 sends is logged with the time it arrived.
+ *
+ * With CPR_L1_PMEM=e820 (test "reboot-e820"), L1 has no NVDIMM: it boots
+ * with memmap=MEMMAP, DRAM-backed pmem of an e820 region with fs-dax on
+ * it, which a kexec keeps and a cold reboot does not.  cpr-host-update
+ * must refuse a cold reboot before touching a VM, and restore two VMs
+ * after a kexec; cpr-pmem check --for=reboot refuses their images,
+ * --for=kexec takes them.
  */
 #include "l1-host.h"
 #include "test-env.h"
@@ -20,11 +27,15 @@
 #include <string.h>
 
 #define NVDIMM_SIZE "2G"
+/* DRAM-backed pmem: wholly inside L1's usable RAM below 2 GiB (512M!1536M
+ * overlapped the reserved e820 tail and came up in two pieces). */
+#define MEMMAP "512M!1G"
 
 static L1Host *l1;
 static char *l1_dir;
 static GString *summary;
 static gint64 suite_t0;
+static gboolean e820;   /* memmap= pmem, no NVDIMM */
 
 static double secs(gint64 from, gint64 to)
 {
@@ -94,10 +105,33 @@ static void test_boot(void)
              CPR_BUILD_ROOT, NULL, &kernel, &initrd, &disk, &took);
     phase("%-28s %6.2f s (%s)", "L1 image (cached or built)", took, disk);
     l1_dir = test_env_mkdtemp(TEST_BASE_DISK);
-    l1 = l1_new(l1_dir, l1_qemu(), kernel, initrd, disk, NVDIMM_SIZE,
-                log_line);
+    l1 = l1_new(l1_dir, l1_qemu(), kernel, initrd, disk,
+                e820 ? NULL : NVDIMM_SIZE, log_line);
+    if (e820) {
+        l1_use_memmap(l1, MEMMAP);
+    }
     t = l1_start(l1);
-    wait_boot("L1 first boot", t);
+    wait_boot(e820 ? "L1 first boot, memmap=" MEMMAP : "L1 first boot", t);
+}
+
+/* The pmem is what the mode says: the nd bus's provider, the range. */
+static void test_provider(void)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    l1_run_ok(l1, "cat /sys/bus/nd/devices/ndbus0/provider "
+              "/sys/bus/nd/devices/region0/size /proc/cmdline; "
+              "ls /sys/bus/nd/devices", out);
+    if (e820) {
+        g_assert_nonnull(strstr(out->str, "e820\n"));
+        g_assert_nonnull(strstr(out->str, "memmap=" MEMMAP));
+        g_assert_nonnull(strstr(out->str, "536870912\n"));   /* 512 MiB */
+        g_assert_null(strstr(out->str, "nfit"));
+    } else {
+        g_assert_nonnull(strstr(out->str, "ACPI.NFIT\n"));
+    }
+    phase("%-28s %s", "pmem provider", e820 ? "e820 (memmap=" MEMMAP
+                                            ", no NVDIMM)" : "ACPI.NFIT");
 }
 
 static void test_is_pmem(void)
@@ -157,13 +191,23 @@ static void test_suites_on_dax(void)
 
 typedef enum { DOWN_KEXEC, DOWN_REBOOT, DOWN_CRASH } Down;
 
+static char *tool_path(const char *tool)
+{
+    g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
+
+    return build_path(rel);
+}
+
 /*
  * One round: L2 saved by cpr-host-update, L1 down the way @how says and
  * back, L2 restored and checked.
  */
 static void round_trip(Down how, int round)
 {
-    static const char *const names[] = { "kexec", "reboot", "crash" };
+    static const char *const names_nfit[] = { "kexec", "reboot", "crash" };
+    static const char *const names_e820[] = { "e820 kexec", "e820 reboot",
+                                              "e820 crash" };
+    const char *const *names = e820 ? names_e820 : names_nfit;
     static const char *const cmds[] = {
         NULL,                        /* the tool's default: kexec -e */
         " --reboot-cmd='reboot -f'",
@@ -218,6 +262,9 @@ static void round_trip(Down how, int round)
 static void test_kexec(void)
 {
     round_trip(DOWN_KEXEC, 1);
+    if (e820) {
+        test_provider();    /* the same memmap= after the kexec */
+    }
 }
 
 static void test_reboot(void)
@@ -230,6 +277,61 @@ static void test_crash(void)
     round_trip(DOWN_CRASH, 3);
 }
 
+/*
+ * e820: cpr-host-update with a cold reboot command refuses before it
+ * touches a VM, naming the DRAM-backed pmem: no image is made, nothing
+ * rebooted, and both VMs still run (reboot-l2 quit-all finds and stops
+ * them).
+ */
+static void test_e820_cold_refused(void)
+{
+    g_autofree char *save = driver_cmd("save", 9, " --reboot-cmd='reboot -f'");
+    g_autofree char *quit = g_strdup_printf("%s quit-all",
+                                            build_path("tests/reboot/reboot-l2"));
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GString) quits = g_string_new(NULL);
+    gint64 t = g_get_monotonic_time();
+
+    g_assert_cmpint(l1_run(l1, save, out), ==, 1);
+    g_assert_nonnull(strstr(out->str, "on DRAM-backed pmem (e820, memmap=): "
+                            "it survives a kexec only, and 'reboot -f' is "
+                            "not one"));
+    g_assert_nonnull(strstr(out->str, "no VM was touched"));
+    g_assert_nonnull(strstr(out->str, "cpr-host-update save: exit 1"));
+    g_assert_null(strstr(out->str, "manifest "));
+    l1_run_ok(l1, "test ! -e /mnt/pmem/l2/vm0.cpr && "
+              "test ! -e /mnt/pmem/l2/vm1.cpr && "
+              "test ! -e /mnt/pmem/l2/manifest.json", NULL);
+    l1_run_ok(l1, quit, quits);
+    g_assert_nonnull(strstr(quits->str, "@@quit vm0 "));
+    g_assert_nonnull(strstr(quits->str, "@@quit vm1 "));
+    phase("e820: %-20s %6.2f s (reboot -f refused before any VM was "
+          "touched; both VMs ran on)", "cold reboot refused",
+          secs(t, g_get_monotonic_time()));
+}
+
+/* e820: the images the kexec round restored from, as check judges them. */
+static void test_e820_check(void)
+{
+    g_autofree char *pmem = tool_path("cpr-pmem");
+    g_autofree char *reboot = g_strdup_printf(
+        "%s check --for=reboot /mnt/pmem/l2/vm0.cpr", pmem);
+    g_autofree char *kexec = g_strdup_printf(
+        "%s check --for=kexec /mnt/pmem/l2/vm0.cpr", pmem);
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    g_assert_cmpint(l1_run(l1, reboot, out), ==, 1);
+    g_assert_nonnull(strstr(out->str, "would not survive a host reboot, only "
+                            "a kexec: the image is on DRAM-backed pmem"));
+    g_assert_nonnull(strstr(out->str, " in /mnt/pmem/l2/vm0.ram is on "
+                            "DRAM-backed pmem"));
+    g_string_truncate(out, 0);
+    l1_run_ok(l1, kexec, out);
+    g_assert_nonnull(strstr(out->str, "survives a kexec (image: pmem)"));
+    phase("e820: %-20s check --for=reboot refuses (exit 1), --for=kexec "
+          "takes it", "image check");
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -237,12 +339,25 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     suite_t0 = g_get_monotonic_time();
     summary = g_string_new(NULL);
-    g_test_add_func("/reboot/boot", test_boot);
-    g_test_add_func("/reboot/is-pmem", test_is_pmem);
-    g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
-    g_test_add_func("/reboot/kexec", test_kexec);
-    g_test_add_func("/reboot/reboot", test_reboot);
-    g_test_add_func("/reboot/crash", test_crash);
+    e820 = !g_strcmp0(g_getenv("CPR_L1_PMEM"), "e820");
+    if (e820) {
+        g_test_add_func("/reboot-e820/boot-memmap", test_boot);
+        g_test_add_func("/reboot-e820/provider-e820", test_provider);
+        g_test_add_func("/reboot-e820/is-pmem", test_is_pmem);
+        g_test_add_func("/reboot-e820/cold-reboot-refused",
+                        test_e820_cold_refused);
+        g_test_add_func("/reboot-e820/kexec-same-memmap", test_kexec);
+        g_test_add_func("/reboot-e820/check-for-reboot-and-kexec",
+                        test_e820_check);
+    } else {
+        g_test_add_func("/reboot/boot", test_boot);
+        g_test_add_func("/reboot/provider-nfit", test_provider);
+        g_test_add_func("/reboot/is-pmem", test_is_pmem);
+        g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
+        g_test_add_func("/reboot/kexec", test_kexec);
+        g_test_add_func("/reboot/reboot", test_reboot);
+        g_test_add_func("/reboot/crash", test_crash);
+    }
     rc = g_test_run();
     g_test_message("phase times (TCG, L1 on 2 vCPUs):\n%s  total %.1f s",
                    summary->str, secs(suite_t0, g_get_monotonic_time()));

@@ -35,7 +35,9 @@ i=0
 while [ ! -e $ns/mode ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
 mode=$(cat $ns/mode 2>/dev/null)
 fresh=
-if [ "$mode" = raw ]; then
+# No holder: no fsdax info block yet.  The NVDIMM's namespace reads "raw"
+# then; an e820 one "memory" (its pages are mapped), but has none either.
+if [ -z "$(cat $ns/holder 2>/dev/null)" ]; then
     # First boot: raw mode cannot do DAX.  The fsdax namespace's info
     # block is on the media: later boots find it again.
     t0=$(cut -d' ' -f1 /proc/uptime)

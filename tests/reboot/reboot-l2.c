@@ -2,7 +2,7 @@
 /*
  * reboot-l2: the reboot suite's driver inside L1 (tests/reboot/).
  *
- *   reboot-l2 save --round=N [--reboot-cmd=CMD] [--dry-run]
+ *   reboot-l2 save --round=N [--reboot-cmd=CMD] [--dry-run] [--image-dir=D]
  *       start --vms qtest VMs (the patched QEMU, RAM in DIR/vmI.ram on
  *       the fs-dax mount), write round N's RAM patterns and RTC CMOS
  *       bytes over qtest, then hand the VMs to cpr-host-update save.
@@ -41,6 +41,7 @@
 #define CMOS_COUNT 16
 
 static char *opt_dir = "/mnt/pmem/l2";
+static char *opt_image_dir;     /* default: opt_dir */
 static char *opt_run = "/run/l2";
 static char *opt_qemu;
 static char *opt_tool;
@@ -225,7 +226,9 @@ static int cmd_save(void)
 
     g_ptr_array_add(argv, g_strdup(opt_tool));
     g_ptr_array_add(argv, g_strdup("save"));
-    g_ptr_array_add(argv, g_strdup_printf("--image-dir=%s", opt_dir));
+    g_ptr_array_add(argv, g_strdup_printf("--image-dir=%s",
+                                          opt_image_dir ? opt_image_dir
+                                                        : opt_dir));
     g_ptr_array_add(argv, g_strdup_printf("--manifest=%s", manifest));
     if (opt_reboot_cmd) {
         g_ptr_array_add(argv, g_strdup_printf("--reboot-cmd=%s", opt_reboot_cmd));
@@ -393,6 +396,8 @@ int main(int argc, char **argv)
 {
     GOptionEntry entries[] = {
         { "dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_dir, "RAM, images, logs", NULL },
+        { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_image_dir,
+          "images (save; default: --dir)", NULL },
         { "run", 0, 0, G_OPTION_ARG_FILENAME, &opt_run, "sockets", NULL },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &opt_qemu, "patched QEMU", NULL },
         { "tool", 0, 0, G_OPTION_ARG_FILENAME, &opt_tool, "cpr-host-update", NULL },
@@ -418,6 +423,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (g_mkdir_with_parents(opt_dir, 0755) < 0 ||
+        (opt_image_dir && g_mkdir_with_parents(opt_image_dir, 0755) < 0) ||
         g_mkdir_with_parents(opt_run, 0755) < 0) {
         perror("reboot-l2: mkdir");
         return 1;

@@ -279,35 +279,47 @@ static void test_crash(void)
 
 /*
  * e820: cpr-host-update with a cold reboot command refuses before it
- * touches a VM, naming the DRAM-backed pmem: no image is made, nothing
- * rebooted, and both VMs still run (reboot-l2 quit-all finds and stops
- * them).
+ * touches a VM, naming the DRAM-backed pmem (@what): no image is made,
+ * nothing rebooted, and both VMs still run (reboot-l2 quit-all finds and
+ * stops them).  @images: where the images go.
  */
-static void test_e820_cold_refused(void)
+static void cold_refused(const char *images, const char *what)
 {
-    g_autofree char *save = driver_cmd("save", 9, " --reboot-cmd='reboot -f'");
+    g_autofree char *extra = g_strdup_printf(
+        " --image-dir=%s --reboot-cmd='reboot -f'", images);
+    g_autofree char *save = driver_cmd("save", 9, extra);
     g_autofree char *quit = g_strdup_printf("%s quit-all",
                                             build_path("tests/reboot/reboot-l2"));
+    g_autofree char *none = g_strdup_printf(
+        "test ! -e %s/vm0.cpr && test ! -e %s/vm1.cpr && "
+        "test ! -e /mnt/pmem/l2/manifest.json", images, images);
+    g_autofree char *why = g_strdup_printf(
+        "cpr-host-update: vm0: %s is on DRAM-backed pmem (e820, memmap=): it "
+        "survives a kexec only, and 'reboot -f' is not one", what);
     g_autoptr(GString) out = g_string_new(NULL);
     g_autoptr(GString) quits = g_string_new(NULL);
     gint64 t = g_get_monotonic_time();
 
     g_assert_cmpint(l1_run(l1, save, out), ==, 1);
-    g_assert_nonnull(strstr(out->str, "on DRAM-backed pmem (e820, memmap=): "
-                            "it survives a kexec only, and 'reboot -f' is "
-                            "not one"));
+    g_assert_nonnull(strstr(out->str, why));
     g_assert_nonnull(strstr(out->str, "no VM was touched"));
     g_assert_nonnull(strstr(out->str, "cpr-host-update save: exit 1"));
     g_assert_null(strstr(out->str, "manifest "));
-    l1_run_ok(l1, "test ! -e /mnt/pmem/l2/vm0.cpr && "
-              "test ! -e /mnt/pmem/l2/vm1.cpr && "
-              "test ! -e /mnt/pmem/l2/manifest.json", NULL);
+    l1_run_ok(l1, none, NULL);
     l1_run_ok(l1, quit, quits);
     g_assert_nonnull(strstr(quits->str, "@@quit vm0 "));
     g_assert_nonnull(strstr(quits->str, "@@quit vm1 "));
-    phase("e820: %-20s %6.2f s (reboot -f refused before any VM was "
-          "touched; both VMs ran on)", "cold reboot refused",
-          secs(t, g_get_monotonic_time()));
+    phase("e820: %-20s %6.2f s (reboot -f refused for %s before any VM "
+          "was touched; both VMs ran on)", "cold reboot refused",
+          secs(t, g_get_monotonic_time()), what);
+}
+
+static void test_e820_cold_refused(void)
+{
+    /* the images on fs-dax over memmap= too */
+    cold_refused("/mnt/pmem/l2", "its image /mnt/pmem/l2/vm0.cpr");
+    /* the images on tmpfs: the guest RAM, as QEMU maps it, is the reason */
+    cold_refused("/run/l2-images", "its guest RAM /mnt/pmem/l2/vm0.ram");
 }
 
 /* e820: the images the kexec round restored from, as check judges them. */
@@ -328,6 +340,11 @@ static void test_e820_check(void)
     g_string_truncate(out, 0);
     l1_run_ok(l1, kexec, out);
     g_assert_nonnull(strstr(out->str, "survives a kexec (image: pmem)"));
+    /* The save warned too, in QEMU's log. */
+    g_string_truncate(out, 0);
+    l1_run_ok(l1, "grep -h 'DRAM-backed pmem' /mnt/pmem/l2/vm0.log", out);
+    g_assert_nonnull(strstr(out->str, "/mnt/pmem/l2/vm0.cpr: the image is on "
+                            "DRAM-backed pmem (e820 pmem, kexec only"));
     phase("e820: %-20s check --for=reboot refuses (exit 1), --for=kexec "
           "takes it", "image check");
 }

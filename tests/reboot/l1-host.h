@@ -17,6 +17,9 @@
 
 #define L1_BOOT_TIMEOUT_S 300
 #define L1_CMD_TIMEOUT_S  900
+/* The second NVDIMM: one namespace in devdax mode, /dev/dax1.0. */
+#define L1_DEVDAX_SIZE    "512M"
+#define L1_DEVDAX         "/dev/dax1.0"
 
 typedef struct L1Host L1Host;
 
@@ -31,8 +34,9 @@ void l1_image(const char *script, const char *qemu, const char *build_root,
               char **disk, double *secs);
 
 /*
- * A new L1 in @dir (its NVDIMM backing file of @nvdimm_size, sockets,
- * console and QEMU logs), run by @l1_qemu.  @log gets every line (NULL: g_message).
+ * A new L1 in @dir (its NVDIMM backing file of @nvdimm_size and a second
+ * NVDIMM's of L1_DEVDAX_SIZE for device DAX, sockets, console and QEMU
+ * logs), run by @l1_qemu.  @log gets every line (NULL: g_message).
  */
 L1Host *l1_new(const char *dir, const char *l1_qemu, const char *kernel,
                const char *initrd, const char *disk, const char *nvdimm_size,

@@ -214,8 +214,12 @@ static void round_trip(Down how, int round)
         /* the host kills L1 when the tool runs this */
         " --reboot-cmd='sleep 3600'",
     };
-    g_autofree char *save = driver_cmd("save", round, cmds[how]);
-    g_autofree char *restore = driver_cmd("restore", round, NULL);
+    /* The NVDIMM host's kexec round: a third VM, its RAM on device DAX. */
+    gboolean devdax = !e820 && how == DOWN_KEXEC;
+    const char *dax = devdax ? " --vms=3 --devdax=" L1_DEVDAX : "";
+    g_autofree char *save_extra = g_strconcat(dax, cmds[how], NULL);
+    g_autofree char *save = driver_cmd("save", round, save_extra);
+    g_autofree char *restore = driver_cmd("restore", round, dax);
     g_autofree char *what = g_strdup_printf("%s: down to userspace", names[how]);
     g_autoptr(GString) out = g_string_new(NULL);
     gint64 t_save, t_down, t_up, t_restored;
@@ -249,14 +253,15 @@ static void round_trip(Down how, int round)
     t_up = g_get_monotonic_time();
     l1_run_ok(l1, restore, out);
     t_restored = g_get_monotonic_time();
-    for (int vm = 0; vm < 2; vm++) {
+    for (int vm = 0; vm < (devdax ? 3 : 2); vm++) {
         g_autofree char *want = g_strdup_printf(
             "@@verified vm%d round=%d ram=ok cmos=ok", vm, round);
 
         g_assert_nonnull(strstr(out->str, want));
     }
-    phase("%s: %-20s %6.2f s (cpr-host-update restore, 2 VMs, patterns "
-          "verified)", names[how], "restore", secs(t_up, t_restored));
+    phase("%s: %-20s %6.2f s (cpr-host-update restore, %s, patterns "
+          "verified)", names[how], "restore", secs(t_up, t_restored),
+          devdax ? "3 VMs, vm2's RAM on device DAX " L1_DEVDAX : "2 VMs");
 }
 
 static void test_kexec(void)
@@ -275,6 +280,39 @@ static void test_reboot(void)
 static void test_crash(void)
 {
     round_trip(DOWN_CRASH, 3);
+}
+
+/*
+ * Device DAX wiped while the host was down: one VM with its RAM on
+ * L1_DEVDAX saved (a reboot command that does nothing), its QEMU gone,
+ * the device zeroed: the restore refuses it, naming the device and the
+ * zeroed pages.  (Another device at its path: tests/unit/test-binding.c.)
+ */
+static void test_devdax_zeroed(void)
+{
+    const char *dax = " --vms=1 --devdax=" L1_DEVDAX;
+    g_autofree char *extra = g_strconcat(dax, " --reboot-cmd=true", NULL);
+    g_autofree char *save = driver_cmd("save", 5, extra);
+    g_autofree char *restore = driver_cmd("restore", 5, dax);
+    g_autofree char *drv = build_path("tests/reboot/reboot-l2");
+    g_autofree char *quit = g_strdup_printf("%s quit-all --vms=1", drv);
+    g_autofree char *zero = g_strdup_printf("%s zero-dax --devdax=" L1_DEVDAX,
+                                            drv);
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    l1_run_ok(l1, save, out);
+    g_assert_nonnull(strstr(out->str, "reboot command returned"));
+    l1_run_ok(l1, quit, NULL);
+    l1_run_ok(l1, zero, NULL);
+    g_assert_cmpint(l1_run(l1, restore, out), !=, 0);
+    g_string_truncate(out, 0);
+    l1_run_ok(l1, "grep -h 'refusing to resume' /mnt/pmem/l2/vm0.log", out);
+    /* The guest wrote few pages: the last page (a pattern word) at least
+     * is among the sampled. */
+    g_assert_nonnull(strstr(out->str, L1_DEVDAX ": "));
+    g_assert_nonnull(strstr(out->str, " sampled pages differ from the saved "
+                            "VM and are all zero"));
+    phase("devdax: %-19s restore refused (%s zeroed)", "zeroed", L1_DEVDAX);
 }
 
 /*
@@ -371,9 +409,10 @@ int main(int argc, char **argv)
         g_test_add_func("/reboot/provider-nfit", test_provider);
         g_test_add_func("/reboot/is-pmem", test_is_pmem);
         g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
-        g_test_add_func("/reboot/kexec", test_kexec);
+        g_test_add_func("/reboot/kexec-devdax-vm", test_kexec);
         g_test_add_func("/reboot/reboot", test_reboot);
         g_test_add_func("/reboot/crash", test_crash);
+        g_test_add_func("/reboot/devdax-zeroed-refused", test_devdax_zeroed);
     }
     rc = g_test_run();
     g_test_message("phase times (TCG, L1 on 2 vCPUs):\n%s  total %.1f s",

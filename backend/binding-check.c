@@ -150,7 +150,7 @@ static const CprVmdescBlock *find_saved(const CprVmdesc *d, const char *name)
 /* The sampled pages of @b against the saved ones of @k. */
 static void check_samples(Lines *l, const char *where,
                           const CprVmdescBlock *k, const CprRamBlock *b,
-                          uint64_t seed)
+                          uint64_t seed, bool device)
 {
     uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
     bool zero[CPR_VMDESC_MAX_SAMPLES];
@@ -168,8 +168,9 @@ static void check_samples(Lines *l, const char *where,
      * A file QEMU maps shared holds what the mapping shows: read it with
      * pread (a restore after a reboot starts with a cold page cache, and
      * a fault would read the device's whole readahead window per page).
+     * Not a device: what read() gives need not be what mmap() shows.
      */
-    if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+    if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) && !device) {
         ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
                                       index, k->nr_samples, xxh3, zero);
     }
@@ -211,7 +212,7 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
     struct stat st;
     int64_t birth_sec;
     uint32_t birth_nsec;
-    bool other = false;
+    bool other = false, device = false;
 
     snprintf(anon, sizeof(anon), "RAM block %s (anonymous memory)", k->name);
     where = now_path && *now_path ? now_path : anon;
@@ -229,18 +230,20 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
         goto out;
     }
     if (k->has_file) {
-        if (fstat(b->fd, &st) < 0) {
+        if (cpr_ram_fstat(b->fd, &st) < 0) {
             add(l, "%s: cannot stat: %s", where, strerror(errno));
             goto out;
         }
+        device = S_ISCHR(st.st_mode);
         /*
          * Device numbers can change across a reboot; inode numbers not.
          * An inode number can be reused by a new file, whose birth time
-         * (where kept) tells it apart.
+         * (where kept) tells it apart.  A device DAX node is its device
+         * number (cpr_ram_fstat): the same path may name another one.
          */
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
-             strcmp(now_path ? now_path : "", k->file.path))) {
+             (device || strcmp(now_path ? now_path : "", k->file.path)))) {
             add(l, "%s: not the file the VM was saved with (that was %s, "
                 "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
                 " on device %u:%u)", where, k->file.path, k->file.ino,
@@ -265,8 +268,8 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
                 b->fd_offset, k->fd_offset);
             goto out;
         }
-        if (b->fd_offset > (uint64_t)st.st_size ||
-            b->size > (uint64_t)st.st_size - b->fd_offset) {
+        if (!device && (b->fd_offset > (uint64_t)st.st_size ||
+                        b->size > (uint64_t)st.st_size - b->fd_offset)) {
             add(l, "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
                 "block %s (%" PRIu64 " bytes at offset %" PRIu64 "): "
                 "truncated?", where, (uint64_t)st.st_size, k->name, b->size,
@@ -285,7 +288,7 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
                 "stale copy, or written by another process", where, a, c);
         }
     }
-    check_samples(l, where, k, b, seed);
+    check_samples(l, where, k, b, seed, device);
 out:
     free(now_path);
 }

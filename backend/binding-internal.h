@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "vmdesc.h"
 
@@ -13,6 +14,15 @@ char *cpr_fd_path(int fd);
 
 /* The file's birth time, if its filesystem keeps one. */
 bool cpr_file_birth(int fd, int64_t *sec, uint32_t *nsec);
+
+/*
+ * fstat of a RAM block's file as the binding records and checks it.  A
+ * character device (device DAX, /dev/daxX.Y) is the device itself:
+ * st_dev is its st_rdev, st_ino 0 (devtmpfs makes a new node each boot),
+ * st_size its size in sysfs (/sys/dev/char/M:m/size; 0 if none), no
+ * times (the sampled page hashes carry its contents).
+ */
+int cpr_ram_fstat(int fd, struct stat *st);
 
 /* Where block @k lives, for messages: its file's path, or NULL. */
 const char *cpr_block_where(const CprVmdescBlock *k);

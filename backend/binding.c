@@ -75,6 +75,36 @@ bool cpr_file_birth(int fd, int64_t *sec, uint32_t *nsec)
     return true;
 }
 
+int cpr_ram_fstat(int fd, struct stat *st)
+{
+    char path[64], text[32];
+    ssize_t n;
+    int sfd;
+
+    if (fstat(fd, st) < 0) {
+        return -1;
+    }
+    if (!S_ISCHR(st->st_mode)) {
+        return 0;
+    }
+    st->st_dev = st->st_rdev;
+    st->st_ino = 0;
+    st->st_size = 0;
+    memset(&st->st_mtim, 0, sizeof(st->st_mtim));
+    snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/size",
+             major(st->st_rdev), minor(st->st_rdev));
+    sfd = open(path, O_RDONLY | O_CLOEXEC);
+    n = sfd < 0 ? -1 : read(sfd, text, sizeof(text) - 1);
+    if (sfd >= 0) {
+        close(sfd);
+    }
+    if (n > 0) {
+        text[n] = 0;
+        st->st_size = (off_t)strtoll(text, NULL, 10);
+    }
+    return 0;
+}
+
 static char *xstrdup(const char *s, bool *oom)
 {
     char *d = strdup(s ? s : "");
@@ -109,7 +139,7 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
                                 sizeof(detail));
     k->media_detail = xstrdup(detail, &oom);
     if (b->fd >= 0) {
-        if (fstat(b->fd, &st) < 0) {
+        if (cpr_ram_fstat(b->fd, &st) < 0) {
             cpr_error_errno(errp, image_path, errno, "cannot stat the file "
                             "of RAM block %s", b->name);
             return -1;
@@ -117,8 +147,10 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
         k->has_file = true;
         k->file.dev = (uint64_t)st.st_dev;
         k->file.ino = (uint64_t)st.st_ino;
-        k->file.has_birth = cpr_file_birth(b->fd, &k->file.birth_sec,
-                                       &k->file.birth_nsec);
+        /* A device node's birth is its boot's. */
+        k->file.has_birth = !S_ISCHR(st.st_mode) &&
+                            cpr_file_birth(b->fd, &k->file.birth_sec,
+                                           &k->file.birth_nsec);
         if (!(k->file.path = cpr_fd_path(b->fd))) {
             oom = true;
         }
@@ -144,11 +176,22 @@ static void warn_volatile(const CprHost *host, const CprVmdesc *d,
     if (d->image_media == CPR_MEDIA_VOLATILE) {
         cpr_warn(host, "%s: the image is on volatile memory (%s): a host "
                  "reboot loses it", image_path, d->image_media_detail);
+    } else if (cpr_media_kexec_only(d->image_media_detail)) {
+        cpr_warn(host, "%s: the image is on DRAM-backed pmem (%s): a kexec "
+                 "keeps it, a cold reboot or a power loss does not",
+                 image_path, d->image_media_detail);
     }
     for (uint32_t i = 0; i < d->nr_blocks; i++) {
         const CprVmdescBlock *k = &d->blocks[i];
 
         if (k->media != CPR_MEDIA_VOLATILE) {
+            if (cpr_media_kexec_only(k->media_detail)) {
+                cpr_warn(host, "%s: the guest RAM of block %s is on "
+                         "DRAM-backed pmem (%s): a kexec keeps it, a cold "
+                         "reboot or a power loss does not",
+                         cpr_block_where(k) ? cpr_block_where(k) : image_path,
+                         k->name, k->media_detail);
+            }
             continue;
         }
         if (cpr_block_where(k)) {
@@ -301,7 +344,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
     struct stat st;
 
     if (k->has_file) {
-        if (fstat(b->fd, &st) < 0) {
+        if (cpr_ram_fstat(b->fd, &st) < 0) {
             cpr_error_errno(errp, where, errno, "cannot stat the file of RAM "
                             "block %s", k->name);
             return -1;
@@ -310,8 +353,10 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
         k->file.mtime_sec = (int64_t)st.st_mtim.tv_sec;
         k->file.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
         k->file.nlink = (uint32_t)st.st_nlink;
-        if (b->fd_offset > (uint64_t)st.st_size ||
-            b->size > (uint64_t)st.st_size - b->fd_offset) {
+        /* A device QEMU mapped is as long as the mapping (mmap says). */
+        if (!S_ISCHR(st.st_mode) &&
+            (b->fd_offset > (uint64_t)st.st_size ||
+             b->size > (uint64_t)st.st_size - b->fd_offset)) {
             cpr_error(errp, where, "file of RAM block %s is shorter (%" PRIu64
                       " bytes) than the block (%" PRIu64 " bytes at offset %"
                       PRIu64 "): truncated?", k->name, (uint64_t)st.st_size,
@@ -374,7 +419,7 @@ int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
         struct stat st = { 0 };
         CprVmdescBlock *open_k = NULL;
 
-        if (b->fd >= 0 && fstat(b->fd, &st) < 0) {
+        if (b->fd >= 0 && cpr_ram_fstat(b->fd, &st) < 0) {
             cpr_error_errno(errp, image_path, errno, "cannot stat the file "
                             "of RAM block %s", b->name ? b->name : "");
             goto out;

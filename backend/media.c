@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "media.h"
 
+#include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +97,8 @@ static bool map_sync_works(int fd)
  * @pmem: NULL for an image (probe MAP_SYNC), else whether QEMU maps the
  * RAM block with MAP_SYNC.
  */
-static CprMedia classify(int fd, const bool *pmem, char *detail, size_t size)
+static CprMedia classify_fs(int fd, const bool *pmem, char *detail,
+                            size_t size)
 {
     const char *fs = NULL;
     char unknown[32];
@@ -157,6 +160,79 @@ static CprMedia classify(int fd, const bool *pmem, char *detail, size_t size)
     }
     say(detail, size, "%s%s", fs, ", DAX, MAP_SYNC");
     return CPR_MEDIA_PMEM;
+}
+
+/* Read the first line of @path into @buf ("" if it cannot be read). */
+static void read_line(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    buf[n > 0 ? n : 0] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+CprPmemRegion cpr_pmem_region(const struct stat *st, const char *sysfs,
+                              char *provider, size_t size)
+{
+    bool node = S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode);
+    dev_t dev = node ? st->st_rdev : st->st_dev;
+    CprPmemRegion region = CPR_REGION_NONE;
+    char link[PATH_MAX], file[PATH_MAX + 16], name[64], *real, *slash;
+
+    if (size) {
+        *provider = 0;
+    }
+    /* /sys/dev/block/M:m -> ../../devices/.../ndbusN/regionN/.../pmemN */
+    snprintf(link, sizeof(link), "%s/dev/%s/%u:%u", sysfs,
+             S_ISCHR(st->st_mode) ? "char" : "block", major(dev), minor(dev));
+    real = realpath(link, NULL);
+    if (!real) {
+        return CPR_REGION_NONE;
+    }
+    while ((slash = strrchr(real, '/')) && slash > real) {
+        if (strncmp(slash + 1, "ndbus", 5) == 0 &&
+            isdigit((unsigned char)slash[6])) {
+            snprintf(file, sizeof(file), "%s/provider", real);
+            read_line(file, name, sizeof(name));
+            if (size) {
+                snprintf(provider, size, "%s", name);
+            }
+            region = strcmp(name, "e820") == 0 ? CPR_REGION_KEXEC_ONLY
+                                               : CPR_REGION_DURABLE;
+            break;
+        }
+        *slash = 0;
+    }
+    free(real);
+    return region;
+}
+
+bool cpr_media_kexec_only(const char *detail)
+{
+    return detail && strncmp(detail, CPR_MEDIA_KEXEC_ONLY,
+                             strlen(CPR_MEDIA_KEXEC_ONLY)) == 0;
+}
+
+/* The class, and a detail that leads with kexec-only pmem when so. */
+static CprMedia classify(int fd, const bool *pmem, char *detail, size_t size)
+{
+    CprMedia m = classify_fs(fd, pmem, detail, size);
+    char rest[CPR_VMDESC_MAX_DETAIL * 2];
+    struct stat st;
+
+    if (m == CPR_MEDIA_VOLATILE || fstat(fd, &st) < 0 ||
+        cpr_pmem_region(&st, "/sys", NULL, 0) != CPR_REGION_KEXEC_ONLY) {
+        return m;
+    }
+    if (size) {
+        snprintf(rest, sizeof(rest), "%s", detail);
+        snprintf(detail, size, "%s; %s", CPR_MEDIA_KEXEC_ONLY, rest);
+    }
+    return m;
 }
 
 CprMedia cpr_media_of_file(int fd, char *detail, size_t size)

@@ -43,8 +43,9 @@ built="backend/transport-pmem.so backend/tool/cpr-pmem
        tests/crash/test-crash"
 # What it needs from the Debian packages (absolute paths on this machine).
 tools="/bin/busybox /usr/sbin/kexec /usr/bin/ndctl /usr/sbin/mke2fs"
-# Modules, each with its dependencies: virtio disk, ACPI NFIT, fs-dax pmem.
-modules="virtio_pci virtio_blk nfit nd_pmem nd_btt"
+# Modules, each with its dependencies: virtio disk, ACPI NFIT, fs-dax pmem,
+# e820 pmem (memmap=, no NVDIMM), device DAX.
+modules="virtio_pci virtio_blk nfit nd_pmem nd_btt nd_e820 dax_pmem device_dax"
 
 files="$qemu $stock"
 for f in $built; do

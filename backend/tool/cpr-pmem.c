@@ -37,13 +37,15 @@ static const char usage_text[] =
     "        with their files, media classes and sampled pages); in JSON,\n"
     "        checksums are hex strings and a number above 2^63-1 (which\n"
     "        only a forged record holds) is a decimal string\n"
-    "  check [--for=reboot] IMAGE\n"
+    "  check [--for=reboot|--for=kexec] IMAGE\n"
     "        verify the image exactly as the transport does when loading\n"
     "        (what it can without the VM: structure and checksums);\n"
     "        with --for=reboot, also that the image and every RAM block\n"
-    "        it recorded survive a host reboot: pmem and disk filesystems\n"
-    "        do, tmpfs, ramfs, hugetlbfs, memfd and anonymous memory do\n"
-    "        not (guest RAM in a disk filesystem's page cache needs a\n"
+    "        it recorded survive a host reboot: NFIT pmem and disk\n"
+    "        filesystems do; DRAM-backed pmem (an e820 region, memmap=)\n"
+    "        survives only a kexec, which --for=kexec accepts; tmpfs,\n"
+    "        ramfs, hugetlbfs, memfd and anonymous memory survive\n"
+    "        neither (guest RAM in a disk filesystem's page cache needs a\n"
     "        sync first, which it notes)\n"
     "  invalidate IMAGE\n"
     "        durably mark the image unloadable (a later save still works)\n"
@@ -74,10 +76,10 @@ static const char usage_text[] =
     "\n"
     "Exit status:\n"
     "  0  success (check: the image would be loaded, and with\n"
-    "     --for=reboot it would survive a host reboot; save and wait: the\n"
+    "     --for=reboot/kexec it would survive that; save and wait: the\n"
     "     save committed)\n"
     "  1  the image is refused: not an image, corrupt, invalidated, ...,\n"
-    "     or with --for=reboot, something would not survive a reboot;\n"
+    "     or with --for=, something would not survive the reboot/kexec;\n"
     "     save and wait: the save failed (not committed)\n"
     "  2  usage error, or IMAGE cannot be opened\n"
     "  3  wait: no save recorded, the one named by --id did not start,\n"
@@ -115,7 +117,7 @@ static int check_openable(const char *path)
     return 0;
 }
 
-static int cmd_check(const char *path, bool reboot)
+static int cmd_check(const char *path, const char *for_what)
 {
     int ret;
 
@@ -134,7 +136,8 @@ static int cmd_check(const char *path, bool reboot)
     printf("%s: OK, generation %llu, %llu bytes\n", path,
            (unsigned long long)cpr_reader_record(r)->generation,
            (unsigned long long)cpr_reader_record(r)->stream_len);
-    ret = reboot ? tool_check_reboot(path, r) : TOOL_OK;
+    ret = for_what ? tool_check_reboot(path, r, !strcmp(for_what, "kexec"))
+                   : TOOL_OK;
     cpr_reader_close(r);
     return ret;
 }
@@ -321,8 +324,9 @@ int main(int argc, char **argv)
     if (timeout && strcmp(cmd, "wait")) {
         return usage_error("%s: --timeout is only for wait", cmd);
     }
-    if (for_what && strcmp(for_what, "reboot")) {
-        return usage_error("--for must be reboot, not '%s'", for_what);
+    if (for_what && strcmp(for_what, "reboot") && strcmp(for_what, "kexec")) {
+        return usage_error("--for must be reboot or kexec, not '%s'",
+                           for_what);
     }
     if (!size != !!strcmp(cmd, "create")) {
         return usage_error("%s", "--size is for create, and create needs it");
@@ -352,7 +356,7 @@ int main(int argc, char **argv)
         return tool_info(argv[optind], output && !strcmp(output, "json"));
     }
     if (!strcmp(cmd, "check")) {
-        return cmd_check(argv[optind], for_what != NULL);
+        return cmd_check(argv[optind], for_what);
     }
     if (!strcmp(cmd, "save")) {
         return tool_save(argv[optind], id);

@@ -643,6 +643,8 @@ static void test_check_reboot(void)
     save_vm(img, ram);
     assert_run("check", "--for=reboot", img, 0, "survives a host reboot "
                "(image: page-cache)", NULL);
+    assert_run("check", "--for=kexec", img, 0, "survives a kexec (image: "
+               "page-cache)", NULL);
     assert_run("check", "--for=reboot", img, 0, "note: guest RAM is in the "
                "page cache of a disk filesystem: it survives once written "
                "back, so run sync", NULL);
@@ -655,6 +657,13 @@ static void test_check_reboot(void)
                            "pc.ram in %s is on volatile memory (tmpfs)\n",
                            simg, simg, sram);
     assert_run("check", "--for=reboot", simg, 1, NULL, want);
+    g_free(want);
+    /* Nor a kexec: tmpfs belongs to the kernel. */
+    want = g_strdup_printf("%s: would not survive a kexec: the image is on "
+                           "volatile memory (tmpfs)\n%s: would not survive "
+                           "a kexec: the guest RAM of block pc.ram in %s is "
+                           "on volatile memory (tmpfs)\n", simg, simg, sram);
+    assert_run("check", "--for=kexec", simg, 1, NULL, want);
     g_free(want);
     /* Plain check still passes: the image loads (until the reboot). */
     assert_run("check", simg, NULL, 0, "OK, generation 1", NULL);
@@ -694,7 +703,8 @@ static void test_check_reboot(void)
     assert_run("invalidate", img, NULL, 0, NULL, NULL);
     assert_run("check", "--for=reboot", img, 1, NULL, "was invalidated");
     /* Usage. */
-    assert_run("check", "--for=lunch", img, 2, NULL, "--for must be reboot");
+    assert_run("check", "--for=lunch", img, 2, NULL, "--for must be reboot "
+               "or kexec");
     assert_run("info", "--for=reboot", img, 2, NULL, "only for check");
     rm_rf(shm);
     g_free(simg);

@@ -250,23 +250,51 @@ int tool_image_media(const char *path, char *detail, size_t size)
 }
 
 /*
- * check --for=reboot: the image loads, and it and every RAM block it
- * recorded are on media that outlive the kernel.  Reasons on stderr,
+ * Whether RAM block @k is on kexec-only (e820) pmem: as recorded, or, for
+ * a record saved before that was told apart, its file as it is now (if
+ * it is still the one recorded).
+ */
+static bool block_kexec_only(const CprVmdescBlock *k)
+{
+    struct stat st;
+
+    if (cpr_media_kexec_only(k->media_detail)) {
+        return true;
+    }
+    return k->has_file && k->file.path && *k->file.path == '/' &&
+           stat(k->file.path, &st) == 0 && (uint64_t)st.st_dev == k->file.dev &&
+           (uint64_t)st.st_ino == k->file.ino &&
+           cpr_pmem_region(&st, "/sys", NULL, 0) == CPR_REGION_KEXEC_ONLY;
+}
+
+/*
+ * check --for=reboot and --for=kexec: the image loads, and it and every
+ * RAM block it recorded are on media that outlive the kernel -- for a
+ * reboot, not on kexec-only (e820) pmem either.  Reasons on stderr,
  * notes on stdout.
  */
-int tool_check_reboot(const char *path, CprReader *r)
+int tool_check_reboot(const char *path, CprReader *r, bool kexec)
 {
     const CprVmdesc *d = cpr_reader_vmdesc(r);
-    char detail[CPR_VMDESC_MAX_DETAIL];
+    const char *down = kexec ? "a kexec" : "a host reboot";
+    char detail[CPR_VMDESC_MAX_DETAIL * 2];
     int media = tool_image_media(path, detail, sizeof(detail));
-    bool lost = false, sync = false;
+    bool lost = false, sync = false, e820 = false;
 
     /* A committed image is durable on a disk filesystem too: the
      * transport synced it. */
     if (media == CPR_MEDIA_VOLATILE) {
-        fprintf(stderr, "%s: would not survive a host reboot: the image is "
-                "on volatile memory (%s)\n", path, detail);
+        fprintf(stderr, "%s: would not survive %s: the image is "
+                "on volatile memory (%s)\n", path, down, detail);
         lost = true;
+    } else if (cpr_media_kexec_only(detail)) {
+        e820 = true;
+        if (!kexec) {
+            fprintf(stderr, "%s: would not survive a host reboot, only a "
+                    "kexec: the image is on DRAM-backed pmem (an e820 "
+                    "region, memmap=)\n", path);
+            lost = true;
+        }
     }
     if (!d) {
         printf("%s: note: the image (record format %u) did not record its "
@@ -280,11 +308,21 @@ int tool_check_reboot(const char *path, CprReader *r)
         char *det = tool_clean(k->media_detail);
 
         if (k->media == CPR_MEDIA_VOLATILE) {
-            fprintf(stderr, "%s: would not survive a host reboot: the guest "
+            fprintf(stderr, "%s: would not survive %s: the guest "
                     "RAM of block %s%s%s is on volatile memory (%s)\n", path,
-                    name, *file ? " in " : "", file, det);
+                    down, name, *file ? " in " : "", file, det);
             lost = true;
-        } else if (k->media == CPR_MEDIA_PAGE_CACHE) {
+        } else if (block_kexec_only(k)) {
+            e820 = true;
+            if (!kexec) {
+                fprintf(stderr, "%s: would not survive a host reboot, only "
+                        "a kexec: the guest RAM of block %s%s%s is on "
+                        "DRAM-backed pmem (an e820 region, memmap=)\n", path,
+                        name, *file ? " in " : "", file);
+                lost = true;
+            }
+        }
+        if (k->media == CPR_MEDIA_PAGE_CACHE) {
             sync = true;
         }
         g_free(name);
@@ -294,8 +332,13 @@ int tool_check_reboot(const char *path, CprReader *r)
     if (lost) {
         return TOOL_REFUSED;
     }
-    printf("%s: survives a host reboot (image: %s%s)\n", path,
+    printf("%s: survives %s (image: %s%s)\n", path, down,
            cpr_media_name((uint32_t)media), d ? "" : "; RAM not recorded");
+    if (e820) {
+        printf("%s: note: on DRAM-backed pmem (e820): a kexec into a kernel "
+               "with the same memmap= keeps it, a cold reboot or a power "
+               "loss does not\n", path);
+    }
     if (sync) {
         printf("%s: note: guest RAM is in the page cache of a disk "
                "filesystem: it survives once written back, so run sync (or "

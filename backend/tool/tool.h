@@ -40,7 +40,7 @@ void tool_add_media(JsonBuilder *b, const char *name, uint32_t media,
 void tool_add_vm(JsonBuilder *b, const struct CprVmdesc *d);
 /* The media class of the image file at @path now. */
 int tool_image_media(const char *path, char *detail, size_t size);
-int tool_check_reboot(const char *path, struct CprReader *r);
+int tool_check_reboot(const char *path, struct CprReader *r, bool kexec);
 
 /* tool-exec.c: the exec: helper (docs/exec-helper.md). */
 bool tool_id_valid(const char *id);

@@ -14,6 +14,8 @@ struct L1Host {
     char *qemu;
     char *kernel, *initrd, *disk;
     char *nvdimm, *nvdimm_size;
+    char *devdax;       /* the second NVDIMM's backing file */
+    char *memmap;       /* DRAM-backed pmem instead of the NVDIMM */
     char *agent_path, *console;
     void (*log)(const char *line);
     GSubprocess *proc;
@@ -84,17 +86,30 @@ L1Host *l1_new(const char *dir, const char *l1_qemu, const char *kernel,
     h->disk = g_strdup(disk);
     h->nvdimm_size = g_strdup(nvdimm_size);
     h->nvdimm = g_build_filename(dir, "nvdimm.img", NULL);
+    h->devdax = g_build_filename(dir, "nvdimm-devdax.img", NULL);
     h->agent_path = g_build_filename(dir, "agent.sock", NULL);
     h->console = g_build_filename(dir, "console.log", NULL);
     h->log = log;
     h->t0 = g_get_monotonic_time();
     trunc[3] = h->nvdimm;
-    g_spawn_sync(NULL, (char **)trunc, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
-                 NULL, NULL, &status, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(status, ==, 0);
+    for (int i = 0; nvdimm_size && i < 2; i++) {
+        if (i) {
+            trunc[2] = L1_DEVDAX_SIZE;
+            trunc[3] = h->devdax;
+        }
+        g_spawn_sync(NULL, (char **)trunc, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                     NULL, NULL, NULL, &status, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(status, ==, 0);
+    }
     say(h, "L1 work directory %s, QEMU %s", dir, l1_qemu);
     return h;
+}
+
+void l1_use_memmap(L1Host *h, const char *memmap)
+{
+    g_free(h->memmap);
+    h->memmap = g_strdup(memmap);
 }
 
 void l1_free(L1Host *h)
@@ -109,7 +124,9 @@ void l1_free(L1Host *h)
     g_free(h->initrd);
     g_free(h->disk);
     g_free(h->nvdimm);
+    g_free(h->devdax);
     g_free(h->nvdimm_size);
+    g_free(h->memmap);
     g_free(h->agent_path);
     g_free(h->console);
     g_free(h);
@@ -143,27 +160,48 @@ gint64 l1_start(L1Host *h)
         "socket,id=agent,path=%s,server=on,wait=off", h->agent_path);
     g_autofree char *log = g_strdup_printf("%s/l1-qemu-%d.log", h->dir,
                                            h->boots);
+    g_autofree char *nv1 = g_strdup_printf(
+        "memory-backend-file,id=nv1,share=on,mem-path=%s,size=%s", h->devdax,
+        L1_DEVDAX_SIZE);
+    g_autofree char *append = g_strdup_printf(
+        "console=ttyS0 panic=-1 quiet%s%s", h->memmap ? " memmap=" : "",
+        h->memmap ? h->memmap : "");
+    /* The NVDIMMs (fs-dax, device DAX), or none (memmap=: DRAM pmem). */
+    const char *nvdimms[] = {
+        "-machine", "pc,nvdimm=on", "-m", "1G,slots=2,maxmem=4G",
+        "-object", nv, "-device", "nvdimm,id=nvdimm0,memdev=nv0",
+        "-object", nv1, "-device", "nvdimm,id=nvdimm1,memdev=nv1", NULL,
+    };
+    const char *dram[] = { "-machine", "pc", "-m", "2G", NULL };
     const char *argv[] = {
-        h->qemu, "-accel", "tcg", "-machine", "pc,nvdimm=on", "-smp", "2",
-        "-m", "1G,slots=2,maxmem=4G", "-object", nv,
-        "-device", "nvdimm,id=nvdimm0,memdev=nv0",
+        h->qemu, "-accel", "tcg", "-smp", "2",
         "-kernel", h->kernel, "-initrd", h->initrd,
-        "-append", "console=ttyS0 panic=-1 quiet",
+        "-append", append,
         "-drive", drive, "-display", "none", "-nodefaults", "-no-user-config",
         "-serial", serial0, "-chardev", agent, "-serial", "chardev:agent",
         NULL,
     };
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
     g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
         G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_autoptr(GSocket) sock = NULL;
     GError *err = NULL;
     gint64 t;
 
+    for (int i = 0; argv[i]; i++) {
+        g_ptr_array_add(args, (char *)argv[i]);
+    }
+    for (const char *const *a = h->memmap ? dram : nvdimms; *a; a++) {
+        g_ptr_array_add(args, (char *)*a);
+    }
+    g_ptr_array_add(args, NULL);
     g_subprocess_launcher_set_stdout_file_path(launcher, log);
     g_subprocess_launcher_set_child_setup(launcher, die_with_parent, NULL, NULL);
     g_unlink(h->agent_path);
     t = g_get_monotonic_time();
-    h->proc = g_subprocess_launcher_spawnv(launcher, argv, &err);
+    h->proc = g_subprocess_launcher_spawnv(launcher,
+                                           (const char *const *)args->pdata,
+                                           &err);
     g_assert_no_error(err);
     h->boots++;
     h->lost = FALSE;

@@ -17,6 +17,9 @@
 
 #define L1_BOOT_TIMEOUT_S 300
 #define L1_CMD_TIMEOUT_S  900
+/* The second NVDIMM: one namespace in devdax mode, /dev/dax1.0. */
+#define L1_DEVDAX_SIZE    "512M"
+#define L1_DEVDAX         "/dev/dax1.0"
 
 typedef struct L1Host L1Host;
 
@@ -31,13 +34,21 @@ void l1_image(const char *script, const char *qemu, const char *build_root,
               char **disk, double *secs);
 
 /*
- * A new L1 in @dir (its NVDIMM backing file, sockets, console and QEMU
+ * A new L1 in @dir (its NVDIMM backing file of @nvdimm_size and a second
+ * NVDIMM's of L1_DEVDAX_SIZE for device DAX, sockets, console and QEMU
  * logs), run by @l1_qemu.  @log gets every line (NULL: g_message).
  */
 L1Host *l1_new(const char *dir, const char *l1_qemu, const char *kernel,
                const char *initrd, const char *disk, const char *nvdimm_size,
                void (*log)(const char *line));
 void l1_free(L1Host *h);
+
+/*
+ * No NVDIMM (l1_new's @nvdimm_size NULL): L1 gets 2 GiB of RAM and boots
+ * with memmap=@memmap ("512M!1G"), DRAM-backed pmem of an e820 region
+ * (driver nd_e820) that a kexec with the same memmap= keeps.
+ */
+void l1_use_memmap(L1Host *h, const char *memmap);
 
 /* Losing L1 is not fatal (see above). */
 void l1_set_tolerant(L1Host *h, gboolean tolerant);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # /sbin/l1-init of the reboot suite's L1 host (scripts/build-l1-image.sh):
-# mount the fs-dax filesystem on the emulated NVDIMM at /mnt/pmem (making
+# mount the fs-dax filesystem on the emulated NVDIMM (or on the memmap=
+# range: the same namespace0.0, of an e820 region) at /mnt/pmem (making
 # the fsdax namespace and the filesystem on the first boot only), then
 # serve the host on the second serial port (/dev/ttyS1), one shell command
 # per line: its output (stdout and stderr) comes back on the same line,
@@ -34,7 +35,9 @@ i=0
 while [ ! -e $ns/mode ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
 mode=$(cat $ns/mode 2>/dev/null)
 fresh=
-if [ "$mode" = raw ]; then
+# No holder: no fsdax info block yet.  The NVDIMM's namespace reads "raw"
+# then; an e820 one "memory" (its pages are mapped), but has none either.
+if [ -z "$(cat $ns/holder 2>/dev/null)" ]; then
     # First boot: raw mode cannot do DAX.  The fsdax namespace's info
     # block is on the media: later boots find it again.
     t0=$(cut -d' ' -f1 /proc/uptime)
@@ -52,8 +55,24 @@ if ! mount -o dax /dev/pmem0 /mnt/pmem; then
     say "@@fail mount -o dax /dev/pmem0 (namespace mode: $mode)"
     exec sh <&3 >&3 2>&3
 fi
+# The second NVDIMM (none with memmap=): device DAX, /dev/dax1.0, made on
+# the first boot like the fsdax namespace.
+ns1=/sys/bus/nd/devices/namespace1.0
+if [ -e $ns1 ] && [ -z "$(cat $ns1/holder 2>/dev/null)" ]; then
+    ndctl create-namespace --force --mode=devdax --reconfig=namespace1.0 >/dev/null
+    fresh="$fresh made-devdax"
+fi
+if [ -e $ns1 ]; then
+    i=0
+    while [ ! -c /dev/dax1.0 ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
+    [ -c /dev/dax1.0 ] || say "@@fail no /dev/dax1.0 (namespace1.0 holder: $(cat $ns1/holder))"
+fi
 dax=$(awk '$2 == "/mnt/pmem" { print $4 }' /proc/mounts)
-say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax$fresh"
+# Which pmem: the nd bus's provider (ACPI.NFIT: the NVDIMM; e820: memmap=).
+provider=$(cat /sys/bus/nd/devices/ndbus0/provider 2>/dev/null)
+memmap=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^memmap=/ memmap=/p')
+devdax=$( [ -c /dev/dax1.0 ] && echo " devdax=/dev/dax1.0")
+say "@@ready boot=$(cat /proc/sys/kernel/random/boot_id) uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) mount=$dax provider=$provider$memmap$devdax$fresh"
 
 # The agent must not be PID 1: orphans (restored VMs, background suites)
 # are PID 1's children, and busybox's read, interrupted by their SIGCHLD,

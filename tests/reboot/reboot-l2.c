@@ -2,7 +2,7 @@
 /*
  * reboot-l2: the reboot suite's driver inside L1 (tests/reboot/).
  *
- *   reboot-l2 save --round=N [--reboot-cmd=CMD] [--dry-run]
+ *   reboot-l2 save --round=N [--reboot-cmd=CMD] [--dry-run] [--image-dir=D]
  *       start --vms qtest VMs (the patched QEMU, RAM in DIR/vmI.ram on
  *       the fs-dax mount), write round N's RAM patterns and RTC CMOS
  *       bytes over qtest, then hand the VMs to cpr-host-update save.
@@ -10,12 +10,16 @@
  *       listen on the VMs' qtest sockets, run cpr-host-update restore,
  *       then check round N's patterns and CMOS bytes in every VM and quit
  *       them.  Prints "@@verified NAME ram=ok cmos=ok" per VM.
+ *   reboot-l2 zero-dax --devdax=/dev/daxX.Y [--ram=SIZE]
+ *       zero the first SIZE bytes of the device DAX (a wiped region).
  *   reboot-l2 quit-all
  *       what a host's shutdown does to its QEMUs before the reboot (for
  *       the blackout bench's reboot command: "reboot-l2 quit-all &&
  *       kexec -e"): SIGTERM to every VM at once, wait until all are
  *       gone; prints "@@quit vmI MS" per VM, then "@@quit-done MS".
  *
+ * --devdax=/dev/daxX.Y: the last VM's RAM is that device DAX
+ * (mem-path=DEV,share=on,align=2M), not a file.
  * --scheme=file (save) saves through QEMU's own file: (cpr-host-update
  * --scheme=file), with --qemu naming a stock QEMU: the bench's baseline.
  * The VMs are started in their own session: they outlive this driver.
@@ -28,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
@@ -41,6 +46,8 @@
 #define CMOS_COUNT 16
 
 static char *opt_dir = "/mnt/pmem/l2";
+static char *opt_image_dir;     /* default: opt_dir */
+static char *opt_devdax;        /* the last VM's RAM: this device DAX */
 static char *opt_run = "/run/l2";
 static char *opt_qemu;
 static char *opt_tool;
@@ -172,6 +179,16 @@ static gboolean start_vm(guint i, GSocket *listener, Qtest **qt, GError **errp)
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: cannot open", log);
         return FALSE;
     }
+    if (opt_devdax && i == (guint)opt_vms - 1) {
+        for (int k = 0; base[k]; k++) {
+            if (g_str_has_prefix(base[k], "memory-backend-file,")) {
+                g_free(base[k]);
+                base[k] = g_strdup_printf(
+                    "memory-backend-file,id=ram0,size=%s,mem-path=%s,"
+                    "share=on,align=2M", opt_ram, opt_devdax);
+            }
+        }
+    }
     g_ptr_array_add(argv, opt_qemu);
     for (int k = 0; base[k]; k++) {
         g_ptr_array_add(argv, base[k]);
@@ -225,7 +242,9 @@ static int cmd_save(void)
 
     g_ptr_array_add(argv, g_strdup(opt_tool));
     g_ptr_array_add(argv, g_strdup("save"));
-    g_ptr_array_add(argv, g_strdup_printf("--image-dir=%s", opt_dir));
+    g_ptr_array_add(argv, g_strdup_printf("--image-dir=%s",
+                                          opt_image_dir ? opt_image_dir
+                                                        : opt_dir));
     g_ptr_array_add(argv, g_strdup_printf("--manifest=%s", manifest));
     if (opt_reboot_cmd) {
         g_ptr_array_add(argv, g_strdup_printf("--reboot-cmd=%s", opt_reboot_cmd));
@@ -324,6 +343,31 @@ static int cmd_restore(void)
     return rc ? rc : bad ? 1 : 0;
 }
 
+/* Zero the first --ram bytes of --devdax through a mapping (device DAX
+ * has no write()). */
+static int cmd_zero_dax(void)
+{
+    guint64 len = g_ascii_strtoull(opt_ram, NULL, 10) << 20;
+    int fd = opt_devdax ? open(opt_devdax, O_RDWR | O_CLOEXEC) : -1;
+    void *p;
+
+    if (fd < 0 || !len) {
+        printf("zero-dax: cannot open %s\n", opt_devdax ? opt_devdax : "-");
+        return 1;
+    }
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        printf("zero-dax: cannot map %s\n", opt_devdax);
+        return 1;
+    }
+    memset(p, 0, len);
+    msync(p, len, MS_SYNC);
+    munmap(p, len);
+    printf("@@zeroed %s %" G_GUINT64_FORMAT " MiB\n", opt_devdax, len >> 20);
+    return 0;
+}
+
 /* SIGTERM every VM at once (as a host's shutdown does), wait for all. */
 static int cmd_quit_all(void)
 {
@@ -393,6 +437,8 @@ int main(int argc, char **argv)
 {
     GOptionEntry entries[] = {
         { "dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_dir, "RAM, images, logs", NULL },
+        { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_image_dir,
+          "images (save; default: --dir)", NULL },
         { "run", 0, 0, G_OPTION_ARG_FILENAME, &opt_run, "sockets", NULL },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &opt_qemu, "patched QEMU", NULL },
         { "tool", 0, 0, G_OPTION_ARG_FILENAME, &opt_tool, "cpr-host-update", NULL },
@@ -403,6 +449,8 @@ int main(int argc, char **argv)
         { "ram", 0, 0, G_OPTION_ARG_STRING, &opt_ram, NULL, NULL },
         { "scheme", 0, 0, G_OPTION_ARG_STRING, &opt_scheme, NULL, NULL },
         { "times", 0, 0, G_OPTION_ARG_FILENAME, &opt_times, NULL, NULL },
+        { "devdax", 0, 0, G_OPTION_ARG_FILENAME, &opt_devdax,
+          "the last VM's RAM", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("save|restore");
@@ -412,12 +460,14 @@ int main(int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2 ||
         opt_vms < 1 || opt_vms > 16 ||
-        (!g_str_equal(argv[1], "quit-all") && (!opt_qemu || !opt_tool))) {
+        (!g_str_equal(argv[1], "quit-all") &&
+         !g_str_equal(argv[1], "zero-dax") && (!opt_qemu || !opt_tool))) {
         fprintf(stderr, "reboot-l2: %s\n", err ? err->message
                 : "usage: reboot-l2 --qemu=Q --tool=T save|restore");
         return 2;
     }
     if (g_mkdir_with_parents(opt_dir, 0755) < 0 ||
+        (opt_image_dir && g_mkdir_with_parents(opt_image_dir, 0755) < 0) ||
         g_mkdir_with_parents(opt_run, 0755) < 0) {
         perror("reboot-l2: mkdir");
         return 1;
@@ -430,6 +480,9 @@ int main(int argc, char **argv)
     }
     if (g_str_equal(argv[1], "quit-all")) {
         return cmd_quit_all();
+    }
+    if (g_str_equal(argv[1], "zero-dax")) {
+        return cmd_zero_dax();
     }
     fprintf(stderr, "reboot-l2: unknown command %s\n", argv[1]);
     return 2;

@@ -12,6 +12,13 @@
  * L1 (scripts/build-l1-image.sh, tests/reboot/l1-init.sh) serves shell
  * commands on its second serial port; reboot-l2 drives L2 inside L1.
  * Every line L1 sends is logged with the time it arrived.
+ *
+ * With CPR_L1_PMEM=e820 (test "reboot-e820"), L1 has no NVDIMM: it boots
+ * with memmap=MEMMAP, DRAM-backed pmem of an e820 region with fs-dax on
+ * it, which a kexec keeps and a cold reboot does not.  cpr-host-update
+ * must refuse a cold reboot before touching a VM, and restore two VMs
+ * after a kexec; cpr-pmem check --for=reboot refuses their images,
+ * --for=kexec takes them.
  */
 #include "l1-host.h"
 #include "test-env.h"
@@ -20,11 +27,15 @@
 #include <string.h>
 
 #define NVDIMM_SIZE "2G"
+/* DRAM-backed pmem: wholly inside L1's usable RAM below 2 GiB (512M!1536M
+ * overlapped the reserved e820 tail and came up in two pieces). */
+#define MEMMAP "512M!1G"
 
 static L1Host *l1;
 static char *l1_dir;
 static GString *summary;
 static gint64 suite_t0;
+static gboolean e820;   /* memmap= pmem, no NVDIMM */
 
 static double secs(gint64 from, gint64 to)
 {
@@ -94,10 +105,33 @@ static void test_boot(void)
              CPR_BUILD_ROOT, NULL, &kernel, &initrd, &disk, &took);
     phase("%-28s %6.2f s (%s)", "L1 image (cached or built)", took, disk);
     l1_dir = test_env_mkdtemp(TEST_BASE_DISK);
-    l1 = l1_new(l1_dir, l1_qemu(), kernel, initrd, disk, NVDIMM_SIZE,
-                log_line);
+    l1 = l1_new(l1_dir, l1_qemu(), kernel, initrd, disk,
+                e820 ? NULL : NVDIMM_SIZE, log_line);
+    if (e820) {
+        l1_use_memmap(l1, MEMMAP);
+    }
     t = l1_start(l1);
-    wait_boot("L1 first boot", t);
+    wait_boot(e820 ? "L1 first boot, memmap=" MEMMAP : "L1 first boot", t);
+}
+
+/* The pmem is what the mode says: the nd bus's provider, the range. */
+static void test_provider(void)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    l1_run_ok(l1, "cat /sys/bus/nd/devices/ndbus0/provider "
+              "/sys/bus/nd/devices/region0/size /proc/cmdline; "
+              "ls /sys/bus/nd/devices", out);
+    if (e820) {
+        g_assert_nonnull(strstr(out->str, "e820\n"));
+        g_assert_nonnull(strstr(out->str, "memmap=" MEMMAP));
+        g_assert_nonnull(strstr(out->str, "536870912\n"));   /* 512 MiB */
+        g_assert_null(strstr(out->str, "nfit"));
+    } else {
+        g_assert_nonnull(strstr(out->str, "ACPI.NFIT\n"));
+    }
+    phase("%-28s %s", "pmem provider", e820 ? "e820 (memmap=" MEMMAP
+                                            ", no NVDIMM)" : "ACPI.NFIT");
 }
 
 static void test_is_pmem(void)
@@ -157,21 +191,35 @@ static void test_suites_on_dax(void)
 
 typedef enum { DOWN_KEXEC, DOWN_REBOOT, DOWN_CRASH } Down;
 
+static char *tool_path(const char *tool)
+{
+    g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
+
+    return build_path(rel);
+}
+
 /*
  * One round: L2 saved by cpr-host-update, L1 down the way @how says and
  * back, L2 restored and checked.
  */
 static void round_trip(Down how, int round)
 {
-    static const char *const names[] = { "kexec", "reboot", "crash" };
+    static const char *const names_nfit[] = { "kexec", "reboot", "crash" };
+    static const char *const names_e820[] = { "e820 kexec", "e820 reboot",
+                                              "e820 crash" };
+    const char *const *names = e820 ? names_e820 : names_nfit;
     static const char *const cmds[] = {
         NULL,                        /* the tool's default: kexec -e */
         " --reboot-cmd='reboot -f'",
         /* the host kills L1 when the tool runs this */
         " --reboot-cmd='sleep 3600'",
     };
-    g_autofree char *save = driver_cmd("save", round, cmds[how]);
-    g_autofree char *restore = driver_cmd("restore", round, NULL);
+    /* The NVDIMM host's kexec round: a third VM, its RAM on device DAX. */
+    gboolean devdax = !e820 && how == DOWN_KEXEC;
+    const char *dax = devdax ? " --vms=3 --devdax=" L1_DEVDAX : "";
+    g_autofree char *save_extra = g_strconcat(dax, cmds[how], NULL);
+    g_autofree char *save = driver_cmd("save", round, save_extra);
+    g_autofree char *restore = driver_cmd("restore", round, dax);
     g_autofree char *what = g_strdup_printf("%s: down to userspace", names[how]);
     g_autoptr(GString) out = g_string_new(NULL);
     gint64 t_save, t_down, t_up, t_restored;
@@ -205,19 +253,23 @@ static void round_trip(Down how, int round)
     t_up = g_get_monotonic_time();
     l1_run_ok(l1, restore, out);
     t_restored = g_get_monotonic_time();
-    for (int vm = 0; vm < 2; vm++) {
+    for (int vm = 0; vm < (devdax ? 3 : 2); vm++) {
         g_autofree char *want = g_strdup_printf(
             "@@verified vm%d round=%d ram=ok cmos=ok", vm, round);
 
         g_assert_nonnull(strstr(out->str, want));
     }
-    phase("%s: %-20s %6.2f s (cpr-host-update restore, 2 VMs, patterns "
-          "verified)", names[how], "restore", secs(t_up, t_restored));
+    phase("%s: %-20s %6.2f s (cpr-host-update restore, %s, patterns "
+          "verified)", names[how], "restore", secs(t_up, t_restored),
+          devdax ? "3 VMs, vm2's RAM on device DAX " L1_DEVDAX : "2 VMs");
 }
 
 static void test_kexec(void)
 {
     round_trip(DOWN_KEXEC, 1);
+    if (e820) {
+        test_provider();    /* the same memmap= after the kexec */
+    }
 }
 
 static void test_reboot(void)
@@ -230,6 +282,114 @@ static void test_crash(void)
     round_trip(DOWN_CRASH, 3);
 }
 
+/*
+ * Device DAX wiped while the host was down: one VM with its RAM on
+ * L1_DEVDAX saved (a reboot command that does nothing), its QEMU gone,
+ * the device zeroed: the restore (QEMU's migrate-incoming, as
+ * cpr-host-update reports it) refuses it, naming the device and the
+ * zeroed pages.  (Another device at its path: tests/unit/test-binding.c.)
+ */
+static void test_devdax_zeroed(void)
+{
+    const char *dax = " --vms=1 --devdax=" L1_DEVDAX;
+    g_autofree char *extra = g_strconcat(dax, " --reboot-cmd=true", NULL);
+    g_autofree char *save = driver_cmd("save", 5, extra);
+    g_autofree char *restore = driver_cmd("restore", 5, dax);
+    g_autofree char *drv = build_path("tests/reboot/reboot-l2");
+    g_autofree char *quit = g_strdup_printf("%s quit-all --vms=1", drv);
+    g_autofree char *zero = g_strdup_printf("%s zero-dax --devdax=" L1_DEVDAX,
+                                            drv);
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    l1_run_ok(l1, save, out);
+    g_assert_nonnull(strstr(out->str, "reboot command returned"));
+    l1_run_ok(l1, quit, NULL);
+    l1_run_ok(l1, zero, NULL);
+    g_string_truncate(out, 0);
+    g_assert_cmpint(l1_run(l1, restore, out), !=, 0);
+    g_assert_nonnull(strstr(out->str, "vm0: not restored: "));
+    g_assert_nonnull(strstr(out->str, "refusing to resume from "
+                            "/mnt/pmem/l2/vm0.cpr"));
+    /* The guest wrote few pages: the last page (a pattern word) at least
+     * is among the sampled. */
+    g_assert_nonnull(strstr(out->str, L1_DEVDAX ": "));
+    g_assert_nonnull(strstr(out->str, " sampled pages differ from the saved "
+                            "VM and are all zero"));
+    phase("devdax: %-19s restore refused (%s zeroed)", "zeroed", L1_DEVDAX);
+}
+
+/*
+ * e820: cpr-host-update with a cold reboot command refuses before it
+ * touches a VM, naming the DRAM-backed pmem (@what): no image is made,
+ * nothing rebooted, and both VMs still run (reboot-l2 quit-all finds and
+ * stops them).  @images: where the images go.
+ */
+static void cold_refused(const char *images, const char *what)
+{
+    g_autofree char *extra = g_strdup_printf(
+        " --image-dir=%s --reboot-cmd='reboot -f'", images);
+    g_autofree char *save = driver_cmd("save", 9, extra);
+    g_autofree char *quit = g_strdup_printf("%s quit-all",
+                                            build_path("tests/reboot/reboot-l2"));
+    g_autofree char *none = g_strdup_printf(
+        "test ! -e %s/vm0.cpr && test ! -e %s/vm1.cpr && "
+        "test ! -e /mnt/pmem/l2/manifest.json", images, images);
+    g_autofree char *why = g_strdup_printf(
+        "cpr-host-update: vm0: %s is on DRAM-backed pmem (e820, memmap=): it "
+        "survives a kexec only, and 'reboot -f' is not one", what);
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GString) quits = g_string_new(NULL);
+    gint64 t = g_get_monotonic_time();
+
+    g_assert_cmpint(l1_run(l1, save, out), ==, 1);
+    g_assert_nonnull(strstr(out->str, why));
+    g_assert_nonnull(strstr(out->str, "no VM was touched"));
+    g_assert_nonnull(strstr(out->str, "cpr-host-update save: exit 1"));
+    g_assert_null(strstr(out->str, "manifest "));
+    l1_run_ok(l1, none, NULL);
+    l1_run_ok(l1, quit, quits);
+    g_assert_nonnull(strstr(quits->str, "@@quit vm0 "));
+    g_assert_nonnull(strstr(quits->str, "@@quit vm1 "));
+    phase("e820: %-20s %6.2f s (reboot -f refused for %s before any VM "
+          "was touched; both VMs ran on)", "cold reboot refused",
+          secs(t, g_get_monotonic_time()), what);
+}
+
+static void test_e820_cold_refused(void)
+{
+    /* the images on fs-dax over memmap= too */
+    cold_refused("/mnt/pmem/l2", "its image /mnt/pmem/l2/vm0.cpr");
+    /* the images on tmpfs: the guest RAM, as QEMU maps it, is the reason */
+    cold_refused("/run/l2-images", "its guest RAM /mnt/pmem/l2/vm0.ram");
+}
+
+/* e820: the images the kexec round restored from, as check judges them. */
+static void test_e820_check(void)
+{
+    g_autofree char *pmem = tool_path("cpr-pmem");
+    g_autofree char *reboot = g_strdup_printf(
+        "%s check --for=reboot /mnt/pmem/l2/vm0.cpr", pmem);
+    g_autofree char *kexec = g_strdup_printf(
+        "%s check --for=kexec /mnt/pmem/l2/vm0.cpr", pmem);
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    g_assert_cmpint(l1_run(l1, reboot, out), ==, 1);
+    g_assert_nonnull(strstr(out->str, "would not survive a host reboot, only "
+                            "a kexec: the image is on DRAM-backed pmem"));
+    g_assert_nonnull(strstr(out->str, " in /mnt/pmem/l2/vm0.ram is on "
+                            "DRAM-backed pmem"));
+    g_string_truncate(out, 0);
+    l1_run_ok(l1, kexec, out);
+    g_assert_nonnull(strstr(out->str, "survives a kexec (image: pmem)"));
+    /* The save warned too, in QEMU's log. */
+    g_string_truncate(out, 0);
+    l1_run_ok(l1, "grep -h 'DRAM-backed pmem' /mnt/pmem/l2/vm0.log", out);
+    g_assert_nonnull(strstr(out->str, "/mnt/pmem/l2/vm0.cpr: the image is on "
+                            "DRAM-backed pmem (e820 pmem, kexec only"));
+    phase("e820: %-20s check --for=reboot refuses (exit 1), --for=kexec "
+          "takes it", "image check");
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -237,12 +397,26 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     suite_t0 = g_get_monotonic_time();
     summary = g_string_new(NULL);
-    g_test_add_func("/reboot/boot", test_boot);
-    g_test_add_func("/reboot/is-pmem", test_is_pmem);
-    g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
-    g_test_add_func("/reboot/kexec", test_kexec);
-    g_test_add_func("/reboot/reboot", test_reboot);
-    g_test_add_func("/reboot/crash", test_crash);
+    e820 = !g_strcmp0(g_getenv("CPR_L1_PMEM"), "e820");
+    if (e820) {
+        g_test_add_func("/reboot-e820/boot-memmap", test_boot);
+        g_test_add_func("/reboot-e820/provider-e820", test_provider);
+        g_test_add_func("/reboot-e820/is-pmem", test_is_pmem);
+        g_test_add_func("/reboot-e820/cold-reboot-refused",
+                        test_e820_cold_refused);
+        g_test_add_func("/reboot-e820/kexec-same-memmap", test_kexec);
+        g_test_add_func("/reboot-e820/check-for-reboot-and-kexec",
+                        test_e820_check);
+    } else {
+        g_test_add_func("/reboot/boot", test_boot);
+        g_test_add_func("/reboot/provider-nfit", test_provider);
+        g_test_add_func("/reboot/is-pmem", test_is_pmem);
+        g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
+        g_test_add_func("/reboot/kexec-devdax-vm", test_kexec);
+        g_test_add_func("/reboot/reboot", test_reboot);
+        g_test_add_func("/reboot/crash", test_crash);
+        g_test_add_func("/reboot/devdax-zeroed-refused", test_devdax_zeroed);
+    }
     rc = g_test_run();
     g_test_message("phase times (TCG, L1 on 2 vCPUs):\n%s  total %.1f s",
                    summary->str, secs(suite_t0, g_get_monotonic_time()));

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -113,6 +114,35 @@ static void ram_anon(Ram *r, uint32_t seed)
     }
     r->block = (QemuTransportRamBlock){
         .name = "pc.ram", .host = r->host, .size = RAM_SIZE, .fd = -1,
+        .flags = QEMU_TRANSPORT_RAM_SHARED,
+    };
+}
+
+/*
+ * RAM on a character device, as QEMU maps device DAX (mem-path=/dev/daxX.Y,
+ * share=on): /dev/zero stands in for one here (a shared mapping of it is
+ * memory of its own, zero at first: what a zeroed device DAX shows).  A
+ * device without mmap (/dev/full) gets anonymous memory beside its fd.
+ */
+static void ram_device(Ram *r, const char *dev, uint32_t seed)
+{
+    memset(r, 0, sizeof(*r));
+    r->path = g_strdup(dev);
+    r->fd = open(dev, O_RDWR | O_CLOEXEC);
+    g_assert_cmpint(r->fd, >=, 0);
+    r->map_len = RAM_SIZE;
+    r->host = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   r->fd, 0);
+    if (r->host == MAP_FAILED) {
+        r->host = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    }
+    g_assert_true(r->host != MAP_FAILED);
+    if (seed) {
+        fill(r->host, RAM_SIZE, seed);
+    }
+    r->block = (QemuTransportRamBlock){
+        .name = "pc.ram", .host = r->host, .size = RAM_SIZE, .fd = r->fd,
         .flags = QEMU_TRANSPORT_RAM_SHARED,
     };
 }
@@ -556,6 +586,97 @@ static void test_zeroed_new_file(void)
     g_free(image);
 }
 
+/*
+ * Device DAX (issue 17): a character device, of size 0 to fstat, whose
+ * node devtmpfs makes anew each boot.  It saves, and loads again while
+ * its memory holds the VM; the device is its device number; its
+ * contents its sampled pages.
+ */
+static void test_device_loads(void)
+{
+    char *image = tu_path("device.cpr");
+    struct stat st;
+    Ram ram;
+    Vm v;
+
+    ram_device(&ram, "/dev/zero", 40);
+    save(image, vm1(&v, &ram));
+    assert_loads(image, vm1(&v, &ram));
+    /* The same device through another node (devtmpfs after a boot). */
+    g_assert_cmpint(fstat(ram.fd, &st), ==, 0);
+    g_assert_true(S_ISCHR(st.st_mode));
+    ram_close(&ram);
+    g_free(image);
+}
+
+/* A zeroed device (the region wiped, or DRAM-backed pmem after a cold
+ * reboot): the same device number, every sampled page zero. */
+static void test_device_zeroed(void)
+{
+    char *image = tu_path("device-zeroed.cpr");
+    Ram src, dst;
+    Vm v;
+
+    ram_device(&src, "/dev/zero", 41);
+    save(image, vm1(&v, &src));
+    ram_device(&dst, "/dev/zero", 0);
+    assert_refused(image, vm1(&v, &dst), "/dev/zero", "64 of 64 sampled "
+                   "pages differ from the saved VM and are all zero", NULL);
+    ram_close(&dst);
+    ram_close(&src);
+    g_free(image);
+}
+
+/* Another device at the RAM's place, even with the same contents. */
+static void test_device_swapped(void)
+{
+    char *image = tu_path("device-swapped.cpr");
+    Ram src, dst;
+    Vm v;
+
+    ram_device(&src, "/dev/zero", 42);
+    save(image, vm1(&v, &src));
+    ram_device(&dst, "/dev/full", 42);
+    assert_refused(image, vm1(&v, &dst), "/dev/full: not the file the VM "
+                   "was saved with (that was /dev/zero, inode 0 on device "
+                   "1:5", NULL);
+    ram_close(&dst);
+    ram_close(&src);
+    g_free(image);
+}
+
+/*
+ * The same path, another device (device DAX renumbered after a boot):
+ * refused by the device number alone, the path and contents being the
+ * same.  Needs mknod (root) on a filesystem without nodev.
+ */
+static void test_device_same_path_other_device(void)
+{
+    char *image = tu_path("device-node.cpr"), *node = tu_path("dax-node");
+    Ram src, dst;
+    Vm v;
+
+    unlink(node);
+    if (mknod(node, S_IFCHR | 0600, makedev(1, 5)) < 0) {
+        g_test_skip("mknod failed (not root?)");
+        goto out;
+    }
+    ram_device(&src, node, 43);
+    save(image, vm1(&v, &src));
+    g_assert_cmpint(unlink(node), ==, 0);
+    g_assert_cmpint(mknod(node, S_IFCHR | 0600, makedev(1, 7)), ==, 0);
+    ram_device(&dst, node, 43);     /* /dev/full: no mmap, same contents */
+    assert_refused(image, vm1(&v, &dst), node, "not the file the VM was "
+                   "saved with", "inode 0 on device 1:5; this is inode 0 on "
+                   "device 1:7", NULL);
+    ram_close(&dst);
+    ram_close(&src);
+    unlink(node);
+out:
+    g_free(node);
+    g_free(image);
+}
+
 static int truncated_child(void *opaque)
 {
     const char *image = opaque;
@@ -961,6 +1082,11 @@ int main(int argc, char **argv)
     g_test_add_func("/binding/refused/content-changed", test_content_changed);
     g_test_add_func("/binding/refused/zeroed-new-file", test_zeroed_new_file);
     g_test_add_func("/binding/refused/truncated", test_truncated);
+    g_test_add_func("/binding/device/loads", test_device_loads);
+    g_test_add_func("/binding/device/zeroed", test_device_zeroed);
+    g_test_add_func("/binding/device/swapped", test_device_swapped);
+    g_test_add_func("/binding/device/same-path-other-device",
+                    test_device_same_path_other_device);
     g_test_add_func("/binding/cmdline/drift", test_cmdline_drift);
     g_test_add_func("/binding/cmdline/ignored", test_cmdline_ignored);
     g_test_add_func("/binding/cmdline/proc", test_cmdline_proc);

@@ -17,6 +17,7 @@
  * (tests/lib/qmp.c), compiled in unchanged.
  */
 #include "host-files.h"
+#include "host-media.h"
 #include "line-socket.h"
 #include "qemu-log.h"
 #include "qmp.h"
@@ -92,6 +93,7 @@ static guint opt_timeout_s = 120;
  * restore does not preload a transport.
  */
 static gboolean opt_file;
+static gboolean opt_force_cold;  /* --force-cold-reboot */
 /* --times=PATH (restore): every phase's times as JSON, for the bench. */
 static char *opt_times;
 
@@ -279,7 +281,7 @@ static gboolean vm_connect(Vm *vm, GError **errp)
 /* ---- cpr-pmem ---- */
 
 static char *cpr_pmem_path;
-static gboolean cpr_pmem_for_reboot;
+static const char *cpr_pmem_for_reboot;   /* check's --for=..., or NULL */
 
 static char *find_cpr_pmem(const char *self)
 {
@@ -323,15 +325,23 @@ static int run_cpr_pmem(const char *cmd, const char *opt, const char *image,
     return WIFEXITED(status) ? WEXITSTATUS(status) : 2;
 }
 
-/* Does this cpr-pmem have "check --for=reboot" (the reboot-survival check)? */
-static gboolean cpr_pmem_has_for_reboot(void)
+/*
+ * The check this cpr-pmem has for what the reboot command does: "check
+ * --for=kexec" (DRAM-backed pmem survives it) for a kexec, else "check
+ * --for=reboot"; NULL if it has neither.
+ */
+static const char *cpr_pmem_check_for(gboolean kexec)
 {
     const char *argv[] = { cpr_pmem_path, "--help", NULL };
     g_autofree char *sout = NULL;
 
-    return g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
-                        NULL, NULL, &sout, NULL, NULL, NULL) &&
-           strstr(sout, "--for=") != NULL;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
+                      NULL, NULL, &sout, NULL, NULL, NULL) ||
+        !strstr(sout, "--for=")) {
+        return NULL;
+    }
+    return kexec && strstr(sout, "--for=kexec") ? "--for=kexec"
+                                                : "--for=reboot";
 }
 
 /* ---- save ---- */
@@ -835,6 +845,7 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     g_autoptr(GError) err = NULL;
     gboolean ok = TRUE;
     double reboot_at;
+    gboolean kexec;
     int status;
 
     if (argc < 1) {
@@ -872,7 +883,9 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         note("cpr-pmem not found (set CPR_PMEM or put it in PATH)");
         return EXIT_USAGE;
     }
-    cpr_pmem_for_reboot = !opt_file && cpr_pmem_has_for_reboot();
+    kexec = host_cmd_is_kexec(reboot_cmd);
+    cpr_pmem_for_reboot = opt_file ? NULL
+                          : cpr_pmem_check_for(kexec || opt_force_cold);
     {
         g_autofree char *mdir = g_path_get_dirname(manifest_path);
 
@@ -919,6 +932,23 @@ static int cmd_save(int argc, char **argv, const char *manifest,
         if (vm->exec) {
             note("%s: QEMU has no pmem: transport: saving through the exec: "
                  "helper", vm->name);
+        }
+    }
+    /* DRAM-backed pmem (memmap=): a cold reboot would lose the VM. */
+    for (guint i = 0; i < vms->len && !kexec; i++) {
+        Vm *vm = vms->pdata[i];
+        g_autofree char *what = host_kexec_only_file(vm->pid, vm->image);
+
+        if (what && opt_force_cold) {
+            note("%s: %s is on DRAM-backed pmem (e820, memmap=), which "
+                 "'%s' loses: going ahead (--force-cold-reboot)", vm->name,
+                 what, reboot_cmd);
+        } else if (what) {
+            note("%s: %s is on DRAM-backed pmem (e820, memmap=): it survives "
+                 "a kexec only, and '%s' is not one; use kexec, or "
+                 "--force-cold-reboot to lose it; no VM was touched",
+                 vm->name, what, reboot_cmd);
+            return EXIT_FAILED;
         }
     }
 
@@ -1001,20 +1031,21 @@ static int cmd_save(int argc, char **argv, const char *manifest,
     }
     for (guint i = 0; i < vms->len && ok && !opt_file; i++) {
         Vm *vm = vms->pdata[i];
-        int rc = run_cpr_pmem("check",
-                              cpr_pmem_for_reboot ? "--for=reboot" : NULL,
-                              vm->image, NULL);
+        int rc = run_cpr_pmem("check", cpr_pmem_for_reboot, vm->image, NULL);
 
         if (rc != 0) {
-            vm->error = g_strdup_printf("%s check%s failed (exit %d)",
+            vm->error = g_strdup_printf("%s check%s%s failed (exit %d)",
                                         cpr_pmem_path,
-                                        cpr_pmem_for_reboot ? " --for=reboot" : "",
-                                        rc);
+                                        cpr_pmem_for_reboot ? " " : "",
+                                        cpr_pmem_for_reboot ? cpr_pmem_for_reboot
+                                                            : "", rc);
             note("%s: %s", vm->name, vm->error);
             ok = FALSE;
         } else {
             note("%s: %s verified%s", vm->name, vm->image,
-                 cpr_pmem_for_reboot ? " for a reboot" : "");
+                 !cpr_pmem_for_reboot ? ""
+                 : g_str_equal(cpr_pmem_for_reboot, "--for=kexec")
+                 ? " for a kexec" : " for a reboot");
         }
     }
     if (!ok) {
@@ -1567,6 +1598,10 @@ static const char usage_text[] =
     "                      (save) -- it must be on the persistent medium\n"
     "  --reboot-cmd=CMD    run with /bin/sh -c (default: " DEFAULT_REBOOT ",\n"
     "                      which needs a kernel loaded with kexec -l)\n"
+    "  --force-cold-reboot run a reboot command that is not a kexec even\n"
+    "                      when an image or guest RAM is on DRAM-backed\n"
+    "                      pmem (e820, memmap=), which it loses; without\n"
+    "                      it, save refuses before touching any VM\n"
     "  --dry-run           save and check, then resume every VM; no reboot\n"
     "  --timeout=SECONDS   per QMP step (default 120)\n"
     "  --times=PATH        restore: every phase's times as JSON (epoch us)\n"
@@ -1592,6 +1627,8 @@ int main(int argc, char **argv)
         { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir, NULL, NULL },
         { "reboot-cmd", 0, 0, G_OPTION_ARG_STRING, &reboot_cmd, NULL, NULL },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, NULL, NULL },
+        { "force-cold-reboot", 0, 0, G_OPTION_ARG_NONE, &opt_force_cold, NULL,
+          NULL },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, NULL, NULL },
         { "scheme", 0, 0, G_OPTION_ARG_STRING, &scheme, NULL, NULL },
         { "times", 0, 0, G_OPTION_ARG_FILENAME, &opt_times, NULL, NULL },

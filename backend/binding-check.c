@@ -195,8 +195,11 @@ static void check_samples(Lines *l, const char *where,
     }
     if (differ && zeros == differ) {
         add(l, "%s: %u of %u sampled pages differ from the saved VM and "
-            "are all zero: the RAM looks newly created (a tmpfs does not "
-            "survive a reboot)", where, differ, k->nr_samples);
+            "are all zero: %s", where, differ, k->nr_samples,
+            device ? "the device looks wiped (DRAM-backed pmem after a cold "
+                     "reboot, or a namespace made anew)"
+                   : "the RAM looks newly created (a tmpfs does not survive "
+                     "a reboot)");
     } else if (differ) {
         add(l, "%s: %u of %u sampled pages differ from the saved VM (stale "
             "or foreign guest RAM)", where, differ, k->nr_samples);

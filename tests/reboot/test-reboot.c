@@ -314,7 +314,7 @@ static void test_devdax_zeroed(void)
      * is among the sampled. */
     g_assert_nonnull(strstr(out->str, L1_DEVDAX ": "));
     g_assert_nonnull(strstr(out->str, " sampled pages differ from the saved "
-                            "VM and are all zero"));
+                            "VM and are all zero: the device looks wiped"));
     phase("devdax: %-19s restore refused (%s zeroed)", "zeroed", L1_DEVDAX);
 }
 

@@ -621,7 +621,8 @@ static void test_device_zeroed(void)
     save(image, vm1(&v, &src));
     ram_device(&dst, "/dev/zero", 0);
     assert_refused(image, vm1(&v, &dst), "/dev/zero", "64 of 64 sampled "
-                   "pages differ from the saved VM and are all zero", NULL);
+                   "pages differ from the saved VM and are all zero: the "
+                   "device looks wiped", NULL);
     ram_close(&dst);
     ram_close(&src);
     g_free(image);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "binding.h"
 #include "binding-internal.h"
+#include "disk-binding.h"
 #include "fingerprint.h"
 #include "cmdline.h"
 #include "errmsg.h"
@@ -354,7 +355,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
     return 0;
 }
 
-int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
+int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
                        const char *image_path, char **errp)
 {
     uint32_t nr = vm ? vm->nr_ram : 0;
@@ -420,6 +421,7 @@ out:
         free(blocks);
         d->blocks = NULL;
         d->nr_blocks = 0;
+        return ret;
     }
-    return ret;
+    return cpr_disk_record(d, vm, host, image_path, errp);
 }

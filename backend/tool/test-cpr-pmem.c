@@ -601,7 +601,7 @@ static void save_vm(const char *image, const char *ram)
     g_assert_true(p != MAP_FAILED);
     memset(p, 0x5a, size);
     b = (CprRamBlock){ "pc.ram", p, size, fd, 0, CPR_RAM_SHARED };
-    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64", NULL, 0 };
+    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
     w = cpr_writer_open_vm(image, &host, &vm, &err);
     g_assert_nonnull(w);
     g_assert_cmpint(cpr_writer_append(w, "stream", 6, &err), ==, 0);

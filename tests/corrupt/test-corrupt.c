@@ -537,7 +537,7 @@ static void make_vm_image(void)
     memset(anon, 2, MiB);
     b[0] = (CprRamBlock){ "pc.ram", file, MiB, fd, 0, CPR_RAM_SHARED };
     b[1] = (CprRamBlock){ "/objects/m1", anon, MiB, -1, 0, CPR_RAM_SHARED };
-    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64", NULL, 0 };
+    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
     vm_image = path_of("vm.cpr");
     vm_stream = g_malloc(VM_STREAM);
     for (size_t i = 0; i < VM_STREAM; i++) {

@@ -278,6 +278,7 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
         }
     }
     prefault(d, vm);
+    cpr_disk_prefetch(d, vm);
     warn_volatile(host, d, image_path);
     return d;
 fail:

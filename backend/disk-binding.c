@@ -124,6 +124,27 @@ static int record_file(CprVmdescDisk *k, uint64_t seed, int *err)
     return 0;
 }
 
+void cpr_disk_prefetch(const CprVmdesc *d, const CprVm *vm)
+{
+    uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
+
+    for (uint32_t i = 0; vm && i < vm->nr_disks; i++) {
+        const CprDisk *g = &vm->disks[i];
+        FileNow f;
+        uint32_t n;
+
+        if (!(g->flags & CPR_DISK_PROTOCOL) || !g->filename ||
+            !cpr_disk_is_file(g->driver) || file_open(g->filename, &f)) {
+            continue;
+        }
+        /* The same blocks as the commit's, unless the size changes. */
+        n = cpr_fingerprint_pages(d->seed, g->filename, f.size, index);
+        (void)cpr_fingerprint_hash_fd(f.fd, 0, f.size, d->seed, index, n,
+                                      xxh3, NULL);
+        close(f.fd);
+    }
+}
+
 static char *dup_str(const char *s)
 {
     return strdup(s ? s : "");

@@ -17,6 +17,13 @@
 bool cpr_disk_is_file(const char *driver);
 
 /*
+ * Save, at out_open (the VM still runs): read the blocks the commit will
+ * sample in each of @vm's disk files as they are now, so that the pause
+ * reads them from the page cache, not from the disk.  Best effort.
+ */
+void cpr_disk_prefetch(const CprVmdesc *d, const CprVm *vm);
+
+/*
  * Save, at out_commit (QEMU has flushed and inactivated the images):
  * record each protocol node of @vm into @d, a file's identity, size,
  * times and sampled blocks, once per file; a node that is not a file

@@ -13,6 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* file_open(): neither a regular file nor a block device; not opened. */
+#define ENOTFILE (-1)
+
+static const char *why(int err)
+{
+    return err == ENOTFILE ? "neither a file nor a block device (not opened)"
+                           : strerror(err);
+}
+
 bool cpr_disk_is_file(const char *driver)
 {
     return driver && (!strcmp(driver, "file") ||
@@ -32,6 +41,15 @@ static int file_open(const char *path, FileNow *f)
 {
     off_t end;
 
+    /* The path comes from the image at a restore: never open a FIFO or
+     * a character device (opening /dev/watchdog arms it) to find out. */
+    f->fd = -1;
+    if (stat(path, &f->st) < 0) {
+        return errno;
+    }
+    if (!S_ISREG(f->st.st_mode) && !S_ISBLK(f->st.st_mode)) {
+        return ENOTFILE;
+    }
     f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (f->fd < 0) {
         return errno;
@@ -202,7 +220,7 @@ int cpr_disk_record(CprVmdesc *d, const CprVm *vm, const CprHost *host,
                      k->driver);
         } else if (record_file(k, d->seed, &err) < 0) {
             cpr_warn(host, "%s: %s: %s: a restore cannot check that it is "
-                     "unchanged", image_path, name, strerror(err));
+                     "unchanged", image_path, name, why(err));
         }
     }
     return 0;
@@ -254,8 +272,8 @@ static void check_file(CprLines *l, const CprVmdescDisk *k, uint64_t seed,
 
     disk_name(name, sizeof(name), k->filename, k->node);
     if ((err = file_open(k->filename, &f))) {
-        cpr_lines_add(l, "%s: %s (the saved VM's file is gone)", name,
-                      strerror(err));
+        cpr_lines_add(l, "%s: %s%s", name, why(err),
+                      err == ENOENT ? " (the saved VM's file is gone)" : "");
         return;
     }
     same_size = f.size == k->file_size;

@@ -254,6 +254,26 @@ static void test_truncated_and_gone(void)
     done(&f);
 }
 
+/* A recorded path that is now a FIFO is refused without opening it: a
+ * path from the image never opens a FIFO or a character device. */
+static void test_not_regular(void)
+{
+    g_autofree char *p = path_of("fifo.raw");
+    g_autofree char *lines = NULL;
+    Fixture f = { 0 };
+
+    make_file(p, 4096);
+    f.disks[0] = file_disk(p);
+    save(&f, 1);
+    g_assert_cmpint(unlink(p), ==, 0);
+    g_assert_cmpint(mkfifo(p, 0600), ==, 0);
+    lines = check(&f);
+    g_assert_nonnull(strstr(lines, "fifo.raw: neither a file nor a block "
+                            "device (not opened)"));
+    g_unlink(p);
+    done(&f);
+}
+
 /* The destination's disks against the recorded ones. */
 static void test_other_disks(void)
 {
@@ -479,6 +499,7 @@ int main(int argc, char **argv)
     g_test_add_func("/disk-record/replaced", test_replaced);
     g_test_add_func("/disk-record/truncated-and-gone",
                     test_truncated_and_gone);
+    g_test_add_func("/disk-record/not-regular", test_not_regular);
     g_test_add_func("/disk-record/other-disks", test_other_disks);
     g_test_add_func("/disk-record/not-a-file", test_not_a_file);
     g_test_add_func("/disk-record/old-description", test_old_description);

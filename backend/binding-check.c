@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "binding.h"
 #include "binding-internal.h"
+#include "disk-binding.h"
 #include "fingerprint.h"
 #include "cmdline.h"
 #include "errmsg.h"
@@ -39,16 +40,7 @@ static void human_size(uint64_t v, char *buf, size_t size)
     snprintf(buf, size, "%" PRIu64 " %s", v, units[u]);
 }
 
-typedef struct Lines {
-    char **v;
-    size_t n;
-    bool oom;
-} Lines;
-
-static void add(Lines *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void add(Lines *l, const char *fmt, ...)
+void cpr_lines_add(CprLines *l, const char *fmt, ...)
 {
     char *s = NULL, **nv;
     va_list ap;
@@ -68,7 +60,7 @@ static void add(Lines *l, const char *fmt, ...)
     l->v[l->n++] = s;
 }
 
-static void lines_free(Lines *l)
+void cpr_lines_free(CprLines *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->v[i]);
@@ -101,7 +93,7 @@ static char *join(char **v, size_t n)
 }
 
 /* Which refusals CPR_PMEM_ALLOW overrides. */
-enum { ALLOW_CMDLINE = 1, ALLOW_RAM = 2 };
+enum { ALLOW_CMDLINE = 1, ALLOW_RAM = 2, ALLOW_DISK = 4 };
 
 static unsigned parse_allow(const CprHost *host)
 {
@@ -118,9 +110,11 @@ static unsigned parse_allow(const CprHost *host)
             allow |= ALLOW_CMDLINE;
         } else if (!strcmp(tok, "ram")) {
             allow |= ALLOW_RAM;
+        } else if (!strcmp(tok, "disk")) {
+            allow |= ALLOW_DISK;
         } else {
             cpr_warn(host, CPR_ALLOW_ENV ": ignoring unknown item '%s' "
-                     "(known: cmdline, ram)", tok);
+                     "(known: cmdline, ram, disk)", tok);
         }
     }
     free(copy);
@@ -148,7 +142,7 @@ static const CprVmdescBlock *find_saved(const CprVmdesc *d, const char *name)
 }
 
 /* The sampled pages of @b against the saved ones of @k. */
-static void check_samples(Lines *l, const char *where,
+static void check_samples(CprLines *l, const char *where,
                           const CprVmdescBlock *k, const CprRamBlock *b,
                           uint64_t seed, bool device)
 {
@@ -175,7 +169,7 @@ static void check_samples(Lines *l, const char *where,
                                       index, k->nr_samples, xxh3, zero);
     }
     if (ret == -2 && !b->host) {
-        add(l, "%s: RAM block %s is not mapped", where, k->name);
+        cpr_lines_add(l, "%s: RAM block %s is not mapped", where, k->name);
         return;
     }
     if (ret == -2) {
@@ -183,7 +177,7 @@ static void check_samples(Lines *l, const char *where,
                                    k->nr_samples, xxh3, zero);
     }
     if (ret < 0) {
-        add(l, "%s: cannot read the guest RAM of block %s (its file was "
+        cpr_lines_add(l, "%s: cannot read the guest RAM of block %s (its file was "
             "truncated?)", where, k->name);
         return;
     }
@@ -194,19 +188,19 @@ static void check_samples(Lines *l, const char *where,
         }
     }
     if (differ && zeros == differ) {
-        add(l, "%s: %u of %u sampled pages differ from the saved VM and "
+        cpr_lines_add(l, "%s: %u of %u sampled pages differ from the saved VM and "
             "are all zero: %s", where, differ, k->nr_samples,
             device ? "the device looks wiped (DRAM-backed pmem after a cold "
                      "reboot, or a namespace made anew)"
                    : "the RAM looks newly created (a tmpfs does not survive "
                      "a reboot)");
     } else if (differ) {
-        add(l, "%s: %u of %u sampled pages differ from the saved VM (stale "
+        cpr_lines_add(l, "%s: %u of %u sampled pages differ from the saved VM (stale "
             "or foreign guest RAM)", where, differ, k->nr_samples);
     }
 }
 
-static void check_block(Lines *l, const CprVmdescBlock *k,
+static void check_block(CprLines *l, const CprVmdescBlock *k,
                         const CprRamBlock *b, uint64_t seed)
 {
     char *now_path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
@@ -222,19 +216,19 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
     if (b->size != k->size) {
         human_size(b->size, a, sizeof(a));
         human_size(k->size, c, sizeof(c));
-        add(l, "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
+        cpr_lines_add(l, "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
             where, k->name, a, c);
         goto out;
     }
     if ((b->fd >= 0) != k->has_file) {
-        add(l, "%s: RAM block %s is %s, the saved VM's was %s", where,
+        cpr_lines_add(l, "%s: RAM block %s is %s, the saved VM's was %s", where,
             k->name, b->fd >= 0 ? "a file" : "anonymous memory",
             k->has_file ? k->file.path : "anonymous memory");
         goto out;
     }
     if (k->has_file) {
         if (cpr_ram_fstat(b->fd, &st) < 0) {
-            add(l, "%s: cannot stat: %s", where, strerror(errno));
+            cpr_lines_add(l, "%s: cannot stat: %s", where, strerror(errno));
             goto out;
         }
         device = S_ISCHR(st.st_mode);
@@ -247,7 +241,7 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
              (device || strcmp(now_path ? now_path : "", k->file.path)))) {
-            add(l, "%s: not the file the VM was saved with (that was %s, "
+            cpr_lines_add(l, "%s: not the file the VM was saved with (that was %s, "
                 "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
                 " on device %u:%u)", where, k->file.path, k->file.ino,
                 major(k->file.dev), minor(k->file.dev), (uint64_t)st.st_ino,
@@ -260,20 +254,20 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
             cpr_format_utc(birth_sec, birth_nsec, a, sizeof(a));
             cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, c,
                          sizeof(c));
-            add(l, "%s: not the file the VM was saved with (a file created "
+            cpr_lines_add(l, "%s: not the file the VM was saved with (a file created "
                 "at %s, with the inode number of the one created at %s)",
                 where, a, c);
             other = true;
         }
         if (b->fd_offset != k->fd_offset) {
-            add(l, "%s: RAM block %s starts at offset %" PRIu64 " of the "
+            cpr_lines_add(l, "%s: RAM block %s starts at offset %" PRIu64 " of the "
                 "file, the saved VM's at %" PRIu64, where, k->name,
                 b->fd_offset, k->fd_offset);
             goto out;
         }
         if (!device && (b->fd_offset > (uint64_t)st.st_size ||
                         b->size > (uint64_t)st.st_size - b->fd_offset)) {
-            add(l, "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
+            cpr_lines_add(l, "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
                 "block %s (%" PRIu64 " bytes at offset %" PRIu64 "): "
                 "truncated?", where, (uint64_t)st.st_size, k->name, b->size,
                 b->fd_offset);
@@ -287,7 +281,7 @@ static void check_block(Lines *l, const CprVmdescBlock *k,
                          sizeof(a));
             cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, c,
                          sizeof(c));
-            add(l, "%s: modified since the save (at %s; saved at %s): a "
+            cpr_lines_add(l, "%s: modified since the save (at %s; saved at %s): a "
                 "stale copy, or written by another process", where, a, c);
         }
     }
@@ -296,7 +290,7 @@ out:
     free(now_path);
 }
 
-static void check_ram(Lines *l, const CprVmdesc *d, const CprVm *vm)
+static void check_ram(CprLines *l, const CprVmdesc *d, const CprVm *vm)
 {
     for (uint32_t i = 0; i < d->nr_blocks; i++) {
         const CprVmdescBlock *k = &d->blocks[i];
@@ -305,10 +299,10 @@ static void check_ram(Lines *l, const CprVmdesc *d, const CprVm *vm)
         if (b) {
             check_block(l, k, b, d->seed);
         } else if (cpr_block_where(k)) {
-            add(l, "%s: RAM block %s of the saved VM is missing on the "
+            cpr_lines_add(l, "%s: RAM block %s of the saved VM is missing on the "
                 "destination", cpr_block_where(k), k->name);
         } else {
-            add(l, "RAM block %s of the saved VM is missing on the "
+            cpr_lines_add(l, "RAM block %s of the saved VM is missing on the "
                 "destination", k->name);
         }
     }
@@ -320,23 +314,57 @@ static void check_ram(Lines *l, const CprVmdesc *d, const CprVm *vm)
             continue;
         }
         path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
-        add(l, "%s%sRAM block %s is not in the saved VM", path ? path : "",
+        cpr_lines_add(l, "%s%sRAM block %s is not in the saved VM", path ? path : "",
             path ? ": " : "", b->name ? b->name : "(unnamed)");
         free(path);
     }
 }
 
-static char *refusal(const char *image_path, Lines *ram, bool ram_refused,
+static char *refusal(const char *image_path, CprLines *ram, bool ram_refused,
+                     CprLines *disk, bool disk_refused,
                      CprCmdlineDiff *diff, bool cmd_refused)
 {
-    char *r = NULL, *c = NULL, *msg = NULL;
+    char *r = NULL, *c = NULL, *msg = NULL, *k = NULL, *rk = NULL;
 
     if (ram_refused && !(r = join(ram->v, ram->n))) {
         return NULL;
     }
-    if (cmd_refused && !(c = join(diff->lines, diff->nr))) {
+    /* Disk lines read like RAM lines, with their own override. */
+    if (disk_refused && !(k = join(disk->v, disk->n))) {
         free(r);
         return NULL;
+    }
+    if (cmd_refused && !(c = join(diff->lines, diff->nr))) {
+        free(r);
+        free(k);
+        return NULL;
+    }
+    if (k) {
+        /* "RAM...; refusing ... (=ram overrides)\nDISK...; refusing ..." */
+        if (asprintf(&rk, "%s%s%s%s%s%s; refusing to resume from %s ("
+                     CPR_ALLOW_ENV "=disk overrides)",
+                     r ? r : "", r ? "; refusing to resume from " : "",
+                     r ? image_path : "",
+                     r ? " (" CPR_ALLOW_ENV "=ram overrides)" : "",
+                     r ? "\n" : "", k, image_path) < 0) {
+            rk = NULL;
+        }
+        free(k);
+        free(r);
+        if (!rk) {
+            return NULL;
+        }
+        if (asprintf(&msg, "%s%s%s%s%s", rk, c ? "\n" : "",
+                     c ? image_path : "",
+                     c ? ": the command line differs from the saved VM's; "
+                         "refusing to resume (" CPR_ALLOW_ENV "=cmdline "
+                         "overrides):\n" : "",
+                     c ? c : "") < 0) {
+            msg = NULL;
+        }
+        free(rk);
+        free(c);
+        return msg;
     }
     if (asprintf(&msg, "%s%s%s%s%s%s%s%s",
                  r ? r : "", r ? "; refusing to resume from " : "",
@@ -359,12 +387,12 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
                        const CprVm *vm, char **errp)
 {
     CprCmdlineDiff diff = { 0 };
-    Lines ram = { 0 };
+    CprLines ram = { 0 }, disk = { 0 };
     char *args = NULL, *msg;
     size_t args_len = 0;
     struct utsname u;
     unsigned allow;
-    bool ram_refused, cmd_refused;
+    bool ram_refused, disk_refused, cmd_refused;
     int ret = -1;
 
     if (!d) {
@@ -376,6 +404,7 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     }
     allow = parse_allow(host);
     check_ram(&ram, d, vm);
+    cpr_disk_check(&disk, d, vm, host);
     if (vm && vm->argv) {
         args = malloc(vm->argv_len ? vm->argv_len : 1);
         if (args) {
@@ -385,7 +414,7 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     } else {
         cpr_cmdline_own(&args, &args_len);
     }
-    if (ram.oom ||
+    if (ram.oom || disk.oom ||
         cpr_cmdline_diff(d->argv, d->argv_len, d->machine, d->cpu,
                          args ? args : "", args_len,
                          vm && vm->machine ? vm->machine : "",
@@ -394,9 +423,11 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
         goto out;
     }
     ram_refused = ram.n && !(allow & ALLOW_RAM);
+    disk_refused = disk.n && !(allow & ALLOW_DISK);
     cmd_refused = diff.nr && !(allow & ALLOW_CMDLINE);
-    if (ram_refused || cmd_refused) {
-        msg = refusal(image_path, &ram, ram_refused, &diff, cmd_refused);
+    if (ram_refused || disk_refused || cmd_refused) {
+        msg = refusal(image_path, &ram, ram_refused, &disk, disk_refused,
+                      &diff, cmd_refused);
         if (!msg) {
             cpr_error(errp, image_path, "out of memory");
         } else if (!*errp) {
@@ -409,6 +440,10 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     for (size_t i = 0; i < ram.n; i++) {
         cpr_warn(host, CPR_ALLOW_ENV "=ram: resuming %s although %s",
                  image_path, ram.v[i]);
+    }
+    for (size_t i = 0; i < disk.n; i++) {
+        cpr_warn(host, CPR_ALLOW_ENV "=disk: resuming %s although %s",
+                 image_path, disk.v[i]);
     }
     for (size_t i = 0; i < diff.nr; i++) {
         cpr_warn(host, CPR_ALLOW_ENV "=cmdline: resuming %s although the "
@@ -428,7 +463,8 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     ret = 0;
 out:
     free(args);
-    lines_free(&ram);
+    cpr_lines_free(&ram);
+    cpr_lines_free(&disk);
     cpr_cmdline_diff_free(&diff);
     return ret;
 }

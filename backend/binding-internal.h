@@ -27,4 +27,15 @@ int cpr_ram_fstat(int fd, struct stat *st);
 /* Where block @k lives, for messages: its file's path, or NULL. */
 const char *cpr_block_where(const CprVmdescBlock *k);
 
+/* Lines of a refusal or of warnings; oom: one could not be added. */
+typedef struct CprLines {
+    char **v;
+    size_t n;
+    bool oom;
+} CprLines;
+
+void cpr_lines_add(CprLines *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cpr_lines_free(CprLines *l);
+
 #endif

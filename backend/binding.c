@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "binding.h"
 #include "binding-internal.h"
+#include "disk-binding.h"
 #include "fingerprint.h"
 #include "cmdline.h"
 #include "errmsg.h"
@@ -320,6 +321,7 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
         }
     }
     prefault(d, vm);
+    cpr_disk_prefetch(d, vm);
     warn_volatile(host, d, image_path);
     return d;
 fail:
@@ -399,7 +401,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
     return 0;
 }
 
-int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
+int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
                        const char *image_path, char **errp)
 {
     uint32_t nr = vm ? vm->nr_ram : 0;
@@ -465,6 +467,7 @@ out:
         free(blocks);
         d->blocks = NULL;
         d->nr_blocks = 0;
+        return ret;
     }
-    return ret;
+    return cpr_disk_record(d, vm, host, image_path, errp);
 }

@@ -26,6 +26,15 @@ typedef struct CprRamBlock {
     uint32_t flags;             /* CPR_RAM_* */
 } CprRamBlock;
 
+/* A block node of the VM (QemuTransportDisk). */
+typedef struct CprDisk {
+    const char *node_name;      /* may be NULL or "" */
+    const char *filename;
+    const char *driver;
+    uint64_t size;
+    uint32_t flags;             /* CPR_DISK_* */
+} CprDisk;
+
 /* The VM a stream belongs to (QemuTransportVm). */
 typedef struct CprVm {
     const CprRamBlock *ram;
@@ -36,6 +45,9 @@ typedef struct CprVm {
      * (/proc/self/cmdline).  The exec: helper passes its QEMU's. */
     const char *argv;
     size_t argv_len;
+    /* Its block nodes (BINDING.md, "Disks"). */
+    const CprDisk *disks;
+    uint32_t nr_disks;
 } CprVm;
 
 /* What the transport knows of QEMU. */
@@ -67,9 +79,11 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
  * Save, at out_commit (the VM is stopped): each block's file as it is
  * now (size, mtime) and its content fingerprint, read under the fault
  * guard (a truncated RAM file is an error, not a SIGBUS).  The blocks
- * are the ones @vm lists now.  @vm NULL: none.
+ * are the ones @vm lists now.  @vm NULL: none.  Then the files of @vm's
+ * disks (QEMU has flushed and inactivated them); a disk that cannot be
+ * checked is a warning through @host (may be NULL).
  */
-int cpr_binding_commit(CprVmdesc *d, const CprVm *vm,
+int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
                        const char *image_path, char **errp);
 
 /*

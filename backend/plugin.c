@@ -44,19 +44,65 @@ static uint32_t ram_flags(uint32_t f)
            (f & QEMU_TRANSPORT_RAM_PREALLOC ? CPR_RAM_PREALLOC : 0);
 }
 
-/* @vm as the core's CprVm; free out->ram afterwards.  NULL @vm: none. */
+/* QEMU's block nodes (ABI version 3) as CprDisks; *@out NULL if none. */
+static int to_cpr_disks(const QemuTransportVm *vm, CprDisk **out,
+                        const char *target, char **errp)
+{
+    CprDisk *disks;
+
+    *out = NULL;
+    if (!vm->nr_disks) {
+        return 0;
+    }
+    /* a later ABI appends to the elements; they are never smaller */
+    if (!vm->disks || vm->disk_size < sizeof(QemuTransportDisk)) {
+        cpr_error(errp, target, "block node elements of %" PRIu32
+                  " bytes, fewer than this transport's %zu", vm->disk_size,
+                  sizeof(QemuTransportDisk));
+        return -1;
+    }
+    disks = calloc(vm->nr_disks, sizeof(*disks));
+    if (!disks) {
+        cpr_error(errp, target, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < vm->nr_disks; i++) {
+        const QemuTransportDisk *g = qemu_transport_vm_disk(vm, i);
+
+        disks[i] = (CprDisk){
+            .node_name = g->node_name, .filename = g->filename,
+            .driver = g->driver, .size = g->size,
+            .flags = (g->flags & QEMU_TRANSPORT_DISK_READ_ONLY ?
+                      CPR_DISK_READ_ONLY : 0) |
+                     (g->flags & QEMU_TRANSPORT_DISK_PROTOCOL ?
+                      CPR_DISK_PROTOCOL : 0),
+        };
+    }
+    *out = disks;
+    return 0;
+}
+
+/*
+ * @vm as the core's CprVm; free out->ram and out->disks afterwards.
+ * NULL @vm: none.
+ */
 static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
                      const char *target, char **errp)
 {
     CprRamBlock *ram = NULL;
+    CprDisk *disks = NULL;
 
     memset(out, 0, sizeof(*out));
     if (!vm) {
         return 0;
     }
+    if (to_cpr_disks(vm, &disks, target, errp) < 0) {
+        return -1;
+    }
     if (vm->nr_ram) {
         if (!vm->ram) {
             cpr_error(errp, target, "no RAM block list");
+            free(disks);
             return -1;
         }
         /* a later ABI appends to the elements; they are never smaller */
@@ -64,10 +110,12 @@ static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
             cpr_error(errp, target, "RAM block elements of %" PRIu32
                       " bytes, fewer than this transport's %zu",
                       vm->ram_block_size, sizeof(QemuTransportRamBlock));
+            free(disks);
             return -1;
         }
         ram = calloc(vm->nr_ram, sizeof(*ram));
         if (!ram) {
+            free(disks);
             cpr_error(errp, target, "out of memory");
             return -1;
         }
@@ -84,6 +132,8 @@ static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
     out->nr_ram = vm->nr_ram;
     out->machine = vm->machine;
     out->cpu = vm->cpu;
+    out->disks = disks;
+    out->nr_disks = disks ? vm->nr_disks : 0;
     return 0;
 }
 
@@ -109,6 +159,7 @@ static QemuTransportOut *out_open(const char *target,
     }
     w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
     free((void *)cvm.ram);
+    free((void *)cvm.disks);
     if (w && cpr_writer_populate(w, errp) < 0) {
         cpr_writer_close(w);
         return NULL;
@@ -144,6 +195,7 @@ static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
     }
     ret = cpr_writer_commit_vm(W(t), &cvm, errp);
     free((void *)cvm.ram);
+    free((void *)cvm.disks);
     return ret;
 }
 
@@ -175,6 +227,7 @@ static QemuTransportIn *in_open(const char *target,
         r = NULL;
     }
     free((void *)cvm.ram);
+    free((void *)cvm.disks);
     return (QemuTransportIn *)r;
 }
 

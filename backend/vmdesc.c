@@ -9,8 +9,15 @@
 enum {
     T_SEED = 1, T_QEMU_VERSION = 2, T_KERNEL_RELEASE = 3, T_MACHINE = 4,
     T_CPU = 5, T_ARGV = 6, T_IMAGE_MEDIA = 7, T_RAM_BLOCK = 8,
-    T_TOP_MAX = 8,
+    T_DISK = 9,     /* version 2 */
+    T_TOP_MAX = 9,
 };
+enum {
+    D_NODE = 1, D_FILENAME = 2, D_DRIVER = 3, D_SIZE = 4, D_FLAGS = 5,
+    D_FILE = 6, D_SAMPLES = 7,
+    D_MAX = 7,
+};
+#define DISK_FILE_LEN 64u
 enum {
     B_NAME = 1, B_SIZE = 2, B_FLAGS = 3, B_FD_OFFSET = 4, B_MEDIA = 5,
     B_FILE = 6, B_PATH = 7, B_SAMPLES = 8, B_BIRTH = 9,
@@ -181,6 +188,46 @@ static void encode_block(Buf *b, const CprVmdescBlock *k)
     end_entry(b, at);
 }
 
+static void encode_disk(Buf *b, const CprVmdescDisk *k)
+{
+    size_t at = begin_entry(b, T_DISK), s;
+    uint8_t *p;
+
+    entry_str(b, D_NODE, k->node);
+    entry_str(b, D_FILENAME, k->filename);
+    entry_str(b, D_DRIVER, k->driver);
+    entry_u64(b, D_SIZE, k->size);
+    entry_u32(b, D_FLAGS, k->flags);
+    if (k->has_file) {
+        p = grow(b, ENTRY_HEADER + DISK_FILE_LEN);
+        if (p) {
+            cpr_put32(p, D_FILE);
+            cpr_put32(p + 4, DISK_FILE_LEN);
+            cpr_put64(p + 8, k->dev);
+            cpr_put64(p + 16, k->ino);
+            cpr_put64(p + 24, k->file_size);
+            cpr_put64(p + 32, (uint64_t)k->mtime_sec);
+            cpr_put32(p + 40, k->mtime_nsec);
+            cpr_put32(p + 44, 0);
+            cpr_put64(p + 48, (uint64_t)k->ctime_sec);
+            cpr_put32(p + 56, k->ctime_nsec);
+            cpr_put32(p + 60, 0);
+        }
+        s = begin_entry(b, D_SAMPLES);
+        p = grow(b, 8 + 16 * (size_t)k->nr_samples);
+        if (p) {
+            cpr_put32(p, CPR_VMDESC_PAGE);
+            cpr_put32(p + 4, k->nr_samples);
+            for (uint32_t i = 0; i < k->nr_samples; i++) {
+                cpr_put64(p + 8 + 16 * i, k->samples[i].index);
+                cpr_put64(p + 16 + 16 * i, k->samples[i].xxh3);
+            }
+        }
+        end_entry(b, s);
+    }
+    end_entry(b, at);
+}
+
 uint8_t *cpr_vmdesc_encode(const CprVmdesc *d, size_t *len)
 {
     Buf b = { 0 };
@@ -200,6 +247,9 @@ uint8_t *cpr_vmdesc_encode(const CprVmdesc *d, size_t *len)
     entry_media(&b, T_IMAGE_MEDIA, d->image_media, d->image_media_detail);
     for (uint32_t i = 0; i < d->nr_blocks; i++) {
         encode_block(&b, &d->blocks[i]);
+    }
+    for (uint32_t i = 0; i < d->nr_disks; i++) {
+        encode_disk(&b, &d->disks[i]);
     }
     if (b.oom) {
         free(b.p);
@@ -295,8 +345,8 @@ static bool fixed(Dec *x, uint32_t len, uint32_t want)
     return len == want || fail(x, "bad entry length");
 }
 
-static bool decode_samples(Dec *x, CprVmdescBlock *k, const uint8_t *v,
-                           uint32_t len)
+static bool decode_sample_list(Dec *x, uint32_t *nr, CprVmdescSample *out,
+                               const uint8_t *v, uint32_t len)
 {
     uint32_t count;
 
@@ -310,10 +360,32 @@ static bool decode_samples(Dec *x, CprVmdescBlock *k, const uint8_t *v,
     if (count > CPR_VMDESC_MAX_SAMPLES || len != 8 + 16 * count) {
         return fail(x, "bad sample count");
     }
-    k->nr_samples = count;
+    *nr = count;
     for (uint32_t i = 0; i < count; i++) {
-        k->samples[i].index = cpr_get64(v + 8 + 16 * i);
-        k->samples[i].xxh3 = cpr_get64(v + 16 + 16 * i);
+        out[i].index = cpr_get64(v + 8 + 16 * i);
+        out[i].xxh3 = cpr_get64(v + 16 + 16 * i);
+    }
+    return true;
+}
+
+/* Sampled pages: as many as the size asks, distinct, inside it. */
+static bool check_samples(Dec *x, uint64_t size, uint32_t nr,
+                          const CprVmdescSample *samples)
+{
+    uint64_t pages = cpr_vmdesc_pages(size);
+
+    if (nr != cpr_vmdesc_nr_samples(size)) {
+        return fail(x, "wrong number of sampled pages for the block size");
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        if (samples[i].index >= pages) {
+            return fail(x, "sampled page outside the block");
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (samples[j].index == samples[i].index) {
+                return fail(x, "page sampled twice");
+            }
+        }
     }
     return true;
 }
@@ -321,20 +393,8 @@ static bool decode_samples(Dec *x, CprVmdescBlock *k, const uint8_t *v,
 /* Checks that need the whole block. */
 static bool check_block(Dec *x, const CprVmdescBlock *k)
 {
-    uint64_t pages = cpr_vmdesc_pages(k->size);
-
-    if (k->nr_samples != cpr_vmdesc_nr_samples(k->size)) {
-        return fail(x, "wrong number of sampled pages for the block size");
-    }
-    for (uint32_t i = 0; i < k->nr_samples; i++) {
-        if (k->samples[i].index >= pages) {
-            return fail(x, "sampled page outside the block");
-        }
-        for (uint32_t j = 0; j < i; j++) {
-            if (k->samples[j].index == k->samples[i].index) {
-                return fail(x, "page sampled twice");
-            }
-        }
+    if (!check_samples(x, k->size, k->nr_samples, k->samples)) {
+        return false;
     }
     if (k->flags & ~CPR_RAM_FLAGS_KNOWN) {
         return fail(x, "unknown RAM block flags");
@@ -412,7 +472,7 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
             }
             break;
         case B_SAMPLES:
-            if (!decode_samples(x, k, v, len)) {
+            if (!decode_sample_list(x, &k->nr_samples, k->samples, v, len)) {
                 return false;
             }
             break;
@@ -435,6 +495,114 @@ static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *buf,
                     "the reverse");
     }
     return check_block(x, k);
+}
+
+static bool decode_disk(Dec *x, CprVmdescDisk *k, const uint8_t *buf,
+                        size_t pos, size_t end)
+{
+    const uint32_t need = 1u << D_NODE | 1u << D_FILENAME | 1u << D_DRIVER |
+                          1u << D_SIZE | 1u << D_FLAGS;
+    uint32_t seen = 0, tag, len;
+    const uint8_t *v;
+
+    while (pos < end) {
+        if (!next_entry(x, buf, &pos, end, &tag, &v, &len)) {
+            return false;
+        }
+        if (tag == 0 || tag > D_MAX) {
+            continue;   /* unknown: informational, from a later writer */
+        }
+        if (!once(x, &seen, tag)) {
+            return false;
+        }
+        switch (tag) {
+        case D_NODE:
+            if (!get_str(x, v, len, SHORT_STR, false, &k->node)) {
+                return false;
+            }
+            break;
+        case D_FILENAME:
+            if (!get_str(x, v, len, CPR_VMDESC_MAX_STR, true, &k->filename)) {
+                return false;
+            }
+            break;
+        case D_DRIVER:
+            if (!get_str(x, v, len, SHORT_STR, false, &k->driver)) {
+                return false;
+            }
+            break;
+        case D_SIZE:
+            if (!fixed(x, len, 8)) {
+                return false;
+            }
+            k->size = cpr_get64(v);
+            break;
+        case D_FLAGS:
+            if (!fixed(x, len, 4)) {
+                return false;
+            }
+            k->flags = cpr_get32(v);
+            break;
+        case D_FILE:
+            if (!fixed(x, len, DISK_FILE_LEN) || cpr_get32(v + 36) != 0 ||
+                cpr_get32(v + 52) != 0) {
+                return fail(x, "bad disk file entry");
+            }
+            k->has_file = true;
+            k->dev = cpr_get64(v);
+            k->ino = cpr_get64(v + 8);
+            k->file_size = cpr_get64(v + 16);
+            k->mtime_sec = (int64_t)cpr_get64(v + 24);
+            k->mtime_nsec = cpr_get32(v + 32);
+            k->ctime_sec = (int64_t)cpr_get64(v + 40);
+            k->ctime_nsec = cpr_get32(v + 48);
+            break;
+        case D_SAMPLES:
+            if (!decode_sample_list(x, &k->nr_samples, k->samples, v, len)) {
+                return false;
+            }
+            break;
+        }
+    }
+    if ((seen & need) != need) {
+        return fail(x, "disk entry lacks a required field");
+    }
+    if (!(seen & (1u << D_FILE)) != !(seen & (1u << D_SAMPLES))) {
+        return fail(x, "disk has a file without samples, or the reverse");
+    }
+    if (k->flags & ~CPR_DISK_FLAGS_KNOWN) {
+        return fail(x, "unknown disk flags");
+    }
+    if (k->has_file && (k->mtime_nsec >= 1000000000u ||
+                        k->ctime_nsec >= 1000000000u)) {
+        return fail(x, "bad file time");
+    }
+    return !k->has_file ||
+           check_samples(x, k->file_size, k->nr_samples, k->samples);
+}
+
+static bool add_disk(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t pos,
+                     size_t end)
+{
+    CprVmdescDisk *k;
+
+    if (d->nr_disks >= CPR_VMDESC_MAX_DISKS) {
+        return fail(x, "too many disks");
+    }
+    /* Grow by doubling: the count is bounded by the input size. */
+    if ((d->nr_disks & (d->nr_disks - 1)) == 0) {
+        uint32_t cap = d->nr_disks ? d->nr_disks * 2 : 1;
+        CprVmdescDisk *nd = realloc(d->disks, cap * sizeof(*nd));
+
+        if (!nd) {
+            x->oom = true;
+            return fail(x, "out of memory");
+        }
+        d->disks = nd;
+    }
+    k = &d->disks[d->nr_disks++];
+    memset(k, 0, sizeof(*k));
+    return decode_disk(x, k, buf, pos, end);
 }
 
 static bool decode_argv(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
@@ -507,10 +675,11 @@ static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
         if (!next_entry(x, buf, &pos, len, &tag, &v, &n)) {
             return false;
         }
-        if (tag == 0 || tag > T_TOP_MAX) {
+        if (tag == 0 || tag > T_TOP_MAX ||
+            (tag == T_DISK && d->version < 2)) {
             continue;
         }
-        if (tag != T_RAM_BLOCK && !once(x, &seen, tag)) {
+        if (tag != T_RAM_BLOCK && tag != T_DISK && !once(x, &seen, tag)) {
             return false;
         }
         switch (tag) {
@@ -553,6 +722,11 @@ static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
             break;
         case T_RAM_BLOCK:
             if (!add_block(x, d, buf, (size_t)(v - buf), (size_t)(v - buf) + n)) {
+                return false;
+            }
+            break;
+        case T_DISK:
+            if (!add_disk(x, d, buf, (size_t)(v - buf), (size_t)(v - buf) + n)) {
                 return false;
             }
             break;
@@ -620,6 +794,12 @@ void cpr_vmdesc_free(CprVmdesc *d)
         free(d->blocks[i].file.path);
     }
     free(d->blocks);
+    for (uint32_t i = 0; i < d->nr_disks; i++) {
+        free(d->disks[i].node);
+        free(d->disks[i].filename);
+        free(d->disks[i].driver);
+    }
+    free(d->disks);
     free(d->qemu_version);
     free(d->kernel_release);
     free(d->machine);

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 #define CPR_VMDESC_MAGIC "QCPRVMDS"
-#define CPR_VMDESC_VERSION 1u
+/* Version 2 added the disks (tag 9); version 1 descriptions still load. */
+#define CPR_VMDESC_VERSION 2u
 #define CPR_VMDESC_HEADER 16u
 /* At most this long (a record claiming more is not valid). */
 #define CPR_VMDESC_MAX (16u << 20)
@@ -29,6 +30,7 @@
 #define CPR_VMDESC_MAX_DETAIL 64u         /* a media class's detail */
 #define CPR_VMDESC_MAX_ARGV (4u << 20)
 #define CPR_VMDESC_MAX_ARGS 65536u
+#define CPR_VMDESC_MAX_DISKS 4096u
 
 /* Media classes: what survives a host reboot (BINDING.md). */
 typedef enum CprMedia {
@@ -77,6 +79,29 @@ typedef struct CprVmdescBlock {
     CprVmdescSample samples[CPR_VMDESC_MAX_SAMPLES];
 } CprVmdescBlock;
 
+/* Disk flags, as recorded (the ABI's QEMU_TRANSPORT_DISK_*). */
+#define CPR_DISK_READ_ONLY (1u << 0)
+#define CPR_DISK_PROTOCOL  (1u << 1)
+#define CPR_DISK_FLAGS_KNOWN (CPR_DISK_READ_ONLY | CPR_DISK_PROTOCOL)
+
+/*
+ * A block node's file at the save (BINDING.md, "Disks"), or a node that
+ * is not a file (a network protocol): then only its names are kept.
+ */
+typedef struct CprVmdescDisk {
+    char *node;                 /* QEMU's node name; may be "" */
+    char *filename;             /* what the node opens */
+    char *driver;               /* "file", "host_device", "nbd", ... */
+    uint64_t size;              /* the node's size as QEMU gave it */
+    uint32_t flags;             /* CPR_DISK_* */
+    bool has_file;              /* false: not checked */
+    uint64_t dev, ino, file_size;
+    int64_t mtime_sec, ctime_sec;
+    uint32_t mtime_nsec, ctime_nsec;
+    uint32_t nr_samples;
+    CprVmdescSample samples[CPR_VMDESC_MAX_SAMPLES];
+} CprVmdescDisk;
+
 typedef struct CprVmdesc {
     uint32_t version;
     uint64_t seed;
@@ -90,6 +115,9 @@ typedef struct CprVmdesc {
     char *image_media_detail;
     uint32_t nr_blocks;
     CprVmdescBlock *blocks;
+    /* version >= 2 only: a version-1 description recorded no disk */
+    uint32_t nr_disks;
+    CprVmdescDisk *disks;
 } CprVmdesc;
 
 /* Number of pages of a block of @size bytes (the last may be partial). */

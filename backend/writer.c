@@ -129,6 +129,7 @@ struct CprWriter {
     CprPopulator *pop;
     CprMetadata md;             /* collected at open, off the pause */
     CprVmdesc *desc;            /* likewise; completed at commit */
+    CprHost host;               /* warnings of the commit; zero: none */
     uint64_t gen;               /* generation this save will commit */
     CprRecord live;             /* payload fields; length 0: nothing live */
 
@@ -280,6 +281,9 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     if (cpr_image_open_write(path, &w->file, errp) < 0 ||
         open_live(w, errp) < 0) {
         goto fail;
+    }
+    if (host) {
+        w->host = *host;
     }
     w->desc = cpr_binding_open(host, &w->md, vm, w->file.fd, path, errp);
     if (!w->desc) {
@@ -958,7 +962,7 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
     uint8_t *buf;
     int64_t n;
 
-    if (cpr_binding_commit(w->desc, vm, w->path, errp) < 0) {
+    if (cpr_binding_commit(w->desc, &w->host, vm, w->path, errp) < 0) {
         note_failure(w, errp);
         return -1;
     }

@@ -58,7 +58,8 @@ static void warn(const char *msg)
 
 /* This program is the VM: no RAM left in place (the stream carries it). */
 static const QemuTransportVm bench_vm = { NULL, 0, "bench", "bench",
-                                          sizeof(QemuTransportRamBlock) };
+                                          sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
 
 static const QemuTransportOps *load(const char *plugin)
 {
@@ -176,7 +177,8 @@ static void map_ram(const char *path, uint64_t size, QemuTransportRamBlock *rb,
     *rb = (QemuTransportRamBlock){ "pc.ram", host, size, fd, 0,
                                    QEMU_TRANSPORT_RAM_SHARED };
     *vm = (QemuTransportVm){ rb, 1, "bench", "bench",
-                             sizeof(QemuTransportRamBlock) };
+                             sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
 }
 
 enum { K_OPEN, K_WRITEV, K_COMMIT, K_CLOSE, K_IN_OPEN, N_K };

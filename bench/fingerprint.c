@@ -87,7 +87,7 @@ static CprVm vm_of(const Block *b, CprRamBlock *rb)
 {
     *rb = (CprRamBlock){ "pc.ram", b->host, b->size, b->fd, 0,
                          CPR_RAM_SHARED };
-    return (CprVm){ rb, 1, "pc-q35-10.0", "qemu64", NULL, 0 };
+    return (CprVm){ rb, 1, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
 }
 
 static void run(const char *dir, uint64_t size, int reps)
@@ -125,7 +125,7 @@ static void run(const char *dir, uint64_t size, int reps)
         }
         open_us[r] = now_us() - t0;
         t0 = now_us();
-        if (cpr_binding_commit(d, &vm, image, &err) < 0) {
+        if (cpr_binding_commit(d, NULL, &vm, image, &err) < 0) {
             die("cpr_binding_commit", err);
         }
         warm[r] = now_us() - t0;
@@ -135,7 +135,7 @@ static void run(const char *dir, uint64_t size, int reps)
         map_block(&b);
         vm = vm_of(&b, &rb);
         t0 = now_us();
-        if (cpr_binding_commit(d, &vm, image, &err) < 0) {
+        if (cpr_binding_commit(d, NULL, &vm, image, &err) < 0) {
             die("cpr_binding_commit", err);
         }
         cold[r] = now_us() - t0;

@@ -13,7 +13,7 @@ pkgs="build-essential pkg-config ninja-build ccache dpkg-dev git
       seabios ipxe-qemu busybox-static cpio e2fsprogs patch
       clang libclang-rt-14-dev gnuplot-nox
       kexec-tools ndctl kmod"
-bpo_pkgs="meson python3-pycotap qemu-system-x86 qemu-system-data"
+bpo_pkgs="meson python3-pycotap qemu-system-x86 qemu-system-data qemu-utils"
 
 missing=""
 for p in $pkgs $bpo_pkgs; do

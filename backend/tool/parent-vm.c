@@ -6,6 +6,7 @@
  * the RAM files read-only, never following a symlink, never writing.
  */
 #include "parent-vm.h"
+#include "parent-disks.h"
 #include "cmdline.h"
 
 #include <errno.h>
@@ -454,6 +455,12 @@ int parent_vm_find(ParentVm *pv, char **errp)
     if (describe_ram(pv, dir, errp) < 0) {
         goto fail;
     }
+    if (parent_disks_find(dir, pv->argv, pv->argv_len, &pv->disks,
+                          &pv->nr_disks) < 0) {
+        *errp = g_strdup_printf("cannot read the descriptors of QEMU (pid "
+                                "%d): %s", (int)pv->pid, strerror(errno));
+        goto fail;
+    }
     /* Ended meanwhile?  Reads under its directory fail once it has;
      * its exe link tells for certain. */
     {
@@ -470,6 +477,7 @@ int parent_vm_find(ParentVm *pv, char **errp)
     pv->vm = (CprVm){
         .ram = pv->ram, .nr_ram = pv->nr_ram, .machine = "", .cpu = "",
         .argv = pv->argv, .argv_len = pv->argv_len,
+        .disks = pv->disks, .nr_disks = pv->nr_disks,
     };
     return 1;
 fail:
@@ -487,6 +495,7 @@ void parent_vm_free(ParentVm *pv)
         }
     }
     g_free(pv->ram);
+    parent_disks_free(pv->disks, pv->nr_disks);
     g_free(pv->exe);
     free(pv->argv);
     memset(pv, 0, sizeof(*pv));

@@ -19,6 +19,8 @@ typedef struct ParentVm {
     size_t argv_len;
     CprRamBlock *ram;           /* names owned; fds open read-only */
     uint32_t nr_ram;
+    CprDisk *disks;             /* its open disk images (parent-disks.h) */
+    uint32_t nr_disks;
     CprVm vm;                   /* points into the above */
 } ParentVm;
 

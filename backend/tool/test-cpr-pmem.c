@@ -587,6 +587,7 @@ static void save_vm(const char *image, const char *ram)
     int fd = -1;
     char *err = NULL;
     CprRamBlock b;
+    CprDisk disk;
     CprWriter *w;
     CprVm vm;
     void *p;
@@ -601,7 +602,10 @@ static void save_vm(const char *image, const char *ram)
     g_assert_true(p != MAP_FAILED);
     memset(p, 0x5a, size);
     b = (CprRamBlock){ "pc.ram", p, size, fd, 0, CPR_RAM_SHARED };
-    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64", NULL, 0 };
+    /* and a disk: the RAM file's 1 MiB of 0x5a as a raw image */
+    disk = (CprDisk){ "disk0", ram ? ram : "/nonexistent.raw", "file", size,
+                      CPR_DISK_PROTOCOL };
+    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64", NULL, 0, &disk, 1 };
     w = cpr_writer_open_vm(image, &host, &vm, &err);
     g_assert_nonnull(w);
     g_assert_cmpint(cpr_writer_append(w, "stream", 6, &err), ==, 0);
@@ -719,14 +723,14 @@ static void test_info_vm(void)
 {
     char *img = path_of("info-vm.cpr"), *ram = path_of("info-vm.ram");
     JsonParser *parser = json_parser_new();
-    JsonObject *o, *vm, *blk, *file;
+    JsonObject *o, *vm, *blk, *file, *disk;
     JsonArray *argv, *blocks;
     char *want;
 
     save_vm(img, ram);
     assert_run("info", img, NULL, 0, "media: page-cache (", NULL);
     assert_run("info", img, NULL, 0, "saved vm (generation 1):\n"
-               "  description version: 1\n  seed: 0x", NULL);
+               "  description version: 2\n  seed: 0x", NULL);
     assert_run("info", img, NULL, 0, "  machine: pc-q35-10.0\n"
                "  cpu: qemu64\n  arguments (", NULL);
     assert_run("info", img, NULL, 0, "  ram blocks: 1\n"
@@ -737,7 +741,25 @@ static void test_info_vm(void)
     assert_run("info", img, NULL, 0, want, NULL);
     g_free(want);
     assert_run("info", img, NULL, 0, "    sampled pages: 64\n", NULL);
+    want = g_strdup_printf("  disks: 1\n  disk: %s\n    node: disk0\n"
+                           "    driver: file\n    size: 1048576\n"
+                           "    read-only: no\n    device: ", ram);
+    assert_run("info", img, NULL, 0, want, NULL);
+    g_free(want);
+    assert_run("info", img, NULL, 0, "    file size: 1048576\n", NULL);
+    assert_run("info", img, NULL, 0, "    sampled blocks: 64\n", NULL);
     o = info_json(img, parser);
+    disk = json_array_get_object_element(json_object_get_array_member(
+        json_object_get_object_member(o, "vm"), "disks"), 0);
+    g_assert_cmpstr(json_object_get_string_member(disk, "filename"), ==, ram);
+    g_assert_cmpstr(json_object_get_string_member(disk, "driver"), ==,
+                    "file");
+    g_assert_false(json_object_get_boolean_member(disk, "read-only"));
+    file = json_object_get_object_member(disk, "file");
+    g_assert_cmpint(json_object_get_int_member(file, "size"), ==, 1 << 20);
+    g_assert_cmpint(json_object_get_int_member(file, "sampled-blocks"), ==,
+                    64);
+    g_assert_true(json_object_has_member(file, "changed"));
     g_assert_cmpstr(json_object_get_string_member(
         json_object_get_object_member(o, "media"), "class"), ==, "page-cache");
     vm = json_object_get_object_member(o, "vm");

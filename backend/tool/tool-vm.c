@@ -138,7 +138,70 @@ void tool_print_vm(const CprVmdesc *d)
         }
         printf("    sampled pages: %u\n", k->nr_samples);
     }
+    printf("  disks: %u\n", d->nr_disks);
+    for (uint32_t i = 0; i < d->nr_disks; i++) {
+        const CprVmdescDisk *k = &d->disks[i];
+
+        STR("disk", k->filename);
+        STR("  node", k->node);
+        STR("  driver", k->driver);
+        printf("    size: %" PRIu64 "\n", k->size);
+        printf("    read-only: %s\n",
+               k->flags & CPR_DISK_READ_ONLY ? "yes" : "no");
+        if (!k->has_file) {
+            printf("    file: none (not checked)\n");
+            continue;
+        }
+        printf("    device: %u:%u\n", major(k->dev), minor(k->dev));
+        printf("    inode: %" PRIu64 "\n", k->ino);
+        printf("    file size: %" PRIu64 "\n", k->file_size);
+        cpr_format_utc(k->mtime_sec, k->mtime_nsec, buf, sizeof(buf));
+        printf("    modified: %s\n", buf);
+        cpr_format_utc(k->ctime_sec, k->ctime_nsec, buf, sizeof(buf));
+        printf("    changed: %s\n", buf);
+        printf("    sampled blocks: %u\n", k->nr_samples);
+    }
 #undef STR
+}
+
+static void add_str(JsonBuilder *b, const char *name, const char *v);
+
+/* The recorded disks, as "disks" of tool_add_vm()'s object. */
+static void add_disks(JsonBuilder *b, const CprVmdesc *d)
+{
+    char buf[128];
+
+    json_builder_set_member_name(b, "disks");
+    json_builder_begin_array(b);
+    for (uint32_t i = 0; i < d->nr_disks; i++) {
+        const CprVmdescDisk *k = &d->disks[i];
+
+        json_builder_begin_object(b);
+        add_str(b, "filename", k->filename);
+        add_str(b, "node", k->node);
+        add_str(b, "driver", k->driver);
+        tool_add_u64(b, "size", k->size);
+        json_builder_set_member_name(b, "read-only");
+        json_builder_add_boolean_value(b, (k->flags & CPR_DISK_READ_ONLY) != 0);
+        json_builder_set_member_name(b, "file");
+        if (k->has_file) {
+            json_builder_begin_object(b);
+            tool_add_u64(b, "device-major", major(k->dev));
+            tool_add_u64(b, "device-minor", minor(k->dev));
+            tool_add_u64(b, "inode", k->ino);
+            tool_add_u64(b, "size", k->file_size);
+            cpr_format_utc(k->mtime_sec, k->mtime_nsec, buf, sizeof(buf));
+            add_str(b, "modified", buf);
+            cpr_format_utc(k->ctime_sec, k->ctime_nsec, buf, sizeof(buf));
+            add_str(b, "changed", buf);
+            tool_add_u64(b, "sampled-blocks", k->nr_samples);
+            json_builder_end_object(b);
+        } else {
+            json_builder_add_null_value(b);
+        }
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
 }
 
 static void add_str(JsonBuilder *b, const char *name, const char *v)
@@ -230,6 +293,7 @@ void tool_add_vm(JsonBuilder *b, const CprVmdesc *d)
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+    add_disks(b, d);
     json_builder_end_object(b);
 }
 

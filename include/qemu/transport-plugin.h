@@ -25,7 +25,9 @@
  * older version the elements of that version's layout.
  *
  * Version 2 added QemuTransportVm.ram_block_size; a version-1 transport
- * still loads.
+ * still loads.  Version 3 appended the VM's block nodes
+ * (QemuTransportVm.disks, an array like the RAM blocks); transports of
+ * versions 1 and 2 still load and never see them.
  */
 #ifndef QEMU_TRANSPORT_PLUGIN_H
 #define QEMU_TRANSPORT_PLUGIN_H
@@ -34,7 +36,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define QEMU_TRANSPORT_PLUGIN_VERSION 2
+#define QEMU_TRANSPORT_PLUGIN_VERSION 3
 #define QEMU_TRANSPORT_PLUGIN_MIN_VERSION 1
 
 #define QEMU_TRANSPORT_EXPORT __attribute__((visibility("default")))
@@ -88,6 +90,36 @@ typedef struct QemuTransportRamBlock {
     uint32_t flags;
 } QemuTransportRamBlock;
 
+/* QemuTransportDisk.flags */
+#define QEMU_TRANSPORT_DISK_READ_ONLY (1u << 0)  /* opened read-only */
+#define QEMU_TRANSPORT_DISK_PROTOCOL  (1u << 1)  /* a protocol node */
+
+/**
+ * struct QemuTransportDisk - a block node of the VM (since version 3)
+ * @node_name: the node's name: the user's, or one QEMU generated
+ *     ("#block123", which differs from one process to the next)
+ * @filename: what the node opens: the file of a "file" or "host_device"
+ *     node, the address of another protocol's ("nbd://..."), the
+ *     filename of a format node's file child
+ * @driver: the block driver, e.g. "qcow2", "raw", "file", "nbd"
+ * @size: the node's length in bytes, 0 if unknown
+ * @flags: QEMU_TRANSPORT_DISK_*
+ *
+ * Every node of QEMU's block graph, from -drive, -blockdev or hot-added:
+ * the format nodes and the protocol nodes under them, each file of a
+ * backing chain.  The guest's disks are not in the stream; a transport
+ * that stores images can bind an image to them as to the RAM: record
+ * the files at @out_commit (QEMU has flushed and inactivated them) and
+ * refuse, at @in_open, files that changed since.
+ */
+typedef struct QemuTransportDisk {
+    const char *node_name;
+    const char *filename;
+    const char *driver;
+    uint64_t size;
+    uint32_t flags;
+} QemuTransportDisk;
+
 /**
  * struct QemuTransportVm - the VM a stream belongs to
  * @ram: the RAM blocks the stream does not carry, @nr_ram of them, in
@@ -102,6 +134,12 @@ typedef struct QemuTransportRamBlock {
  *     sizeof(QemuTransportRamBlock) as version 2 has it (since version 2:
  *     a transport reads it only if QemuTransportHostInfo.cur_version is
  *     at least 2)
+ * @disks: the block nodes of the VM, @nr_disks of them (may be NULL
+ *     when there are none); step through it by @disk_size, e.g. with
+ *     qemu_transport_vm_disk() (since version 3, as the next two)
+ * @nr_disks: number of elements in @disks
+ * @disk_size: the size of an element of @disks, at least
+ *     sizeof(QemuTransportDisk) as version 3 has it
  *
  * Valid during the call it is passed to.  The transport can read the
  * rest of the configuration, e.g. the command line, itself.
@@ -112,6 +150,9 @@ typedef struct QemuTransportVm {
     const char *machine;
     const char *cpu;
     uint32_t ram_block_size;
+    const QemuTransportDisk *disks;
+    uint32_t nr_disks;
+    uint32_t disk_size;
 } QemuTransportVm;
 
 /**
@@ -126,6 +167,20 @@ qemu_transport_vm_ram(const QemuTransportVm *vm, uint32_t i)
 {
     return (const QemuTransportRamBlock *)
         ((const char *)vm->ram + (size_t)i * vm->ram_block_size);
+}
+
+/**
+ * qemu_transport_vm_disk() - an element of QemuTransportVm.disks
+ * @vm: the VM, from a QEMU of version 3 or later
+ * @i: the element's index, below @vm->nr_disks
+ *
+ * Returns: the @i-th block node of @vm, found by @vm->disk_size.
+ */
+static inline const QemuTransportDisk *
+qemu_transport_vm_disk(const QemuTransportVm *vm, uint32_t i)
+{
+    return (const QemuTransportDisk *)
+        ((const char *)vm->disks + (size_t)i * vm->disk_size);
 }
 
 /* Opaque per-channel state, owned by the transport. */

@@ -537,7 +537,7 @@ static void make_vm_image(void)
     memset(anon, 2, MiB);
     b[0] = (CprRamBlock){ "pc.ram", file, MiB, fd, 0, CPR_RAM_SHARED };
     b[1] = (CprRamBlock){ "/objects/m1", anon, MiB, -1, 0, CPR_RAM_SHARED };
-    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64", NULL, 0 };
+    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
     vm_image = path_of("vm.cpr");
     vm_stream = g_malloc(VM_STREAM);
     for (size_t i = 0; i < VM_STREAM; i++) {
@@ -677,7 +677,7 @@ static void hostile_values(void)
 static void test_vm_descriptions(void)
 {
     static const struct { uint32_t at; uint32_t value; } pokes[] = {
-        { 8, 2 },                   /* version too new */
+        { 8, 3 },                   /* version too new */
         { 8, 0 },                   /* version 0 */
         { 12, 1 },                  /* reserved bits */
         { 20, 0xffffffffu },        /* the first entry's length */
@@ -724,7 +724,7 @@ static void test_vm_descriptions(void)
             buf[pokes[i].at + k] = (uint8_t)(pokes[i].value >> (8 * k));
         }
         forge_desc(buf, vm_desc_len);
-        expect_refused(vm_image, pokes[i].value == 2 && pokes[i].at == 8 ?
+        expect_refused(vm_image, pokes[i].value == 3 && pokes[i].at == 8 ?
                        "describes its VM in a newer format than this "
                        "transport knows" : malformed, "description field");
     }

@@ -65,7 +65,8 @@ static int failures;
 static const QemuTransportVm *test_vm(void)
 {
     static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64",
-                                        sizeof(QemuTransportRamBlock) };
+                                        sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
 
     return &vm;
 }

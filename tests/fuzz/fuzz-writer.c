@@ -191,7 +191,8 @@ static QemuTransportVm vm_of(unsigned mode)
 {
     unsigned which = (mode & FW_VM_MASK) >> FW_VM_SHIFT;
     QemuTransportVm vm = { NULL, 0, "pc-q35-10.2", "qemu64",
-                           sizeof(QemuTransportRamBlock) };
+                           sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
 
     switch (which) {
     case FW_VM_ANON:

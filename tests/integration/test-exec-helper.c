@@ -303,6 +303,91 @@ static void test_binding_override(void)
     test_env_rmtree(dir);
 }
 
+/* Save a halting VM with a raw disk through exec:, quit it. */
+static void disk_vm_saved(const char *dir, GStrv args, const char *uri,
+                          const char *image, const char *id)
+{
+    g_autoptr(QemuProc) src = NULL;
+    g_autofree char *idarg = id_arg(id);
+    GError *err = NULL;
+
+    src = halt_vm_start(dir, args, "src", NULL, &err);
+    g_assert_no_error(err);
+    cpr_setup(qemu_proc_qmp(src), CPR_SETUP_SHARED, &err);
+    g_assert_no_error(err);
+    qmp_migrate(qemu_proc_qmp(src), uri, &err);
+    g_assert_no_error(err);
+    qmp_wait_migration(qemu_proc_qmp(src), 60000, NULL, &err);
+    g_assert_no_error(err);
+    expect(tool("wait", idarg, image, NULL), 0, "committed generation");
+    qmp_quit(qemu_proc_qmp(src), &err);
+    g_assert_no_error(err);
+}
+
+/*
+ * The disk binding with stock QEMU (the helper finds the image among its
+ * QEMU's descriptors): an unchanged raw disk loads; 4 KiB of it
+ * rewritten after the quit is refused naming it; CPR_PMEM_ALLOW=disk
+ * loads it with the warning.
+ */
+static void test_disk(void)
+{
+    g_autofree char *dir = test_env_mkdtemp(TEST_BASE_DISK);
+    g_autofree char *image = g_build_filename(dir, "vm.cpr", NULL);
+    g_autofree char *raw = g_build_filename(dir, "disk.raw", NULL);
+    g_autofree char *of = g_strdup_printf("of=%s", raw);
+    g_autofree char *drive = g_strdup_printf("file=%s,format=raw,if=virtio",
+                                             raw);
+    g_autofree char *uri = save_uri(image, "disk1");
+    g_autofree char *in_uri = load_uri(image);
+    g_auto(GStrv) base = halt_vm_args(dir, "ram", RAM_SIZE);
+    g_autoptr(GStrvBuilder) sb = g_strv_builder_new();
+    g_auto(GStrv) args = NULL;
+    g_autoptr(QemuProc) dst = NULL;
+    const char *mk[] = { "dd", "if=/dev/urandom", of, "bs=1M", "count=4",
+                         "status=none", NULL };
+    const char *rw[] = { "dd", "if=/dev/urandom", of, "bs=4096", "count=1",
+                         "seek=100", "conv=notrunc", "status=none", NULL };
+    const char *const want[] = { "disk.raw: modified since the save",
+                                 "CPR_PMEM_ALLOW=disk overrides", NULL };
+    GError *err = NULL;
+
+    run(mk);
+    g_strv_builder_addv(sb, (const char **)base);
+    g_strv_builder_add_many(sb, "-drive", drive, NULL);
+    args = g_strv_builder_end(sb);
+
+    disk_vm_saved(dir, args, uri, image, "disk1");
+    expect(tool("info", image, NULL, NULL), 0, "disks: 1");
+    dst = incoming(dir, args, "dst0", in_uri);
+    qmp_wait_status(qemu_proc_qmp(dst), "running", 60000, &err);
+    if (err) {
+        qemu_proc_add_log_to_error(dst, &err);
+    }
+    g_assert_no_error(err);
+    g_clear_pointer(&dst, qemu_proc_free);
+
+    disk_vm_saved(dir, args, uri, image, "disk1");
+    run(rw);
+    {
+        QemuProcOpts o = { .binary = test_env_qemu(), .dir = dir };
+
+        assert_refused(&o, args, "dst1", in_uri, want);
+    }
+    g_setenv("CPR_PMEM_ALLOW", "disk", TRUE);
+    dst = incoming(dir, args, "dst2", in_uri);
+    g_unsetenv("CPR_PMEM_ALLOW");
+    qmp_wait_status(qemu_proc_qmp(dst), "running", 60000, &err);
+    if (err) {
+        qemu_proc_add_log_to_error(dst, &err);
+    }
+    g_assert_no_error(err);
+    assert_log_has(dst, "CPR_PMEM_ALLOW=disk: resuming");
+    assert_log_has(dst, "disk.raw: modified since the save");
+    g_clear_pointer(&dst, qemu_proc_free);
+    test_env_rmtree(dir);
+}
+
 static void test_binding(void)
 {
     g_autofree char *shm = test_env_mkdtemp(TEST_BASE_SHM);
@@ -661,6 +746,7 @@ int main(int argc, char **argv)
     g_test_add_func("/exec-helper/corrupt-refused", test_corrupt_refused);
     g_test_add_func("/exec-helper/binding", test_binding);
     g_test_add_func("/exec-helper/binding-override", test_binding_override);
+    g_test_add_func("/exec-helper/disk", test_disk);
     g_test_add_func("/exec-helper/helper-killed", test_helper_killed);
     g_test_add_func("/exec-helper/cancelled", test_cancelled);
     g_test_add_func("/exec-helper/qemu-killed", test_qemu_killed);

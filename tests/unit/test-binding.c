@@ -174,7 +174,8 @@ static const QemuTransportVm *vm_of(Vm *v, const char *machine,
     }
     va_end(ap);
     v->vm = (QemuTransportVm){ v->blocks, n, machine, cpu,
-                               sizeof(QemuTransportRamBlock) };
+                               sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
     return &v->vm;
 }
 
@@ -911,7 +912,7 @@ static void test_override(void)
     tu_clear_warnings();
     assert_loads(image, vm1(&v, &dst));
     g_assert_true(tu_warned("CPR_PMEM_ALLOW: ignoring unknown item "
-                            "'everything' (known: cmdline, ram)"));
+                            "'everything' (known: cmdline, ram, disk)"));
     g_unsetenv(CPR_ALLOW_ENV);
     tu_set_cmdline(NULL);
     assert_refused(image, vm1(&v, &dst), "sampled pages differ", NULL);

@@ -21,7 +21,8 @@ static void test_module(void)
         "10.0.13", warn,
     };
     static const QemuTransportVm vm = { NULL, 0, "pc-q35-10.0", "qemu64",
-                                        sizeof(QemuTransportRamBlock) };
+                                        sizeof(QemuTransportRamBlock),
+        NULL, 0, sizeof(QemuTransportDisk) };
     const QemuTransportOps *ops;
     QemuTransportInitFunc init;
     const uint32_t *version;

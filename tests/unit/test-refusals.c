@@ -51,8 +51,9 @@ static void rewrite_record(const char *path, const CprRecord *rec)
 static void test_plugin_version(void)
 {
     QemuTransportHostInfo old = { 0, 0, "8.0", NULL },
-                          newer = { 3, 4, "12.0", NULL },
-                          v1 = { 1, 1, "10.2.2", NULL };
+                          newer = { 4, 5, "12.0", NULL },
+                          v1 = { 1, 1, "10.2.2", NULL },
+                          v2 = { 1, 2, "10.2.2", NULL };
     char *err = NULL;
 
     g_assert_null(qemu_transport_plugin_init(&old, &err));
@@ -61,12 +62,17 @@ static void test_plugin_version(void)
     free(err);
     err = NULL;
     g_assert_null(qemu_transport_plugin_init(&newer, &err));
-    g_assert_nonnull(strstr(err, "versions 3 to 4"));
+    g_assert_nonnull(strstr(err, "versions 4 to 5"));
     free(err);
     /* a QEMU of version 1 passes no ram_block_size: refused */
     err = NULL;
     g_assert_null(qemu_transport_plugin_init(&v1, &err));
     g_assert_nonnull(strstr(err, "versions 1 to 1"));
+    free(err);
+    /* nor one of version 2, which passes no block nodes */
+    err = NULL;
+    g_assert_null(qemu_transport_plugin_init(&v2, &err));
+    g_assert_nonnull(strstr(err, "versions 1 to 2"));
     free(err);
     g_assert_nonnull(tu_ops());
     g_assert_cmpstr(tu_ops()->scheme, ==, "pmem");

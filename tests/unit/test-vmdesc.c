@@ -137,7 +137,7 @@ static void test_round_trip(void)
     g_assert_cmpmem(buf, len, again, len2);
     /* The documented header and first entry. */
     g_assert_cmpmem(buf, 8, CPR_VMDESC_MAGIC, 8);
-    g_assert_cmpuint(buf[8], ==, 1);
+    g_assert_cmpuint(buf[8], ==, 2);
     g_assert_cmpuint(buf[12] | buf[13] | buf[14] | buf[15], ==, 0);
     g_assert_cmpuint(buf[16], ==, 1);           /* tag 1: seed */
     g_assert_cmpuint(buf[20], ==, 8);           /* length 8 */
@@ -313,7 +313,7 @@ static void test_hostile(void)
     raw_block(b, "pc.ram", 4096 * 3, 3, NULL);
     g_assert_cmpint(raw_decode(b, NULL), ==, CPR_VMDESC_OK);
     /* Header. */
-    g_assert_cmpint(raw_decode(raw_header(2, 0), "too new"), ==,
+    g_assert_cmpint(raw_decode(raw_header(3, 0), "too new"), ==,
                     CPR_VMDESC_TOO_NEW);
     g_assert_cmpint(raw_decode(raw_header(0, 0), "bad header"), ==,
                     CPR_VMDESC_MALFORMED);

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -488,11 +490,132 @@ static void test_first_error_wins(void)
     g_test_trap_assert_passed();
 }
 
+/*
+ * C6: commit takes the write lock, so a store still in flight (outside
+ * the ABI: QEMU joins its threads before it commits) is in the committed
+ * payload whole, or refused after it; never half hashed.  A thread
+ * rewrites a 64 MiB stream with other bytes while the main thread
+ * commits; if the commit returns 0, the image loads one stream or the
+ * other, whole.  Without the lock, the commit hashed pages the store was
+ * rewriting: a committed image that does not load.
+ */
+#define REWRITE_LEN (64ull * MiB)
+
+typedef struct Rewrite {
+    const QemuTransportOps *ops;
+    QemuTransportOut *out;
+    const uint8_t *data;
+    atomic_bool started;
+    int64_t ret;
+} Rewrite;
+
+static void *rewriter(void *opaque)
+{
+    Rewrite *r = opaque;
+    struct iovec iov = { (void *)r->data, REWRITE_LEN };
+    char *err = NULL;
+
+    atomic_store(&r->started, true);
+    r->ret = r->ops->out_pwritev(r->out, &iov, 1, 0, &err);
+    free(err);
+    return NULL;
+}
+
+/* Which of @a, @b (REWRITE_LEN bytes each) @path loads: 'a', 'b', or
+ * 'x' with *why (g_free() it) if neither or refused. */
+static char loads_which(const char *path, const uint8_t *a, const uint8_t *b,
+                        char **why)
+{
+    const QemuTransportOps *ops = tu_ops();
+    uint8_t *got = g_malloc(REWRITE_LEN + 1);
+    QemuTransportIn *in;
+    char *err = NULL, which = 'x';
+    uint64_t done = 0;
+    ssize_t n = 0;
+
+    *why = NULL;
+    in = ops->in_open(path, tu_vm(), &err);
+    if (!in) {
+        *why = g_strdup(err);
+        free(err);
+        g_free(got);
+        return 'x';
+    }
+    do {
+        struct iovec iov = { got + done, MIN(4 * MiB, REWRITE_LEN + 1 - done) };
+
+        n = ops->in_readv(in, &iov, 1, &err);
+        done += n > 0 ? (uint64_t)n : 0;
+    } while (n > 0 && done <= REWRITE_LEN);
+    ops->in_close(in);
+    tu_quiesce();
+    if (n < 0 || done != REWRITE_LEN) {
+        *why = g_strdup_printf("read %llu bytes: %s", (unsigned long long)done,
+                               err ? err : "");
+    } else if (!memcmp(got, a, REWRITE_LEN)) {
+        which = 'a';
+    } else if (!memcmp(got, b, REWRITE_LEN)) {
+        which = 'b';
+    } else {
+        *why = g_strdup("a mixture of both streams");
+    }
+    free(err);
+    g_free(got);
+    return which;
+}
+
+static void test_commit_waits_for_store(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("commit-during-store");
+    uint8_t *a = tu_pattern(REWRITE_LEN, 41), *b = tu_pattern(REWRITE_LEN, 42);
+    struct iovec iov = { a, REWRITE_LEN };
+    guint loaded[2] = { 0, 0 };
+
+    for (int round = 0; round < 4; round++) {
+        Rewrite r = { .ops = ops, .data = b };
+        pthread_t thread;
+        char *err = NULL, *why = NULL, which;
+        int ret;
+
+        tu_quiesce();
+        r.out = ops->out_open(path, tu_vm(), &err);
+        g_assert_nonnull(r.out);
+        g_assert_cmpint(ops->out_writev(r.out, &iov, 1, &err), ==,
+                        REWRITE_LEN);
+        pthread_create(&thread, NULL, rewriter, &r);
+        while (!atomic_load(&r.started)) {
+            sched_yield();
+        }
+        ret = ops->out_commit(r.out, tu_vm(), &err);
+        pthread_join(thread, NULL);
+        ops->out_close(r.out);
+        if (ret < 0) {
+            g_test_message("round %d: commit refused: %s", round, err);
+            free(err);
+            continue;
+        }
+        which = loads_which(path, a, b, &why);
+        if (which == 'x') {
+            g_error("round %d: committed (the rewrite returned %lld), then "
+                    "%s: %s", round, (long long)r.ret, path, why);
+        }
+        loaded[which - 'a']++;
+    }
+    g_test_message("the commit came first %u times, the store %u times",
+                   loaded[0], loaded[1]);
+    g_free(a);
+    g_free(b);
+    g_free(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/concurrent/hammer", test_hammer);
     g_test_add_func("/concurrent/shared-pages", test_shared_pages);
     g_test_add_func("/concurrent/first-error-wins", test_first_error_wins);
+    g_test_add_func("/concurrent/commit-waits-for-store",
+                    test_commit_waits_for_store);
     return g_test_run();
 }

@@ -16,6 +16,7 @@
  * order.  Build with -Db_sanitize=thread to check the locking too.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -491,6 +492,81 @@ static void test_first_error_wins(void)
 }
 
 /*
+ * C5, with two different failures: a 64 MiB store into a file another
+ * process truncated to half of it faults after some milliseconds, and
+ * meanwhile another thread asks for a store past the largest stream,
+ * which fails at once.  The failure that came first (the second thread's)
+ * is what every caller hears: the faulting store and the commit too.
+ */
+#define FIRST_LEN (64ull * MiB)
+
+typedef struct Faulting {
+    const QemuTransportOps *ops;
+    QemuTransportOut *out;
+    const uint8_t *data;
+    atomic_bool started;
+    char *err;
+} Faulting;
+
+static void *faulting_store(void *opaque)
+{
+    Faulting *f = opaque;
+    struct iovec iov = { (void *)f->data, FIRST_LEN };
+
+    atomic_store(&f->started, true);
+    g_assert_cmpint(f->ops->out_pwritev(f->out, &iov, 1, 0, &f->err), ==, -1);
+    return NULL;
+}
+
+static void test_first_of_two_errors(void)
+{
+    if (g_test_subprocess()) {
+        const QemuTransportOps *ops = tu_ops();
+        char *path = tu_path("first-of-two");
+        uint8_t *data = tu_pattern(FIRST_LEN, 9);
+        Faulting f = { .ops = ops, .data = data };
+        struct iovec one = { data, 1 };
+        char *err = NULL, *commit_err = NULL;
+        pthread_t thread;
+        int fd;
+
+        f.out = ops->out_open(path, tu_vm(), &err);
+        g_assert_nonnull(f.out);
+        /* Room for all of it, then the file cut to half of the stream. */
+        g_assert_cmpint(ops->out_pwritev(f.out, &one, 1,
+                                         (int64_t)FIRST_LEN - 1, &err), ==, 1);
+        fd = open(path, O_WRONLY);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_cmpint(ftruncate(fd, (off_t)(cpr_writer_payload_offset(
+            (CprWriter *)f.out) + FIRST_LEN / 2)), ==, 0);
+        close(fd);
+        pthread_create(&thread, NULL, faulting_store, &f);
+        while (!atomic_load(&f.started)) {
+            sched_yield();
+        }
+        g_assert_cmpint(ops->out_pwritev(f.out, &one, 1, (int64_t)1 << 61,
+                                         &err), ==, -1);
+        pthread_join(thread, NULL);
+        g_test_message("first: %s; the faulting store: %s", err, f.err);
+        g_assert_nonnull(strstr(err, "stream too large"));
+        g_assert_cmpstr(f.err, ==, err);
+        g_assert_cmpint(ops->out_commit(f.out, tu_vm(), &commit_err), ==, -1);
+        g_assert_cmpstr(commit_err, ==, err);
+        free(err);
+        free(f.err);
+        free(commit_err);
+        ops->out_abort(f.out);
+        ops->out_close(f.out);
+        g_free(data);
+        g_free(path);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 60 * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+}
+
+/*
  * C2: the first touch of a page zeroes only what no store wrote, because
  * partial stores into one page take its lock bit in turn.  Every thread
  * writes its quarter of every page, all in the same order from the same
@@ -689,6 +765,8 @@ int main(int argc, char **argv)
     g_test_add_func("/concurrent/hammer", test_hammer);
     g_test_add_func("/concurrent/shared-pages", test_shared_pages);
     g_test_add_func("/concurrent/first-error-wins", test_first_error_wins);
+    g_test_add_func("/concurrent/first-of-two-errors",
+                    test_first_of_two_errors);
     g_test_add_func("/concurrent/first-touch-race", test_first_touch_race);
     g_test_add_func("/concurrent/commit-waits-for-store",
                     test_commit_waits_for_store);

@@ -667,9 +667,9 @@ static void test_first_touch_race(void)
  * C6: commit takes the write lock, so a store still in flight (outside
  * the ABI: QEMU joins its threads before it commits) is in the committed
  * payload whole, or refused after it; never half hashed.  A thread
- * rewrites a 64 MiB stream with other bytes while the main thread
- * commits; if the commit returns 0, the image loads one stream or the
- * other, whole.  Without the lock, the commit hashed pages the store was
+ * rewrites a 64 MiB stream with other bytes, and once its first bytes
+ * are in the file the main thread commits; if the commit returns 0, the
+ * image loads one stream or the other, whole.  Without the lock, the commit hashed pages the store was
  * rewriting: a committed image that does not load.
  */
 #define REWRITE_LEN (64ull * MiB)
@@ -678,7 +678,6 @@ typedef struct Rewrite {
     const QemuTransportOps *ops;
     QemuTransportOut *out;
     const uint8_t *data;
-    atomic_bool started;
     int64_t ret;
 } Rewrite;
 
@@ -688,7 +687,6 @@ static void *rewriter(void *opaque)
     struct iovec iov = { (void *)r->data, REWRITE_LEN };
     char *err = NULL;
 
-    atomic_store(&r->started, true);
     r->ret = r->ops->out_pwritev(r->out, &iov, 1, 0, &err);
     free(err);
     return NULL;
@@ -749,7 +747,9 @@ static void test_commit_waits_for_store(void)
         Rewrite r = { .ops = ops, .data = b };
         pthread_t thread;
         char *err = NULL, *why = NULL, which;
-        int ret;
+        uint8_t first[64];
+        uint64_t base;
+        int ret, fd;
 
         tu_quiesce();
         r.out = ops->out_open(path, tu_vm(), &err);
@@ -757,9 +757,15 @@ static void test_commit_waits_for_store(void)
         g_assert_cmpint(ops->out_writev(r.out, &iov, 1, &err), ==,
                         REWRITE_LEN);
         pthread_create(&thread, NULL, rewriter, &r);
-        while (!atomic_load(&r.started)) {
-            sched_yield();
-        }
+        /* Commit once the rewrite is storing: its bytes show in the file. */
+        fd = open(path, O_RDONLY);
+        g_assert_cmpint(fd, >=, 0);
+        base = cpr_writer_payload_offset((CprWriter *)r.out);
+        do {
+            g_assert_cmpint(pread(fd, first, sizeof(first), (off_t)base), ==,
+                            sizeof(first));
+        } while (memcmp(first, b, sizeof(first)));
+        close(fd);
         ret = ops->out_commit(r.out, tu_vm(), &err);
         pthread_join(thread, NULL);
         ops->out_close(r.out);

@@ -218,7 +218,7 @@ def main():
     build = os.path.join(tree, "build")
     if not os.path.isdir(build):
         # Some changes leave a function or variable unused.
-        run(["meson", "setup", build, "-Dwerror=false"],
+        run(["meson", "setup", build, tree, "-Dwerror=false"],
             stdout=subprocess.DEVNULL)
     print("| change | invariant | removed | failing tests |")
     print("|---|---|---|---|")

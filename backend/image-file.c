@@ -532,7 +532,8 @@ bool cpr_image_payload_present(const CprImageFile *f, const char *path,
 int cpr_image_check_intact(const CprImageFile *f, const char *path,
                            uint64_t size, char **errp)
 {
-    uint8_t sb[CPR_SB_SIZE];
+    /* The superblock and both records: all a reader decides by. */
+    uint8_t hdr[CPR_SLOT_OFFSET(CPR_NR_SLOTS - 1) + CPR_REC_SIZE];
     struct stat st;
 
     if (fstat(f->fd, &st) < 0) {
@@ -545,11 +546,20 @@ int cpr_image_check_intact(const CprImageFile *f, const char *path,
                   (unsigned long long)st.st_size, (unsigned long long)size);
         return -1;
     }
-    if (cpr_pread_full(f->fd, sb, sizeof(sb), CPR_SB_OFFSET) < 0 ||
-        memcmp(sb, f->header + CPR_SB_OFFSET, sizeof(sb)) != 0) {
+    if (cpr_pread_full(f->fd, hdr, sizeof(hdr), 0) < 0 ||
+        memcmp(hdr + CPR_SB_OFFSET, f->header + CPR_SB_OFFSET,
+               CPR_SB_SIZE) != 0) {
         cpr_error(errp, path, "superblock changed during the save (another "
                   "process wrote to the file)");
         return -1;
+    }
+    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {
+        if (memcmp(hdr + CPR_SLOT_OFFSET(i), f->header + CPR_SLOT_OFFSET(i),
+                   CPR_REC_SIZE) != 0) {
+            cpr_error(errp, path, "record slot %u changed during the save "
+                      "(another process wrote to the file)", i);
+            return -1;
+        }
     }
     return 0;
 }

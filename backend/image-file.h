@@ -76,7 +76,11 @@ int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len);
 
 /*
  * For a save about to commit: the file is at least @size bytes long
- * (nobody truncated it) and its superblock is unchanged.
+ * (nobody truncated it), and its superblock and both record slots hold
+ * what they held at open (nobody rewrote them, or copied another image
+ * over the file).  The writer's own stores into the slot it publishes
+ * into put back the bytes read at open (settle_slot), so any difference
+ * is another process's.
  */
 int cpr_image_check_intact(const CprImageFile *f, const char *path,
                            uint64_t size, char **errp);

@@ -22,8 +22,9 @@
  *      third party truncates the file anyway, the persistence layer's
  *      fault guard turns the SIGBUS into an error.
  *  I6  A file truncated or rewritten behind the writer's back is not
- *      committed: cpr_writer_commit() checks cpr_image_check_intact()
- *      first.
+ *      committed, nor written to by the commit: cpr_writer_commit()
+ *      checks intact() (size, superblock, both record slots) before it
+ *      stores the VM description and again before the record.
  *
  * Concurrency (QEMU's multifd threads call out_pwritev at once, on
  * disjoint ranges, and alongside out_writev; transport-plugin.h):
@@ -1098,6 +1099,17 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
     return 0;
 }
 
+/* I6.  Write lock held. */
+static int intact(CprWriter *w, char **errp)
+{
+    if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
+                               errp) < 0) {
+        note_failure(w, errp);
+        return -1;
+    }
+    return 0;
+}
+
 int cpr_writer_commit(CprWriter *w, char **errp)
 {
     return cpr_writer_commit_vm(w, NULL, errp);
@@ -1115,13 +1127,14 @@ int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
     rec.stream_len = stream_len(w);
-    if (append_desc(w, vm, errp) == 0) {
+    /* I6 before the commit stores a byte (the VM description, zeroed
+     * gaps): not into a file another process rewrote. */
+    if (intact(w, errp) == 0 && append_desc(w, vm, errp) == 0) {
         rec.payload_off = w->place.base;
         rec.payload_len = stream_len(w);
-        /* C3, then I6, then I3. */
+        /* C3, then I6 again (a change while hashing), then I3. */
         if (checksum(w, rec.payload_len, &rec.payload_xxh3, errp) < 0 ||
-            cpr_image_check_intact(&w->file, w->path,
-                                   cpr_persist_size(w->p), errp) < 0 ||
+            intact(w, errp) < 0 ||
             cpr_persist_range(w->p, rec.payload_off, rec.payload_len,
                               errp) < 0) {
             note_failure(w, errp);
@@ -1163,8 +1176,7 @@ int cpr_writer_invalidate(CprWriter *w, char **errp)
     /* As a commit does (C6, I6), though no store runs here. */
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
-                               errp) == 0) {
+    if (intact(w, errp) == 0) {
         ret = publish(w, &rec, errp);
     }
     pthread_rwlock_unlock(&w->map);

@@ -47,6 +47,13 @@
  * and "b", saved when a test first needs them saved: any test also runs
  * alone.  A refused destination never runs the guest, so the serial log
  * goes on from the save.
+ *
+ * Each test runs in a forked process of its own (run_case): a failed
+ * assertion or a crash fails that test alone, by name, and the others
+ * still run (--keep-going).  A test that passes hands the VMs' state back
+ * (a VM it restored saved again, as the next test would have); after a
+ * failure, the next test boots and saves the VMs anew, so no test
+ * inherits what a failed one left.
  */
 #include "cpr-cycle.h"
 #include "guest.h"
@@ -54,9 +61,11 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BOOT_TIMEOUT_MS   180000  /* TCG, on a shared machine */
@@ -952,12 +961,141 @@ static void test_deleted(gconstpointer data)
     vm->saved = FALSE;
 }
 
+/* ---- one process per test -------------------------------------------- */
+
+/* What a test hands back of a VM: the rest follows from its paths. */
+typedef struct VmState {
+    gboolean saved, stale, good;
+    guint last_tick, nticks;
+    struct stat at_save;
+    char serial[PATH_MAX];
+} VmState;
+
+static void state_of(const Vm *vm, VmState *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->saved = vm->saved;
+    st->stale = vm->stale != NULL;
+    st->good = vm->good != NULL;
+    st->last_tick = vm->last_tick;
+    st->nticks = vm->nticks;
+    st->at_save = vm->at_save;
+    g_assert_cmpuint(strlen(vm->serial), <, sizeof(st->serial));
+    strcpy(st->serial, vm->serial);
+}
+
+static void adopt(Vm *vm, const VmState *st)
+{
+    vm->saved = st->saved;
+    vm->last_tick = st->last_tick;
+    vm->nticks = st->nticks;
+    vm->at_save = st->at_save;
+    g_free(vm->serial);
+    vm->serial = g_strdup(st->serial);
+    g_free(vm->stale);
+    vm->stale = st->stale ? g_strdup_printf("%s.stale", vm->ram) : NULL;
+    g_free(vm->good);
+    vm->good = st->good ? g_strdup_printf("%s.good", vm->ram) : NULL;
+}
+
+/* After a failed test: nothing it left is trusted; the next test that
+ * needs the VM boots and saves it anew (boot() starts a new serial log). */
+static void forget(Vm *vm)
+{
+    g_autofree char *orig = g_strdup_printf("%s.orig", vm->ram);
+    g_autofree char *good = g_strdup_printf("%s.good", vm->ram);
+    g_autofree char *stale = g_strdup_printf("%s.stale", vm->ram);
+
+    g_unlink(orig);
+    g_unlink(good);
+    g_unlink(stale);
+    g_clear_pointer(&vm->good, g_free);
+    g_clear_pointer(&vm->stale, g_free);
+    vm->saved = FALSE;
+}
+
+typedef struct Case {
+    const char *medium;
+    GTestDataFunc fn;
+} Case;
+
+/* The test, in a child; a VM it left running is saved again (what the
+ * next test's vm_saved() would do), and both VMs' state goes to @fd. */
+G_NORETURN static void in_child(const Case *c, int fd)
+{
+    Medium *m = medium(c->medium);
+    VmState st[2];
+
+    /* Its TAP-shaped messages ("Bail out!") are not the parent's. */
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    c->fn(c->medium);
+    if (m->a.src) {
+        vm_save(&m->a, FALSE);
+    }
+    if (m->b.src) {
+        vm_save(&m->b, FALSE);
+    }
+    state_of(&m->a, &st[0]);
+    state_of(&m->b, &st[1]);
+    if (write(fd, st, sizeof(st)) != (ssize_t)sizeof(st)) {
+        _exit(3);
+    }
+    _exit(0);
+}
+
+static void run_case(gconstpointer data)
+{
+    const Case *c = data;
+    Medium *m = medium(c->medium);     /* its directory: the parent's */
+    VmState st[2];
+    gsize got = 0;
+    int fds[2], status;
+    pid_t pid;
+
+    g_assert_cmpint(pipe(fds), ==, 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        in_child(c, fds[1]);
+    }
+    close(fds[1]);
+    while (got < sizeof(st)) {
+        ssize_t n = read(fds[0], (char *)st + got, sizeof(st) - got);
+
+        if (n <= 0) {
+            break;
+        }
+        got += (gsize)n;
+    }
+    close(fds[0]);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == sizeof(st)) {
+        adopt(&m->a, &st[0]);
+        adopt(&m->b, &st[1]);
+        return;
+    }
+    forget(&m->a);
+    forget(&m->b);
+    if (WIFSIGNALED(status)) {
+        g_test_fail_printf("%s: killed by signal %d (its output above)",
+                           g_test_get_path(), WTERMSIG(status));
+    } else {
+        g_test_fail_printf("%s: exit status %d (its output above)",
+                           g_test_get_path(), WEXITSTATUS(status));
+    }
+}
+
 static void add(const char *medium_name, const char *name, GTestDataFunc fn)
 {
     g_autofree char *path = g_strdup_printf("/binding/%s/%s", medium_name,
                                             name);
+    Case *c = g_new(Case, 1);
 
-    g_test_add_data_func(path, medium_name, fn);
+    *c = (Case){ medium_name, fn };
+    g_test_add_data_func_full(path, c, run_case, g_free);
 }
 
 int main(int argc, char **argv)
@@ -983,8 +1121,14 @@ int main(int argc, char **argv)
         { "override/ram", test_allow_ram },
         { "deleted/ram-recreated", test_deleted },
     };
+    /* A failed test does not end the run (reachable until exit). */
+    static char **args;
     int ret;
 
+    args = g_new0(char *, (size_t)argc + 2);
+    memcpy(args, argv, sizeof(char *) * (size_t)argc);
+    args[argc++] = (char *)"--keep-going";
+    argv = args;
     g_test_init(&argc, &argv, NULL);
     for (guint i = 0; i < G_N_ELEMENTS(media); i++) {
         for (guint j = 0; j < G_N_ELEMENTS(tests); j++) {

@@ -322,38 +322,60 @@ static void test_same_file_other_path(void)
     g_free(image);
 }
 
-/* QEMU's prealloc writes every page, which sets the mtime. */
-static void test_prealloc_mtime(void)
+/* QEMU's prealloc writes every page, which sets the mtime: @dst is the
+ * saved RAM after that; returns the image. */
+static char *prealloc_written(Ram *dst)
 {
     char *image = tu_path("prealloc.cpr");
     uint8_t *page = g_malloc(PAGE);
-    Ram src, dst;
+    Ram src;
     Vm v;
 
     ram_new(&src, "prealloc.ram", 3);
     save(image, vm1(&v, &src));
-    ram_reopen(&dst, &src);
+    ram_reopen(dst, &src);
     ram_close(&src);
     /* What prealloc does: write every page with what it holds. */
     usleep(20000);
     for (uint64_t off = 0; off < RAM_SIZE; off += PAGE) {
-        memcpy(page, dst.host + off, PAGE);
-        g_assert_cmpint(pwrite(dst.fd, page, PAGE, (off_t)off), ==, PAGE);
+        memcpy(page, dst->host + off, PAGE);
+        g_assert_cmpint(pwrite(dst->fd, page, PAGE, (off_t)off), ==, PAGE);
     }
-    assert_refused(image, vm1(&v, &dst), dst.path, "modified since the save",
-                   NULL);
+    g_free(page);
+    return image;
+}
+
+/* With the PREALLOC flag, the mtime prealloc set is excused. */
+static void test_prealloc_mtime(void)
+{
+    Ram dst;
+    char *image = prealloc_written(&dst);
+    Vm v;
+
     dst.block.flags |= QEMU_TRANSPORT_RAM_PREALLOC;
     assert_loads(image, vm1(&v, &dst));
     ram_close(&dst);
-    g_free(page);
     g_free(image);
 }
 
-/* Anonymous blocks are compared by their sampled pages only. */
-static void test_anonymous(void)
+/* Without it, the same file is "modified since the save". */
+static void test_prealloc_mtime_unflagged(void)
+{
+    Ram dst;
+    char *image = prealloc_written(&dst);
+    Vm v;
+
+    assert_refused(image, vm1(&v, &dst), dst.path, "modified since the save",
+                   NULL);
+    ram_close(&dst);
+    g_free(image);
+}
+
+/* A VM with anonymous RAM (seed 4), saved; returns the image. */
+static char *anonymous_saved(void)
 {
     char *image = tu_path("anon.cpr");
-    Ram src, same, fresh;
+    Ram src;
     Vm v;
 
     ram_anon(&src, 4);
@@ -361,24 +383,48 @@ static void test_anonymous(void)
     save(image, vm1(&v, &src));
     g_assert_true(tu_warned("RAM block pc.ram is on volatile memory "
                             "(anonymous memory): a host reboot loses it"));
+    ram_close(&src);
+    return image;
+}
+
+/* Anonymous blocks are compared by their sampled pages only. */
+static void test_anonymous(void)
+{
+    char *image = anonymous_saved();
+    Ram same;
+    Vm v;
+
     ram_anon(&same, 4);
     assert_loads(image, vm1(&v, &same));
+    ram_close(&same);
+    g_free(image);
+}
+
+static void test_anonymous_zeroed(void)
+{
+    char *image = anonymous_saved();
+    Ram fresh;
+    Vm v;
+
     ram_anon(&fresh, 0);
     assert_refused(image, vm1(&v, &fresh), "RAM block pc.ram (anonymous "
                    "memory): 64 of 64 sampled pages differ from the saved VM "
                    "and are all zero: the RAM looks newly created", NULL);
-    /* A file where the save had anonymous memory. */
-    {
-        Ram file;
-
-        ram_new(&file, "anon.ram", 4);
-        assert_refused(image, vm1(&v, &file), "RAM block pc.ram is a file, "
-                       "the saved VM's was anonymous memory", NULL);
-        ram_close(&file);
-    }
-    ram_close(&src);
-    ram_close(&same);
     ram_close(&fresh);
+    g_free(image);
+}
+
+/* A file where the save had anonymous memory. */
+static void test_anonymous_now_file(void)
+{
+    char *image = anonymous_saved();
+    Ram file;
+    Vm v;
+
+    ram_new(&file, "anon.ram", 4);
+    assert_refused(image, vm1(&v, &file), "RAM block pc.ram is a file, "
+                   "the saved VM's was anonymous memory", NULL);
+    ram_close(&file);
     g_free(image);
 }
 
@@ -386,7 +432,7 @@ static void test_anonymous(void)
 static void test_several_blocks(void)
 {
     char *image = tu_path("multi.cpr"), *p2 = tu_path("multi2.ram");
-    Ram a, b, b2;
+    Ram a, b;
     Vm v;
 
     ram_new(&a, "multi.ram", 5);
@@ -398,6 +444,25 @@ static void test_several_blocks(void)
     assert_loads(image, vm_of(&v, TU_MACHINE, TU_CPU, &a, &b, NULL));
     /* Order does not matter, names do. */
     assert_loads(image, vm_of(&v, TU_MACHINE, TU_CPU, &b, &a, NULL));
+    ram_close(&a);
+    ram_close(&b);
+    g_free(p2);
+    g_free(image);
+}
+
+/* One page of the small block changed: sampled whole, it is seen. */
+static void test_several_blocks_one_page(void)
+{
+    char *image = tu_path("multi.cpr"), *p2 = tu_path("multi2.ram");
+    Ram a, b, b2;
+    Vm v;
+
+    ram_new(&a, "multi.ram", 5);
+    unlink(p2);
+    ram_map(&b, p2, 16 * PAGE, 0, 16 * PAGE);
+    fill(b.host, 16 * PAGE, 6);
+    b.block.name = "/objects/ram1";
+    save(image, vm_of(&v, TU_MACHINE, TU_CPU, &a, &b, NULL));
     ram_map(&b2, p2, 0, 0, 16 * PAGE);
     b2.block.name = "/objects/ram1";
     b2.host[5 * PAGE + 17] ^= 1;
@@ -413,10 +478,10 @@ static void test_several_blocks(void)
 
 /* ---- what is refused ---------------------------------------------------- */
 
-static void test_missing_and_extra_block(void)
+static void test_missing_block(void)
 {
     char *image = tu_path("missing.cpr");
-    Ram src, extra;
+    Ram src;
     Vm v;
 
     ram_new(&src, "missing.ram", 7);
@@ -425,6 +490,20 @@ static void test_missing_and_extra_block(void)
                    ": RAM block pc.ram of the saved VM is missing on the "
                    "destination; refusing to resume from ", image,
                    "(CPR_PMEM_ALLOW=ram overrides)", NULL);
+    /* A corrected retry loads. */
+    assert_loads(image, vm1(&v, &src));
+    ram_close(&src);
+    g_free(image);
+}
+
+static void test_extra_block(void)
+{
+    char *image = tu_path("extra.cpr");
+    Ram src, extra;
+    Vm v;
+
+    ram_new(&src, "missing.ram", 7);
+    save(image, vm1(&v, &src));
     ram_new(&extra, "extra.ram", 8);
     extra.block.name = "ram1";
     assert_refused(image, vm_of(&v, TU_MACHINE, TU_CPU, &src, &extra, NULL),
@@ -469,14 +548,26 @@ static void test_other_file(void)
     assert_refused(image, vm1(&v, &dst), copy, ": not the file the VM was "
                    "saved with (that was ", src.path, NULL);
     ram_close(&dst);
-    /* Another VM's RAM: another file, other contents. */
+    ram_close(&src);
+    g_free(copy);
+    g_free(image);
+}
+
+/* Another VM's RAM: another file, other contents. */
+static void test_other_vm_file(void)
+{
+    char *image = tu_path("other.cpr");
+    Ram src, dst;
+    Vm v;
+
+    ram_new(&src, "other.ram", 10);
+    save(image, vm1(&v, &src));
     ram_new(&dst, "other-vm.ram", 11);
     assert_refused(image, vm1(&v, &dst), dst.path, "not the file the VM was "
                    "saved with", "64 of 64 sampled pages differ from the "
                    "saved VM (stale or foreign guest RAM)", NULL);
     ram_close(&dst);
     ram_close(&src);
-    g_free(copy);
     g_free(image);
 }
 
@@ -524,8 +615,12 @@ static void test_mtime(void)
     g_free(image);
 }
 
-/* Contents changed in place, the mtime put back: the sample catches it. */
-static void test_content_changed(void)
+/* Contents changed in place, the mtime put back: the sample catches it.
+ * @change: one byte, another guest's RAM, or zeroed (the blocks
+ * dropped). */
+enum { ONE_BYTE, OTHER_GUEST, ZEROED };
+
+static void check_content_changed(int change, const char *const *what)
 {
     char *image = tu_path("content.cpr");
     Ram src, dst;
@@ -536,29 +631,42 @@ static void test_content_changed(void)
     save(image, vm1(&v, &src));
     stat_path(src.path, &st);
     ram_reopen(&dst, &src);
-    dst.host[0] ^= 0x80;                /* the first page is always sampled */
-    msync(dst.host, PAGE, MS_SYNC);
+    if (change == ONE_BYTE) {
+        dst.host[0] ^= 0x80;            /* the first page is always sampled */
+        msync(dst.host, PAGE, MS_SYNC);
+    } else if (change == OTHER_GUEST) {
+        fill(dst.host, RAM_SIZE, 15);
+        msync(dst.host, RAM_SIZE, MS_SYNC);
+    } else {
+        g_assert_cmpint(fallocate(src.fd, FALLOC_FL_PUNCH_HOLE |
+                                  FALLOC_FL_KEEP_SIZE, 0, RAM_SIZE), ==, 0);
+    }
     set_mtime(src.path, &st);
-    assert_refused(image, vm1(&v, &dst), src.path, ": 1 of 64 sampled pages "
-                   "differ from the saved VM (stale or foreign guest RAM); "
-                   "refusing to resume from ", NULL);
-    /* Another guest's RAM, same inode, mtime put back. */
-    fill(dst.host, RAM_SIZE, 15);
-    msync(dst.host, RAM_SIZE, MS_SYNC);
-    set_mtime(src.path, &st);
-    assert_refused(image, vm1(&v, &dst), src.path, ": 64 of 64 sampled pages "
-                   "differ from the saved VM (stale or foreign guest RAM)",
-                   NULL);
-    /* Zeroed in place (the blocks dropped), mtime put back. */
-    g_assert_cmpint(fallocate(src.fd, FALLOC_FL_PUNCH_HOLE |
-                              FALLOC_FL_KEEP_SIZE, 0, RAM_SIZE), ==, 0);
-    set_mtime(src.path, &st);
-    assert_refused(image, vm1(&v, &dst), "64 of 64 sampled pages differ from "
-                   "the saved VM and are all zero: the RAM looks newly "
-                   "created", NULL);
+    assert_refused(image, vm1(&v, &dst), src.path, what[0], what[1], NULL);
     ram_close(&dst);
     ram_close(&src);
     g_free(image);
+}
+
+static void test_content_one_byte(void)
+{
+    check_content_changed(ONE_BYTE, (const char *const[]){
+        ": 1 of 64 sampled pages differ from the saved VM (stale or foreign "
+        "guest RAM)", "; refusing to resume from " });
+}
+
+static void test_content_other_guest(void)
+{
+    check_content_changed(OTHER_GUEST, (const char *const[]){
+        ": 64 of 64 sampled pages differ from the saved VM (stale or "
+        "foreign guest RAM)", "; refusing to resume from " });
+}
+
+static void test_content_zeroed(void)
+{
+    check_content_changed(ZEROED, (const char *const[]){
+        "64 of 64 sampled pages differ from the saved VM and are all zero: "
+        "the RAM looks newly created", "; refusing to resume from " });
 }
 
 /* What tmpfs does across a real reboot: the RAM file is gone, QEMU
@@ -760,46 +868,88 @@ static void cmdline_with(const char *drop, const char *const *add)
     tu_set_cmdline(argv);
 }
 
-static void test_cmdline_drift(void)
+/* A VM saved with tu_cmdline (seed 18); returns the image. */
+static char *cmdline_saved(Ram *src)
 {
     char *image = tu_path("cmdline.cpr");
-    Ram src;
     Vm v;
 
-    ram_new(&src, "cmdline.ram", 18);
-    save(image, vm1(&v, &src));
+    ram_new(src, "cmdline.ram", 18);
+    save(image, vm1(&v, src));
+    return image;
+}
 
-    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
-                                              NULL });
-    assert_refused(image, vm1(&v, &src), image, ": the command line differs "
-                   "from the saved VM's; refusing to resume "
-                   "(CPR_PMEM_ALLOW=cmdline overrides):\n"
-                   "+ -device virtio-rng-pci", NULL);
-    cmdline_with("virtio-net-pci,id=net0", NULL);
-    assert_refused(image, vm1(&v, &src),
-                   "\n- -device virtio-net-pci,id=net0", NULL);
-    cmdline_with("512M", (const char *const[]){ "-m", "1G", NULL });
-    assert_refused(image, vm1(&v, &src), "\n~ -m 512M -> 1G", NULL);
-    cmdline_with("2", (const char *const[]){ "-smp", "4", NULL });
-    assert_refused(image, vm1(&v, &src), "\n~ -smp 2 -> 4", NULL);
-    tu_set_cmdline(NULL);
-    assert_refused(image, vm_of(&v, "pc-q35-10.2", TU_CPU, &src, NULL),
-                   "\n~ machine pc-q35-10.0 -> pc-q35-10.2", NULL);
-    assert_refused(image, vm_of(&v, TU_MACHINE, "host", &src, NULL),
-                   "\n~ cpu qemu64 -> host", NULL);
-    /* Both kinds at once: both reasons. */
-    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
-                                              NULL });
-    {
-        Vm none;
+/* Refused for @want with @vm (NULL: the saved one's); then the operator
+ * fixes the command line, and the retry loads. */
+static void check_drift(const char *drop, const char *const *add,
+                        const char *machine, const char *cpu,
+                        const char *want)
+{
+    Ram src;
+    char *image = cmdline_saved(&src);
+    Vm v;
 
-        assert_refused(image, vm_of(&none, TU_MACHINE, TU_CPU, NULL),
-                       "is missing on the destination", "\n+ -device "
-                       "virtio-rng-pci", NULL);
-    }
-    /* The operator fixes the command line: the retry loads. */
+    cmdline_with(drop, add);
+    assert_refused(image, vm_of(&v, machine ? machine : TU_MACHINE,
+                                cpu ? cpu : TU_CPU, &src, NULL),
+                   image, ": the command line differs from the saved VM's; "
+                   "refusing to resume (CPR_PMEM_ALLOW=cmdline overrides):\n",
+                   want, NULL);
     tu_set_cmdline(NULL);
     assert_loads(image, vm1(&v, &src));
+    ram_close(&src);
+    g_free(image);
+}
+
+static void test_drift_added_device(void)
+{
+    check_drift(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
+                                             NULL },
+                NULL, NULL, "\n+ -device virtio-rng-pci");
+}
+
+static void test_drift_removed_device(void)
+{
+    check_drift("virtio-net-pci,id=net0", NULL, NULL, NULL,
+                "\n- -device virtio-net-pci,id=net0");
+}
+
+static void test_drift_memory(void)
+{
+    check_drift("512M", (const char *const[]){ "-m", "1G", NULL }, NULL,
+                NULL, "\n~ -m 512M -> 1G");
+}
+
+static void test_drift_smp(void)
+{
+    check_drift("2", (const char *const[]){ "-smp", "4", NULL }, NULL, NULL,
+                "\n~ -smp 2 -> 4");
+}
+
+static void test_drift_machine(void)
+{
+    check_drift(NULL, NULL, "pc-q35-10.2", NULL,
+                "\n~ machine pc-q35-10.0 -> pc-q35-10.2");
+}
+
+static void test_drift_cpu(void)
+{
+    check_drift(NULL, NULL, NULL, "host", "\n~ cpu qemu64 -> host");
+}
+
+/* Both kinds at once: both reasons. */
+static void test_drift_and_missing_ram(void)
+{
+    Ram src;
+    char *image = cmdline_saved(&src);
+    Vm none;
+
+    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
+                                              NULL });
+    assert_refused(image, vm_of(&none, TU_MACHINE, TU_CPU, NULL),
+                   "is missing on the destination", "\n+ -device "
+                   "virtio-rng-pci", NULL);
+    tu_set_cmdline(NULL);
     ram_close(&src);
     g_free(image);
 }
@@ -868,37 +1018,98 @@ static void test_cmdline_proc(void)
 
 /* ---- the override, the old format, warnings ----------------------------- */
 
-static void test_override(void)
+/* The saved VM (seed 21) and its RAM file reopened in @dst with another
+ * guest's contents (seed 22), the mtime put back: only the sample tells.
+ * Returns the image. */
+static char *override_saved(Ram *src, Ram *dst, struct stat *st)
 {
     char *image = tu_path("override.cpr");
-    Ram src, dst;
-    struct stat st;
     Vm v;
 
-    ram_new(&src, "override.ram", 21);
-    save(image, vm1(&v, &src));
-    stat_path(src.path, &st);
-    ram_reopen(&dst, &src);
-    fill(dst.host, RAM_SIZE, 22);
-    msync(dst.host, RAM_SIZE, MS_SYNC);
-    set_mtime(src.path, &st);
+    ram_new(src, "override.ram", 21);
+    save(image, vm1(&v, src));
+    stat_path(src->path, st);
+    ram_reopen(dst, src);
+    fill(dst->host, RAM_SIZE, 22);
+    msync(dst->host, RAM_SIZE, MS_SYNC);
+    set_mtime(src->path, st);
+    return image;
+}
 
-    /* RAM: each use is reported. */
+static void override_done(Ram *src, Ram *dst, char *image)
+{
+    g_unsetenv(CPR_ALLOW_ENV);
+    tu_set_cmdline(NULL);
+    ram_close(dst);
+    ram_close(src);
+    g_free(image);
+}
+
+/* RAM: it loads, and each use is reported. */
+static void test_override_ram(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    Vm v;
+
+    assert_refused(image, vm1(&v, &dst), "64 of 64 sampled pages differ",
+                   NULL);
     g_setenv(CPR_ALLOW_ENV, "ram", TRUE);
     tu_clear_warnings();
     assert_loads(image, vm1(&v, &dst));
     g_assert_true(tu_warned("CPR_PMEM_ALLOW=ram: resuming "));
     g_assert_true(tu_warned("64 of 64 sampled pages differ"));
-    /* ... but not the command line. */
+    override_done(&src, &dst, image);
+}
+
+/* ... but not the command line. */
+static void test_override_ram_not_cmdline(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    Vm v;
+
+    g_setenv(CPR_ALLOW_ENV, "ram", TRUE);
     cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
                                               NULL });
     assert_refused(image, vm1(&v, &dst), "+ -device virtio-rng-pci", NULL);
+    override_done(&src, &dst, image);
+}
+
+/* The command line overridden does not excuse the RAM. */
+static void test_override_cmdline_not_ram(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    Vm v;
+
     g_setenv(CPR_ALLOW_ENV, "cmdline", TRUE);
+    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
+                                              NULL });
     assert_refused(image, vm1(&v, &dst), "64 of 64 sampled pages differ",
                    NULL);
+    override_done(&src, &dst, image);
+}
+
+/* The command line: it loads, each difference warned. */
+static void test_override_cmdline(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    Vm v;
+
     fill(dst.host, RAM_SIZE, 21);       /* the right RAM again */
     msync(dst.host, RAM_SIZE, MS_SYNC);
     set_mtime(src.path, &st);
+    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
+                                              NULL });
+    assert_refused(image, vm_of(&v, "pc-q35-10.2", TU_CPU, &dst, NULL),
+                   "+ -device virtio-rng-pci", NULL);
+    g_setenv(CPR_ALLOW_ENV, "cmdline", TRUE);
     tu_clear_warnings();
     assert_loads(image, vm_of(&v, "pc-q35-10.2", TU_CPU, &dst, NULL));
     g_assert_true(tu_warned("CPR_PMEM_ALLOW=cmdline: resuming "));
@@ -906,9 +1117,21 @@ static void test_override(void)
                             "virtio-rng-pci"));
     g_assert_true(tu_warned("the command line differs: ~ machine "
                             "pc-q35-10.0 -> pc-q35-10.2"));
-    /* Both, with spaces, and an unknown word (warned, ignored). */
+    override_done(&src, &dst, image);
+}
+
+/* Both, with spaces, and an unknown word (warned, ignored); unset, the
+ * RAM is refused again. */
+static void test_override_both(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    Vm v;
+
     g_setenv(CPR_ALLOW_ENV, " ram, cmdline,everything", TRUE);
-    fill(dst.host, RAM_SIZE, 22);
+    cmdline_with(NULL, (const char *const[]){ "-device", "virtio-rng-pci",
+                                              NULL });
     tu_clear_warnings();
     assert_loads(image, vm1(&v, &dst));
     g_assert_true(tu_warned("CPR_PMEM_ALLOW: ignoring unknown item "
@@ -916,9 +1139,7 @@ static void test_override(void)
     g_unsetenv(CPR_ALLOW_ENV);
     tu_set_cmdline(NULL);
     assert_refused(image, vm1(&v, &dst), "sampled pages differ", NULL);
-    ram_close(&dst);
-    ram_close(&src);
-    g_free(image);
+    override_done(&src, &dst, image);
 }
 
 /* Rewrite the VM description of @image's newest record with @edit
@@ -1065,36 +1286,70 @@ static void test_volatile_warnings(void)
     g_free(image);
 }
 
+/*
+ * Every case in its own process, from main()'s state (tu_add_isolated):
+ * none depends on another, and a failure names its case while the others
+ * still run.
+ */
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
+    static const struct {
+        const char *path;
+        GTestFunc fn;
+    } cases[] = {
+        { "loads/same-vm", test_same_vm },
+        { "loads/same-file-other-path", test_same_file_other_path },
+        { "loads/prealloc-mtime", test_prealloc_mtime },
+        { "loads/anonymous", test_anonymous },
+        { "loads/several-blocks", test_several_blocks },
+        { "loads/ignored-options", test_cmdline_ignored },
+        { "loads/v1-image", test_v1_image },
+        { "refused/prealloc-mtime-unflagged", test_prealloc_mtime_unflagged },
+        { "refused/anonymous-zeroed", test_anonymous_zeroed },
+        { "refused/anonymous-now-file", test_anonymous_now_file },
+        { "refused/several-blocks-one-page", test_several_blocks_one_page },
+        { "refused/missing-block", test_missing_block },
+        { "refused/extra-block", test_extra_block },
+        { "refused/resized", test_resized },
+        { "refused/other-file", test_other_file },
+        { "refused/other-vm-file", test_other_vm_file },
+        { "refused/fd-offset", test_fd_offset },
+        { "refused/mtime", test_mtime },
+        { "refused/content-one-byte", test_content_one_byte },
+        { "refused/content-other-guest", test_content_other_guest },
+        { "refused/content-zeroed", test_content_zeroed },
+        { "refused/zeroed-new-file", test_zeroed_new_file },
+        { "refused/truncated", test_truncated },
+        { "device/loads", test_device_loads },
+        { "device/zeroed", test_device_zeroed },
+        { "device/swapped", test_device_swapped },
+        { "device/same-path-other-device",
+          test_device_same_path_other_device },
+        { "refused/cmdline-added-device", test_drift_added_device },
+        { "refused/cmdline-removed-device", test_drift_removed_device },
+        { "refused/cmdline-memory", test_drift_memory },
+        { "refused/cmdline-smp", test_drift_smp },
+        { "refused/cmdline-machine", test_drift_machine },
+        { "refused/cmdline-cpu", test_drift_cpu },
+        { "refused/cmdline-and-missing-ram", test_drift_and_missing_ram },
+        { "refused/cmdline-of-another-process", test_cmdline_proc },
+        { "override/ram", test_override_ram },
+        { "override/ram-not-cmdline", test_override_ram_not_cmdline },
+        { "override/cmdline-not-ram", test_override_cmdline_not_ram },
+        { "override/cmdline", test_override_cmdline },
+        { "override/both-and-unknown-word", test_override_both },
+        { "warns/versions-shown", test_versions_shown },
+        { "warns/volatile", test_volatile_warnings },
+    };
+
+    tu_test_init(&argc, &argv);
     stream = tu_pattern(STREAM_LEN, 99);
     tu_ops();
-    g_test_add_func("/binding/loads/same-vm", test_same_vm);
-    g_test_add_func("/binding/loads/same-file-other-path",
-                    test_same_file_other_path);
-    g_test_add_func("/binding/loads/prealloc-mtime", test_prealloc_mtime);
-    g_test_add_func("/binding/loads/anonymous", test_anonymous);
-    g_test_add_func("/binding/loads/several-blocks", test_several_blocks);
-    g_test_add_func("/binding/refused/missing-extra", test_missing_and_extra_block);
-    g_test_add_func("/binding/refused/resized", test_resized);
-    g_test_add_func("/binding/refused/other-file", test_other_file);
-    g_test_add_func("/binding/refused/fd-offset", test_fd_offset);
-    g_test_add_func("/binding/refused/mtime", test_mtime);
-    g_test_add_func("/binding/refused/content-changed", test_content_changed);
-    g_test_add_func("/binding/refused/zeroed-new-file", test_zeroed_new_file);
-    g_test_add_func("/binding/refused/truncated", test_truncated);
-    g_test_add_func("/binding/device/loads", test_device_loads);
-    g_test_add_func("/binding/device/zeroed", test_device_zeroed);
-    g_test_add_func("/binding/device/swapped", test_device_swapped);
-    g_test_add_func("/binding/device/same-path-other-device",
-                    test_device_same_path_other_device);
-    g_test_add_func("/binding/cmdline/drift", test_cmdline_drift);
-    g_test_add_func("/binding/cmdline/ignored", test_cmdline_ignored);
-    g_test_add_func("/binding/cmdline/proc", test_cmdline_proc);
-    g_test_add_func("/binding/override", test_override);
-    g_test_add_func("/binding/versions-shown", test_versions_shown);
-    g_test_add_func("/binding/v1-image", test_v1_image);
-    g_test_add_func("/binding/volatile-warnings", test_volatile_warnings);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *path = g_strconcat("/binding/", cases[i].path, NULL);
+
+        tu_add_isolated(path, cases[i].fn);
+        g_free(path);
+    }
     return g_test_run();
 }

@@ -16,8 +16,11 @@
  * order.  Build with -Db_sanitize=thread to check the locking too.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -488,11 +491,313 @@ static void test_first_error_wins(void)
     g_test_trap_assert_passed();
 }
 
+/*
+ * C5, with two different failures: a 64 MiB store into a file another
+ * process truncated to 3/4 of it faults after some milliseconds; once
+ * its first bytes are in the file, another thread asks for a store past
+ * the largest stream, which fails at once.  Whichever failed first, every
+ * caller hears the same message: both stores and the commit.
+ */
+#define FIRST_LEN (64ull * MiB)
+
+typedef struct Faulting {
+    const QemuTransportOps *ops;
+    QemuTransportOut *out;
+    const uint8_t *data;
+    char *err;
+} Faulting;
+
+static void *faulting_store(void *opaque)
+{
+    Faulting *f = opaque;
+    struct iovec iov = { (void *)f->data, FIRST_LEN };
+
+    g_assert_cmpint(f->ops->out_pwritev(f->out, &iov, 1, 0, &f->err), ==, -1);
+    return NULL;
+}
+
+/* One save with both failures; TRUE if the quick one came first. */
+static gboolean two_errors(const char *path, const uint8_t *data)
+{
+    const QemuTransportOps *ops = tu_ops();
+    Faulting f = { .ops = ops, .data = data };
+    struct iovec one = { (void *)data, 1 };
+    char *err = NULL, *commit_err = NULL;
+    uint8_t first[64];
+    uint64_t base;
+    pthread_t thread;
+    gboolean quick_first;
+    int fd;
+
+    unlink(path);
+    f.out = ops->out_open(path, tu_vm(), &err);
+    g_assert_nonnull(f.out);
+    /* Room for all of it, then the file cut to 3/4 of the stream. */
+    g_assert_cmpint(ops->out_pwritev(f.out, &one, 1, (int64_t)FIRST_LEN - 1,
+                                     &err), ==, 1);
+    base = cpr_writer_payload_offset((CprWriter *)f.out);
+    fd = open(path, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, (off_t)(base + FIRST_LEN / 4 * 3)), ==, 0);
+    pthread_create(&thread, NULL, faulting_store, &f);
+    /* Past its checks, storing: its bytes show in the file. */
+    do {
+        g_assert_cmpint(pread(fd, first, sizeof(first), (off_t)base), ==,
+                        sizeof(first));
+    } while (memcmp(first, data, sizeof(first)));
+    g_assert_cmpint(ops->out_pwritev(f.out, &one, 1, (int64_t)1 << 61, &err),
+                    ==, -1);
+    pthread_join(thread, NULL);
+    close(fd);
+    quick_first = strstr(err, "stream too large") != NULL;
+    g_assert_cmpstr(f.err, ==, err);
+    g_assert_cmpint(ops->out_commit(f.out, tu_vm(), &commit_err), ==, -1);
+    g_assert_cmpstr(commit_err, ==, err);
+    free(err);
+    free(f.err);
+    free(commit_err);
+    ops->out_abort(f.out);
+    ops->out_close(f.out);
+    return quick_first;
+}
+
+static void test_first_of_two_errors(void)
+{
+    if (g_test_subprocess()) {
+        char *path = tu_path("first-of-two");
+        uint8_t *data = tu_pattern(FIRST_LEN, 9);
+        int quick = 0;
+
+        for (int round = 0; round < 3; round++) {
+            quick += two_errors(path, data);
+        }
+        g_printerr("the quick failure came first in %d of 3 saves\n", quick);
+        g_free(data);
+        g_free(path);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 60 * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+}
+
+/*
+ * C2: the first touch of a page zeroes only what no store wrote, because
+ * partial stores into one page take its lock bit in turn.  Every thread
+ * writes its quarter of every page, all in the same order, meeting
+ * before each page, so that the first touches of most pages race: a
+ * store that zeroed a neighbour's quarter shows as zeros where the
+ * neighbour's bytes belong.
+ */
+#define RACE_PAGES 4096u
+
+typedef struct Racer {
+    Shared *s;
+    int id;
+    atomic_uint *arrived;       /* rendezvous before each page */
+    pthread_t thread;
+} Racer;
+
+static void *racer_thread(void *opaque)
+{
+    Racer *r = opaque;
+    uint64_t quarter = 4096 / THREADS;
+
+    for (uint64_t pg = 0; pg < RACE_PAGES; pg++) {
+        uint64_t off = pg * 4096 + (uint64_t)r->id * quarter;
+        struct iovec iov = { (void *)(r->s->data + off), quarter };
+        char *err = NULL;
+        unsigned spins = 0;
+
+        /* All threads at this page before any stores into it: whichever
+         * run at once meet at its first touch. */
+        atomic_fetch_add(r->arrived, 1);
+        while (atomic_load(r->arrived) < (pg + 1) * THREADS) {
+            if (++spins % 1024 == 0) {
+                sched_yield();
+            }
+        }
+
+        if (r->s->ops->out_pwritev(r->s->out, &iov, 1, (int64_t)off, &err) !=
+            (ssize_t)quarter) {
+            g_atomic_int_inc(&r->s->failures);
+        }
+        free(err);
+    }
+    return NULL;
+}
+
+static void test_first_touch_race(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("first-touch-race");
+    uint64_t len = RACE_PAGES * 4096ull;
+    uint8_t *data = tu_pattern(len, 78);
+    Shared s = { .ops = ops, .data = data };
+    atomic_uint arrived;
+    Racer r[THREADS];
+    char *err = NULL;
+
+    for (int round = 0; round < 12; round++) {
+        tu_quiesce();
+        s.out = ops->out_open(path, tu_vm(), &err);
+        g_assert_nonnull(s.out);
+        /* The room for all of it first: no growth between the stores. */
+        g_assert_cmpint(ops->out_pwritev(s.out, &(struct iovec){ data, 1 }, 1,
+                                         (int64_t)len - 1, &err), ==, 1);
+        atomic_store(&arrived, 0);
+        for (int i = 0; i < THREADS; i++) {
+            r[i] = (Racer){ .s = &s, .id = i, .arrived = &arrived };
+            pthread_create(&r[i].thread, NULL, racer_thread, &r[i]);
+        }
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(r[i].thread, NULL);
+        }
+        g_assert_cmpint(s.failures, ==, 0);
+        g_assert_cmpint(ops->out_commit(s.out, tu_vm(), &err), ==, 0);
+        ops->out_close(s.out);
+        tu_assert_loads(path, data, len);
+    }
+    tu_quiesce();
+    g_free(data);
+    g_free(path);
+}
+
+/*
+ * C6: commit takes the write lock, so a store still in flight (outside
+ * the ABI: QEMU joins its threads before it commits) is in the committed
+ * payload whole, or refused after it; never half hashed.  A thread
+ * rewrites a 64 MiB stream with other bytes, and once its first bytes
+ * are in the file the main thread commits; if the commit returns 0, the
+ * image loads one stream or the other, whole.  Without the lock, the commit hashed pages the store was
+ * rewriting: a committed image that does not load.
+ */
+#define REWRITE_LEN (64ull * MiB)
+
+typedef struct Rewrite {
+    const QemuTransportOps *ops;
+    QemuTransportOut *out;
+    const uint8_t *data;
+    int64_t ret;
+} Rewrite;
+
+static void *rewriter(void *opaque)
+{
+    Rewrite *r = opaque;
+    struct iovec iov = { (void *)r->data, REWRITE_LEN };
+    char *err = NULL;
+
+    r->ret = r->ops->out_pwritev(r->out, &iov, 1, 0, &err);
+    free(err);
+    return NULL;
+}
+
+/* Which of @a, @b (REWRITE_LEN bytes each) @path loads: 'a', 'b', or
+ * 'x' with *why (g_free() it) if neither or refused. */
+static char loads_which(const char *path, const uint8_t *a, const uint8_t *b,
+                        char **why)
+{
+    const QemuTransportOps *ops = tu_ops();
+    uint8_t *got = g_malloc(REWRITE_LEN + 1);
+    QemuTransportIn *in;
+    char *err = NULL, which = 'x';
+    uint64_t done = 0;
+    ssize_t n = 0;
+
+    *why = NULL;
+    in = ops->in_open(path, tu_vm(), &err);
+    if (!in) {
+        *why = g_strdup(err);
+        free(err);
+        g_free(got);
+        return 'x';
+    }
+    do {
+        struct iovec iov = { got + done, MIN(4 * MiB, REWRITE_LEN + 1 - done) };
+
+        n = ops->in_readv(in, &iov, 1, &err);
+        done += n > 0 ? (uint64_t)n : 0;
+    } while (n > 0 && done <= REWRITE_LEN);
+    ops->in_close(in);
+    tu_quiesce();
+    if (n < 0 || done != REWRITE_LEN) {
+        *why = g_strdup_printf("read %llu bytes: %s", (unsigned long long)done,
+                               err ? err : "");
+    } else if (!memcmp(got, a, REWRITE_LEN)) {
+        which = 'a';
+    } else if (!memcmp(got, b, REWRITE_LEN)) {
+        which = 'b';
+    } else {
+        *why = g_strdup("a mixture of both streams");
+    }
+    free(err);
+    g_free(got);
+    return which;
+}
+
+static void test_commit_waits_for_store(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path("commit-during-store");
+    uint8_t *a = tu_pattern(REWRITE_LEN, 41), *b = tu_pattern(REWRITE_LEN, 42);
+    struct iovec iov = { a, REWRITE_LEN };
+    guint loaded[2] = { 0, 0 };
+
+    for (int round = 0; round < 4; round++) {
+        Rewrite r = { .ops = ops, .data = b };
+        pthread_t thread;
+        char *err = NULL, *why = NULL, which;
+        uint8_t first[64];
+        uint64_t base;
+        int ret, fd;
+
+        tu_quiesce();
+        r.out = ops->out_open(path, tu_vm(), &err);
+        g_assert_nonnull(r.out);
+        g_assert_cmpint(ops->out_writev(r.out, &iov, 1, &err), ==,
+                        REWRITE_LEN);
+        pthread_create(&thread, NULL, rewriter, &r);
+        /* Commit once the rewrite is storing: its bytes show in the file. */
+        fd = open(path, O_RDONLY);
+        g_assert_cmpint(fd, >=, 0);
+        base = cpr_writer_payload_offset((CprWriter *)r.out);
+        do {
+            g_assert_cmpint(pread(fd, first, sizeof(first), (off_t)base), ==,
+                            sizeof(first));
+        } while (memcmp(first, b, sizeof(first)));
+        close(fd);
+        ret = ops->out_commit(r.out, tu_vm(), &err);
+        pthread_join(thread, NULL);
+        ops->out_close(r.out);
+        if (ret < 0) {
+            g_test_message("round %d: commit refused: %s", round, err);
+            free(err);
+            continue;
+        }
+        which = loads_which(path, a, b, &why);
+        if (which == 'x') {
+            g_error("round %d: committed (the rewrite returned %lld), then "
+                    "%s: %s", round, (long long)r.ret, path, why);
+        }
+        loaded[which - 'a']++;
+    }
+    g_test_message("the commit came first %u times, the store %u times",
+                   loaded[0], loaded[1]);
+    g_free(a);
+    g_free(b);
+    g_free(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/concurrent/hammer", test_hammer);
     g_test_add_func("/concurrent/shared-pages", test_shared_pages);
     g_test_add_func("/concurrent/first-error-wins", test_first_error_wins);
+    g_test_add_func("/concurrent/first-of-two-errors",
+                    test_first_of_two_errors);
+    g_test_add_func("/concurrent/first-touch-race", test_first_touch_race);
+    g_test_add_func("/concurrent/commit-waits-for-store",
+                    test_commit_waits_for_store);
     return g_test_run();
 }

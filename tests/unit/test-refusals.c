@@ -274,6 +274,57 @@ static void test_no_commit(void)
     g_free(path);
 }
 
+/*
+ * C6: a store after the commit (or the abort) is refused, and lands
+ * nowhere: the committed payload, whose lock the commit released for a
+ * reader, stays as committed.
+ */
+static void check_store_after(gboolean commit)
+{
+    const QemuTransportOps *ops = tu_ops();
+    char *path = tu_path(commit ? "write-after-commit" : "write-after-abort");
+    uint8_t *a = tu_pattern(5000, 7), *b = tu_pattern(5000, 8);
+    struct iovec iov = { a, 5000 }, other = { b, 5000 };
+    QemuTransportOut *t;
+    char *err = NULL;
+
+    if (!commit) {
+        tu_save(path, a, 5000);
+    }
+    t = ops->out_open(path, tu_vm(), &err);
+    g_assert_nonnull(t);
+    g_assert_cmpint(ops->out_writev(t, commit ? &iov : &other, 1, &err), ==,
+                    5000);
+    if (commit) {
+        g_assert_cmpint(ops->out_commit(t, tu_vm(), &err), ==, 0);
+    } else {
+        ops->out_abort(t);
+    }
+    g_assert_cmpint(ops->out_writev(t, &other, 1, &err), ==, -1);
+    g_assert_nonnull(strstr(err, "save already committed or aborted"));
+    free(err);
+    err = NULL;
+    g_assert_cmpint(ops->out_pwritev(t, &other, 1, 0, &err), ==, -1);
+    g_assert_nonnull(strstr(err, "save already committed or aborted"));
+    free(err);
+    ops->out_close(t);
+    tu_assert_loads(path, a, 5000);
+    tu_quiesce();
+    g_free(a);
+    g_free(b);
+    g_free(path);
+}
+
+static void test_write_after_commit(void)
+{
+    check_store_after(TRUE);
+}
+
+static void test_write_after_abort(void)
+{
+    check_store_after(FALSE);
+}
+
 static void test_newer_version(void)
 {
     char *path = tu_path("newer");
@@ -445,6 +496,8 @@ int main(int argc, char **argv)
     g_test_add_func("/refuse/payload-bit-flip", test_payload_bit_flip);
     g_test_add_func("/refuse/record-bit-flip", test_record_bit_flip);
     g_test_add_func("/refuse/no-commit", test_no_commit);
+    g_test_add_func("/refuse/write-after-commit", test_write_after_commit);
+    g_test_add_func("/refuse/write-after-abort", test_write_after_abort);
     g_test_add_func("/refuse/newer-version", test_newer_version);
     g_test_add_func("/refuse/invalidated", test_invalidated);
     g_test_add_func("/refuse/not-regular", test_not_regular);

@@ -166,6 +166,42 @@ const char *tu_dir(void)
     return dir;
 }
 
+void tu_test_init(int *argc, char ***argv)
+{
+    /* Reachable until exit: GLib keeps pointers into it. */
+    static char **args;
+
+    args = g_new0(char *, (size_t)*argc + 2);
+    memcpy(args, *argv, sizeof(char *) * (size_t)*argc);
+    args[*argc] = (char *)"--keep-going";
+    *argc += 1;
+    *argv = args;
+    g_test_init(argc, argv, NULL);
+}
+
+static void run_isolated(gconstpointer data)
+{
+    GTestFunc fn = (GTestFunc)(uintptr_t)data;
+
+    if (g_test_subprocess()) {
+        fn();
+        return;
+    }
+    /* The case's own directory inside ours (removed with it). */
+    g_setenv("CPR_TEST_DIR", tu_dir(), TRUE);
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDOUT |
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    if (!g_test_trap_has_passed()) {
+        g_test_fail_printf("%s failed in its own process (its output "
+                           "above)", g_test_get_path());
+    }
+}
+
+void tu_add_isolated(const char *path, GTestFunc fn)
+{
+    g_test_add_data_func(path, (gconstpointer)(uintptr_t)fn, run_isolated);
+}
+
 char *tu_path(const char *name)
 {
     return g_build_filename(tu_dir(), name, NULL);

@@ -40,6 +40,21 @@ gboolean tu_warned(const char *what);
 guint tu_nr_warnings(void);
 void tu_clear_warnings(void);
 
+/*
+ * g_test_init(), with --keep-going: a failed case does not stop the
+ * run, so every later case still runs and reports.
+ */
+void tu_test_init(int *argc, char ***argv);
+
+/*
+ * Add @fn as test @path, run in a process of its own (GLib's
+ * g_test_trap_subprocess): it starts from main()'s state, whatever
+ * earlier cases did, and a fatal assertion or a crash in it fails this
+ * case alone, by name.  Its scratch directory lies inside the parent's,
+ * so the parent removes it even after a crash.
+ */
+void tu_add_isolated(const char *path, GTestFunc fn);
+
 /* Per-process scratch directory (mode 0755), removed at exit. */
 const char *tu_dir(void);
 /* g_free() the result. */

@@ -498,6 +498,15 @@ int cpr_writer_populate(CprWriter *w, char **errp)
         uint64_t at = 0;
 
         now = cheap ? expect : min_u64(expect, CPR_POPULATE_OPEN);
+        /*
+         * A first save has no stream to go by, and the VM waits for this
+         * (pre-stop): only a device state's first pages now; its stores
+         * populate ahead of themselves (need()), and the thread does the
+         * rest of an image made bigger for full-RAM saves.
+         */
+        if (!w->live.payload_len) {
+            now = min_u64(now, CPR_POPULATE_FIRST);
+        }
         cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
                              CPR_BLOCK_SIZE);
         do {
@@ -506,7 +515,9 @@ int cpr_writer_populate(CprWriter *w, char **errp)
             cpr_populator_need(w->pop, base + at, base + at + step, 0);
             at += step;
         } while (at < now && cpr_monotonic_ms() < until);
-        cpr_populator_background(w->pop, base + expect);
+        if (w->live.payload_len || base + expect > CPR_INITIAL_SIZE) {
+            cpr_populator_background(w->pop, base + expect);
+        }
     }
     pthread_rwlock_unlock(&w->map);
     return ret;

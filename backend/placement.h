@@ -19,8 +19,6 @@
 #define CPR_POPULATE_AHEAD (8ull << 20)
 /* ... and up to this much of the expected stream before the VM stops, */
 #define CPR_POPULATE_OPEN (64ull << 20)
-/* ... but only this much of a first save's (no stream to go by). */
-#define CPR_POPULATE_FIRST (512ull << 10)
 /* ... or, where populating only fills page tables (tmpfs, DAX), as much
  * as this many ms of QEMU's main thread buy (out_open holds its lock). */
 #define CPR_POPULATE_OPEN_MS 100

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@ struct CprReader {
     uint64_t zero_page, zero_last;  /* XXH3 of a zero page, the last's */
     uint64_t zero_block;        /* block hash of a whole block of zeros */
     uint8_t *whole;             /* a payload of one block, as verified */
-    bool whole_spare;           /* whole is the spare buffer (mapped) */
     /* A larger one, mapped read-only (map_payload), or NULL. */
     uint8_t *map;
     size_t map_len;
@@ -47,34 +45,6 @@ struct CprReader {
     uint8_t *desc_bytes;        /* payload [stream_len, payload_len) */
     CprVmdesc *desc;            /* decoded; NULL for a version-1 record */
 };
-
-/* The spare buffer of cpr_reader_warm(): a payload of one block and the
- * byte malloc() gave it beyond. */
-#define SPARE_LEN (CPR_CSUM_BLOCK + PAGE)
-static _Atomic(uint8_t *) spare;
-
-void cpr_reader_warm(void)
-{
-    uint8_t *b = mmap(NULL, SPARE_LEN, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    uint8_t *none = NULL;
-    static const uint8_t page[PAGE];
-
-    /* The hash's code and its CPU dispatch, too. */
-    (void)XXH3_64bits(page, sizeof(page));
-    if (b == MAP_FAILED) {
-        return;
-    }
-    /* Page by page, not MAP_POPULATE: a fault holds only its VMA's lock,
-     * populating the whole process's mmap lock, which the main thread's
-     * own mmap() (a save's out_open) would wait for. */
-    for (size_t off = 0; off < SPARE_LEN; off += PAGE) {
-        ((volatile uint8_t *)b)[off] = 0;
-    }
-    if (!atomic_compare_exchange_strong(&spare, &none, b)) {
-        munmap(b, SPARE_LEN);
-    }
-}
 
 static uint64_t nblocks(const CprReader *r)
 {
@@ -559,13 +529,8 @@ static int verify(CprReader *r, char **errp)
     if (r->rec.payload_len <= CPR_CSUM_BLOCK) {
         bool all_hole = false;
 
-        /* One block: read once, and served from memory from now on;
-         * into pages faulted in already if the transport was warmed. */
-        r->whole = atomic_exchange(&spare, NULL);
-        r->whole_spare = r->whole != NULL;
-        if (!r->whole) {
-            r->whole = malloc(r->rec.payload_len + 1);
-        }
+        /* One block: read once, and served from memory from now on. */
+        r->whole = malloc(r->rec.payload_len + 1);
         if (!r->whole) {
             cpr_error(errp, r->path, "out of memory");
             return -1;
@@ -724,11 +689,7 @@ void cpr_reader_close(CprReader *r)
     if (r->page_xxh3) {
         munmap(r->page_xxh3, r->page_xxh3_len);
     }
-    if (r->whole_spare) {
-        munmap(r->whole, SPARE_LEN);
-    } else {
-        free(r->whole);
-    }
+    free(r->whole);
     free(r->desc_bytes);
     cpr_vmdesc_free(r->desc);
     free(r->path);

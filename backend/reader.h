@@ -56,14 +56,6 @@ const CprImageFile *cpr_reader_file(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
 
-/*
- * cpr_reader_warm -- fault in, ahead of a restore, the buffer the next
- * reader of a one-block payload (a device state) reads into, and the
- * hash's code: a process that restores once pays for neither inside
- * migrate-incoming.  Any thread, any time; 1 MiB until a reader takes it.
- */
-void cpr_reader_warm(void);
-
 /* The header of an image as decoded, without judging it (for cpr-pmem). */
 typedef struct CprImageHeader {
     uint64_t file_size;

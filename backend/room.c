@@ -4,11 +4,9 @@
 #include "image-file.h"
 #include "placement.h"
 #include "populate.h"
-#include "reader.h"
 
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -38,7 +36,6 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static CprReader *job;          /* the restore's reader, not closed yet */
 static bool job_room;           /* and make room for the next save */
 static bool helper_running;
-static atomic_bool saving;      /* out_open was called in this process */
 
 /* Under @lock: close @r, having started the populator of the room the
  * next save into its image will use if @make_room. */
@@ -75,16 +72,6 @@ static void set_idle(bool idle)
 static void *room_helper(void *opaque)
 {
     (void)opaque;
-    /*
-     * Made when the transport loads (at start-up, preloaded): a restore
-     * may follow.  At normal priority (an idle one may not run before
-     * the restore on a busy host), outside @lock: a restore need not
-     * wait for it.  Not once a save began (loaded at its migrate
-     * command): that would compete with the save's pre-stop.
-     */
-    if (!atomic_load(&saving)) {
-        cpr_reader_warm();
-    }
     set_idle(true);
     pthread_mutex_lock(&lock);
     for (;;) {
@@ -125,7 +112,6 @@ void cpr_room_stop(void)
 {
     CprPopulator *pop;
 
-    atomic_store(&saving, true);
     pthread_mutex_lock(&lock);
     /* A save right after a restore, before the helper got a CPU: the
      * room is made all the same (the join below waits for the growth),

@@ -485,11 +485,7 @@ int cpr_writer_populate(CprWriter *w, char **errp)
     }
     pthread_rwlock_wrlock(&w->map);
     w->want = max_u64(w->want, expect);
-    /* A new image gets its blocks when the save closes; what the first
-     * stores need, now. */
-    ret = ensure_room(w, base + (w->file.created ?
-                                 min_u64(expect, CPR_POPULATE_FIRST) :
-                                 expect), errp);
+    ret = ensure_room(w, base + expect, errp);
     if (ret == 0) {
         ret = update_room(w, errp);
     }
@@ -507,15 +503,6 @@ int cpr_writer_populate(CprWriter *w, char **errp)
         uint64_t at = 0;
 
         now = cheap ? expect : min_u64(expect, CPR_POPULATE_OPEN);
-        /*
-         * A first save has no stream to go by, and the VM waits for this
-         * (pre-stop): only a device state's first pages now; its stores
-         * populate ahead of themselves (need()), and the thread does the
-         * rest of an image made bigger for full-RAM saves.
-         */
-        if (!w->live.payload_len) {
-            now = min_u64(now, CPR_POPULATE_FIRST);
-        }
         cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
                              CPR_BLOCK_SIZE);
         do {
@@ -524,9 +511,7 @@ int cpr_writer_populate(CprWriter *w, char **errp)
             cpr_populator_need(w->pop, base + at, base + at + step, 0);
             at += step;
         } while (at < now && cpr_monotonic_ms() < until);
-        if (w->live.payload_len || base + expect > CPR_INITIAL_SIZE) {
-            cpr_populator_background(w->pop, base + expect);
-        }
+        cpr_populator_background(w->pop, base + expect);
     }
     pthread_rwlock_unlock(&w->map);
     return ret;
@@ -1210,15 +1195,6 @@ void cpr_writer_close(CprWriter *w)
 {
     if (!w) {
         return;
-    }
-    /*
-     * A new image's blocks, after the save (QEMU closes once the
-     * migration completed), not before the VM stops.  Not on a thread
-     * during the save either: one holding the file's lock while
-     * preempted delayed out_open's own allocation by milliseconds.
-     */
-    if (w->file.created && w->file.fd >= 0) {
-        cpr_image_prepare_new(w->file.fd, w->path);
     }
     cpr_populator_free(w->pop);
     cpr_persist_unmap(w->p);

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "hostile-util.h"
-#include "reader.h"
 #include "unit-util.h"
 #include "writer.h"
 
@@ -311,61 +310,6 @@ static void test_symlink_race(void)
     g_free(target);
 }
 
-/* Bytes of @fd's blocks. */
-static uint64_t allocated_bytes(int fd)
-{
-    struct stat st;
-
-    g_assert_cmpint(fstat(fd, &st), ==, 0);
-    return (uint64_t)st.st_blocks * 512;
-}
-
-/*
- * A new image's first save allocates, before QEMU stops the VM (open and
- * populate), only what its first stores need, not the 8 MiB of the file
- * (on tmpfs and DAX that zeroes every page while the VM waits); the rest
- * is allocated when the save closes, so the image is whole afterwards.
- */
-static void test_new_image_blocks(void)
-{
-    g_autofree char *path = tu_path("new-blocks.cpr");
-    uint8_t *buf = tu_pattern(300 << 10, 3);
-    char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "test", &err);
-    CprReader *r;
-    uint8_t *back;
-    struct stat st;
-    int fd;
-
-    g_assert_null(err);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(fstat(fd, &st), ==, 0);
-    g_assert_cmpuint((uint64_t)st.st_size, ==, 8u << 20);
-    g_test_message("blocks after open: %" G_GUINT64_FORMAT " bytes",
-                   allocated_bytes(fd));
-    g_assert_cmpuint(allocated_bytes(fd), <, 1u << 20);
-    g_assert_cmpint(cpr_writer_populate(w, &err), ==, 0);
-    g_test_message("blocks after populate: %" G_GUINT64_FORMAT " bytes",
-                   allocated_bytes(fd));
-    g_assert_cmpuint(allocated_bytes(fd), <, 2u << 20);
-    g_assert_cmpint(cpr_writer_append(w, buf, 300 << 10, &err), ==, 0);
-    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
-    g_assert_null(err);
-    cpr_writer_close(w);
-    g_assert_cmpuint(allocated_bytes(fd), >=, 8u << 20);
-    r = cpr_reader_open(path, &err);
-    g_assert_null(err);
-    back = g_malloc(300 << 10);
-    g_assert_cmpint(cpr_reader_read(r, back, 300 << 10, &err), ==, 300 << 10);
-    g_assert_cmpmem(back, 300 << 10, buf, 300 << 10);
-    cpr_reader_close(r);
-    g_free(back);
-    close(fd);
-    g_free(buf);
-    unlink(path);
-}
-
 /*
  * Without O_TMPFILE, a creation killed mid-way leaves .cpr-pmem-XXXXXX
  * (planted here as it would be): the next creation in that directory
@@ -445,6 +389,5 @@ int main(int argc, char **argv)
     g_test_add_func("/create/symlink-to-image", test_symlink_to_image);
     g_test_add_func("/create/symlink-race", test_symlink_race);
     g_test_add_func("/create/stale-temporaries", test_stale_temporaries);
-    g_test_add_func("/create/new-image-blocks", test_new_image_blocks);
     return g_test_run();
 }

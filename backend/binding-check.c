@@ -177,7 +177,8 @@ static void check_samples(CprLines *l, const char *where,
                                    k->nr_samples, xxh3, zero);
     }
     if (ret < 0) {
-        cpr_lines_add(l, "%s: cannot read the guest RAM of block %s (its file was "
+        cpr_lines_add(l,
+            "%s: cannot read the guest RAM of block %s (its file was "
             "truncated?)", where, k->name);
         return;
     }
@@ -188,14 +189,16 @@ static void check_samples(CprLines *l, const char *where,
         }
     }
     if (differ && zeros == differ) {
-        cpr_lines_add(l, "%s: %u of %u sampled pages differ from the saved VM and "
+        cpr_lines_add(l,
+            "%s: %u of %u sampled pages differ from the saved VM and "
             "are all zero: %s", where, differ, k->nr_samples,
             device ? "the device looks wiped (DRAM-backed pmem after a cold "
                      "reboot, or a namespace made anew)"
                    : "the RAM looks newly created (a tmpfs does not survive "
                      "a reboot)");
     } else if (differ) {
-        cpr_lines_add(l, "%s: %u of %u sampled pages differ from the saved VM (stale "
+        cpr_lines_add(l,
+            "%s: %u of %u sampled pages differ from the saved VM (stale "
             "or foreign guest RAM)", where, differ, k->nr_samples);
     }
 }
@@ -216,7 +219,8 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
     if (b->size != k->size) {
         human_size(b->size, a, sizeof(a));
         human_size(k->size, c, sizeof(c));
-        cpr_lines_add(l, "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
+        cpr_lines_add(l,
+            "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
             where, k->name, a, c);
         goto out;
     }
@@ -243,7 +247,8 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
              strcmp(now_path ? now_path : "", k->file.path))) {
-            cpr_lines_add(l, "%s: not the file the VM was saved with (that was %s, "
+            cpr_lines_add(l,
+                "%s: not the file the VM was saved with (that was %s, "
                 "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
                 " on device %u:%u)", where, k->file.path, k->file.ino,
                 major(k->file.dev), minor(k->file.dev), (uint64_t)st.st_ino,
@@ -256,20 +261,23 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
             cpr_format_utc(birth_sec, birth_nsec, a, sizeof(a));
             cpr_format_utc(k->file.birth_sec, k->file.birth_nsec, c,
                          sizeof(c));
-            cpr_lines_add(l, "%s: not the file the VM was saved with (a file created "
+            cpr_lines_add(l,
+                "%s: not the file the VM was saved with (a file created "
                 "at %s, with the inode number of the one created at %s)",
                 where, a, c);
             other = true;
         }
         if (b->fd_offset != k->fd_offset) {
-            cpr_lines_add(l, "%s: RAM block %s starts at offset %" PRIu64 " of the "
+            cpr_lines_add(l,
+                "%s: RAM block %s starts at offset %" PRIu64 " of the "
                 "file, the saved VM's at %" PRIu64, where, k->name,
                 b->fd_offset, k->fd_offset);
             goto out;
         }
         if (!device && (b->fd_offset > (uint64_t)st.st_size ||
                         b->size > (uint64_t)st.st_size - b->fd_offset)) {
-            cpr_lines_add(l, "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
+            cpr_lines_add(l,
+                "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
                 "block %s (%" PRIu64 " bytes at offset %" PRIu64 "): "
                 "truncated?", where, (uint64_t)st.st_size, k->name, b->size,
                 b->fd_offset);
@@ -283,7 +291,8 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
                          sizeof(a));
             cpr_format_utc(k->file.mtime_sec, k->file.mtime_nsec, c,
                          sizeof(c));
-            cpr_lines_add(l, "%s: modified since the save (at %s; saved at %s): a "
+            cpr_lines_add(l,
+                "%s: modified since the save (at %s; saved at %s): a "
                 "stale copy, or written by another process", where, a, c);
         }
     }
@@ -301,7 +310,8 @@ static void check_ram(CprLines *l, const CprVmdesc *d, const CprVm *vm)
         if (b) {
             check_block(l, k, b, d->seed);
         } else if (cpr_block_where(k)) {
-            cpr_lines_add(l, "%s: RAM block %s of the saved VM is missing on the "
+            cpr_lines_add(l,
+                "%s: RAM block %s of the saved VM is missing on the "
                 "destination", cpr_block_where(k), k->name);
         } else {
             cpr_lines_add(l, "RAM block %s of the saved VM is missing on the "
@@ -316,7 +326,8 @@ static void check_ram(CprLines *l, const CprVmdesc *d, const CprVm *vm)
             continue;
         }
         path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
-        cpr_lines_add(l, "%s%sRAM block %s is not in the saved VM", path ? path : "",
+        cpr_lines_add(l,
+            "%s%sRAM block %s is not in the saved VM", path ? path : "",
             path ? ": " : "", b->name ? b->name : "(unnamed)");
         free(path);
     }

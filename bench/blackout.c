@@ -93,7 +93,7 @@ static char *driver(const char *qemu, const char *sub, guint n, int round,
                     const char *extra)
 {
     g_autofree char *drv = build_path("tests/reboot/reboot-l2");
-    g_autofree char *tool = build_path("backend/tool/host-update/cpr-host-update");
+    g_autofree char *tool = build_path("tools/host-update/cpr-host-update");
     g_autofree char *plugins = build_path("backend");
 
     return g_strdup_printf("env -u PMEM_IS_PMEM_FORCE QEMU_TRANSPORT_PLUGIN_DIR=%s "

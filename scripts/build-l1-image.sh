@@ -37,8 +37,8 @@ cache=${CPR_PMEM_CACHE:-/var/cache/cpr-pmem}
 init_script=$root/tests/reboot/l1-init.sh
 
 # What L1 runs, from the build directory.
-built="backend/transport-pmem.so backend/tool/cpr-pmem
-       backend/tool/host-update/cpr-host-update
+built="backend/transport-pmem.so tools/cpr-pmem/cpr-pmem
+       tools/host-update/cpr-host-update
        tests/reboot/reboot-l2 tests/reboot/pmem-probe
        tests/unit/test-format tests/unit/test-roundtrip tests/unit/test-refusals
        tests/unit/test-create

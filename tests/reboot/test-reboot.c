@@ -92,7 +92,7 @@ static char *build_path(const char *rel)
 static char *driver_cmd(const char *sub, int round, const char *extra)
 {
     g_autofree char *drv = build_path("tests/reboot/reboot-l2");
-    g_autofree char *tool = build_path("backend/tool/host-update/cpr-host-update");
+    g_autofree char *tool = build_path("tools/host-update/cpr-host-update");
     g_autofree char *plugins = build_path("backend");
 
     return g_strdup_printf("env -u PMEM_IS_PMEM_FORCE QEMU_TRANSPORT_PLUGIN_DIR=%s "
@@ -198,7 +198,7 @@ static void test_suites_on_dax(void)
 
 static char *tool_path(const char *tool)
 {
-    g_autofree char *rel = g_strdup_printf("backend/tool/%s", tool);
+    g_autofree char *rel = g_strdup_printf("tools/%s/%s", tool, tool);
 
     return build_path(rel);
 }

@@ -288,7 +288,8 @@ static char *find_cpr_pmem(const char *self)
     g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
     g_autofree char *dir = g_path_get_dirname(exe ? exe : self);
     const char *env = g_getenv("CPR_PMEM");
-    const char *rel[] = { "cpr-pmem", "../cpr-pmem", NULL };
+    /* Installed side by side; in the build tree, tools/cpr-pmem/. */
+    const char *rel[] = { "cpr-pmem", "../cpr-pmem/cpr-pmem", NULL };
 
     if (env && *env) {
         return g_strdup(env);
@@ -296,7 +297,8 @@ static char *find_cpr_pmem(const char *self)
     for (int i = 0; rel[i]; i++) {
         g_autofree char *p = g_build_filename(dir, rel[i], NULL);
 
-        if (g_file_test(p, G_FILE_TEST_IS_EXECUTABLE)) {
+        if (g_file_test(p, G_FILE_TEST_IS_REGULAR) &&
+            g_file_test(p, G_FILE_TEST_IS_EXECUTABLE)) {
             return g_canonicalize_filename(p, NULL);
         }
     }

@@ -165,7 +165,7 @@ MUTANTS = [
      "            (void)zero;\n            XXH3_64bits_update(w->carry, "
      "zeros, n);"),
     ("exec-short-stream", "tool", "the exec: helper commits a short stream",
-     "backend/tool/tool-exec.c",
+     "tools/cpr-pmem/exec-save.c",
      "        cpr_stream_end_check(&s.end, &why) == 0 &&\n",
      ""),
 ]

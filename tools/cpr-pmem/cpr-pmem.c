@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cpr-pmem: create, inspect, verify and invalidate pmem CPR images, in the style
- * of qemu-img; and carry a stock QEMU's exec: migration into and out of
- * them (tool-exec.c).  Images are read only through the transport's own reader,
- * so "check" passes exactly when the transport would load the image.
+ * cpr-pmem: create, inspect, verify and invalidate pmem CPR images, in the
+ * style of qemu-img; and carry a stock QEMU's exec: migration into and out
+ * of them (exec.h).  Images are read only through the transport's own
+ * reader, so "check" passes exactly when the transport would load the
+ * image.
  */
 #include "tool.h"
 #include "reader.h"
+#include "tool-open.h"
 #include "writer.h"
 
 #include <errno.h>

@@ -4,8 +4,13 @@
  * verdict of the transport's reader (which also verifies the payload).
  */
 #include "tool.h"
+#include "clean-text.h"
+#include "json-report.h"
+#include "last-save.h"
 #include "metadata.h"
 #include "reader.h"
+#include "tool-open.h"
+#include "tool-vm.h"
 #include "vmdesc.h"
 
 #include <inttypes.h>
@@ -120,55 +125,14 @@ static void print_human(const char *path, const CprImageHeader *h,
     tool_print_exec_status(path);
 }
 
-/*
- * Every unsigned field goes through here: json-glib holds integers as
- * gint64, so a value above INT64_MAX would print negative.  Such values
- * become exact decimal strings instead (documented in --help).  Only a
- * forged or damaged record whose checksum still matches can hold one:
- * generations are at most INT64_MAX (a record above is not valid, and
- * info shows no fields of a slot that is not valid), a payload that
- * loads ends inside the file (off_t), and a time above INT64_MAX ns is
- * after the year 2262.  Checksums and fingerprints are hex strings.
- */
-void tool_add_u64(JsonBuilder *b, const char *name, uint64_t v)
-{
-    json_builder_set_member_name(b, name);
-    if (v <= INT64_MAX) {
-        json_builder_add_int_value(b, (gint64)v);
-    } else {
-        char buf[24];
-
-        snprintf(buf, sizeof(buf), "%" PRIu64, v);
-        json_builder_add_string_value(b, buf);
-    }
-}
-
-static void add_hex(JsonBuilder *b, const char *name, uint64_t v)
-{
-    char buf[24];
-
-    snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-    json_builder_set_member_name(b, name);
-    json_builder_add_string_value(b, buf);
-}
-
-static void add_str(JsonBuilder *b, const char *name, const char *v)
-{
-    char *c = tool_clean(v);
-
-    json_builder_set_member_name(b, name);
-    json_builder_add_string_value(b, c);
-    g_free(c);
-}
-
 static void add_time(JsonBuilder *b, const char *name, uint64_t ns)
 {
     char t[64], ns_name[32];
 
     cpr_format_utc_ns(ns, t, sizeof(t));
-    add_str(b, name, t);
+    report_add_clean(b, name, t);
     snprintf(ns_name, sizeof(ns_name), "%s-ns", name);
-    tool_add_u64(b, ns_name, ns);
+    report_add_u64(b, ns_name, ns);
 }
 
 static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
@@ -176,28 +140,28 @@ static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
     const CprRecord *r = &h->slots.rec[i];
 
     json_builder_begin_object(b);
-    tool_add_u64(b, "slot", (uint64_t)i);
-    add_str(b, "state", slot_state_name(h->slots.state[i]));
+    report_add_u64(b, "slot", (uint64_t)i);
+    report_add_clean(b, "state", slot_state_name(h->slots.state[i]));
     if (h->slots.state[i] == CPR_DECODE_TOO_NEW) {
-        tool_add_u64(b, "format-version", r->version);
-        tool_add_u64(b, "generation", r->generation);
+        report_add_u64(b, "format-version", r->version);
+        report_add_u64(b, "generation", r->generation);
     }
     if (slot_valid(h, i)) {
-        tool_add_u64(b, "generation", r->generation);
-        tool_add_u64(b, "flags", r->flags);
+        report_add_u64(b, "generation", r->generation);
+        report_add_u64(b, "flags", r->flags);
         json_builder_set_member_name(b, "invalidated");
         json_builder_add_boolean_value(b,
             (r->flags & CPR_REC_FLAG_INVALIDATED) != 0);
-        tool_add_u64(b, "payload-offset", r->payload_off);
-        tool_add_u64(b, "payload-length", r->payload_len);
-        tool_add_u64(b, "stream-length", r->stream_len);
-        tool_add_u64(b, "vm-description-length", cpr_record_vmdesc_len(r));
-        tool_add_u64(b, "record-format-version", r->version);
-        add_hex(b, "payload-xxh3", r->payload_xxh3);
+        report_add_u64(b, "payload-offset", r->payload_off);
+        report_add_u64(b, "payload-length", r->payload_len);
+        report_add_u64(b, "stream-length", r->stream_len);
+        report_add_u64(b, "vm-description-length", cpr_record_vmdesc_len(r));
+        report_add_u64(b, "record-format-version", r->version);
+        report_add_hex(b, "payload-xxh3", r->payload_xxh3);
         add_time(b, "saved", r->ctime_ns);
-        add_str(b, "qemu-version", r->qemu_version);
-        add_str(b, "kernel-release", r->kernel_release);
-        add_hex(b, "cmdline-fingerprint", r->cmdline_fp);
+        report_add_clean(b, "qemu-version", r->qemu_version);
+        report_add_clean(b, "kernel-release", r->kernel_release);
+        report_add_hex(b, "cmdline-fingerprint", r->cmdline_fp);
     }
     json_builder_end_object(b);
 }
@@ -206,24 +170,22 @@ static void print_json(const char *path, const CprImageHeader *h,
                        const char *refusal, const CprReader *r)
 {
     JsonBuilder *b = json_builder_new();
-    JsonGenerator *gen = json_generator_new();
-    JsonNode *root;
     char *text, uuid[40], detail[CPR_VMDESC_MAX_DETAIL];
     int media = tool_image_media(path, detail, sizeof(detail));
 
     json_builder_begin_object(b);
-    add_str(b, "filename", path);
-    tool_add_u64(b, "file-size", h->file_size);
+    report_add_clean(b, "filename", path);
+    report_add_u64(b, "file-size", h->file_size);
     tool_add_media(b, "media", (uint32_t)media, detail);
     json_builder_set_member_name(b, "superblock");
     json_builder_begin_object(b);
-    add_str(b, "state", sb_state_name(h->sb_state));
+    report_add_clean(b, "state", sb_state_name(h->sb_state));
     if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
-        tool_add_u64(b, "format-version", h->sb.version);
+        report_add_u64(b, "format-version", h->sb.version);
     }
     if (h->sb_state == CPR_DECODE_OK) {
         format_uuid(h->sb.uuid, uuid);
-        add_str(b, "uuid", uuid);
+        report_add_clean(b, "uuid", uuid);
         add_time(b, "created", h->sb.ctime_ns);
     }
     json_builder_end_object(b);
@@ -234,7 +196,7 @@ static void print_json(const char *path, const CprImageHeader *h,
     }
     json_builder_end_array(b);
     if (h->slots.newest >= 0) {
-        tool_add_u64(b, "committed-generation",
+        report_add_u64(b, "committed-generation",
                 h->slots.rec[h->slots.newest].generation);
     } else {
         json_builder_set_member_name(b, "committed-generation");
@@ -243,7 +205,7 @@ static void print_json(const char *path, const CprImageHeader *h,
     json_builder_set_member_name(b, "loadable");
     json_builder_add_boolean_value(b, refusal == NULL);
     if (refusal) {
-        add_str(b, "refusal", refusal);
+        report_add_clean(b, "refusal", refusal);
     }
     /* The VM the loadable generation was saved with; null if it loads
      * but recorded none (record format 1). */
@@ -258,14 +220,9 @@ static void print_json(const char *path, const CprImageHeader *h,
     tool_add_exec_status(b, path);
     json_builder_end_object(b);
 
-    root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    text = json_generator_to_data(gen, NULL);
+    text = report_text(b, true);
     printf("%s\n", text);
     g_free(text);
-    json_node_unref(root);
-    g_object_unref(gen);
     g_object_unref(b);
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* How cpr-pmem opens an image file that it does not write through the backend. */
+/* How cpr-pmem opens an image file outside the backend's writer and reader. */
 #ifndef CPR_TOOL_OPEN_H
 #define CPR_TOOL_OPEN_H
 

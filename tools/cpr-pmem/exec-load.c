@@ -13,6 +13,7 @@
 #include "reader.h"
 #include "stream-config.h"
 #include "vmdesc.h"
+#include "write-all.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -23,23 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int write_full(int fd, const uint8_t *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /*
  * QEMU's exec: incoming channel starts reading only once its pipe is
@@ -163,7 +147,7 @@ int tool_load(const char *path)
         if (n == 0) {
             break;
         }
-        if (write_full(STDOUT_FILENO, buf, (size_t)n) < 0) {
+        if (tool_write_all(STDOUT_FILENO, buf, (size_t)n) < 0) {
             fprintf(stderr, "cpr-pmem load: %s: QEMU stopped reading after "
                     "%" PRIu64 " of %" PRIu64 " bytes: %s\n", path, sent,
                     total, strerror(errno));

@@ -142,6 +142,8 @@ static int save_begin(Save *s, const char *id, char **errp)
     s->st.attempt = (dec == CPR_DECODE_OK ? prev.attempt : 0) + 1;
     s->st.pid = (uint32_t)getpid();
     s->st.generation = cpr_writer_generation(s->w);
+    /* Wall clock: instants shown as dates and compared with the commit
+     * record's ctime (last-save.c), never subtracted for a duration. */
     s->st.start_ns = cpr_realtime_ns();
     cpr_hs_copy_str(s->st.id, sizeof(s->st.id), id ? id : "");
     set_status(s, CPR_HS_RUNNING, NULL);

@@ -4,6 +4,7 @@
  * (host-files.h; the rules: docs/threat-model.md).
  */
 #include "host-files.h"
+#include "write-all.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,24 +43,6 @@ static void dir_error(GError **errp, const char *path)
     set_errno_error(errp, path, errno, errno == ELOOP
                     ? "its directory is a symlink (name the real one)"
                     : "cannot open its directory");
-}
-
-/* write_all -- all of @len bytes of @p to @fd; -1 with errno. */
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /*
@@ -114,7 +97,7 @@ gboolean host_write_durably(const char *path, const char *text,
         what = "cannot create a temporary file beside it";
         goto fail;
     }
-    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+    if (tool_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
         what = "cannot write";
         goto fail;
     }

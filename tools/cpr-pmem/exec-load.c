@@ -99,6 +99,7 @@ static int check_vm(const char *path, CprReader *r, char **errp)
     return ret;
 }
 
+/* tool_load -- cpr-pmem load: the verified image to stdout (exec.h). */
 int tool_load(const char *path)
 {
     CprReader *r;

@@ -86,6 +86,7 @@ typedef struct Save {
     size_t head_len;
 } Save;
 
+/* set_status -- the attempt's state in the status block, for wait. */
 static void set_status(Save *s, uint32_t state, const char *message)
 {
     s->st.state = state;
@@ -268,6 +269,7 @@ static const CprVm *commit_vm(Save *s, CprVm *vm)
     return vm;
 }
 
+/* tool_save -- cpr-pmem save: stdin into a new save of @path (exec.h). */
 int tool_save(const char *path, const char *id)
 {
     Save s = { .path = path, .fd = -1 };

@@ -24,11 +24,13 @@
  * --timeout says otherwise. */
 #define ID_START_MS 60000
 
+/* mono_ms -- CLOCK_MONOTONIC, ms: for --timeout. */
 static int64_t mono_ms(void)
 {
     return g_get_monotonic_time() / 1000;
 }
 
+/* open_image_ro -- @path read-only if it is an image; -1 (said) if not. */
 static int open_image_ro(const char *path)
 {
     uint8_t sb_buf[CPR_SB_SIZE];
@@ -73,6 +75,7 @@ static int read_settled(int fd, int64_t deadline, CprHelperStatus *st,
     return *dec == CPR_DECODE_OK ? 0 : 1;
 }
 
+/* report -- the outcome: a commit on stdout, a failure on stderr. */
 static void report(const char *path, CprHelperStatus *st, uint32_t state)
 {
     char idtext[CPR_HS_ID_LEN + 8] = "";
@@ -95,6 +98,7 @@ static void report(const char *path, CprHelperStatus *st, uint32_t state)
     }
 }
 
+/* tool_wait -- cpr-pmem wait: until the save ended, and its outcome. */
 int tool_wait(const char *path, const char *id, int64_t timeout_s)
 {
     int64_t start = mono_ms();

@@ -85,6 +85,7 @@ static bool last_attempt(const char *path, CprHelperStatus *st,
     return true;
 }
 
+/* tool_print_exec_status -- the last attempt, in info's words. */
 void tool_print_exec_status(const char *path)
 {
     CprHelperStatus st;
@@ -120,6 +121,7 @@ void tool_print_exec_status(const char *path)
     }
 }
 
+/* tool_add_exec_status -- the last attempt as info's "exec-save". */
 void tool_add_exec_status(JsonBuilder *b, const char *path)
 {
     CprHelperStatus st;

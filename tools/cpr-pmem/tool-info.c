@@ -226,6 +226,7 @@ static void print_json(const char *path, const CprImageHeader *h,
     g_object_unref(b);
 }
 
+/* tool_info -- cpr-pmem info, in words or in JSON. */
 int tool_info(const char *path, bool json)
 {
     CprImageHeader h;

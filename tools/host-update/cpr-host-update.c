@@ -53,6 +53,7 @@ static const char usage_text[] =
     "Exit status: 0 done; 1 failed (save: every VM left as it was; restore:\n"
     "the manifest keeps the VMs not restored); 2 usage\n";
 
+/* main -- the options, then save or restore. */
 int main(int argc, char **argv)
 {
     g_autofree char *manifest = NULL, *image_dir = NULL, *reboot_cmd = NULL;

@@ -49,6 +49,7 @@ gboolean vm_prepare_image(Vm *vm, GError **errp)
     return TRUE;
 }
 
+/* vm_setup -- a running or paused VM set up for cpr-reboot. */
 gboolean vm_setup(Vm *vm, GError **errp)
 {
     g_autofree char *status = qmp_query_status(vm->qmp, errp);

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* default_name -- a VM's name: its socket's file name less its
+ * extension. */
 static char *default_name(const char *qmp_path)
 {
     g_autofree char *base = g_path_get_basename(qmp_path);
@@ -267,6 +269,8 @@ int cmd_save(int argc, char **argv, const char *manifest,
         return EXIT_OK;
     }
 
+    /* Wall clock: the restore compares it, after the reboot, with the
+     * new boot's start (no monotonic clock survives a reboot). */
     reboot_at = now_us();
     text = manifest_text(vms, reboot_at, reboot_cmd);
     if (!host_write_durably(manifest_path, text, &err)) {

@@ -379,10 +379,10 @@ static const CprVm *commit_vm(Save *s, CprVm *vm)
     if (!s->has_vm) {
         return NULL;
     }
-    *vm = s->pv.vm;
     if (cpr_stream_ignores_shared(s->head, s->head_len) == 0) {
-        vm->nr_ram = 0;
+        s->pv.qemu.nr_ram = 0;
     }
+    *vm = s->pv.vm;
     return vm;
 }
 
@@ -522,13 +522,13 @@ static int check_vm(const char *path, CprReader *r, char **errp)
         return -1;
     }
     if (d && cpr_stream_ignores_shared(head, (size_t)n) == 0) {
-        pv.vm.nr_ram = 0;
+        pv.qemu.nr_ram = 0;
     }
     /* The machine type and CPU model QEMU resolved are unknown here; a
      * pmem: save recorded them: not compared (the command line is). */
     if (d) {
-        pv.vm.machine = d->machine;
-        pv.vm.cpu = d->cpu;
+        pv.qemu.machine = d->machine;
+        pv.qemu.cpu = d->cpu;
         if (strcmp(d->qemu_version, CPR_HS_QEMU_VERSION)) {
             host.qemu_version = d->qemu_version;
         }

@@ -3,8 +3,8 @@
  * Binding an image to its VM (BINDING.md): what a save records about the
  * RAM it leaves in place and the command line, and the checks a restore
  * makes before QEMU loads a byte.  QEMU-free: the VM is the ABI's own
- * QemuTransportVm (the ABI header needs nothing of QEMU), whose element
- * sizes plugin.c checks once.
+ * QemuTransportVm (the ABI header needs nothing of QEMU), read in place;
+ * plugin.c checks its element sizes as QEMU passes it.
  */
 #ifndef CPR_BINDING_H
 #define CPR_BINDING_H

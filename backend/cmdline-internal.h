@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+/* An option with its argument, or a positional argument. */
 typedef struct Unit {
     const char *name;           /* no dashes; "" for a positional argument */
     const char *value;          /* NULL: none */
@@ -33,6 +34,7 @@ typedef struct Units {
     size_t stored;
 } Units;
 
+/* A difference under way: how to parse, where the lines go, budgets. */
 typedef struct Ctx {
     bool oom;
     CprCmdlineDiff *diff;

@@ -123,9 +123,11 @@ static unsigned parse_allow(const CprHost *host)
 
 static const CprRamBlock *find_ram(const CprVm *vm, const char *name)
 {
-    for (uint32_t i = 0; vm && i < vm->nr_ram; i++) {
-        if (vm->ram[i].name && !strcmp(vm->ram[i].name, name)) {
-            return &vm->ram[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_ram(vm); i++) {
+        const CprRamBlock *b = cpr_vm_ram(vm, i);
+
+        if (b->name && !strcmp(b->name, name)) {
+            return b;
         }
     }
     return NULL;
@@ -318,8 +320,8 @@ static void check_ram(CprLines *l, const CprVmdesc *d, const CprVm *vm)
                 "destination", k->name);
         }
     }
-    for (uint32_t i = 0; vm && i < vm->nr_ram; i++) {
-        const CprRamBlock *b = &vm->ram[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_ram(vm); i++) {
+        const CprRamBlock *b = cpr_vm_ram(vm, i);
         char *path;
 
         if (b->name && find_saved(d, b->name)) {
@@ -430,8 +432,7 @@ int cpr_binding_verify(const char *image_path, const CprRecord *rec,
     if (ram.oom || disk.oom ||
         cpr_cmdline_diff(d->argv, d->argv_len, d->machine, d->cpu,
                          args ? args : "", args_len,
-                         vm && vm->machine ? vm->machine : "",
-                         vm && vm->cpu ? vm->cpu : "", &diff) < 0) {
+                         cpr_vm_machine(vm), cpr_vm_cpu(vm), &diff) < 0) {
         cpr_error(errp, image_path, "out of memory");
         goto out;
     }

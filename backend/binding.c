@@ -230,8 +230,8 @@ static void do_touch(void *opaque)
  */
 static void prefault(const CprVmdesc *d, const CprVm *vm)
 {
-    for (uint32_t i = 0; vm && i < vm->nr_ram && i < d->nr_blocks; i++) {
-        const CprRamBlock *b = &vm->ram[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_ram(vm) && i < d->nr_blocks; i++) {
+        const CprRamBlock *b = cpr_vm_ram(vm, i);
         uint64_t index[CPR_VMDESC_MAX_SAMPLES];
         Touch t = { b->host, index, 0 };
 
@@ -274,8 +274,8 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
     }
     d->qemu_version = xstrdup(md->qemu_version, &oom);
     d->kernel_release = xstrdup(md->kernel_release, &oom);
-    d->machine = xstrdup(vm && vm->machine ? vm->machine : "", &oom);
-    d->cpu = xstrdup(vm && vm->cpu ? vm->cpu : "", &oom);
+    d->machine = xstrdup(cpr_vm_machine(vm), &oom);
+    d->cpu = xstrdup(cpr_vm_cpu(vm), &oom);
     d->argv_len = md->argv ? md->argv_len : 0;
     d->argv = malloc(d->argv_len + 1);
     if (d->argv) {
@@ -294,20 +294,20 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
                   "long");
         goto fail;
     }
-    if (vm && vm->nr_ram) {
-        if (vm->nr_ram > CPR_VMDESC_MAX_BLOCKS) {
+    if (cpr_vm_nr_ram(vm)) {
+        if (cpr_vm_nr_ram(vm) > CPR_VMDESC_MAX_BLOCKS) {
             cpr_error(errp, image_path, "too many RAM blocks (%u)",
-                      vm->nr_ram);
+                      cpr_vm_nr_ram(vm));
             goto fail;
         }
-        d->blocks = calloc(vm->nr_ram, sizeof(*d->blocks));
+        d->blocks = calloc(cpr_vm_nr_ram(vm), sizeof(*d->blocks));
         if (!d->blocks) {
             cpr_error(errp, image_path, "out of memory");
             goto fail;
         }
-        for (uint32_t i = 0; i < vm->nr_ram; i++) {
+        for (uint32_t i = 0; i < cpr_vm_nr_ram(vm); i++) {
             d->nr_blocks = i + 1;
-            if (describe_block(&d->blocks[i], &vm->ram[i], image_path,
+            if (describe_block(&d->blocks[i], cpr_vm_ram(vm, i), image_path,
                                errp) < 0) {
                 goto fail;
             }
@@ -404,7 +404,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
 int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
                        const char *image_path, char **errp)
 {
-    uint32_t nr = vm ? vm->nr_ram : 0;
+    uint32_t nr = cpr_vm_nr_ram(vm);
     CprVmdescBlock *blocks = NULL;
     int ret = -1;
 
@@ -417,7 +417,7 @@ int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
         return -1;
     }
     for (uint32_t i = 0; i < nr; i++) {
-        const CprRamBlock *b = &vm->ram[i];
+        const CprRamBlock *b = cpr_vm_ram(vm, i);
         struct stat st = { 0 };
         CprVmdescBlock *open_k = NULL;
 

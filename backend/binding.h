@@ -2,8 +2,9 @@
 /*
  * Binding an image to its VM (BINDING.md): what a save records about the
  * RAM it leaves in place and the command line, and the checks a restore
- * makes before QEMU loads a byte.  QEMU-free: plugin.c translates the
- * ABI's QemuTransportVm into a CprVm.
+ * makes before QEMU loads a byte.  QEMU-free: the VM is the ABI's own
+ * QemuTransportVm (the ABI header needs nothing of QEMU), read in place;
+ * plugin.c checks its element sizes as QEMU passes it.
  */
 #ifndef CPR_BINDING_H
 #define CPR_BINDING_H
@@ -12,43 +13,93 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qemu/transport-plugin.h"
+
 #include "format.h"
 #include "metadata.h"
 #include "vmdesc.h"
 
-/* A RAM block the stream does not carry (QemuTransportRamBlock). */
-typedef struct CprRamBlock {
-    const char *name;
-    const void *host;           /* NULL: not mapped here, read @fd */
-    uint64_t size;
-    int fd;                     /* -1: anonymous memory */
-    uint64_t fd_offset;
-    uint32_t flags;             /* CPR_RAM_* */
-} CprRamBlock;
+/* A RAM block the stream does not carry: the ABI's element itself. */
+typedef QemuTransportRamBlock CprRamBlock;
 
-/* A block node of the VM (QemuTransportDisk). */
-typedef struct CprDisk {
-    const char *node_name;      /* may be NULL or "" */
-    const char *filename;
-    const char *driver;
-    uint64_t size;
-    uint32_t flags;             /* CPR_DISK_* */
-} CprDisk;
+/* A block node of the VM: the ABI's element itself. */
+typedef QemuTransportDisk CprDisk;
 
-/* The VM a stream belongs to (QemuTransportVm). */
+/* The description records the ABI's flags as they are. */
+_Static_assert(CPR_RAM_SHARED == QEMU_TRANSPORT_RAM_SHARED &&
+               CPR_RAM_PMEM == QEMU_TRANSPORT_RAM_PMEM &&
+               CPR_RAM_PREALLOC == QEMU_TRANSPORT_RAM_PREALLOC,
+               "RAM block flags");
+_Static_assert(CPR_DISK_READ_ONLY == QEMU_TRANSPORT_DISK_READ_ONLY &&
+               CPR_DISK_PROTOCOL == QEMU_TRANSPORT_DISK_PROTOCOL,
+               "disk flags");
+
+/*
+ * The VM a stream belongs to: QEMU's description of it, and what the ABI
+ * does not carry.
+ */
 typedef struct CprVm {
-    const CprRamBlock *ram;
-    uint32_t nr_ram;
-    const char *machine;
-    const char *cpu;
+    /* Its RAM blocks, disks, machine type and CPU model, elements at
+     * least this build's size (plugin.c checks them); NULL: none, and
+     * neither machine nor CPU known. */
+    const QemuTransportVm *qemu;
     /* Its argument list, NUL-separated; NULL: this process's own
      * (/proc/self/cmdline).  The exec: helper passes its QEMU's. */
     const char *argv;
     size_t argv_len;
-    /* Its block nodes (BINDING.md, "Disks"). */
-    const CprDisk *disks;
-    uint32_t nr_disks;
 } CprVm;
+
+static inline uint32_t cpr_vm_nr_ram(const CprVm *vm)
+{
+    return vm && vm->qemu ? vm->qemu->nr_ram : 0;
+}
+
+/* RAM block @i, below cpr_vm_nr_ram(@vm). */
+static inline const CprRamBlock *cpr_vm_ram(const CprVm *vm, uint32_t i)
+{
+    return qemu_transport_vm_ram(vm->qemu, i);
+}
+
+static inline uint32_t cpr_vm_nr_disks(const CprVm *vm)
+{
+    return vm && vm->qemu ? vm->qemu->nr_disks : 0;
+}
+
+/* Block node @i, below cpr_vm_nr_disks(@vm). */
+static inline const CprDisk *cpr_vm_disk(const CprVm *vm, uint32_t i)
+{
+    return qemu_transport_vm_disk(vm->qemu, i);
+}
+
+/* The resolved machine type; "" if unknown. */
+static inline const char *cpr_vm_machine(const CprVm *vm)
+{
+    return vm && vm->qemu && vm->qemu->machine ? vm->qemu->machine : "";
+}
+
+/* The first vCPU's model; "" if unknown. */
+static inline const char *cpr_vm_cpu(const CprVm *vm)
+{
+    return vm && vm->qemu && vm->qemu->cpu ? vm->qemu->cpu : "";
+}
+
+/*
+ * A QemuTransportVm of this build's elements, for the tools and tests
+ * that describe a VM themselves (the exec: helper's parent QEMU).
+ */
+static inline QemuTransportVm cpr_vm_abi(const CprRamBlock *ram,
+                                         uint32_t nr_ram,
+                                         const char *machine,
+                                         const char *cpu,
+                                         const CprDisk *disks,
+                                         uint32_t nr_disks)
+{
+    return (QemuTransportVm){
+        .ram = ram, .nr_ram = nr_ram, .machine = machine, .cpu = cpu,
+        .ram_block_size = sizeof(CprRamBlock),
+        .disks = disks, .nr_disks = nr_disks, .disk_size = sizeof(CprDisk),
+    };
+}
 
 /* What the transport knows of QEMU. */
 typedef struct CprHost {

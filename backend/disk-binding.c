@@ -99,8 +99,8 @@ static CprVmdescDisk *find_recorded(const CprVmdesc *d, const char *filename)
 
 static const CprDisk *find_dest(const CprVm *vm, const char *filename)
 {
-    for (uint32_t i = 0; vm && i < vm->nr_disks; i++) {
-        const CprDisk *g = &vm->disks[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_disks(vm); i++) {
+        const CprDisk *g = cpr_vm_disk(vm, i);
 
         if ((g->flags & CPR_DISK_PROTOCOL) && g->filename &&
             !strcmp(g->filename, filename)) {
@@ -146,8 +146,8 @@ void cpr_disk_prefetch(const CprVmdesc *d, const CprVm *vm)
 {
     uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
 
-    for (uint32_t i = 0; vm && i < vm->nr_disks; i++) {
-        const CprDisk *g = &vm->disks[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_disks(vm); i++) {
+        const CprDisk *g = cpr_vm_disk(vm, i);
         FileNow f;
         uint32_t n;
 
@@ -171,8 +171,8 @@ static char *dup_str(const char *s)
 int cpr_disk_record(CprVmdesc *d, const CprVm *vm, const CprHost *host,
                     const char *image_path, char **errp)
 {
-    for (uint32_t i = 0; vm && i < vm->nr_disks; i++) {
-        const CprDisk *g = &vm->disks[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_disks(vm); i++) {
+        const CprDisk *g = cpr_vm_disk(vm, i);
         CprVmdescDisk *k, *nd;
         char name[4200];
         int err = 0;
@@ -362,8 +362,8 @@ void cpr_disk_check(CprLines *l, const CprVmdesc *d, const CprVm *vm,
         }
         check_file(l, k, d->seed, host);
     }
-    for (uint32_t i = 0; vm && i < vm->nr_disks; i++) {
-        const CprDisk *g = &vm->disks[i];
+    for (uint32_t i = 0; i < cpr_vm_nr_disks(vm); i++) {
+        const CprDisk *g = cpr_vm_disk(vm, i);
 
         if (!(g->flags & CPR_DISK_PROTOCOL) || !g->filename ||
             find_recorded(d, g->filename)) {

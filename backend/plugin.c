@@ -36,104 +36,35 @@ static void host_warn(void *opaque, const char *msg)
 
 static const CprHost cpr_host = { qemu_version, host_warn, NULL };
 
-/* The ABI's flags, bit by bit, so that the core never sees the ABI. */
-static uint32_t ram_flags(uint32_t f)
+/*
+ * check_vm -- @vm as the backend reads it, in place: arrays present where
+ * counted, elements at least this build's size (a later ABI appends to
+ * them).  Every QEMU that passes the init check (version 3) states both
+ * sizes.  NULL @vm: none.
+ */
+static int check_vm(const QemuTransportVm *vm, const char *target,
+                    char **errp)
 {
-    return (f & QEMU_TRANSPORT_RAM_SHARED ? CPR_RAM_SHARED : 0) |
-           (f & QEMU_TRANSPORT_RAM_PMEM ? CPR_RAM_PMEM : 0) |
-           (f & QEMU_TRANSPORT_RAM_PREALLOC ? CPR_RAM_PREALLOC : 0);
-}
-
-/* QEMU's block nodes (ABI version 3) as CprDisks; *@out NULL if none. */
-static int to_cpr_disks(const QemuTransportVm *vm, CprDisk **out,
-                        const char *target, char **errp)
-{
-    CprDisk *disks;
-
-    *out = NULL;
-    if (!vm->nr_disks) {
+    if (!vm) {
         return 0;
     }
-    /* a later ABI appends to the elements; they are never smaller */
-    if (!vm->disks || vm->disk_size < sizeof(QemuTransportDisk)) {
+    if (vm->nr_disks &&
+        (!vm->disks || vm->disk_size < sizeof(QemuTransportDisk))) {
         cpr_error(errp, target, "block node elements of %" PRIu32
                   " bytes, fewer than this transport's %zu", vm->disk_size,
                   sizeof(QemuTransportDisk));
         return -1;
     }
-    disks = calloc(vm->nr_disks, sizeof(*disks));
-    if (!disks) {
-        cpr_error(errp, target, "out of memory");
+    if (vm->nr_ram && !vm->ram) {
+        cpr_error(errp, target, "no RAM block list");
         return -1;
     }
-    for (uint32_t i = 0; i < vm->nr_disks; i++) {
-        const QemuTransportDisk *g = qemu_transport_vm_disk(vm, i);
-
-        disks[i] = (CprDisk){
-            .node_name = g->node_name, .filename = g->filename,
-            .driver = g->driver, .size = g->size,
-            .flags = (g->flags & QEMU_TRANSPORT_DISK_READ_ONLY ?
-                      CPR_DISK_READ_ONLY : 0) |
-                     (g->flags & QEMU_TRANSPORT_DISK_PROTOCOL ?
-                      CPR_DISK_PROTOCOL : 0),
-        };
-    }
-    *out = disks;
-    return 0;
-}
-
-/*
- * @vm as the core's CprVm; free out->ram and out->disks afterwards.
- * NULL @vm: none.
- */
-static int to_cpr_vm(const QemuTransportVm *vm, CprVm *out,
-                     const char *target, char **errp)
-{
-    CprRamBlock *ram = NULL;
-    CprDisk *disks = NULL;
-
-    memset(out, 0, sizeof(*out));
-    if (!vm) {
-        return 0;
-    }
-    if (to_cpr_disks(vm, &disks, target, errp) < 0) {
+    if (vm->nr_ram && vm->ram_block_size < sizeof(QemuTransportRamBlock)) {
+        cpr_error(errp, target, "RAM block elements of %" PRIu32
+                  " bytes, fewer than this transport's %zu",
+                  vm->ram_block_size, sizeof(QemuTransportRamBlock));
         return -1;
     }
-    if (vm->nr_ram) {
-        if (!vm->ram) {
-            cpr_error(errp, target, "no RAM block list");
-            free(disks);
-            return -1;
-        }
-        /* a later ABI appends to the elements; they are never smaller */
-        if (vm->ram_block_size < sizeof(QemuTransportRamBlock)) {
-            cpr_error(errp, target, "RAM block elements of %" PRIu32
-                      " bytes, fewer than this transport's %zu",
-                      vm->ram_block_size, sizeof(QemuTransportRamBlock));
-            free(disks);
-            return -1;
-        }
-        ram = calloc(vm->nr_ram, sizeof(*ram));
-        if (!ram) {
-            free(disks);
-            cpr_error(errp, target, "out of memory");
-            return -1;
-        }
-    }
-    for (uint32_t i = 0; i < vm->nr_ram; i++) {
-        const QemuTransportRamBlock *b = qemu_transport_vm_ram(vm, i);
-
-        ram[i] = (CprRamBlock){
-            .name = b->name, .host = b->host, .size = b->size, .fd = b->fd,
-            .fd_offset = b->fd_offset, .flags = ram_flags(b->flags),
-        };
-    }
-    out->ram = ram;
-    out->nr_ram = vm->nr_ram;
-    out->machine = vm->machine;
-    out->cpu = vm->cpu;
-    out->disks = disks;
-    out->nr_disks = disks ? vm->nr_disks : 0;
     return 0;
 }
 
@@ -150,16 +81,14 @@ static CprReader *R(QemuTransportIn *t)
 static QemuTransportOut *out_open(const char *target,
                                   const QemuTransportVm *vm, char **errp)
 {
+    const CprVm cvm = { vm, NULL, 0 };
     CprWriter *w;
-    CprVm cvm;
 
     cpr_room_stop();
-    if (to_cpr_vm(vm, &cvm, target, errp) < 0) {
+    if (check_vm(vm, target, errp) < 0) {
         return NULL;
     }
     w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
-    free((void *)cvm.ram);
-    free((void *)cvm.disks);
     if (w && cpr_writer_populate(w, errp) < 0) {
         cpr_writer_close(w);
         return NULL;
@@ -186,17 +115,13 @@ static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
 static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
                       char **errp)
 {
-    CprVm cvm;
-    int ret;
+    const CprVm cvm = { vm, NULL, 0 };
 
-    if (to_cpr_vm(vm, &cvm, cpr_writer_path(W(t)), errp) < 0) {
+    if (check_vm(vm, cpr_writer_path(W(t)), errp) < 0) {
         cpr_writer_abort(W(t));
         return -1;
     }
-    ret = cpr_writer_commit_vm(W(t), &cvm, errp);
-    free((void *)cvm.ram);
-    free((void *)cvm.disks);
-    return ret;
+    return cpr_writer_commit_vm(W(t), &cvm, errp);
 }
 
 static void out_abort(QemuTransportOut *t)
@@ -213,10 +138,10 @@ static void out_close(QemuTransportOut *t)
 static QemuTransportIn *in_open(const char *target,
                                 const QemuTransportVm *vm, char **errp)
 {
+    const CprVm cvm = { vm, NULL, 0 };
     CprReader *r;
-    CprVm cvm;
 
-    if (to_cpr_vm(vm, &cvm, target, errp) < 0) {
+    if (check_vm(vm, target, errp) < 0) {
         return NULL;
     }
     r = cpr_reader_open(target, errp);
@@ -226,8 +151,6 @@ static QemuTransportIn *in_open(const char *target,
         cpr_reader_close(r);
         r = NULL;
     }
-    free((void *)cvm.ram);
-    free((void *)cvm.disks);
     return (QemuTransportIn *)r;
 }
 

@@ -83,11 +83,15 @@ static void open_block(Block *b, const char *dir, uint64_t size, bool fill)
     }
 }
 
+/* The VM of block @b (one at a time: the ABI's VM is kept here). */
 static CprVm vm_of(const Block *b, CprRamBlock *rb)
 {
+    static QemuTransportVm q;
+
     *rb = (CprRamBlock){ "pc.ram", b->host, b->size, b->fd, 0,
                          CPR_RAM_SHARED };
-    return (CprVm){ rb, 1, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
+    q = cpr_vm_abi(rb, 1, "pc-q35-10.0", "qemu64", NULL, 0);
+    return (CprVm){ &q, NULL, 0 };
 }
 
 static void run(const char *dir, uint64_t size, int reps)

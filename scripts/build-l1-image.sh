@@ -40,7 +40,8 @@ init_script=$root/tests/reboot/l1-init.sh
 built="backend/transport-pmem.so tools/cpr-pmem/cpr-pmem
        tools/host-update/cpr-host-update
        tests/reboot/reboot-l2 tests/reboot/pmem-probe
-       tests/unit/test-format tests/unit/test-roundtrip tests/unit/test-refusals
+       tests/unit/test-format tests/unit/test-roundtrip
+       tests/unit/test-image-refusals
        tests/unit/test-create
        tests/crash/test-crash"
 # What it needs from the Debian packages (absolute paths on this machine).

@@ -515,6 +515,7 @@ static uint8_t *vm_desc;            /* the real description, as saved */
 static size_t vm_desc_len;
 static CprRecord vm_rec;            /* the real record */
 static CprRamBlock vm_blocks[2];    /* its RAM, mapped for the checks */
+static QemuTransportVm vm_qemu;
 static CprVm vm_vm;
 
 /* A save of a VM with two RAM blocks: a file and anonymous memory. */
@@ -537,7 +538,8 @@ static void make_vm_image(void)
     memset(anon, 2, MiB);
     b[0] = (CprRamBlock){ "pc.ram", file, MiB, fd, 0, CPR_RAM_SHARED };
     b[1] = (CprRamBlock){ "/objects/m1", anon, MiB, -1, 0, CPR_RAM_SHARED };
-    vm_vm = (CprVm){ b, 2, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
+    vm_qemu = cpr_vm_abi(b, 2, "pc-q35-10.0", "qemu64", NULL, 0);
+    vm_vm = (CprVm){ &vm_qemu, NULL, 0 };
     vm_image = path_of("vm.cpr");
     vm_stream = g_malloc(VM_STREAM);
     for (size_t i = 0; i < VM_STREAM; i++) {

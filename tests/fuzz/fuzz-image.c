@@ -58,7 +58,9 @@ static int image_fd(void)
 static void fuzz_binding(const char *path, CprReader *r)
 {
     static const CprHost host = { "10.0.13-fuzz", NULL, NULL };
-    static const CprVm vm = { NULL, 0, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
+    static const QemuTransportVm qvm = { .machine = "pc-q35-10.0",
+                                         .cpu = "qemu64" };
+    static const CprVm vm = { &qvm, NULL, 0 };
     const CprVmdesc *d = cpr_reader_vmdesc(r);
     char *err = NULL;
     int ret = cpr_binding_verify(path, cpr_reader_record(r), d, &host, &vm,

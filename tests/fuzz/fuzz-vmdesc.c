@@ -59,7 +59,8 @@ static void check_diff(const char *a, size_t alen, const char *b,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const CprHost host = { "10.0.13-fuzz", NULL, NULL };
-    static const CprVm vm = { NULL, 0, "m", "c", NULL, 0, NULL, 0 };
+    static const QemuTransportVm qvm = { .machine = "m", .cpu = "c" };
+    static const CprVm vm = { &qvm, NULL, 0 };
     static const CprRecord rec = { .version = 2, .generation = 1 };
     const char *why = NULL;
     CprVmdesc *d = NULL, *again = NULL;

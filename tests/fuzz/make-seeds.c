@@ -28,7 +28,11 @@
 
 static char tmpdir[] = "/tmp/cpr-seeds-XXXXXX";
 static CprRamBlock blocks[2];
-static CprVm vm = { blocks, 2, "pc-q35-10.0", "qemu64", NULL, 0, NULL, 0 };
+static const QemuTransportVm qvm = {
+    .ram = blocks, .nr_ram = 2, .machine = "pc-q35-10.0", .cpu = "qemu64",
+    .ram_block_size = sizeof(CprRamBlock),
+};
+static const CprVm vm = { &qvm, NULL, 0 };
 static const CprHost host = { "10.0.13-seed", NULL, NULL };
 
 static char *img(const char *name)

@@ -164,7 +164,7 @@ static void test_is_pmem(void)
 static void test_suites_on_dax(void)
 {
     static const char *const units[] = {
-        "format", "roundtrip", "refusals", "create", NULL,
+        "format", "roundtrip", "image-refusals", "create", NULL,
     };
     g_autofree char *crash = build_path("tests/crash/test-crash");
     g_autofree char *bg = g_strdup_printf(
@@ -351,7 +351,8 @@ static void test_crash(void)
  * L1_DEVDAX saved (a reboot command that does nothing), its QEMU gone,
  * the device zeroed: the restore (QEMU's migrate-incoming, as
  * cpr-host-update reports it) refuses it, naming the device and the
- * zeroed pages.  (Another device at its path: tests/unit/test-binding.c.)
+ * zeroed pages.  (Another device at its path:
+ * tests/unit/test-binding-verify.c.)
  */
 static void test_devdax_zeroed(void)
 {

@@ -589,6 +589,7 @@ static void save_vm(const char *image, const char *ram)
     CprRamBlock b;
     CprDisk disk;
     CprWriter *w;
+    QemuTransportVm qvm;
     CprVm vm;
     void *p;
 
@@ -605,7 +606,8 @@ static void save_vm(const char *image, const char *ram)
     /* and a disk: the RAM file's 1 MiB of 0x5a as a raw image */
     disk = (CprDisk){ "disk0", ram ? ram : "/nonexistent.raw", "file", size,
                       CPR_DISK_PROTOCOL };
-    vm = (CprVm){ &b, 1, "pc-q35-10.0", "qemu64", NULL, 0, &disk, 1 };
+    qvm = cpr_vm_abi(&b, 1, "pc-q35-10.0", "qemu64", &disk, 1);
+    vm = (CprVm){ &qvm, NULL, 0 };
     w = cpr_writer_open_vm(image, &host, &vm, &err);
     g_assert_nonnull(w);
     g_assert_cmpint(cpr_writer_append(w, "stream", 6, &err), ==, 0);

@@ -114,7 +114,9 @@ static void measure(const char *shape, GString *saved, GString *now,
                     size_t lines)
 {
     static const CprHost host = { "10.2.2", NULL, NULL };
-    static const CprVm vm = { .machine = "pc-q35-10.2", .cpu = "qemu64" };
+    static const QemuTransportVm qvm = { .machine = "pc-q35-10.2",
+                                         .cpu = "qemu64" };
+    static const CprVm vm = { &qvm, NULL, 0 };
     static const CprRecord rec = { .version = 3, .generation = 1 };
     size_t len, got = 0;
     uint8_t *enc = encode(saved, &len);

@@ -72,9 +72,17 @@ static void write_at(const char *path, off_t off, const char *bytes)
 typedef struct Fixture {
     CprVmdesc *d;
     CprDisk disks[4];
+    QemuTransportVm qemu;
     CprVm vm;
     CprLines l;
 } Fixture;
+
+/* @f's VM: the @n disks of @disks. */
+static void set_disks(Fixture *f, const CprDisk *disks, uint32_t n)
+{
+    f->qemu = cpr_vm_abi(NULL, 0, NULL, NULL, disks, n);
+    f->vm = (CprVm){ &f->qemu, NULL, 0 };
+}
 
 static CprDisk file_disk(const char *path)
 {
@@ -91,7 +99,7 @@ static void save(Fixture *f, uint32_t n)
     f->d = calloc(1, sizeof(*f->d));
     f->d->version = CPR_VMDESC_VERSION;
     f->d->seed = 0x1234;
-    f->vm = (CprVm){ .disks = f->disks, .nr_disks = n };
+    set_disks(f, f->disks, n);
     g_assert_cmpint(cpr_disk_record(f->d, &f->vm, &host, "/x/vm.cpr", &err),
                     ==, 0);
     g_assert_null(err);
@@ -420,7 +428,7 @@ static void test_cost(void)
         f.d = calloc(1, sizeof(*f.d));
         f.d->version = CPR_VMDESC_VERSION;
         f.d->seed = (uint64_t)r;
-        f.vm = (CprVm){ .disks = disks, .nr_disks = N };
+        set_disks(&f, disks, N);
         t0 = g_get_monotonic_time();
         g_assert_cmpint(cpr_disk_record(f.d, &f.vm, &host, "/x", &err), ==, 0);
         t1 = g_get_monotonic_time();
@@ -456,7 +464,7 @@ static void test_cost(void)
         f.d = calloc(1, sizeof(*f.d));
         f.d->version = CPR_VMDESC_VERSION;
         f.d->seed = 7;
-        f.vm = (CprVm){ .disks = disks, .nr_disks = N };
+        set_disks(&f, disks, N);
         g_assert_cmpint(cpr_disk_record(f.d, &f.vm, &host, "/x", &err), ==, 0);
         for (int i = 0; i < N; i++) {
             int fd = open(paths[i], O_RDONLY);

@@ -35,7 +35,7 @@ CprWriter *tu_writer_open(const char *path)
     CprWriter *w;
 
     /* The VM tu_vm() describes, as out_open would record it. */
-    static const CprVm vm = { NULL, 0, TU_MACHINE, TU_CPU, NULL, 0, NULL, 0 };
+    const CprVm vm = { tu_vm(), NULL, 0 };
     static const CprHost host = { TU_QEMU_VERSION, NULL, NULL };
 
     tu_quiesce();

@@ -474,11 +474,9 @@ int parent_vm_find(ParentVm *pv, char **errp)
         }
     }
     close(dir);
-    pv->vm = (CprVm){
-        .ram = pv->ram, .nr_ram = pv->nr_ram, .machine = "", .cpu = "",
-        .argv = pv->argv, .argv_len = pv->argv_len,
-        .disks = pv->disks, .nr_disks = pv->nr_disks,
-    };
+    pv->qemu = cpr_vm_abi(pv->ram, pv->nr_ram, "", "", pv->disks,
+                          pv->nr_disks);
+    pv->vm = (CprVm){ &pv->qemu, pv->argv, pv->argv_len };
     return 1;
 fail:
     close(dir);

@@ -21,7 +21,8 @@ typedef struct ParentVm {
     uint32_t nr_ram;
     CprDisk *disks;             /* its open disk images (parent-disks.h) */
     uint32_t nr_disks;
-    CprVm vm;                   /* points into the above */
+    QemuTransportVm qemu;       /* the above, as QEMU's hook passes them */
+    CprVm vm;                   /* that, and the argument list */
 } ParentVm;
 
 /*

@@ -476,6 +476,83 @@ static void test_several_blocks_one_page(void)
     g_free(image);
 }
 
+/*
+ * A QEMU of a later ABI passes larger elements (fields appended): the
+ * transport steps through them by the size QEMU states.  Saved through
+ * such a VM, the image loads with this ABI's elements; a page changed
+ * in the second block is seen, so both were read where they are.
+ */
+static void test_later_abi_elements(void)
+{
+    typedef struct LaterBlock {
+        QemuTransportRamBlock b;
+        uint64_t later[3];
+    } LaterBlock;
+    char *image = tu_path("later.cpr"), *p2 = tu_path("later2.ram");
+    LaterBlock later[2];
+    QemuTransportVm lvm;
+    Ram a, b;
+    Vm v;
+
+    ram_new(&a, "later.ram", 7);
+    unlink(p2);
+    ram_map(&b, p2, 16 * PAGE, 0, 16 * PAGE);
+    fill(b.host, 16 * PAGE, 8);
+    b.block.name = "/objects/ram1";
+    memset(later, 0xa5, sizeof(later));
+    later[0].b = a.block;
+    later[1].b = b.block;
+    lvm = *vm_of(&v, TU_MACHINE, TU_CPU, &a, &b, NULL);
+    lvm.ram = &later[0].b;
+    lvm.ram_block_size = sizeof(LaterBlock);
+    save(image, &lvm);
+    assert_loads(image, vm_of(&v, TU_MACHINE, TU_CPU, &a, &b, NULL));
+    assert_loads(image, &lvm);
+    b.host[3 * PAGE + 5] ^= 1;
+    assert_refused(image, &lvm, p2, "1 of 16 sampled pages differ", NULL);
+    ram_close(&a);
+    ram_close(&b);
+    g_free(p2);
+    g_free(image);
+}
+
+/* Elements smaller than this ABI's: refused at out_open and in_open,
+ * before any element is read. */
+static void test_small_elements(void)
+{
+    char *image = tu_path("small.cpr");
+    const QemuTransportOps *ops = tu_ops();
+    QemuTransportDisk disk = { "d0", "/nonexistent.raw", "file", 0,
+                               QEMU_TRANSPORT_DISK_PROTOCOL };
+    QemuTransportVm small;
+    char *err = NULL;
+    Ram a;
+    Vm v;
+
+    ram_new(&a, "small.ram", 9);
+    save(image, vm1(&v, &a));
+    small = *vm1(&v, &a);
+    small.ram_block_size = sizeof(QemuTransportRamBlock) - 8;
+    g_assert_null(ops->out_open(image, &small, &err));
+    g_assert_nonnull(strstr(err, "RAM block elements of"));
+    g_assert_nonnull(strstr(err, "fewer than this transport's"));
+    free(err);
+    err = NULL;
+    assert_refused(image, &small, image, "RAM block elements of", NULL);
+    small = *vm1(&v, &a);
+    small.disks = &disk;
+    small.nr_disks = 1;
+    small.disk_size = sizeof(QemuTransportDisk) - 4;
+    g_assert_null(ops->out_open(image, &small, &err));
+    g_assert_nonnull(strstr(err, "block node elements of"));
+    free(err);
+    assert_refused(image, &small, image, "block node elements of", NULL);
+    /* the image saved before is untouched */
+    assert_loads(image, vm1(&v, &a));
+    ram_close(&a);
+    g_free(image);
+}
+
 /* ---- what is refused ---------------------------------------------------- */
 
 static void test_missing_block(void)
@@ -1305,6 +1382,7 @@ int main(int argc, char **argv)
         { "loads/several-blocks", test_several_blocks },
         { "loads/ignored-options", test_cmdline_ignored },
         { "loads/v1-image", test_v1_image },
+        { "loads/later-abi-elements", test_later_abi_elements },
         { "refused/prealloc-mtime-unflagged", test_prealloc_mtime_unflagged },
         { "refused/anonymous-zeroed", test_anonymous_zeroed },
         { "refused/anonymous-now-file", test_anonymous_now_file },
@@ -1321,6 +1399,7 @@ int main(int argc, char **argv)
         { "refused/content-zeroed", test_content_zeroed },
         { "refused/zeroed-new-file", test_zeroed_new_file },
         { "refused/truncated", test_truncated },
+        { "refused/small-elements", test_small_elements },
         { "device/loads", test_device_loads },
         { "device/zeroed", test_device_zeroed },
         { "device/swapped", test_device_swapped },

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Reading a QEMU's argument list: this process's own, or another's
+ * under its /proc/PID directory, bounded as the description holds it.
+ */
+#include "cmdline.h"
+#include "vmdesc.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *test_args;
+static size_t test_len;
+static bool test_set;
+
+void cpr_cmdline_set_for_tests(const char *args, size_t len)
+{
+    free(test_args);
+    test_args = NULL;
+    test_len = 0;
+    test_set = args != NULL;
+    if (args) {
+        test_args = malloc(len ? len : 1);
+        if (test_args) {
+            memcpy(test_args, args, len);
+            test_len = len;
+        }
+    }
+}
+
+/* Cut @len back to what the description can hold, at an argument end. */
+static size_t bound(const char *args, size_t len)
+{
+    size_t args_n = 0, end = 0;
+
+    for (size_t i = 0; i < len && i < CPR_VMDESC_MAX_ARGV; i++) {
+        if (args[i] == 0) {
+            if (++args_n > CPR_VMDESC_MAX_ARGS) {
+                break;
+            }
+            end = i + 1;
+        }
+    }
+    return end;
+}
+
+/* The argument list @f holds, bounded (cpr_cmdline_own); closes @f. */
+static int read_args(FILE *f, char **args, size_t *len)
+{
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    int ret = -1;
+
+    do {
+        if (n == cap) {
+            char *nb;
+
+            if (cap >= CPR_VMDESC_MAX_ARGV) {
+                break;
+            }
+            nb = realloc(buf, cap = cap ? cap * 2 : 4096);
+            if (!nb) {
+                goto out;
+            }
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got > 0);
+    if (!ferror(f)) {
+        *args = buf;
+        *len = bound(buf, n);
+        buf = NULL;
+        ret = 0;
+    }
+out:
+    free(buf);
+    fclose(f);
+    return ret;
+}
+
+int cpr_cmdline_own(char **args, size_t *len)
+{
+    FILE *f;
+    char *buf;
+
+    *args = NULL;
+    *len = 0;
+    if (test_set) {
+        buf = malloc(test_len ? test_len : 1);
+        if (!buf) {
+            return -1;
+        }
+        memcpy(buf, test_args, test_len);
+        *args = buf;
+        *len = bound(buf, test_len);
+        return 0;
+    }
+    f = fopen("/proc/self/cmdline", "re");
+    return f ? read_args(f, args, len) : -1;
+}
+
+int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len)
+{
+    int fd = openat(proc_fd, "cmdline", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+    *args = NULL;
+    *len = 0;
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return read_args(f, args, len);
+}

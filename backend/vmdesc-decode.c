@@ -1,219 +1,66 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Decoding a VM description (vmdesc.h): the header, then one entry list
- * at the top and one inside each RAM block and disk, all walked by
- * each_entry().  Any bytes are input (a fuzzing target).
+ * at the top and one inside each RAM block and disk, each walked by
+ * cpr_dec_entries() (vmdesc-entry.c).  Any bytes are input (a fuzzing
+ * target).
  */
 #include "vmdesc.h"
+#include "vmdesc-entry.h"
 #include "vmdesc-tags.h"
 #include "le.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Dec {
-    const char *why;
-    bool oom;
-} Dec;
-
-static bool fail(Dec *x, const char *why)
-{
-    if (!x->why) {
-        x->why = why;
-    }
-    return false;
-}
-
-/*
- * next_entry -- the next entry of [*pos, end): tag, value and its length.
- * Every length is checked against what is left before it is used.
- */
-static bool next_entry(Dec *x, const uint8_t *buf, size_t *pos, size_t end,
-                       uint32_t *tag, const uint8_t **val, uint32_t *len)
-{
-    if (end - *pos < ENTRY_HEADER) {
-        return fail(x, "truncated entry header");
-    }
-    *tag = cpr_get32(buf + *pos);
-    *len = cpr_get32(buf + *pos + 4);
-    if (*len > end - *pos - ENTRY_HEADER) {
-        return fail(x, "entry longer than the description");
-    }
-    *val = buf + *pos + ENTRY_HEADER;
-    *pos += ENTRY_HEADER + *len;
-    return true;
-}
-
-/* One known entry of a list, into @obj. */
-typedef bool (*EntryFn)(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
-                        uint32_t len);
-
-/*
- * each_entry -- the entry list buf[0, len): @fn for each entry whose tag
- * is 1 to @max; other tags are informational, from a later writer, and
- * skipped.  A known tag may occur once unless @repeat has its bit; the
- * tags met are returned in *@seen.
- */
-static bool each_entry(Dec *x, const uint8_t *buf, size_t len, uint32_t max,
-                       uint32_t repeat, EntryFn fn, void *obj, uint32_t *seen)
-{
-    size_t pos = 0;
-    uint32_t tag, n;
-    const uint8_t *v;
-
-    *seen = 0;
-    while (pos < len) {
-        if (!next_entry(x, buf, &pos, len, &tag, &v, &n)) {
-            return false;
-        }
-        if (tag == 0 || tag > max) {
-            continue;
-        }
-        if (*seen & ~repeat & (1u << tag)) {
-            return fail(x, "duplicate entry");
-        }
-        *seen |= 1u << tag;
-        if (!fn(x, obj, tag, v, n)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* A string of at most @max bytes without NUL, as a new C string. */
-static bool get_str(Dec *x, const uint8_t *v, uint32_t len, uint32_t max,
-                    bool nonempty, char **out)
-{
-    if (len > max) {
-        return fail(x, "string too long");
-    }
-    if (nonempty && len == 0) {
-        return fail(x, "empty name");
-    }
-    if (memchr(v, 0, len)) {
-        return fail(x, "NUL inside a string");
-    }
-    *out = malloc((size_t)len + 1);
-    if (!*out) {
-        x->oom = true;
-        return fail(x, "out of memory");
-    }
-    memcpy(*out, v, len);
-    (*out)[len] = 0;
-    return true;
-}
-
-static bool get_media(Dec *x, const uint8_t *v, uint32_t len,
-                      uint32_t *media, char **detail)
-{
-    if (len < 4) {
-        return fail(x, "bad media entry length");
-    }
-    *media = cpr_get32(v);
-    if (*media < CPR_MEDIA_PMEM || *media > CPR_MEDIA_VOLATILE) {
-        return fail(x, "unknown media class");
-    }
-    return get_str(x, v + 4, len - 4, CPR_VMDESC_MAX_DETAIL, false, detail);
-}
-
-static bool fixed(Dec *x, uint32_t len, uint32_t want)
-{
-    return len == want || fail(x, "bad entry length");
-}
-
-static bool decode_sample_list(Dec *x, uint32_t *nr, CprVmdescSample *out,
-                               const uint8_t *v, uint32_t len)
-{
-    uint32_t count;
-
-    if (len < 8) {
-        return fail(x, "bad samples entry length");
-    }
-    if (cpr_get32(v) != CPR_VMDESC_PAGE) {
-        return fail(x, "unsupported sample page size");
-    }
-    count = cpr_get32(v + 4);
-    if (count > CPR_VMDESC_MAX_SAMPLES || len != 8 + 16 * count) {
-        return fail(x, "bad sample count");
-    }
-    *nr = count;
-    for (uint32_t i = 0; i < count; i++) {
-        out[i].index = cpr_get64(v + 8 + 16 * i);
-        out[i].xxh3 = cpr_get64(v + 16 + 16 * i);
-    }
-    return true;
-}
-
-/* Sampled pages: as many as the size asks, distinct, inside it. */
-static bool check_samples(Dec *x, uint64_t size, uint32_t nr,
-                          const CprVmdescSample *samples)
-{
-    uint64_t pages = cpr_vmdesc_pages(size);
-
-    if (nr != cpr_vmdesc_nr_samples(size)) {
-        return fail(x, "wrong number of sampled pages for the block size");
-    }
-    for (uint32_t i = 0; i < nr; i++) {
-        if (samples[i].index >= pages) {
-            return fail(x, "sampled page outside the block");
-        }
-        for (uint32_t j = 0; j < i; j++) {
-            if (samples[j].index == samples[i].index) {
-                return fail(x, "page sampled twice");
-            }
-        }
-    }
-    return true;
-}
-
 /* Checks that need the whole block. */
-static bool check_block(Dec *x, const CprVmdescBlock *k)
+static bool check_block(CprDec *x, const CprVmdescBlock *k)
 {
-    if (!check_samples(x, k->size, k->nr_samples, k->samples)) {
+    if (!cpr_dec_check_samples(x, k->size, k->nr_samples, k->samples)) {
         return false;
     }
     if (k->flags & ~CPR_RAM_FLAGS_KNOWN) {
-        return fail(x, "unknown RAM block flags");
+        return cpr_dec_fail(x, "unknown RAM block flags");
     }
     if (k->has_file && (k->file.mtime_nsec >= 1000000000u ||
                         k->file.birth_nsec >= 1000000000u)) {
-        return fail(x, "bad file time");
+        return cpr_dec_fail(x, "bad file time");
     }
     return true;
 }
 
 
-/* block_entry -- one entry of a RAM block's list (EntryFn). */
-static bool block_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
+/* block_entry -- one entry of a RAM block's list (CprEntryFn). */
+static bool block_entry(CprDec *x, void *obj, uint32_t tag, const uint8_t *v,
                         uint32_t len)
 {
     CprVmdescBlock *k = obj;
 
     switch (tag) {
     case B_NAME:
-        return get_str(x, v, len, CPR_VMDESC_MAX_NAME, true, &k->name);
+        return cpr_dec_str(x, v, len, CPR_VMDESC_MAX_NAME, true, &k->name);
     case B_SIZE:
-        if (!fixed(x, len, 8)) {
+        if (!cpr_dec_fixed(x, len, 8)) {
             return false;
         }
         k->size = cpr_get64(v);
         return true;
     case B_FLAGS:
-        if (!fixed(x, len, 4)) {
+        if (!cpr_dec_fixed(x, len, 4)) {
             return false;
         }
         k->flags = cpr_get32(v);
         return true;
     case B_FD_OFFSET:
-        if (!fixed(x, len, 8)) {
+        if (!cpr_dec_fixed(x, len, 8)) {
             return false;
         }
         k->fd_offset = cpr_get64(v);
         return true;
     case B_MEDIA:
-        return get_media(x, v, len, &k->media, &k->media_detail);
+        return cpr_dec_media(x, v, len, &k->media, &k->media_detail);
     case B_FILE:
-        if (!fixed(x, len, FILE_LEN)) {
+        if (!cpr_dec_fixed(x, len, FILE_LEN)) {
             return false;
         }
         k->has_file = true;
@@ -225,12 +72,12 @@ static bool block_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
         k->file.nlink = cpr_get32(v + 36);
         return true;
     case B_PATH:
-        return get_str(x, v, len, CPR_VMDESC_MAX_STR, false, &k->file.path);
+        return cpr_dec_str(x, v, len, CPR_VMDESC_MAX_STR, false, &k->file.path);
     case B_SAMPLES:
-        return decode_sample_list(x, &k->nr_samples, k->samples, v, len);
+        return cpr_dec_samples(x, &k->nr_samples, k->samples, v, len);
     case B_BIRTH:
-        if (!fixed(x, len, BIRTH_LEN) || cpr_get32(v + 12) != 0) {
-            return fail(x, "bad birth time entry");
+        if (!cpr_dec_fixed(x, len, BIRTH_LEN) || cpr_get32(v + 12) != 0) {
+            return cpr_dec_fail(x, "bad birth time entry");
         }
         k->file.has_birth = true;
         k->file.birth_sec = (int64_t)cpr_get64(v);
@@ -240,56 +87,56 @@ static bool block_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
     return true;
 }
 
-static bool decode_block(Dec *x, CprVmdescBlock *k, const uint8_t *v,
+static bool decode_block(CprDec *x, CprVmdescBlock *k, const uint8_t *v,
                          uint32_t len)
 {
     const uint32_t need = 1u << B_NAME | 1u << B_SIZE | 1u << B_FLAGS |
                           1u << B_FD_OFFSET | 1u << B_MEDIA | 1u << B_SAMPLES;
     uint32_t seen;
 
-    if (!each_entry(x, v, len, B_MAX, 0, block_entry, k, &seen)) {
+    if (!cpr_dec_entries(x, v, len, B_MAX, 0, block_entry, k, &seen)) {
         return false;
     }
     if ((seen & need) != need) {
-        return fail(x, "RAM block entry lacks a required field");
+        return cpr_dec_fail(x, "RAM block entry lacks a required field");
     }
     if (!(seen & (1u << B_FILE)) != !(seen & (1u << B_PATH)) ||
         ((seen & (1u << B_BIRTH)) && !(seen & (1u << B_FILE)))) {
-        return fail(x, "RAM block has a file identity without a path, or "
-                    "the reverse");
+        return cpr_dec_fail(x, "RAM block has a file identity without a "
+                            "path, or the reverse");
     }
     return check_block(x, k);
 }
 
-/* disk_entry -- one entry of a disk's list (EntryFn). */
-static bool disk_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
+/* disk_entry -- one entry of a disk's list (CprEntryFn). */
+static bool disk_entry(CprDec *x, void *obj, uint32_t tag, const uint8_t *v,
                        uint32_t len)
 {
     CprVmdescDisk *k = obj;
 
     switch (tag) {
     case D_NODE:
-        return get_str(x, v, len, SHORT_STR, false, &k->node);
+        return cpr_dec_str(x, v, len, SHORT_STR, false, &k->node);
     case D_FILENAME:
-        return get_str(x, v, len, CPR_VMDESC_MAX_STR, true, &k->filename);
+        return cpr_dec_str(x, v, len, CPR_VMDESC_MAX_STR, true, &k->filename);
     case D_DRIVER:
-        return get_str(x, v, len, SHORT_STR, false, &k->driver);
+        return cpr_dec_str(x, v, len, SHORT_STR, false, &k->driver);
     case D_SIZE:
-        if (!fixed(x, len, 8)) {
+        if (!cpr_dec_fixed(x, len, 8)) {
             return false;
         }
         k->size = cpr_get64(v);
         return true;
     case D_FLAGS:
-        if (!fixed(x, len, 4)) {
+        if (!cpr_dec_fixed(x, len, 4)) {
             return false;
         }
         k->flags = cpr_get32(v);
         return true;
     case D_FILE:
-        if (!fixed(x, len, DISK_FILE_LEN) || cpr_get32(v + 36) != 0 ||
-            cpr_get32(v + 52) != 0) {
-            return fail(x, "bad disk file entry");
+        if (!cpr_dec_fixed(x, len, DISK_FILE_LEN) ||
+            cpr_get32(v + 36) != 0 || cpr_get32(v + 52) != 0) {
+            return cpr_dec_fail(x, "bad disk file entry");
         }
         k->has_file = true;
         k->dev = cpr_get64(v);
@@ -301,43 +148,44 @@ static bool disk_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
         k->ctime_nsec = cpr_get32(v + 48);
         return true;
     case D_SAMPLES:
-        return decode_sample_list(x, &k->nr_samples, k->samples, v, len);
+        return cpr_dec_samples(x, &k->nr_samples, k->samples, v, len);
     }
     return true;
 }
 
-static bool decode_disk(Dec *x, CprVmdescDisk *k, const uint8_t *v,
+static bool decode_disk(CprDec *x, CprVmdescDisk *k, const uint8_t *v,
                         uint32_t len)
 {
     const uint32_t need = 1u << D_NODE | 1u << D_FILENAME | 1u << D_DRIVER |
                           1u << D_SIZE | 1u << D_FLAGS;
     uint32_t seen;
 
-    if (!each_entry(x, v, len, D_MAX, 0, disk_entry, k, &seen)) {
+    if (!cpr_dec_entries(x, v, len, D_MAX, 0, disk_entry, k, &seen)) {
         return false;
     }
     if ((seen & need) != need) {
-        return fail(x, "disk entry lacks a required field");
+        return cpr_dec_fail(x, "disk entry lacks a required field");
     }
     if (!(seen & (1u << D_FILE)) != !(seen & (1u << D_SAMPLES))) {
-        return fail(x, "disk has a file without samples, or the reverse");
+        return cpr_dec_fail(x, "disk has a file without samples, or the "
+                            "reverse");
     }
     if (k->flags & ~CPR_DISK_FLAGS_KNOWN) {
-        return fail(x, "unknown disk flags");
+        return cpr_dec_fail(x, "unknown disk flags");
     }
     if (k->has_file && (k->mtime_nsec >= 1000000000u ||
                         k->ctime_nsec >= 1000000000u)) {
-        return fail(x, "bad file time");
+        return cpr_dec_fail(x, "bad file time");
     }
     return !k->has_file ||
-           check_samples(x, k->file_size, k->nr_samples, k->samples);
+           cpr_dec_check_samples(x, k->file_size, k->nr_samples, k->samples);
 }
 
 /*
  * grow_array -- room for element @n of *@arr (of @size bytes each), doubling at
  * each power of two: the count is bounded by the input size.
  */
-static bool grow_array(Dec *x, void **arr, uint32_t n, size_t size)
+static bool grow_array(CprDec *x, void **arr, uint32_t n, size_t size)
 {
     void *na;
 
@@ -347,18 +195,18 @@ static bool grow_array(Dec *x, void **arr, uint32_t n, size_t size)
     na = realloc(*arr, (n ? (size_t)n * 2 : 1) * size);
     if (!na) {
         x->oom = true;
-        return fail(x, "out of memory");
+        return cpr_dec_fail(x, "out of memory");
     }
     *arr = na;
     return true;
 }
 
-static bool add_disk(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
+static bool add_disk(CprDec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
 {
     CprVmdescDisk *k;
 
     if (d->nr_disks >= CPR_VMDESC_MAX_DISKS) {
-        return fail(x, "too many disks");
+        return cpr_dec_fail(x, "too many disks");
     }
     if (!grow_array(x, (void **)&d->disks, d->nr_disks, sizeof(*d->disks))) {
         return false;
@@ -368,37 +216,37 @@ static bool add_disk(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
     return decode_disk(x, k, v, len);
 }
 
-static bool decode_argv(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
+static bool decode_argv(CprDec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
 {
     uint32_t args = 0;
 
     if (len > CPR_VMDESC_MAX_ARGV) {
-        return fail(x, "argument list longer than 4 MiB");
+        return cpr_dec_fail(x, "argument list longer than 4 MiB");
     }
     if (len && v[len - 1] != 0) {
-        return fail(x, "argument list not NUL-terminated");
+        return cpr_dec_fail(x, "argument list not NUL-terminated");
     }
     for (uint32_t i = 0; i < len; i++) {
         if (v[i] == 0 && ++args > CPR_VMDESC_MAX_ARGS) {
-            return fail(x, "more than 65536 arguments");
+            return cpr_dec_fail(x, "more than 65536 arguments");
         }
     }
     d->argv = malloc(len ? len : 1);
     if (!d->argv) {
         x->oom = true;
-        return fail(x, "out of memory");
+        return cpr_dec_fail(x, "out of memory");
     }
     memcpy(d->argv, v, len);
     d->argv_len = len;
     return true;
 }
 
-static bool add_block(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
+static bool add_block(CprDec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
 {
     CprVmdescBlock *k;
 
     if (d->nr_blocks >= CPR_VMDESC_MAX_BLOCKS) {
-        return fail(x, "too many RAM blocks");
+        return cpr_dec_fail(x, "too many RAM blocks");
     }
     if (!grow_array(x, (void **)&d->blocks, d->nr_blocks, sizeof(*d->blocks))) {
         return false;
@@ -410,37 +258,37 @@ static bool add_block(Dec *x, CprVmdesc *d, const uint8_t *v, uint32_t len)
     }
     for (uint32_t i = 0; i + 1 < d->nr_blocks; i++) {
         if (strcmp(d->blocks[i].name, k->name) == 0) {
-            return fail(x, "two RAM blocks of the same name");
+            return cpr_dec_fail(x, "two RAM blocks of the same name");
         }
     }
     return true;
 }
 
-/* top_entry -- one entry of the description's own list (EntryFn). */
-static bool top_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
+/* top_entry -- one entry of the description's own list (CprEntryFn). */
+static bool top_entry(CprDec *x, void *obj, uint32_t tag, const uint8_t *v,
                       uint32_t n)
 {
     CprVmdesc *d = obj;
 
     switch (tag) {
     case T_SEED:
-        if (!fixed(x, n, 8)) {
+        if (!cpr_dec_fixed(x, n, 8)) {
             return false;
         }
         d->seed = cpr_get64(v);
         return true;
     case T_QEMU_VERSION:
-        return get_str(x, v, n, SHORT_STR, false, &d->qemu_version);
+        return cpr_dec_str(x, v, n, SHORT_STR, false, &d->qemu_version);
     case T_KERNEL_RELEASE:
-        return get_str(x, v, n, SHORT_STR, false, &d->kernel_release);
+        return cpr_dec_str(x, v, n, SHORT_STR, false, &d->kernel_release);
     case T_MACHINE:
-        return get_str(x, v, n, SHORT_STR, false, &d->machine);
+        return cpr_dec_str(x, v, n, SHORT_STR, false, &d->machine);
     case T_CPU:
-        return get_str(x, v, n, SHORT_STR, false, &d->cpu);
+        return cpr_dec_str(x, v, n, SHORT_STR, false, &d->cpu);
     case T_ARGV:
         return decode_argv(x, d, v, n);
     case T_IMAGE_MEDIA:
-        return get_media(x, v, n, &d->image_media, &d->image_media_detail);
+        return cpr_dec_media(x, v, n, &d->image_media, &d->image_media_detail);
     case T_RAM_BLOCK:
         return add_block(x, d, v, n);
     case T_DISK:
@@ -450,7 +298,7 @@ static bool top_entry(Dec *x, void *obj, uint32_t tag, const uint8_t *v,
     return true;
 }
 
-static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
+static bool decode_top(CprDec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
 {
     const uint32_t need = 1u << T_SEED | 1u << T_QEMU_VERSION |
                           1u << T_KERNEL_RELEASE | 1u << T_MACHINE |
@@ -458,12 +306,13 @@ static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
     const uint32_t repeat = 1u << T_RAM_BLOCK | 1u << T_DISK;
     uint32_t seen;
 
-    if (!each_entry(x, buf + CPR_VMDESC_HEADER, len - CPR_VMDESC_HEADER,
-                    T_TOP_MAX, repeat, top_entry, d, &seen)) {
+    if (!cpr_dec_entries(x, buf + CPR_VMDESC_HEADER,
+                         len - CPR_VMDESC_HEADER, T_TOP_MAX, repeat,
+                         top_entry, d, &seen)) {
         return false;
     }
     if ((seen & need) != need) {
-        return fail(x, "a required field is missing");
+        return cpr_dec_fail(x, "a required field is missing");
     }
     return true;
 }
@@ -471,7 +320,7 @@ static bool decode_top(Dec *x, CprVmdesc *d, const uint8_t *buf, size_t len)
 CprVmdescResult cpr_vmdesc_decode(const uint8_t *buf, size_t len,
                                   CprVmdesc **out, const char **why)
 {
-    Dec x = { 0 };
+    CprDec x = { 0 };
     CprVmdesc *d;
     uint32_t version;
 

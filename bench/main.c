@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     g_autofree char *guest = NULL, *only = NULL, *scale = NULL, *full = NULL;
     g_autofree char *qemu = NULL, *stock = NULL;
     g_autofree char *channels = NULL, *fr_kind = NULL;
-    gint rounds = 0;
+    gint rounds = 0, fresh_cycles = 0;
     GOptionEntry entries[] = {
         { "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles,
           "measured cycles per transport and medium (default 20, --quick 5)", "N" },
@@ -122,6 +122,9 @@ int main(int argc, char **argv)
           "about a minute: 5 cycles, qtest guest, N up to 8, 1 GiB only", NULL },
         { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke,
           "seconds: 2 cycles, qtest guest, N=1,2, 1 GiB full-RAM skipped", NULL },
+        { "fresh-cycles", 0, 0, G_OPTION_ARG_INT, &fresh_cycles,
+          "cycles of the first-save-cold-restore part (default 9, --quick "
+          "and --smoke 2)", "N" },
         { "ram", 'm', 0, G_OPTION_ARG_STRING, &o.ram_size,
           "qtest guest RAM for the latency runs (default 256M)", "SIZE" },
         { "shm-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.shm_dir,
@@ -131,14 +134,14 @@ int main(int argc, char **argv)
         { "guest", 'g', 0, G_OPTION_ARG_STRING, &guest,
           "qtest, linux or both (default both; --quick: qtest)", "KIND" },
         { "only", 0, 0, G_OPTION_ARG_STRING, &only,
-          "comma list of parts: latency,micro,scale,full-ram,"
-          "restore-outside,pre-stop (default all)", "LIST" },
+          "comma list of parts: latency,micro,scale,first-save,full-ram,"
+          "restore-outside,pre-stop (default all but the last two)", "LIST" },
         { "scale", 0, 0, G_OPTION_ARG_STRING, &scale,
           "VM counts for the blackout test (default 1,2,4,8,16,32)", "LIST" },
         { "full-ram", 0, 0, G_OPTION_ARG_STRING, &full,
           "GiB sizes for the full-RAM save (default 1,4)", "LIST" },
         { "full-ram-kind", 0, 0, G_OPTION_ARG_STRING, &fr_kind,
-          "full-RAM rows: stream, mapped (mapped-ram) or both (default both)", "KIND" },
+          "full-RAM rows: stream, mapped (mapped-ram) or both (default mapped)", "KIND" },
         { "mapped-channels", 0, 0, G_OPTION_ARG_STRING, &channels,
           "multifd channels of the mapped-ram rows, 0 = no multifd (default 0,2)", "LIST" },
         { "rounds", 0, 0, G_OPTION_ARG_INT, &rounds,
@@ -158,7 +161,10 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "- cpr-reboot pause/restore benchmark: pmem: vs file:");
     g_autoptr(GError) err = NULL;
-    Report r = { g_string_new(""), json_builder_new(), &o };
+    Report r = { g_string_new(""), json_builder_new(), &o,
+                 g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       g_free) };
+    gsize targets_at;
     gboolean ok = TRUE;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -179,9 +185,8 @@ int main(int argc, char **argv)
     o.guest_qtest = !g_str_equal(guest, "linux");
     o.guest_linux = !g_str_equal(guest, "qtest");
     if (!only) {
-        only = g_strdup(smoke ? "latency,micro,scale"
-                        : "latency,micro,scale,full-ram,restore-outside,"
-                          "pre-stop");
+        only = g_strdup(smoke ? "latency,micro,scale,first-save"
+                        : "latency,micro,scale,first-save,full-ram");
     }
     o.run_latency = strstr(only, "latency") != NULL;
     o.run_micro = strstr(only, "micro") != NULL;
@@ -189,6 +194,9 @@ int main(int argc, char **argv)
     o.run_full_ram = strstr(only, "full-ram") != NULL;
     o.run_restore_outside = strstr(only, "restore-outside") != NULL;
     o.run_pre_stop = strstr(only, "pre-stop") != NULL;
+    o.run_first_save = strstr(only, "first-save") != NULL;
+    o.fresh_cycles = fresh_cycles > 0 ? (guint)fresh_cycles
+                     : smoke || quick ? 2 : 9;
     o.scale_n = parse_list(scale ? scale : smoke ? "1,2" : quick ? "1,2,4,8"
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
@@ -196,7 +204,7 @@ int main(int argc, char **argv)
     o.mapped_channels = o.full_ram_gib ?
         parse_list_min(channels ? channels : "0,2", 0, &err) : NULL;
     o.full_ram_rounds = rounds > 0 ? (guint)rounds : quick ? 1 : 3;
-    o.full_ram_stream = !fr_kind || !g_str_equal(fr_kind, "mapped");
+    o.full_ram_stream = fr_kind && !g_str_equal(fr_kind, "mapped");
     o.full_ram_mapped = !fr_kind || !g_str_equal(fr_kind, "stream");
     if (!o.mapped_channels) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
@@ -215,12 +223,17 @@ int main(int argc, char **argv)
 
     json_builder_begin_object(r.json);
     header(&r);
+    targets_at = r.md->len;
     ok = (!o.run_latency || bench_latency(&r, &err)) &&
          (!o.run_micro || !*o.qemu || bench_micro_abi(&r, &err)) &&
          (!o.run_scale || bench_scale(&r, &err)) &&
+         (!o.run_first_save || bench_first_save_cold_restore(&r, &err)) &&
          (!o.run_full_ram || bench_full_ram(&r, &err)) &&
          (!o.run_restore_outside || bench_restore_outside(&r, &err)) &&
          (!o.run_pre_stop || bench_pre_stop(&r, &err));
+    if (ok) {
+        bench_targets(&r, targets_at);
+    }
     if (!ok) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         json_builder_set_member_name(r.json, "error");
@@ -231,5 +244,6 @@ int main(int argc, char **argv)
     test_env_rmtree(bench_disk_base);
     g_string_free(r.md, TRUE);
     g_object_unref(r.json);
+    g_hash_table_destroy(r.targets);
     return ok ? 0 : 1;
 }

@@ -138,7 +138,7 @@ static gboolean measure(const BenchOpts *o, TransportId t, const char *img,
  * it meanwhile); the third reuses the first one's pages.
  */
 #define SAVES 3
-#define SETTLE_S 4
+#define SETTLE_S 2
 static const char *const save_names[SAVES] = {
     "1st", "2nd", "3rd (steady)",
 };

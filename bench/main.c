@@ -117,13 +117,13 @@ int main(int argc, char **argv)
     gint rounds = 0, fresh_cycles = 0;
     GOptionEntry entries[] = {
         { "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles,
-          "measured cycles per transport and medium (default 20, --quick 5)", "N" },
+          "measured cycles per transport and medium (default 12, --quick 5)", "N" },
         { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick,
           "about a minute: 5 cycles, qtest guest, N up to 8, 1 GiB only", NULL },
         { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke,
           "seconds: 2 cycles, qtest guest, N=1,2, 1 GiB full-RAM skipped", NULL },
         { "fresh-cycles", 0, 0, G_OPTION_ARG_INT, &fresh_cycles,
-          "cycles of the first-save-cold-restore part (default 9, --quick "
+          "cycles of the first-save-cold-restore part (default 7, --quick "
           "and --smoke 2)", "N" },
         { "ram", 'm', 0, G_OPTION_ARG_STRING, &o.ram_size,
           "qtest guest RAM for the latency runs (default 256M)", "SIZE" },
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
         { "mapped-channels", 0, 0, G_OPTION_ARG_STRING, &channels,
           "multifd channels of the mapped-ram rows, 0 = no multifd (default 0,2)", "LIST" },
         { "rounds", 0, 0, G_OPTION_ARG_INT, &rounds,
-          "interleaved rounds of the mapped-ram rows (default 3, --quick 1)", "N" },
+          "interleaved rounds of the mapped-ram rows (default 2, --quick 1)", "N" },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &qemu,
           "patched QEMU (default from meson -Dqemu)", "PATH" },
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     if (stock) {
         o.stock_qemu = stock;
     }
-    o.cycles = cycles > 0 ? (guint)cycles : smoke ? 2 : quick ? 5 : 20;
+    o.cycles = cycles > 0 ? (guint)cycles : smoke ? 2 : quick ? 5 : 12;
     if (!guest) {
         guest = g_strdup(quick || smoke ? "qtest" : "both");
     }
@@ -196,14 +196,14 @@ int main(int argc, char **argv)
     o.run_pre_stop = strstr(only, "pre-stop") != NULL;
     o.run_first_save = strstr(only, "first-save") != NULL;
     o.fresh_cycles = fresh_cycles > 0 ? (guint)fresh_cycles
-                     : smoke || quick ? 2 : 9;
+                     : smoke || quick ? 2 : 7;
     o.scale_n = parse_list(scale ? scale : smoke ? "1,2" : quick ? "1,2,4,8"
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
                                             &err) : NULL;
     o.mapped_channels = o.full_ram_gib ?
         parse_list_min(channels ? channels : "0,2", 0, &err) : NULL;
-    o.full_ram_rounds = rounds > 0 ? (guint)rounds : quick ? 1 : 3;
+    o.full_ram_rounds = rounds > 0 ? (guint)rounds : quick ? 1 : 2;
     o.full_ram_stream = fr_kind && !g_str_equal(fr_kind, "mapped");
     o.full_ram_mapped = !fr_kind || !g_str_equal(fr_kind, "stream");
     if (!o.mapped_channels) {

@@ -158,7 +158,7 @@ void bench_targets(Report *r, gsize at)
     json_builder_begin_array(r->json);
     for (guint m = 0; o->run_first_save && m < 2; m++) {
         for (guint g = 0; g < G_N_ELEMENTS(guests); g++) {
-            if (g == 0 ? !o->guest_linux : !o->guest_qtest) {
+            if (g == 0 ? !o->guest_linux || m : !o->guest_qtest) {
                 continue;
             }
             fresh_rows(&t, guests[g], m ? "ext4" : "shm");

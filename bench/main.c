@@ -231,9 +231,8 @@ int main(int argc, char **argv)
          (!o.run_full_ram || bench_full_ram(&r, &err)) &&
          (!o.run_restore_outside || bench_restore_outside(&r, &err)) &&
          (!o.run_pre_stop || bench_pre_stop(&r, &err));
-    if (ok) {
-        bench_targets(&r, targets_at);
-    }
+    /* what was measured before a part failed still shows */
+    bench_targets(&r, targets_at);
     if (!ok) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         json_builder_set_member_name(r.json, "error");

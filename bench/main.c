@@ -113,6 +113,9 @@ int main(int argc, char **argv)
     gint cycles = 0;
     g_autofree char *guest = NULL, *only = NULL, *scale = NULL, *full = NULL;
     g_autofree char *qemu = NULL, *stock = NULL;
+    /* the option strings GOption allocates, freed here; o points at them */
+    g_autofree char *ram = NULL, *shm = NULL, *disk = NULL, *baseline = NULL;
+    g_autofree char *out = NULL;
     g_autofree char *channels = NULL, *fr_kind = NULL;
     gint rounds = 0, fresh_cycles = 0;
     GOptionEntry entries[] = {
@@ -125,11 +128,11 @@ int main(int argc, char **argv)
         { "fresh-cycles", 0, 0, G_OPTION_ARG_INT, &fresh_cycles,
           "cycles of the first-save-cold-restore part (default 7, --quick "
           "and --smoke 2)", "N" },
-        { "ram", 'm', 0, G_OPTION_ARG_STRING, &o.ram_size,
+        { "ram", 'm', 0, G_OPTION_ARG_STRING, &ram,
           "qtest guest RAM for the latency runs (default 256M)", "SIZE" },
-        { "shm-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.shm_dir,
+        { "shm-dir", 0, 0, G_OPTION_ARG_FILENAME, &shm,
           "tmpfs directory for RAM files and shm images (default /dev/shm)", "DIR" },
-        { "image-dir", 'i', 0, G_OPTION_ARG_FILENAME, &o.disk_dir,
+        { "image-dir", 'i', 0, G_OPTION_ARG_FILENAME, &disk,
           "ext4 directory for the on-disk images (default /var/tmp)", "DIR" },
         { "guest", 'g', 0, G_OPTION_ARG_STRING, &guest,
           "qtest, linux or both (default both; --quick: qtest)", "KIND" },
@@ -151,10 +154,10 @@ int main(int argc, char **argv)
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
           "stock QEMU 10.0 (default from meson)", "PATH" },
         { "baseline-transport", 0, 0, G_OPTION_ARG_FILENAME,
-          &o.baseline_transport_dir,
+          &baseline,
           "directory of another transport-pmem.so: before/after rows in "
           "restore-outside and pre-stop", "DIR" },
-        { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
+        { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
           "output directory (default " BENCH_DEFAULT_OUT ")", "DIR" },
         { 0 },
     };
@@ -175,6 +178,11 @@ int main(int argc, char **argv)
     if (qemu) {
         o.qemu = qemu;
     }
+    o.ram_size = ram ? ram : o.ram_size;
+    o.shm_dir = shm ? shm : o.shm_dir;
+    o.disk_dir = disk ? disk : o.disk_dir;
+    o.out_dir = out ? out : o.out_dir;
+    o.baseline_transport_dir = baseline;
     if (stock) {
         o.stock_qemu = stock;
     }

@@ -35,7 +35,10 @@ static void row(Table *t, const char *what, const char *a_name, double a,
     if (!isnan(d)) {
         met ? t->met++ : t->missed++;
     }
-    if (*unit) {
+    if (isnan(d)) {
+        g_string_append_printf(t->r->md, "| %s | - | - | - | %s | %s |\n",
+                               what, target, verdict);
+    } else if (*unit) {
         g_string_append_printf(t->r->md,
             "| %s | %s %.2f %s | %s %.2f %s | %s | %s | %s |\n",
             what, a_name, a, unit, b_name, b, unit, measured, target, verdict);

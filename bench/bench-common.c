@@ -112,3 +112,47 @@ double bench_fdatasync_us(const char *path)
     close(fd);
     return r == 0 ? (double)t0 : NAN;
 }
+
+/* line_time -- µs since the epoch of a "-msg timestamp=on" line, or NAN */
+static double line_time(const char *line)
+{
+    g_autoptr(GDateTime) dt = NULL;
+    g_autofree char *iso = NULL;
+    const char *sp = strchr(line, ' ');
+
+    if (!sp || sp - line < 20 || line[4] != '-') {
+        return NAN;
+    }
+    iso = g_strndup(line, sp - line);
+    dt = g_date_time_new_from_iso8601(iso, NULL);
+    return dt ? g_date_time_to_unix(dt) * 1e6 + g_date_time_get_microsecond(dt)
+              : NAN;
+}
+
+double bench_log_time(const char *log, const char *what, double from)
+{
+    g_auto(GStrv) lines = g_strsplit(log ? log : "", "\n", -1);
+
+    for (guint i = 0; lines[i]; i++) {
+        if (strstr(lines[i], what)) {
+            double t = line_time(lines[i]);
+
+            if (!isnan(t) && t >= from) {
+                return t;
+            }
+        }
+    }
+    return NAN;
+}
+
+void bench_target_set(Report *r, const char *key, double v)
+{
+    g_hash_table_insert(r->targets, g_strdup(key), g_memdup2(&v, sizeof(v)));
+}
+
+double bench_target_get(const Report *r, const char *key)
+{
+    const double *v = g_hash_table_lookup(r->targets, key);
+
+    return v ? *v : NAN;
+}

@@ -16,7 +16,8 @@ typedef struct {
     const char *out_dir;
     gboolean guest_qtest, guest_linux;
     gboolean run_latency, run_micro, run_scale, run_full_ram;
-    gboolean run_restore_outside, run_pre_stop;
+    gboolean run_restore_outside, run_pre_stop, run_first_save;
+    guint fresh_cycles;        /* first-save-cold-restore: cycles per cell */
     GArray *scale_n;           /* guint */
     GArray *full_ram_gib;      /* guint */
     GArray *mapped_channels;   /* guint, multifd channels (0: none) */
@@ -56,6 +57,8 @@ typedef struct {
     GString *md;
     JsonBuilder *json;         /* an open object */
     const BenchOpts *opts;
+    /* medians the issue-18 targets table reads (targets.c), by key */
+    GHashTable *targets;       /* char * -> double * */
 } Report;
 
 const char *bench_qemu_for(const BenchOpts *o, TransportId t);
@@ -71,6 +74,14 @@ GHashTable *bench_micro(const BenchOpts *o, const char *const *args,
                         GError **errp);
 double bench_micro_get(GHashTable *kv, const char *key);
 
+/* Time (µs since the epoch) of the first "-msg timestamp=on" line of @log
+ * at or after @from that contains @what, or NAN. */
+double bench_log_time(const char *log, const char *what, double from);
+
+/* A median for the targets table; NAN where it was not measured. */
+void bench_target_set(Report *r, const char *key, double v);
+double bench_target_get(const Report *r, const char *key);
+
 /* Time an fdatasync() of @path (the durable-save equivalent for file:). */
 double bench_fdatasync_us(const char *path);
 
@@ -81,6 +92,9 @@ gboolean bench_scale(Report *r, GError **errp);
 gboolean bench_full_ram(Report *r, GError **errp);
 gboolean bench_restore_outside(Report *r, GError **errp);
 gboolean bench_pre_stop(Report *r, GError **errp);
+gboolean bench_first_save_cold_restore(Report *r, GError **errp);
+/* The issue-18 targets table from what the parts measured. */
+void bench_targets(Report *r, gsize at);
 gboolean bench_full_ram_mapped(Report *r, double memcpy_gbs, GError **errp);
 
 /* Private per-run base directories, created by main. */

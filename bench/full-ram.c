@@ -138,7 +138,7 @@ static gboolean measure(const BenchOpts *o, TransportId t, const char *img,
  * it meanwhile); the third reuses the first one's pages.
  */
 #define SAVES 3
-#define SETTLE_S 4
+#define SETTLE_S 2
 static const char *const save_names[SAVES] = {
     "1st", "2nd", "3rd (steady)",
 };
@@ -406,6 +406,20 @@ static void md_summary(GString *md, Summary s, const char *fmt)
     g_string_append_printf(md, f, s.median, s.min, s.max);
 }
 
+/* target_gbs -- a save's median GB/s for the targets table: the first
+ * save ("first") and the steady state (the 3rd save, "steady") */
+static void target_gbs(Report *r, guint gib, guint ch, TransportId t,
+                       int save, double gbs)
+{
+    g_autofree char *key = g_strdup_printf("mapped/%s/%u/%u/%s",
+                                           save ? "steady" : "first", gib, ch,
+                                           bench_transports[t].name);
+
+    if (save == 0 || save == SAVES - 1) {
+        bench_target_set(r, key, gbs);
+    }
+}
+
 gboolean bench_full_ram_mapped(Report *r, double mc, GError **errp)
 {
     const BenchOpts *o = r->opts;
@@ -472,6 +486,7 @@ gboolean bench_full_ram_mapped(Report *r, double mc, GError **errp)
         "| RAM | channels | transport | save | save s | save GB/s | vs memcpy "
         "| restore s | restore GB/s |\n"
         "|---|---|---|---|---|---|---|---|---|\n", SETTLE_S, rounds, mc);
+    bench_target_set(r, "memcpy_gbs", mc);
     json_builder_set_member_name(r->json, "mapped_ram");
     json_builder_begin_array(r->json);
     for (guint g = 0; g < ngib; g++) {
@@ -500,6 +515,7 @@ gboolean bench_full_ram_mapped(Report *r, double mc, GError **errp)
                     if (!ss.n) {
                         continue;
                     }
+                    target_gbs(r, gib, ch, mr_transports[ti], i, sgs.median);
                     g_string_append_printf(r->md, "| %u GiB | %u | %s | %s | ",
                         gib, ch, bench_transports[mr_transports[ti]].name,
                         save_names[i]);
@@ -546,6 +562,12 @@ gboolean bench_full_ram_mapped(Report *r, double mc, GError **errp)
                 }
                 a = summarize(sr, n);
                 b = summarize(rr, n);
+                {
+                    g_autofree char *key = g_strdup_printf(
+                        "mapped/steady_ratio/%u/%u", gib, ch);
+
+                    bench_target_set(r, key, a.n ? a.median : NAN);
+                }
                 if (a.n) {
                     g_string_append_printf(r->md, "| %u GiB | %u | **pmem / "
                         "stock file, saves 2-3** | | | ", gib, ch);

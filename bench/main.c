@@ -113,52 +113,62 @@ int main(int argc, char **argv)
     gint cycles = 0;
     g_autofree char *guest = NULL, *only = NULL, *scale = NULL, *full = NULL;
     g_autofree char *qemu = NULL, *stock = NULL;
+    /* the option strings GOption allocates, freed here; o points at them */
+    g_autofree char *ram = NULL, *shm = NULL, *disk = NULL, *baseline = NULL;
+    g_autofree char *out = NULL;
     g_autofree char *channels = NULL, *fr_kind = NULL;
-    gint rounds = 0;
+    gint rounds = 0, fresh_cycles = 0;
     GOptionEntry entries[] = {
         { "cycles", 'c', 0, G_OPTION_ARG_INT, &cycles,
-          "measured cycles per transport and medium (default 20, --quick 5)", "N" },
+          "measured cycles per transport and medium (default 12, --quick 5)", "N" },
         { "quick", 'q', 0, G_OPTION_ARG_NONE, &quick,
           "about a minute: 5 cycles, qtest guest, N up to 8, 1 GiB only", NULL },
         { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke,
           "seconds: 2 cycles, qtest guest, N=1,2, 1 GiB full-RAM skipped", NULL },
-        { "ram", 'm', 0, G_OPTION_ARG_STRING, &o.ram_size,
+        { "fresh-cycles", 0, 0, G_OPTION_ARG_INT, &fresh_cycles,
+          "cycles of the first-save-cold-restore part (default 7, --quick "
+          "and --smoke 2)", "N" },
+        { "ram", 'm', 0, G_OPTION_ARG_STRING, &ram,
           "qtest guest RAM for the latency runs (default 256M)", "SIZE" },
-        { "shm-dir", 0, 0, G_OPTION_ARG_FILENAME, &o.shm_dir,
+        { "shm-dir", 0, 0, G_OPTION_ARG_FILENAME, &shm,
           "tmpfs directory for RAM files and shm images (default /dev/shm)", "DIR" },
-        { "image-dir", 'i', 0, G_OPTION_ARG_FILENAME, &o.disk_dir,
+        { "image-dir", 'i', 0, G_OPTION_ARG_FILENAME, &disk,
           "ext4 directory for the on-disk images (default /var/tmp)", "DIR" },
         { "guest", 'g', 0, G_OPTION_ARG_STRING, &guest,
           "qtest, linux or both (default both; --quick: qtest)", "KIND" },
         { "only", 0, 0, G_OPTION_ARG_STRING, &only,
-          "comma list of parts: latency,micro,scale,full-ram,"
-          "restore-outside,pre-stop (default all)", "LIST" },
+          "comma list of parts: latency,micro,scale,first-save,full-ram,"
+          "restore-outside,pre-stop (default all but the last two)", "LIST" },
         { "scale", 0, 0, G_OPTION_ARG_STRING, &scale,
           "VM counts for the blackout test (default 1,2,4,8,16,32)", "LIST" },
         { "full-ram", 0, 0, G_OPTION_ARG_STRING, &full,
           "GiB sizes for the full-RAM save (default 1,4)", "LIST" },
         { "full-ram-kind", 0, 0, G_OPTION_ARG_STRING, &fr_kind,
-          "full-RAM rows: stream, mapped (mapped-ram) or both (default both)", "KIND" },
+          "full-RAM rows: stream, mapped (mapped-ram) or both (default mapped)", "KIND" },
         { "mapped-channels", 0, 0, G_OPTION_ARG_STRING, &channels,
           "multifd channels of the mapped-ram rows, 0 = no multifd (default 0,2)", "LIST" },
         { "rounds", 0, 0, G_OPTION_ARG_INT, &rounds,
-          "interleaved rounds of the mapped-ram rows (default 3, --quick 1)", "N" },
+          "interleaved rounds of the mapped-ram rows (default 1: the default "
+          "run fits in ~8 min; 3 for medians)", "N" },
         { "qemu", 0, 0, G_OPTION_ARG_FILENAME, &qemu,
           "patched QEMU (default from meson -Dqemu)", "PATH" },
         { "stock-qemu", 0, 0, G_OPTION_ARG_FILENAME, &stock,
           "stock QEMU 10.0 (default from meson)", "PATH" },
         { "baseline-transport", 0, 0, G_OPTION_ARG_FILENAME,
-          &o.baseline_transport_dir,
+          &baseline,
           "directory of another transport-pmem.so: before/after rows in "
           "restore-outside and pre-stop", "DIR" },
-        { "out", 'o', 0, G_OPTION_ARG_FILENAME, &o.out_dir,
+        { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out,
           "output directory (default " BENCH_DEFAULT_OUT ")", "DIR" },
         { 0 },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "- cpr-reboot pause/restore benchmark: pmem: vs file:");
     g_autoptr(GError) err = NULL;
-    Report r = { g_string_new(""), json_builder_new(), &o };
+    Report r = { g_string_new(""), json_builder_new(), &o,
+                 g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       g_free) };
+    gsize targets_at;
     gboolean ok = TRUE;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -169,19 +179,23 @@ int main(int argc, char **argv)
     if (qemu) {
         o.qemu = qemu;
     }
+    o.ram_size = ram ? ram : o.ram_size;
+    o.shm_dir = shm ? shm : o.shm_dir;
+    o.disk_dir = disk ? disk : o.disk_dir;
+    o.out_dir = out ? out : o.out_dir;
+    o.baseline_transport_dir = baseline;
     if (stock) {
         o.stock_qemu = stock;
     }
-    o.cycles = cycles > 0 ? (guint)cycles : smoke ? 2 : quick ? 5 : 20;
+    o.cycles = cycles > 0 ? (guint)cycles : smoke ? 2 : quick ? 5 : 12;
     if (!guest) {
         guest = g_strdup(quick || smoke ? "qtest" : "both");
     }
     o.guest_qtest = !g_str_equal(guest, "linux");
     o.guest_linux = !g_str_equal(guest, "qtest");
     if (!only) {
-        only = g_strdup(smoke ? "latency,micro,scale"
-                        : "latency,micro,scale,full-ram,restore-outside,"
-                          "pre-stop");
+        only = g_strdup(smoke ? "latency,micro,scale,first-save"
+                        : "latency,micro,scale,first-save,full-ram");
     }
     o.run_latency = strstr(only, "latency") != NULL;
     o.run_micro = strstr(only, "micro") != NULL;
@@ -189,14 +203,17 @@ int main(int argc, char **argv)
     o.run_full_ram = strstr(only, "full-ram") != NULL;
     o.run_restore_outside = strstr(only, "restore-outside") != NULL;
     o.run_pre_stop = strstr(only, "pre-stop") != NULL;
+    o.run_first_save = strstr(only, "first-save") != NULL;
+    o.fresh_cycles = fresh_cycles > 0 ? (guint)fresh_cycles
+                     : smoke || quick ? 2 : 7;
     o.scale_n = parse_list(scale ? scale : smoke ? "1,2" : quick ? "1,2,4,8"
                            : "1,2,4,8,16,32", &err);
     o.full_ram_gib = o.scale_n ? parse_list(full ? full : quick ? "1" : "1,4",
                                             &err) : NULL;
     o.mapped_channels = o.full_ram_gib ?
         parse_list_min(channels ? channels : "0,2", 0, &err) : NULL;
-    o.full_ram_rounds = rounds > 0 ? (guint)rounds : quick ? 1 : 3;
-    o.full_ram_stream = !fr_kind || !g_str_equal(fr_kind, "mapped");
+    o.full_ram_rounds = rounds > 0 ? (guint)rounds : 1;
+    o.full_ram_stream = fr_kind && !g_str_equal(fr_kind, "mapped");
     o.full_ram_mapped = !fr_kind || !g_str_equal(fr_kind, "stream");
     if (!o.mapped_channels) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
@@ -215,12 +232,16 @@ int main(int argc, char **argv)
 
     json_builder_begin_object(r.json);
     header(&r);
+    targets_at = r.md->len;
     ok = (!o.run_latency || bench_latency(&r, &err)) &&
          (!o.run_micro || !*o.qemu || bench_micro_abi(&r, &err)) &&
          (!o.run_scale || bench_scale(&r, &err)) &&
+         (!o.run_first_save || bench_first_save_cold_restore(&r, &err)) &&
          (!o.run_full_ram || bench_full_ram(&r, &err)) &&
          (!o.run_restore_outside || bench_restore_outside(&r, &err)) &&
          (!o.run_pre_stop || bench_pre_stop(&r, &err));
+    /* what was measured before a part failed still shows */
+    bench_targets(&r, targets_at);
     if (!ok) {
         fprintf(stderr, "cpr-latency: %s\n", err->message);
         json_builder_set_member_name(r.json, "error");
@@ -231,5 +252,6 @@ int main(int argc, char **argv)
     test_env_rmtree(bench_disk_base);
     g_string_free(r.md, TRUE);
     g_object_unref(r.json);
+    g_hash_table_destroy(r.targets);
     return ok ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The clock and the median of the microbenchmarks (abi-micro.c,
- * fingerprint.c): plain C, no glib, like the transport they time. */
+/* The clock and the median of the microbenchmarks (cpr-abi-micro.c,
+ * binding-cost.c): plain C, no glib, like the transport they time. */
 #ifndef BENCH_MICRO_TIME_H
 #define BENCH_MICRO_TIME_H
 

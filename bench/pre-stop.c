@@ -61,44 +61,12 @@ typedef struct {
     GArray *spread;         /* last STOP - first STOP, per cycle */
 } Row;
 
-/* µs since the epoch of a "-msg timestamp=on" line, or NAN. */
-static double line_time(const char *line)
-{
-    g_autoptr(GDateTime) dt = NULL;
-    g_autofree char *iso = NULL;
-    const char *sp = strchr(line, ' ');
-
-    if (!sp || sp - line < 20 || line[4] != '-') {
-        return NAN;
-    }
-    iso = g_strndup(line, sp - line);
-    dt = g_date_time_new_from_iso8601(iso, NULL);
-    return dt ? g_date_time_to_unix(dt) * 1e6 + g_date_time_get_microsecond(dt)
-              : NAN;
-}
-
-/* The first line at or after @from containing @what: its time. */
-static double find_time(char **lines, const char *what, double from)
-{
-    for (guint i = 0; lines[i]; i++) {
-        if (strstr(lines[i], what)) {
-            double t = line_time(lines[i]);
-
-            if (!isnan(t) && t >= from) {
-                return t;
-            }
-        }
-    }
-    return NAN;
-}
-
 static void split_from_log(QemuProc *p, double sent, double stop, VmTimes *vt)
 {
     g_autofree char *log = qemu_proc_log(p);
-    g_auto(GStrv) lines = g_strsplit(log ? log : "", "\n", -1);
-    double cmd = find_time(lines, "\"execute\": \"migrate\"", sent - 1000);
-    double open = find_time(lines, "transport_plugin_open scheme=pmem out",
-                            sent - 1000);
+    double cmd = bench_log_time(log, "\"execute\": \"migrate\"", sent - 1000);
+    double open = bench_log_time(log, "transport_plugin_open scheme=pmem out",
+                                 sent - 1000);
 
     vt->to_open = open - cmd;
     vt->from_open = stop - open;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
+ * The report section of cpr-abi-micro (the program: cpr-abi-micro.c).
  * The transport's own cost, without QEMU: cpr-abi-micro saves a ~300 KB
  * stream through the ABI and reopens it, once per medium.
  */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "populate.h"
+#include "image-file.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -22,9 +23,8 @@ struct CprPopulator {
     atomic_bool stop;
     bool running;
     pthread_t thread;
-    /* cpr_populator_start_file(): the thread maps this file itself. */
-    int fd;
-    char *path;
+    /* cpr_populator_start_file(): the thread maps this image itself. */
+    CprImage *img;
 };
 
 /* done = max(done, off): the thread and need() both advance it. */
@@ -73,11 +73,11 @@ static void *run_file(void *opaque)
      * start meanwhile (whose mapping a failed growth, undone by truncating
      * back, would cut short) while restores still can.
      */
-    if (flock(pop->fd, LOCK_SH | LOCK_NB) < 0) {
+    if (flock(pop->img->fd, LOCK_SH | LOCK_NB) < 0) {
         return NULL;
     }
-    pop->p = cpr_persist_map(pop->fd, pop->path, pop->end, &err);
-    flock(pop->fd, LOCK_UN);
+    pop->p = cpr_persist_map(pop->img, pop->end, &err);
+    flock(pop->img->fd, LOCK_UN);
     free(err);
     /*
      * Pages are populated on memory and DAX only.  On a disk filesystem
@@ -87,7 +87,7 @@ static void *run_file(void *opaque)
      * allocated its blocks; the save's own faults find them.
      */
     if (pop->p) {
-        if (cpr_persist_populate_is_cheap(pop->p)) {
+        if (cpr_image_populate_is_cheap(pop->img)) {
             populate_to_end(pop);
         }
         cpr_persist_unmap(pop->p);
@@ -98,12 +98,7 @@ static void *run_file(void *opaque)
 
 CprPopulator *cpr_populator_new(void)
 {
-    CprPopulator *pop = calloc(1, sizeof(*pop));
-
-    if (pop) {
-        pop->fd = -1;
-    }
-    return pop;
+    return calloc(1, sizeof(CprPopulator));
 }
 
 void cpr_populator_stop(CprPopulator *pop)
@@ -121,10 +116,7 @@ void cpr_populator_free(CprPopulator *pop)
         return;
     }
     cpr_populator_stop(pop);
-    if (pop->fd >= 0) {
-        close(pop->fd);
-    }
-    free(pop->path);
+    cpr_image_free(pop->img);
     free(pop);
 }
 
@@ -170,17 +162,16 @@ void cpr_populator_background(CprPopulator *pop, uint64_t end)
     }
 }
 
-CprPopulator *cpr_populator_start_file(int fd, const char *path,
-                                       uint64_t off, uint64_t end)
+CprPopulator *cpr_populator_start_file(CprImage *img, uint64_t off,
+                                       uint64_t end)
 {
-    CprPopulator *pop = cpr_populator_new();
+    CprPopulator *pop = img ? cpr_populator_new() : NULL;
 
-    if (!pop || !(pop->path = strdup(path))) {
-        free(pop);
-        close(fd);
+    if (!pop) {
+        cpr_image_free(img);
         return NULL;
     }
-    pop->fd = fd;
+    pop->img = img;
     atomic_store(&pop->done, off);
     if (off >= end || !start(pop, run_file, end)) {
         cpr_populator_free(pop);

@@ -47,15 +47,16 @@ void cpr_populator_background(CprPopulator *pop, uint64_t end);
 void cpr_populator_stop(CprPopulator *pop);
 
 /*
- * On a thread: take a shared lock on the file @fd (which it takes over;
- * the descriptor of a verified image, never a path that may name another
+ * On a thread: take a shared lock on the image @img (which it takes over;
+ * a reopening of a verified image, never a path that may name another
  * file by now), grow it to @end if it is shorter (undone if that fails),
  * unlock, then map it and populate [@off, @end) where that dirties no
  * page (memory, DAX; not a disk filesystem).  No byte of the file
  * changes.  Skipped if a save holds the lock.  NULL if no thread could
- * start.
+ * start (@img is freed then); @img NULL gives NULL.
  */
-CprPopulator *cpr_populator_start_file(int fd, const char *path,
-                                       uint64_t off, uint64_t end);
+struct CprImage;
+CprPopulator *cpr_populator_start_file(struct CprImage *img, uint64_t off,
+                                       uint64_t end);
 
 #endif

@@ -25,8 +25,7 @@
 #define RUN (256u << 10)
 
 struct CprReader {
-    char *path;
-    CprImageFile file;          /* holds the shared lock */
+    CprImage file;              /* holds the shared lock and the path */
     CprRecord rec;
     uint64_t pos;
     uint64_t npages;
@@ -73,16 +72,16 @@ static uint64_t page_zero(const CprReader *r, uint64_t pg)
 
 static void lost(const CprReader *r, char **errp)
 {
-    cpr_error(errp, r->path, "image (generation %llu) became unreadable "
-              "while being read (truncated by another process?)",
-              (unsigned long long)r->rec.generation);
+    cpr_image_error(&r->file, errp, "image (generation %llu) became unreadable "
+                    "while being read (truncated by another process?)",
+                    (unsigned long long)r->rec.generation);
 }
 
 static void changed(const CprReader *r, char **errp)
 {
-    cpr_error(errp, r->path, "image (generation %llu) changed after it "
-              "was verified (written by another process?); refusing "
-              "to load it", (unsigned long long)r->rec.generation);
+    cpr_image_error(&r->file, errp, "image (generation %llu) changed after it "
+                    "was verified (written by another process?); refusing "
+                    "to load it", (unsigned long long)r->rec.generation);
 }
 
 /* The XXH3 of each page of the @len payload bytes at @src, page @pg on,
@@ -176,7 +175,8 @@ static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
 
         /* ENXIO: no data from @pos to the end of the file. */
         if (d < 0 && errno != ENXIO) {
-            cpr_error_errno(errp, r->path, errno, "cannot look for holes");
+            cpr_image_error_errno(&r->file, errp, errno,
+                                  "cannot look for holes");
             return -1;
         }
         data = d < 0 || (uint64_t)d > end ? end : (uint64_t)d;
@@ -196,7 +196,8 @@ static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
         }
         d = lseek(r->file.fd, (off_t)data, SEEK_HOLE);
         if (d < 0) {
-            cpr_error_errno(errp, r->path, errno, "cannot look for holes");
+            cpr_image_error_errno(&r->file, errp, errno,
+                                  "cannot look for holes");
             return -1;
         }
         pos = (uint64_t)d > data ? (uint64_t)d : data + 1;
@@ -298,7 +299,7 @@ static int check_pages(const CprReader *r, uint64_t pg, uint64_t n,
 /* Pick the record to load and refuse anything unsafe to load. */
 static int choose_record(CprReader *r, char **errp)
 {
-    const CprImageFile *f = &r->file;
+    const CprImage *f = &r->file;
     const CprSlots *s = &f->slots;
     const CprRecord *rec;
 
@@ -306,34 +307,35 @@ static int choose_record(CprReader *r, char **errp)
     case CPR_DECODE_OK:
         break;
     case CPR_DECODE_TOO_NEW:
-        cpr_error(errp, r->path, "image format version %u (superblock) is "
-                  "newer than this transport (%u)", f->sb.version,
-                  CPR_SB_VERSION);
+        cpr_image_error(&r->file, errp, "image format version %u "
+                        "(superblock) is newer than this transport (%u)",
+                        f->sb.version, CPR_SB_VERSION);
         return -1;
     default:
-        cpr_error(errp, r->path, "not a pmem CPR image (no valid superblock)");
+        cpr_image_error(&r->file, errp, "not a pmem CPR image (no valid "
+                        "superblock)");
         return -1;
     }
     if (s->newest < 0) {
         bool damaged = s->state[0] == CPR_DECODE_BAD ||
                        s->state[1] == CPR_DECODE_BAD;
 
-        cpr_error(errp, r->path, "no committed image%s",
-                  damaged ? " (all commit records are damaged)" : "");
+        cpr_image_error(&r->file, errp, "no committed image%s",
+                        damaged ? " (all commit records are damaged)" : "");
         return -1;
     }
     rec = &s->rec[s->newest];
     if (s->state[s->newest] == CPR_DECODE_TOO_NEW) {
-        cpr_error(errp, r->path, "image format version %u is newer than "
-                  "this transport (%u)", rec->version, CPR_REC_VERSION);
+        cpr_image_error(&r->file, errp, "image format version %u is newer than "
+                        "this transport (%u)", rec->version, CPR_REC_VERSION);
         return -1;
     }
     if (rec->flags & CPR_REC_FLAG_INVALIDATED) {
-        cpr_error(errp, r->path, "image (generation %llu) was invalidated",
-                  (unsigned long long)rec->generation);
+        cpr_image_error(&r->file, errp, "image (generation %llu) was "
+                        "invalidated", (unsigned long long)rec->generation);
         return -1;
     }
-    if (!cpr_image_payload_present(f, r->path, rec, errp)) {
+    if (!cpr_image_payload_present(f, rec, errp)) {
         return -1;
     }
     r->rec = *rec;
@@ -369,15 +371,16 @@ static int decode_desc(CprReader *r, char **errp)
     case CPR_VMDESC_OK:
         return 0;
     case CPR_VMDESC_TOO_NEW:
-        cpr_error(errp, r->path, "image (generation %llu) describes its VM "
-                  "in a newer format than this transport knows", gen);
+        cpr_image_error(&r->file, errp, "image (generation %llu) describes "
+                        "its VM in a newer format than this transport knows",
+                        gen);
         return -1;
     case CPR_VMDESC_NOMEM:
-        cpr_error(errp, r->path, "out of memory");
+        cpr_image_error(&r->file, errp, "out of memory");
         return -1;
     default:
-        cpr_error(errp, r->path, "image (generation %llu) has a malformed VM "
-                  "description (%s)", gen, why);
+        cpr_image_error(&r->file, errp, "image (generation %llu) has a "
+                        "malformed VM description (%s)", gen, why);
         return -1;
     }
 }
@@ -412,11 +415,12 @@ static int verify_pages(CprReader *r, uint64_t *csum, char **errp)
     int ret;
 
     if (!v.blocks) {
-        cpr_error(errp, r->path, "out of memory");
+        cpr_image_error(&r->file, errp, "out of memory");
         return -1;
     }
     ret = cpr_parallel_for(n, r->rec.payload_len / PARALLEL_MIN + 1,
-                           CPR_CSUM_BLOCK, verify_block, &v, r->path, errp);
+                           CPR_CSUM_BLOCK, verify_block, &v,
+                           cpr_image_path(&r->file), errp);
     if (ret == 0) {
         *csum = cpr_csum_list(v.blocks, n);
     }
@@ -432,7 +436,7 @@ static int verify_whole(CprReader *r, uint64_t *csum, char **errp)
     int ret = -1;
 
     if (!whole || !buf) {
-        cpr_error(errp, r->path, "out of memory");
+        cpr_image_error(&r->file, errp, "out of memory");
         goto out;
     }
     XXH3_64bits_reset(whole);
@@ -512,7 +516,7 @@ static int verify(CprReader *r, char **errp)
     /* At most CPR_VMDESC_MAX: the record decoder checks that. */
     r->desc_bytes = malloc(cpr_record_vmdesc_len(&r->rec) + 1);
     if (!r->page_xxh3 || !r->desc_bytes) {
-        cpr_error(errp, r->path, "out of memory");
+        cpr_image_error(&r->file, errp, "out of memory");
         return -1;
     }
     {
@@ -532,7 +536,7 @@ static int verify(CprReader *r, char **errp)
         /* One block: read once, and served from memory from now on. */
         r->whole = malloc(r->rec.payload_len + 1);
         if (!r->whole) {
-            cpr_error(errp, r->path, "out of memory");
+            cpr_image_error(&r->file, errp, "out of memory");
             return -1;
         }
         if (r->rec.payload_len) {
@@ -559,8 +563,9 @@ static int verify(CprReader *r, char **errp)
         return -1;
     }
     if (csum != r->rec.payload_xxh3) {
-        cpr_error(errp, r->path, "image (generation %llu) is corrupt: payload "
-                  "checksum mismatch", (unsigned long long)r->rec.generation);
+        cpr_image_error(&r->file, errp, "image (generation %llu) is corrupt: "
+                        "payload checksum mismatch",
+                        (unsigned long long)r->rec.generation);
         return -1;
     }
     return decode_desc(r, errp);
@@ -575,10 +580,6 @@ CprReader *cpr_reader_open(const char *path, char **errp)
         return NULL;
     }
     r->file.fd = -1;
-    if (!(r->path = strdup(path))) {
-        cpr_error(errp, path, "out of memory");
-        goto fail;
-    }
     if (cpr_image_open_read(path, &r->file, errp) < 0 ||
         choose_record(r, errp) < 0 || verify(r, errp) < 0) {
         goto fail;
@@ -672,7 +673,7 @@ const CprVmdesc *cpr_reader_vmdesc(const CprReader *r)
     return r->desc;
 }
 
-const CprImageFile *cpr_reader_file(const CprReader *r)
+const CprImage *cpr_reader_file(const CprReader *r)
 {
     return &r->file;
 }
@@ -692,13 +693,12 @@ void cpr_reader_close(CprReader *r)
     free(r->whole);
     free(r->desc_bytes);
     cpr_vmdesc_free(r->desc);
-    free(r->path);
     free(r);
 }
 
 int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
 {
-    CprImageFile f;
+    CprImage f;
 
     memset(h, 0, sizeof(*h));
     if (cpr_image_open_read(path, &f, errp) < 0) {
@@ -712,8 +712,7 @@ int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
     return 0;
 }
 
-bool cpr_reader_payload_verifies(const CprImageFile *f, const char *path,
-                                 const CprRecord *rec)
+bool cpr_reader_payload_verifies(const CprImage *f, const CprRecord *rec)
 {
     int64_t hole;
     CprReader *r;
@@ -731,19 +730,20 @@ bool cpr_reader_payload_verifies(const CprImageFile *f, const char *path,
     if (!r) {
         return false;
     }
-    /* The caller's file under the caller's lock: a descriptor of our own
-     * (closing it drops no lock while the caller's stays open). */
+    /* The caller's image under the caller's lock: a descriptor of our own
+     * (closing it drops no lock while the caller's stays open); the
+     * caller's path, which the caller frees. */
     r->file = *f;
     r->file.fd = dup(f->fd);
     r->rec = *rec;
-    r->path = strdup(path);
-    ok = r->file.fd >= 0 && r->path && verify(r, &err) == 0;
+    ok = r->file.fd >= 0 && verify(r, &err) == 0;
     free(err);
+    r->file.path = NULL;
     cpr_reader_close(r);
     return ok;
 }
 
 const char *cpr_reader_path(const CprReader *r)
 {
-    return r->path;
+    return cpr_image_path(&r->file);
 }

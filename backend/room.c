@@ -49,15 +49,14 @@ static void room_start(CprReader *r, bool make_room)
     uint64_t end = cpr_align_up(next.base + (len < next.limit ? len :
                                              next.limit), CPR_ALIGN);
     /* The very file that was verified, not whatever the path names now. */
-    int fd = make_room ? cpr_image_reopen_rw(cpr_reader_file(r)) : -1;
+    CprImage *img = make_room ? cpr_image_reopen(cpr_reader_file(r)) : NULL;
 
     cpr_populator_free(room);
     room = NULL;
     /* The next save into this image goes to @next, about as long (and
      * never into the payload just restored). */
-    if (fd >= 0) {
-        room = cpr_populator_start_file(fd, cpr_reader_path(r), next.base,
-                                        end);
+    if (img) {
+        room = cpr_populator_start_file(img, next.base, end);
     }
     cpr_reader_close(r);
 }

@@ -124,8 +124,7 @@ enum {
 #define PARALLEL_MIN (64ull << 20)
 
 struct CprWriter {
-    char *path;
-    CprImageFile file;          /* exclusive lock; the header as opened */
+    CprImage file;              /* exclusive lock, path; header as opened */
     CprPersist *p;
     CprPopulator *pop;
     CprMetadata md;             /* collected at open, off the pause */
@@ -201,14 +200,14 @@ static int open_live(CprWriter *w, char **errp)
     }
     rec = &s->rec[s->newest];
     if (rec->generation >= CPR_MAX_GENERATION) {
-        cpr_error(errp, w->path, "generation counter exhausted");
+        cpr_image_error(&w->file, errp, "generation counter exhausted");
         return -1;
     }
     w->gen = rec->generation + 1;
     /* A payload that is not all there cannot load either; nor one whose
      * holes are not zeros. */
-    if (cpr_image_payload_present(&w->file, w->path, rec, &why) &&
-        cpr_reader_payload_verifies(&w->file, w->path, rec)) {
+    if (cpr_image_payload_present(&w->file, rec, &why) &&
+        cpr_reader_payload_verifies(&w->file, rec)) {
         w->live = *rec;
     }
     free(why);
@@ -268,31 +267,30 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&w->err_lock, NULL);
     w->carry_page = NO_PAGE;
-    if (!(w->path = strdup(path)) || !(w->pop = cpr_populator_new()) ||
-        !(w->carry = XXH3_createState())) {
-        cpr_error(errp, path, "out of memory");
+    if (cpr_image_open_write(path, &w->file, errp) < 0) {
         goto fail;
     }
     cpr_metadata_collect(&w->md, host ? host->qemu_version : NULL);
-    if (vm && vm->argv &&
-        cpr_metadata_set_argv(&w->md, vm->argv, vm->argv_len) < 0) {
-        cpr_error(errp, path, "out of memory");
+    if (!(w->pop = cpr_populator_new()) ||
+        !(w->carry = XXH3_createState()) ||
+        (vm && vm->argv &&
+         cpr_metadata_set_argv(&w->md, vm->argv, vm->argv_len) < 0)) {
+        cpr_image_error(&w->file, errp, "out of memory");
         goto fail;
     }
-    if (cpr_image_open_write(path, &w->file, errp) < 0 ||
-        open_live(w, errp) < 0) {
+    if (open_live(w, errp) < 0) {
         goto fail;
     }
     if (host) {
         w->host = *host;
     }
-    w->desc = cpr_binding_open(host, &w->md, vm, w->file.fd, path, errp);
+    w->desc = cpr_binding_open(host, &w->md, vm, &w->file, errp);
     if (!w->desc) {
         goto fail;
     }
     w->place = cpr_place_new(w->live.payload_off, w->live.payload_len);
     w->allocated = w->place.base;
-    w->p = cpr_persist_map(w->file.fd, path, CPR_INITIAL_SIZE, errp);
+    w->p = cpr_persist_map(&w->file, CPR_INITIAL_SIZE, errp);
     if (!w->p) {
         goto fail;
     }
@@ -352,7 +350,7 @@ static int update_room(CprWriter *w, char **errp)
         }
         h = st ? realloc(w->phash, n * sizeof(*h)) : NULL;
         if (!h) {
-            cpr_error(errp, w->path, "out of memory");
+            cpr_image_error(&w->file, errp, "out of memory");
             return -1;
         }
         w->phash = h;
@@ -427,7 +425,7 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
     uint64_t pages;
 
     if (end > MAX_STREAM) {
-        cpr_error(errp, w->path, "stream too large");
+        cpr_image_error(&w->file, errp, "stream too large");
         return -1;
     }
     pages = cpr_align_up(end, PAGE);    /* the room is whole pages */
@@ -440,8 +438,8 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
         return -1;
     }
     if (end > w->room) {
-        cpr_error(errp, w->path, "no room for %llu stream bytes (internal "
-                  "error)", (unsigned long long)end);
+        cpr_image_error(&w->file, errp, "no room for %llu stream bytes "
+                        "(internal error)", (unsigned long long)end);
         return -1;
     }
     return 0;
@@ -450,7 +448,7 @@ static int reserve(CprWriter *w, uint64_t end, char **errp)
 static int check_usable(CprWriter *w, char **errp)
 {
     if (atomic_load(&w->finished)) {
-        cpr_error(errp, w->path, "save already committed or aborted");
+        cpr_image_error(&w->file, errp, "save already committed or aborted");
         return -1;
     }
     if (atomic_load(&w->failed)) {
@@ -459,7 +457,7 @@ static int check_usable(CprWriter *w, char **errp)
             *errp = strdup(w->first_error);
         }
         pthread_mutex_unlock(&w->err_lock);
-        cpr_error(errp, w->path, "an earlier write to this save failed");
+        cpr_image_error(&w->file, errp, "an earlier write to this save failed");
         return -1;
     }
     return 0;
@@ -498,7 +496,7 @@ int cpr_writer_populate(CprWriter *w, char **errp)
          * device: only a first part now.  The rest on the other core
          * while the stream is written.
          */
-        bool cheap = cpr_persist_populate_is_cheap(w->p);
+        bool cheap = cpr_image_populate_is_cheap(&w->file);
         int64_t until = cpr_monotonic_ms() + CPR_POPULATE_OPEN_MS;
         uint64_t at = 0;
 
@@ -525,7 +523,7 @@ int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
         return -1;
     }
     if (size > MAX_STREAM) {
-        cpr_error(errp, w->path, "size too large");
+        cpr_image_error(&w->file, errp, "size too large");
         return -1;
     }
     /* Exactly as asked (in 2 MiB steps), unlike a growing stream. */
@@ -837,7 +835,7 @@ static int64_t store(CprWriter *w, uint64_t off, const struct iovec *iov,
         return -1;
     }
     if (total < 0 || off > MAX_STREAM - (uint64_t)total) {
-        cpr_error(&err, w->path, "stream too large");
+        cpr_image_error(&w->file, &err, "stream too large");
         fail(w, err, errp);
         return -1;
     }
@@ -963,14 +961,14 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
     uint8_t *buf;
     int64_t n;
 
-    if (cpr_binding_commit(w->desc, &w->host, vm, w->path, errp) < 0) {
+    if (cpr_binding_commit(w->desc, &w->host, vm, &w->file, errp) < 0) {
         note_failure(w, errp);
         return -1;
     }
     buf = cpr_vmdesc_encode(w->desc, &len);
     if (!buf || len > CPR_VMDESC_MAX) {
-        cpr_error(errp, w->path, buf ? "VM description too large" :
-                  "out of memory");
+        cpr_image_error(&w->file, errp, buf ? "VM description too large" :
+                        "out of memory");
         free(buf);
         note_failure(w, errp);
         return -1;
@@ -1064,7 +1062,7 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
         for (uint64_t pg = 0; pg < npages; pg++) {
             if (atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) !=
                 PG_HASHED && settle_page(w, pg, len, errp) < 0) {
-                cpr_error(errp, w->path, "cannot read the payload back");
+                cpr_image_error(&w->file, errp, "cannot read the payload back");
                 return -1;
             }
         }
@@ -1075,14 +1073,14 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
 
         if (cpr_parallel_for((npages + CLAIM - 1) / CLAIM,
                              len / (PARALLEL_MIN / 2), 0, settle_claim, &s,
-                             w->path, errp) < 0) {
-            cpr_error(errp, w->path, "cannot read the payload back");
+                             cpr_image_path(&w->file), errp) < 0) {
+            cpr_image_error(&w->file, errp, "cannot read the payload back");
             return -1;
         }
     }
     if (nblocks > sizeof(few) / sizeof(few[0]) &&
         !(blocks = malloc(nblocks * sizeof(*blocks)))) {
-        cpr_error(errp, w->path, "out of memory");
+        cpr_image_error(&w->file, errp, "out of memory");
         return -1;
     }
     for (uint64_t k = 0; k < nblocks; k++) {
@@ -1102,8 +1100,7 @@ static int checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
 /* I6.  Write lock held. */
 static int intact(CprWriter *w, char **errp)
 {
-    if (cpr_image_check_intact(&w->file, w->path, cpr_persist_size(w->p),
-                               errp) < 0) {
+    if (cpr_image_check_intact(&w->file, cpr_persist_size(w->p), errp) < 0) {
         note_failure(w, errp);
         return -1;
     }
@@ -1207,7 +1204,6 @@ void cpr_writer_close(CprWriter *w)
     XXH3_freeState(w->carry);
     pthread_mutex_destroy(&w->err_lock);
     pthread_rwlock_destroy(&w->map);
-    free(w->path);
     free(w);
 }
 
@@ -1228,7 +1224,7 @@ uint64_t cpr_writer_payload_offset(const CprWriter *w)
 
 const char *cpr_writer_path(const CprWriter *w)
 {
-    return w->path;
+    return cpr_image_path(&w->file);
 }
 
 int cpr_writer_reopen_rw(const CprWriter *w)

@@ -68,8 +68,8 @@ MUTANTS = [
      "    fn(a);\n    if (0) {"),
     ("no-intact-check", "I6", "the commit's intact() check removed",
      "backend/writer.c",
-     "    if (cpr_image_check_intact(&w->file, w->path, "
-     "cpr_persist_size(w->p),\n                               errp) < 0) {",
+     "    if (cpr_image_check_intact(&w->file, cpr_persist_size(w->p), "
+     "errp) < 0) {",
      "    if (0) {"),
     ("intact-after-stores-only", "I6",
      "checked only after the commit's own stores",

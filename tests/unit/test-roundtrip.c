@@ -8,6 +8,7 @@
 
 #include "format.h"
 #include "metadata.h"
+#include "image-file.h"
 #include "persist.h"
 #include "placement.h"
 #include "reader.h"
@@ -27,13 +28,16 @@ static void test_persist_layer(void)
 {
     char *path = tu_path("persist");
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CprImage img = { 0 };   /* the test keeps the descriptor and path */
     char *err = NULL;
     CprPersist *p;
     struct stat st;
     uint64_t h;
 
     g_assert_cmpint(fd, >=, 0);
-    p = cpr_persist_map(fd, path, 1 * MiB, &err);
+    img.fd = fd;
+    img.path = path;
+    p = cpr_persist_map(&img, 1 * MiB, &err);
     g_assert_null(err);
     g_assert_cmpint(cpr_persist_is_pmem(p), ==, expect_pmem());
     g_assert_cmpuint(cpr_persist_size(p), ==, 1 * MiB);

@@ -16,6 +16,12 @@
 /* A store this far beyond the cursor does not drag it along. */
 #define JUMP (8ull << 20)
 
+/* What every populator of this process did (cpr_populator_stats). */
+static struct {
+    _Atomic uint64_t populated, threads, stops, remaps, remaps_running;
+    _Atomic uint64_t last_goal, files_running;
+} stats;
+
 struct CprPopulator {
     CprPersist *p;
     _Atomic uint64_t done;      /* the mapping is populated below this */
@@ -45,6 +51,7 @@ static void populate_to_end(CprPopulator *pop)
         uint64_t len = pop->end - off < STEP ? pop->end - off : STEP;
 
         cpr_persist_populate(pop->p, off, len);
+        atomic_fetch_add(&stats.populated, len);
         advance(pop, off + len);
     }
 }
@@ -107,6 +114,9 @@ void cpr_populator_stop(CprPopulator *pop)
         atomic_store(&pop->stop, true);
         pthread_join(pop->thread, NULL);
         pop->running = false;
+        if (atomic_load(&pop->done) < pop->end) {
+            atomic_fetch_add(&stats.stops, 1);
+        }
     }
 }
 
@@ -116,12 +126,21 @@ void cpr_populator_free(CprPopulator *pop)
         return;
     }
     cpr_populator_stop(pop);
+    if (pop->img) {
+        atomic_fetch_sub(&stats.files_running, 1);
+    }
     cpr_image_free(pop->img);
     free(pop);
 }
 
 void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from)
 {
+    /* The caller stops the thread before the mapping changes: a thread
+     * still running here populated through a remap. */
+    if (pop->running) {
+        atomic_fetch_add(&stats.remaps_running, 1);
+    }
+    atomic_fetch_add(&stats.remaps, 1);
     cpr_populator_stop(pop);
     pop->p = p;
     atomic_store(&pop->done, from);
@@ -145,6 +164,7 @@ void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
     /* Advance first, so that the thread skips what this call does. */
     advance(pop, end);
     cpr_persist_populate(pop->p, done, end - done);
+    atomic_fetch_add(&stats.populated, end - done);
 }
 
 static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
@@ -152,11 +172,15 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
     pop->end = end;
     atomic_store(&pop->stop, false);
     pop->running = pthread_create(&pop->thread, NULL, fn, pop) == 0;
+    if (pop->running) {
+        atomic_fetch_add(&stats.threads, 1);
+    }
     return pop->running;
 }
 
 void cpr_populator_background(CprPopulator *pop, uint64_t end)
 {
+    atomic_store(&stats.last_goal, end);
     if (!pop->running && atomic_load(&pop->done) < end) {
         start(pop, run, end);
     }
@@ -172,10 +196,22 @@ CprPopulator *cpr_populator_start_file(CprImage *img, uint64_t off,
         return NULL;
     }
     pop->img = img;
+    atomic_fetch_add(&stats.files_running, 1);
     atomic_store(&pop->done, off);
     if (off >= end || !start(pop, run_file, end)) {
         cpr_populator_free(pop);
         return NULL;
     }
     return pop;
+}
+
+void cpr_populator_stats(CprPopulatorStats *s)
+{
+    s->populated = atomic_load(&stats.populated);
+    s->threads = atomic_load(&stats.threads);
+    s->stops = atomic_load(&stats.stops);
+    s->remaps = atomic_load(&stats.remaps);
+    s->remaps_running = atomic_load(&stats.remaps_running);
+    s->last_goal = atomic_load(&stats.last_goal);
+    s->files_running = atomic_load(&stats.files_running);
 }

@@ -59,4 +59,21 @@ struct CprImage;
 CprPopulator *cpr_populator_start_file(struct CprImage *img, uint64_t off,
                                        uint64_t end);
 
+/*
+ * For tests: what every populator of this process did so far, so that a
+ * test can assert what the warm-up promises rather than only that the
+ * data loads.
+ */
+typedef struct CprPopulatorStats {
+    uint64_t populated;         /* bytes populated (thread and need()) */
+    uint64_t threads;           /* threads started */
+    uint64_t stops;             /* threads stopped short of their goal */
+    uint64_t remaps;            /* resets: a new mapping */
+    uint64_t remaps_running;    /* of them with a thread running: a bug */
+    uint64_t last_goal;         /* the end last handed to background() */
+    uint64_t files_running;     /* after-restore populators alive now */
+} CprPopulatorStats;
+
+void cpr_populator_stats(CprPopulatorStats *s);
+
 #endif

@@ -54,12 +54,12 @@ MUTANTS = [
      "    if (settle_slot(w, errp) < 0) {",
      "    if (0 && settle_slot(w, errp) < 0) {"),
     ("no-allocate-sparse", "I5", "holes of a sparse file not allocated",
-     "backend/writer.c",
+     "backend/space.c",
      "    if (w->file.sparse && end > w->allocated && "
      "w->allocated < w->old_end) {",
      "    if (0) {"),
     ("no-grow", "I5", "the file not grown before a store",
-     "backend/writer.c",
+     "backend/space.c",
      "    if (end > size) {\n        cpr_populator_stop(w->pop);",
      "    if (0) {\n        cpr_populator_stop(w->pop);"),
     ("no-fault-guard", "I5", "stores without the SIGBUS guard",
@@ -81,31 +81,31 @@ MUTANTS = [
      "    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {",
      "    for (unsigned i = 0; i < 0; i++) {"),
     ("grow-under-read-lock", "C1", "growth under the read lock",
-     "backend/writer.c",
+     "backend/ledger.c",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_wrlock(&w->map);\n        ret = end <= w->room",
+     "        pthread_rwlock_wrlock(&w->map);\n        ret = end <= w->reach",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_rdlock(&w->map);\n        ret = end <= w->room"),
+     "        pthread_rwlock_rdlock(&w->map);\n        ret = end <= w->reach"),
     ("partial-zeroes-others", "C2",
      "a partial store zeroes what other stores wrote",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
      "        if (off > done) {",
      "    if (1) {\n        if (off > done) {"),
     ("partial-keeps-stale-hash", "C2",
      "a partial store keeps a whole page's hash",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    /* Even after a failure: the save will not commit. */\n"
      "    unlock_page(w, pg, PG_MEDIA);",
      "    unlock_page(w, pg, prev == PG_HASHED ? PG_HASHED : PG_MEDIA);"),
     ("no-page-lock", "C2", "the page lock bit not taken",
-     "backend/writer.c",
+     "backend/ledger.c",
      "        cur &= (uint8_t)~PG_LOCK;\n"
      "        if (atomic_compare_exchange_weak_explicit(",
      "        cur &= (uint8_t)~PG_LOCK;\n        return cur;\n"
      "        if (atomic_compare_exchange_weak_explicit("),
     ("gap-not-zeroed", "C3", "a page no store touched not zeroed",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    case PG_FRESH:\n"
      "        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
      "            (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {",
@@ -113,20 +113,20 @@ MUTANTS = [
      "        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0) {"),
     ("partial-page-rest-not-zeroed", "C3",
      "the rest of a partly written page not zeroed",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
      "        if (off > done) {",
      "    if (0) {\n        if (off > done) {"),
     ("last-store-sets-length", "C4", "the last store sets the length",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    while (cur < end && !atomic_compare_exchange_weak(&w->len, &cur, "
      "end)) {\n    }",
      "    (void)cur;\n    atomic_store(&w->len, end);"),
     ("append-at-stream-end", "C4", "appends go to the stream's end",
-     "backend/writer.c",
-     "    int64_t n = store(w, w->pos, iov, iovcnt, true, false, errp);",
-     "    int64_t n = store(w, stream_len(w), iov, iovcnt, true, false, "
-     "errp);"),
+     "backend/ledger.c",
+     "    int64_t n = cpr_ledger_store(w, w->pos, iov, iovcnt, true, false,",
+     "    int64_t n = cpr_ledger_store(w, stream_len(w), iov, iovcnt, true, "
+     "false,"),
     ("last-failure-wins", "C5", "the last failure's message kept",
      "backend/writer.c",
      "    if (!w->first_error) {\n"
@@ -146,18 +146,20 @@ MUTANTS = [
     ("store-after-commit", "C6", "stores accepted after commit or abort",
      "backend/writer.c",
      "    if (atomic_load(&w->finished)) {\n"
-     "        cpr_error(errp, w->path, \"save already committed or aborted\");",
+     "        cpr_image_error(&w->file, errp, \"save already committed or "
+     "aborted\");",
      "    if (0) {\n"
-     "        cpr_error(errp, w->path, \"save already committed or aborted\");"),
+     "        cpr_image_error(&w->file, errp, \"save already committed or "
+     "aborted\");"),
     ("other-store-zeroes-appended", "C7",
      "a store into the frontier zeroes the appended bytes",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_APPENDING) {\n"
      "        done = from + w->carry_len;\n    }",
      ""),
     ("frontier-rest-not-zeroed", "C7",
      "the frontier page's rest not zeroed at commit",
-     "backend/writer.c",
+     "backend/ledger.c",
      "            if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
      "                (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {\n"
      "                return -1;\n            }\n"

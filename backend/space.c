@@ -147,53 +147,31 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
     return 0;
 }
 
-int cpr_writer_populate(CprWriter *w, char **errp)
+/* The warm-up's plan for a save (warmup.c), carried out. */
+int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
 {
-    /* A stream like the last; the first one into an image gets all of it
-     * (8 MiB, or what "cpr-pmem create --size" made), unless the file is
-     * sparse: then its size says nothing about what a stream needs. */
-    uint64_t base = w->place.base;
-    uint64_t expect = w->live.payload_len ?
-                      cpr_place_room(w->live.payload_len) :
-                      cpr_persist_size(w->p) - base;
-    uint64_t now;
+    uint64_t base = w->place.base, at = 0;
     int ret;
 
-    if (w->file.sparse && !w->live.payload_len) {
-        expect = min_u64(expect, CPR_INITIAL_SIZE - base);
-    }
     if (cpr_writer_check_usable(w, errp) < 0) {
         return -1;
     }
     pthread_rwlock_wrlock(&w->map);
-    w->want = max_u64(w->want, expect);
-    ret = ensure_space(w, base + expect, errp);
+    w->want = max_u64(w->want, plan->expect);
+    ret = ensure_space(w, base + plan->expect, errp);
     if (ret == 0) {
         ret = cpr_space_update(w, errp);
     }
     if (ret == 0) {
-        /*
-         * On tmpfs and DAX, populating costs page-table work only: do as
-         * much as CPR_POPULATE_OPEN_MS allow now, while the VM still runs
-         * (QEMU stops it after out_open), rather than inside the pause.
-         * On a disk filesystem it may read the old payload from the
-         * device: only a first part now.  The rest on the other core
-         * while the stream is written.
-         */
-        bool cheap = cpr_image_populate_is_cheap(&w->file);
-        int64_t until = cpr_monotonic_ms() + CPR_POPULATE_OPEN_MS;
-        uint64_t at = 0;
-
-        now = cheap ? expect : min_u64(expect, CPR_POPULATE_OPEN);
         cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
                              CPR_BLOCK_SIZE);
         do {
-            uint64_t step = min_u64(now - at, CPR_POPULATE_OPEN);
+            uint64_t step = min_u64(plan->now - at, plan->step);
 
             cpr_populator_need(w->pop, base + at, base + at + step, 0);
             at += step;
-        } while (at < now && cpr_monotonic_ms() < until);
-        cpr_populator_background(w->pop, base + expect);
+        } while (at < plan->now && cpr_monotonic_ms() < plan->until_ms);
+        cpr_populator_background(w->pop, base + plan->expect);
     }
     pthread_rwlock_unlock(&w->map);
     return ret;

@@ -104,6 +104,16 @@ uint64_t cpr_space_ahead(CprWriter *w);
 int cpr_space_update(CprWriter *w, char **errp);
 int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp);
 
+/* The warm-up before a save, as warmup.c decides it: space for @expect
+ * stream bytes, the first @now of them populated @step at a time until
+ * the monotonic clock passes @until_ms, the rest on the populator's
+ * thread. */
+typedef struct CprWarmPlan {
+    uint64_t expect, now, step;
+    int64_t until_ms;
+} CprWarmPlan;
+int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp);
+
 /* ledger.c: store @iov at stream offset @off (read lock, or with
  * @exclusive the write lock the caller holds); the checksum of payload
  * [0, @len) from the ledger (write lock held). */

@@ -135,6 +135,7 @@ CprDecode cpr_decode_envelope(const uint8_t *buf, size_t len,
                               uint32_t max_size, uint32_t max_version,
                               uint32_t *version, uint32_t *size_out);
 
+/* Whether the @len bytes at @p are all zero. */
 bool cpr_all_zero(const uint8_t *p, size_t len);
 
 /* A fixed string field into @out (@field bytes): valid if it holds a NUL

@@ -6,6 +6,7 @@
  * version 3).
  */
 #include "writer-internal.h"
+#include "atomic-max.h"
 #include "image-file.h"
 #include "parallel.h"
 
@@ -281,15 +282,6 @@ static int put_stream(CprWriter *w, uint64_t off, uint64_t end,
     return 0;
 }
 
-/* C4 */
-static void extend(CprWriter *w, uint64_t end)
-{
-    uint64_t cur = atomic_load(&w->len);
-
-    while (cur < end && !atomic_compare_exchange_weak(&w->len, &cur, end)) {
-    }
-}
-
 /*
  * Store @iov at stream offset @off: one reservation for the whole vector.
  * Under the read lock (C1), or with @exclusive, under the write lock the
@@ -322,7 +314,7 @@ int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
         pthread_rwlock_unlock(&w->map);
         pthread_rwlock_wrlock(&w->map);
         ret = end <= w->reach ? 0 :
-              atomic_load(&w->failed) ? cpr_writer_check_usable(w, &err) :
+              cpr_first_failure_failed(&w->failure) ? cpr_writer_check_usable(w, &err) :
               cpr_space_reserve(w, end, &err);
         if (ret < 0) {
             /* Before another thread can try growing again (C5). */
@@ -340,7 +332,7 @@ int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
         ret = put_stream(w, off, end, iov, iovcnt, append, &err);
     }
     if (ret == 0) {
-        extend(w, end);
+        cpr_atomic_max(&w->len, end);     /* C4 */
     }
     if (!exclusive) {
         pthread_rwlock_unlock(&w->map);

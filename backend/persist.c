@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "persist.h"
 #include "fault-guard.h"
+#include "format.h"
 #include "hash.h"
 #include "image-file.h"
 
@@ -300,41 +301,11 @@ static void do_hash(void *opaque)
     a->xxh3 = XXH3_64bits(a->src, a->len);
 }
 
-static bool zero_run(const uint8_t *b, size_t len)
-{
-    const uint64_t *w;
-    size_t n;
-
-    for (; len && ((uintptr_t)b % 8); b++, len--) {
-        if (*b) {
-            return false;
-        }
-    }
-    w = (const uint64_t *)(const void *)b;
-    n = len / 8;
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t x = 0;
-
-        for (size_t j = i; j < i + 8 && j < n; j++) {
-            x |= w[j];
-        }
-        if (x) {
-            return false;
-        }
-    }
-    for (size_t i = n * 8; i < len; i++) {
-        if (b[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void do_is_zero(void *opaque)
 {
     Access *a = opaque;
 
-    a->xxh3 = zero_run(a->src, a->len);
+    a->xxh3 = cpr_all_zero(a->src, a->len);
 }
 
 static bool inside(const CprPersist *p, uint64_t off, uint64_t len)

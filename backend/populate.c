@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "populate.h"
+#include "atomic-max.h"
 #include "image-file.h"
 
 #include <pthread.h>
@@ -36,10 +37,7 @@ struct CprPopulator {
 /* done = max(done, off): the thread and need() both advance it. */
 static void advance(CprPopulator *pop, uint64_t off)
 {
-    uint64_t cur = atomic_load(&pop->done);
-
-    while (cur < off && !atomic_compare_exchange_weak(&pop->done, &cur, off)) {
-    }
+    cpr_atomic_max(&pop->done, off);
 }
 
 static void populate_to_end(CprPopulator *pop)

@@ -12,6 +12,7 @@
 #define XXH_STATIC_LINKING_ONLY     /* XXH3_state_t on the stack */
 #include "writer.h"
 #include "binding.h"
+#include "first-failure.h"
 #include "format.h"
 #include "hash.h"
 #include "image-file.h"
@@ -81,9 +82,7 @@ struct CprWriter {
     uint64_t carry_page;        /* NO_PAGE: none */
     uint64_t carry_len;
     XXH3_state_t *carry;
-    atomic_bool failed;         /* C5 */
-    pthread_mutex_t err_lock;
-    char *first_error;          /* C5, under err_lock */
+    CprFirstFailure failure;    /* C5 */
     atomic_bool finished;       /* committed or aborted */
 };
 

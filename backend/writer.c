@@ -89,31 +89,15 @@
  * the first one if another thread failed before. */
 void cpr_writer_fail(CprWriter *w, char *err, char **errp)
 {
-    pthread_mutex_lock(&w->err_lock);
-    if (!w->first_error) {
-        w->first_error = err ? strdup(err) : NULL;
-    } else if (errp && !*errp) {
-        free(err);
-        err = strdup(w->first_error);
-    }
-    atomic_store(&w->failed, true);
-    pthread_mutex_unlock(&w->err_lock);
-    if (errp && !*errp) {
-        *errp = err;
-    } else {
-        free(err);
-    }
+    cpr_first_failure_note(&w->failure, err);
+    cpr_first_failure_copy(&w->failure, errp);
+    free(err);
 }
 
 /* C5, for a failure already in *errp. */
 static void note_failure(CprWriter *w, char **errp)
 {
-    pthread_mutex_lock(&w->err_lock);
-    if (!w->first_error && errp && *errp) {
-        w->first_error = strdup(*errp);
-    }
-    atomic_store(&w->failed, true);
-    pthread_mutex_unlock(&w->err_lock);
+    cpr_first_failure_note(&w->failure, errp ? *errp : NULL);
 }
 
 /* The newest record is what the save must not disturb (I1, I2). */
@@ -188,7 +172,7 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&w->map, &attr);
     pthread_rwlockattr_destroy(&attr);
-    pthread_mutex_init(&w->err_lock, NULL);
+    cpr_first_failure_init(&w->failure);
     w->carry_page = NO_PAGE;
     if (cpr_image_open_write(path, &w->file, errp) < 0) {
         goto fail;
@@ -237,12 +221,8 @@ int cpr_writer_check_usable(CprWriter *w, char **errp)
         cpr_image_error(&w->file, errp, "save already committed or aborted");
         return -1;
     }
-    if (atomic_load(&w->failed)) {
-        pthread_mutex_lock(&w->err_lock);
-        if (errp && !*errp && w->first_error) {
-            *errp = strdup(w->first_error);
-        }
-        pthread_mutex_unlock(&w->err_lock);
+    if (cpr_first_failure_failed(&w->failure)) {
+        cpr_first_failure_copy(&w->failure, errp);
         cpr_image_error(&w->file, errp, "an earlier write to this save failed");
         return -1;
     }
@@ -421,9 +401,8 @@ void cpr_writer_close(CprWriter *w)
     cpr_metadata_free(&w->md);
     free((void *)w->pstate);
     free(w->phash);
-    free(w->first_error);
     XXH3_freeState(w->carry);
-    pthread_mutex_destroy(&w->err_lock);
+    cpr_first_failure_destroy(&w->failure);
     pthread_rwlock_destroy(&w->map);
     free(w);
 }

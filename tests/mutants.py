@@ -119,25 +119,22 @@ MUTANTS = [
      "    if (0) {\n        if (off > done) {"),
     ("last-store-sets-length", "C4", "the last store sets the length",
      "backend/ledger.c",
-     "    while (cur < end && !atomic_compare_exchange_weak(&w->len, &cur, "
-     "end)) {\n    }",
-     "    (void)cur;\n    atomic_store(&w->len, end);"),
+     "        cpr_atomic_max(&w->len, end);     /* C4 */",
+     "        atomic_store(&w->len, end);     /* C4 */"),
     ("append-at-stream-end", "C4", "appends go to the stream's end",
      "backend/ledger.c",
      "    int64_t n = cpr_ledger_store(w, w->pos, iov, iovcnt, true, false,",
      "    int64_t n = cpr_ledger_store(w, stream_len(w), iov, iovcnt, true, "
      "false,"),
     ("last-failure-wins", "C5", "the last failure's message kept",
-     "backend/writer.c",
-     "    if (!w->first_error) {\n"
-     "        w->first_error = err ? strdup(err) : NULL;",
-     "    if (1) {\n        free(w->first_error);\n"
-     "        w->first_error = err ? strdup(err) : NULL;"),
+     "backend/first-failure.c",
+     "    if (!f->msg && msg) {\n        f->msg = strdup(msg);",
+     "    if (msg) {\n        free(f->msg);\n        f->msg = strdup(msg);"),
     ("failure-forgotten", "C5", "calls after a failure go on",
      "backend/writer.c",
-     "    if (atomic_load(&w->failed)) {\n"
-     "        pthread_mutex_lock(&w->err_lock);",
-     "    if (0) {\n        pthread_mutex_lock(&w->err_lock);"),
+     "    if (cpr_first_failure_failed(&w->failure)) {\n"
+     "        cpr_first_failure_copy(&w->failure, errp);",
+     "    if (0) {\n        cpr_first_failure_copy(&w->failure, errp);"),
     ("commit-under-read-lock", "C6", "commit under the read lock",
      "backend/writer.c",
      "    /* C6: no store runs; the lock makes their bytes and hashes ours. */\n"

@@ -449,9 +449,6 @@ static int settle_claim(void *ctx, uint64_t c, void *scratch, char **errp)
 int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
 {
     uint64_t npages = (len + PAGE - 1) / PAGE;
-    uint64_t nblocks = (npages + CPR_CSUM_PAGES_PER_BLOCK - 1) /
-                       CPR_CSUM_PAGES_PER_BLOCK;
-    uint64_t few[16], *blocks = few;
 
     if (len < PARALLEL_MIN) {
         /* A device-state save: a few pages, on this thread. */
@@ -474,21 +471,9 @@ int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
             return -1;
         }
     }
-    if (nblocks > sizeof(few) / sizeof(few[0]) &&
-        !(blocks = malloc(nblocks * sizeof(*blocks)))) {
+    if (cpr_csum_tree(w->phash, npages, csum) < 0) {
         cpr_image_error(&w->file, errp, "out of memory");
         return -1;
-    }
-    for (uint64_t k = 0; k < nblocks; k++) {
-        uint64_t first = k * CPR_CSUM_PAGES_PER_BLOCK;
-
-        blocks[k] = cpr_csum_list(w->phash + first,
-                                  min_u64(CPR_CSUM_PAGES_PER_BLOCK,
-                                          npages - first));
-    }
-    *csum = cpr_csum_list(blocks, nblocks);
-    if (blocks != few) {
-        free(blocks);
     }
     return 0;
 }

@@ -217,7 +217,7 @@ static uint64_t block_xxh3(const CprReader *r, uint64_t k, bool all_hole)
     for (uint64_t i = 0; i < n; i++) {
         h[i] = r->page_xxh3[first + i] ^ page_zero(r, first + i);
     }
-    return cpr_csum_list(h, n);
+    return cpr_csum_block(h, n);
 }
 
 /* The part of block @k (in @buf) that holds VM description bytes. */
@@ -300,7 +300,7 @@ static int verify_pages(CprReader *r, uint64_t *csum, char **errp)
                            CPR_CSUM_BLOCK, verify_block, &v,
                            cpr_image_path(&r->file), errp);
     if (ret == 0) {
-        *csum = cpr_csum_list(v.blocks, n);
+        *csum = cpr_csum_top(v.blocks, n);
     }
     free(v.blocks);
     return ret;
@@ -407,7 +407,7 @@ int cpr_reader_verify(CprReader *r, char **errp)
         for (size_t i = 0; i < CPR_CSUM_PAGES_PER_BLOCK; i++) {
             h[i] = r->zero_page;
         }
-        r->zero_block = cpr_csum_list(h, CPR_CSUM_PAGES_PER_BLOCK);
+        r->zero_block = cpr_csum_block(h, CPR_CSUM_PAGES_PER_BLOCK);
     }
     if (r->rec.payload_len <= CPR_CSUM_BLOCK) {
         bool all_hole = false;
@@ -430,7 +430,7 @@ int cpr_reader_verify(CprReader *r, char **errp)
             uint64_t block = block_xxh3(r, 0, all_hole);
 
             /* The checksum of one block hash, or of none. */
-            csum = cpr_csum_list(&block, r->npages ? 1 : 0);
+            csum = cpr_csum_top(&block, r->npages ? 1 : 0);
         }
         ret = 0;
     } else {

@@ -11,13 +11,13 @@
  *      stream crosses the limit.
  *  I2  Only the other slot is written: publish() writes slot gen % 2,
  *      with gen = live generation + 1 (open_live).
- *  I3  The payload is durable before the record: cpr_writer_commit()
- *      calls publish() only once cpr_persist_range() of the payload
+ *  I3  The payload is durable before the record: commit() calls
+ *      publish() only once cpr_persist_range() of the payload
  *      returned 0.
  *  I4  A failed publish leaves the live record the one that loads:
- *      publish() stores the slot's old bytes back (as LMDB undoes a
- *      failed meta page write), and the next save makes them durable
- *      before anything else (settle_slot).
+ *      publish() stores the slot's old bytes back (undo_record, as LMDB
+ *      undoes a failed meta page write), and the next save makes them
+ *      durable before anything else (settle_slot).
  *  I5  No store lands outside the file or in a hole: cpr_space_reserve()
  *      grows and allocates (space.c, ensure_space) before anything is
  *      stored there; if a
@@ -229,14 +229,11 @@ int cpr_writer_check_usable(CprWriter *w, char **errp)
     return 0;
 }
 
-/* I2, I4: @rec into the slot the live record does not use, durably;
- * as a record of the current version unless @rec names its own. */
-static int publish(CprWriter *w, CprRecord *rec, char **errp)
+/* @rec as the record of this save, encoded into @buf; as a record of
+ * the current version unless @rec names its own. */
+static void encode_record(CprWriter *w, CprRecord *rec,
+                          uint8_t buf[CPR_REC_SIZE])
 {
-    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
-    const uint8_t *before = w->file.header + slot;
-    uint8_t buf[CPR_REC_SIZE];
-
     if (!rec->version) {
         rec->version = CPR_REC_VERSION;
     }
@@ -247,20 +244,47 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
            sizeof(rec->kernel_release));
     rec->cmdline_fp = w->md.cmdline_fp;
     cpr_record_encode(rec, buf);
-    if (cpr_persist_store(w->p, slot, buf, sizeof(buf), errp) == 0 &&
-        cpr_persist_range(w->p, slot, sizeof(buf), errp) == 0) {
-        atomic_store(&w->finished, true);
-        return 0;
+}
+
+/*
+ * I4: a record write or flush failed.  The record may sit in the page
+ * cache, where a restore in this boot would find it: put the slot's old
+ * bytes back, and make them durable if the media lets us (if not, it
+ * holds one whole record or the other, each with a durable payload).
+ */
+static void undo_record(CprWriter *w, uint64_t slot)
+{
+    if (cpr_persist_store(w->p, slot, w->file.header + slot, CPR_REC_SIZE,
+                          NULL) == 0) {
+        cpr_persist_range(w->p, slot, CPR_REC_SIZE, NULL);
     }
-    /*
-     * The record may sit in the page cache, where a restore in this boot
-     * would find it: put the slot's old bytes back, and make them durable
-     * if the media lets us (if not, it holds one whole record or the
-     * other, each with a durable payload).
-     */
-    if (cpr_persist_store(w->p, slot, before, sizeof(buf), NULL) == 0) {
-        cpr_persist_range(w->p, slot, sizeof(buf), NULL);
+}
+
+/*
+ * I2, I4: the record's steps, one a line: written into the slot the live
+ * record does not use, persisted, published.  A failed write or flush is
+ * undone at that step (undo_record), as LMDB undoes a failed meta page
+ * write.
+ */
+static int publish(CprWriter *w, CprRecord *rec, char **errp)
+{
+    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+    uint8_t buf[CPR_REC_SIZE];
+
+    encode_record(w, rec, buf);
+    /* Record written (not yet durable); undone if the write fails. */
+    if (cpr_persist_store(w->p, slot, buf, sizeof(buf), errp) < 0) {
+        goto undo;
     }
+    /* Record persisted; undone if the flush fails. */
+    if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
+        goto undo;
+    }
+    /* Published: this save is the live one. */
+    atomic_store(&w->finished, true);
+    return 0;
+undo:
+    undo_record(w, slot);
     note_failure(w, errp);
     return -1;
 }
@@ -312,10 +336,49 @@ int cpr_writer_commit(CprWriter *w, char **errp)
     return cpr_writer_commit_vm(w, NULL, errp);
 }
 
+/*
+ * The commit's steps, one a line (FORMAT.md, "Save and commit
+ * protocol"), under the write lock: the payload completed, checksummed
+ * and persisted, then publish()'s record steps.
+ */
+static int commit(CprWriter *w, const CprVm *vm, char **errp)
+{
+    CprRecord rec = { .stream_len = stream_len(w) };
+
+    /* I6 before the commit stores a byte (the VM description, zeroed
+     * gaps): not into a file another process rewrote. */
+    if (intact(w, errp) < 0) {
+        return -1;
+    }
+    /* The payload completed: the VM description after the stream. */
+    if (append_desc(w, vm, errp) < 0) {
+        return -1;
+    }
+    rec.payload_off = w->place.base;
+    rec.payload_len = stream_len(w);
+    /* Checksum: gaps zeroed, partly written pages hashed (C3). */
+    if (cpr_ledger_checksum(w, rec.payload_len, &rec.payload_xxh3,
+                            errp) < 0) {
+        goto fail;
+    }
+    /* I6 again: a change while hashing. */
+    if (intact(w, errp) < 0) {
+        goto fail;
+    }
+    /* Payload persisted, before the record (I3). */
+    if (cpr_persist_range(w->p, rec.payload_off, rec.payload_len,
+                          errp) < 0) {
+        goto fail;
+    }
+    return publish(w, &rec, errp);
+fail:
+    note_failure(w, errp);
+    return -1;
+}
+
 int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
 {
-    CprRecord rec = { 0 };
-    int ret = -1;
+    int ret;
 
     if (cpr_writer_check_usable(w, errp) < 0) {
         return -1;
@@ -323,23 +386,7 @@ int cpr_writer_commit_vm(CprWriter *w, const CprVm *vm, char **errp)
     /* C6: no store runs; the lock makes their bytes and hashes ours. */
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
-    rec.stream_len = stream_len(w);
-    /* I6 before the commit stores a byte (the VM description, zeroed
-     * gaps): not into a file another process rewrote. */
-    if (intact(w, errp) == 0 && append_desc(w, vm, errp) == 0) {
-        rec.payload_off = w->place.base;
-        rec.payload_len = stream_len(w);
-        /* C3, then I6 again (a change while hashing), then I3. */
-        if (cpr_ledger_checksum(w, rec.payload_len, &rec.payload_xxh3,
-                                errp) < 0 ||
-            intact(w, errp) < 0 ||
-            cpr_persist_range(w->p, rec.payload_off, rec.payload_len,
-                              errp) < 0) {
-            note_failure(w, errp);
-        } else {
-            ret = publish(w, &rec, errp);
-        }
-    }
+    ret = commit(w, vm, errp);
     pthread_rwlock_unlock(&w->map);
     if (ret == 0) {
         /*

@@ -36,18 +36,17 @@ MUTANTS = [
     ("publish-live-slot", "I2", "the record written into the live slot",
      "backend/writer.c",
      "    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));\n"
-     "    const uint8_t *before",
+     "    uint8_t buf[CPR_REC_SIZE];",
      "    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen + 1));\n"
-     "    const uint8_t *before"),
+     "    uint8_t buf[CPR_REC_SIZE];"),
     ("payload-not-persisted", "I3", "no flush of the payload before the record",
      "backend/writer.c",
-     "            cpr_persist_range(w->p, rec.payload_off, rec.payload_len,\n"
-     "                              errp) < 0) {",
-     "            0) {"),
+     "    if (cpr_persist_range(w->p, rec.payload_off, rec.payload_len,\n"
+     "                          errp) < 0) {",
+     "    if (0) {"),
     ("no-undo", "I4", "a failed record flush not undone",
      "backend/writer.c",
-     "    if (cpr_persist_store(w->p, slot, before, sizeof(buf), NULL) == 0) {\n"
-     "        cpr_persist_range(w->p, slot, sizeof(buf), NULL);\n    }",
+     "    undo_record(w, slot);\n",
      ""),
     ("no-settle-slot", "I4", "the next save does not settle the slot",
      "backend/writer.c",
@@ -74,8 +73,9 @@ MUTANTS = [
     ("intact-after-stores-only", "I6",
      "checked only after the commit's own stores",
      "backend/writer.c",
-     "    if (intact(w, errp) == 0 && append_desc(w, vm, errp) == 0) {",
-     "    if (append_desc(w, vm, errp) == 0) {"),
+     "    if (intact(w, errp) < 0) {\n        return -1;\n    }\n"
+     "    /* The payload completed",
+     "    /* The payload completed"),
     ("slots-not-compared", "I6", "the record slots not compared",
      "backend/image-file.c",
      "    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {",

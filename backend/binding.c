@@ -7,6 +7,7 @@
 #include "errmsg.h"
 #include "fault-guard.h"
 #include "hash.h"
+#include "image-file.h"
 #include "media.h"
 
 #include <errno.h>
@@ -44,11 +45,10 @@ void cpr_warn(const CprHost *host, const char *fmt, ...)
 /* readlink of /proc/self/fd/@fd, "" if that fails; malloc()ed. */
 char *cpr_fd_path(int fd)
 {
-    char proc[64], buf[CPR_VMDESC_MAX_STR];
+    char proc[CPR_PROC_FD_LEN], buf[CPR_VMDESC_MAX_STR];
     ssize_t n;
 
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    n = readlink(proc, buf, sizeof(buf) - 1);
+    n = readlink(cpr_proc_fd(proc, fd), buf, sizeof(buf) - 1);
     if (n < 0) {
         n = 0;
     }
@@ -120,7 +120,7 @@ static char *xstrdup(const char *s, bool *oom)
 
 /* Identity and class of block @b into @k (name and the rest too). */
 static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
-                          const char *image_path, char **errp)
+                          const CprImage *img, char **errp)
 {
     char detail[CPR_VMDESC_MAX_DETAIL];
     bool oom = false;
@@ -128,8 +128,8 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
 
     memset(k, 0, sizeof(*k));
     if (!b->name || !*b->name || strlen(b->name) > CPR_VMDESC_MAX_NAME) {
-        cpr_error(errp, image_path, "RAM block with %s name",
-                  b->name && *b->name ? "too long a" : "no");
+        cpr_image_error(img, errp, "RAM block with %s name",
+                        b->name && *b->name ? "too long a" : "no");
         return -1;
     }
     k->name = xstrdup(b->name, &oom);
@@ -141,8 +141,8 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
     k->media_detail = xstrdup(detail, &oom);
     if (b->fd >= 0) {
         if (cpr_ram_fstat(b->fd, &st) < 0) {
-            cpr_error_errno(errp, image_path, errno, "cannot stat the file "
-                            "of RAM block %s", b->name);
+            cpr_image_error_errno(img, errp, errno, "cannot stat the file "
+                                  "of RAM block %s", b->name);
             return -1;
         }
         k->has_file = true;
@@ -157,7 +157,7 @@ static int describe_block(CprVmdescBlock *k, const CprRamBlock *b,
         }
     }
     if (oom) {
-        cpr_error(errp, image_path, "out of memory");
+        cpr_image_error(img, errp, "out of memory");
         return -1;
     }
     return 0;
@@ -172,15 +172,15 @@ static void free_block(CprVmdescBlock *k)
 }
 
 static void warn_volatile(const CprHost *host, const CprVmdesc *d,
-                          const char *image_path)
+                          const CprImage *img)
 {
     if (d->image_media == CPR_MEDIA_VOLATILE) {
         cpr_warn(host, "%s: the image is on volatile memory (%s): a host "
-                 "reboot loses it", image_path, d->image_media_detail);
+                 "reboot loses it", cpr_image_path(img), d->image_media_detail);
     } else if (cpr_media_kexec_only(d->image_media_detail)) {
         cpr_warn(host, "%s: the image is on DRAM-backed pmem (%s): a kexec "
                  "keeps it, a cold reboot or a power loss does not",
-                 image_path, d->image_media_detail);
+                 cpr_image_path(img), d->image_media_detail);
     }
     for (uint32_t i = 0; i < d->nr_blocks; i++) {
         const CprVmdescBlock *k = &d->blocks[i];
@@ -190,7 +190,8 @@ static void warn_volatile(const CprHost *host, const CprVmdesc *d,
                 cpr_warn(host, "%s: the guest RAM of block %s is on "
                          "DRAM-backed pmem (%s): a kexec keeps it, a cold "
                          "reboot or a power loss does not",
-                         cpr_block_where(k) ? cpr_block_where(k) : image_path,
+                         cpr_block_where(k) ? cpr_block_where(k) :
+                         cpr_image_path(img),
                          k->name, k->media_detail);
             }
             continue;
@@ -256,20 +257,19 @@ static void prefault(const CprVmdesc *d, const CprVm *vm)
 }
 
 CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
-                            const CprVm *vm, int image_fd,
-                            const char *image_path, char **errp)
+                            const CprVm *vm, CprImage *img, char **errp)
 {
     CprVmdesc *d = calloc(1, sizeof(*d));
-    char detail[CPR_VMDESC_MAX_DETAIL];
+    const char *detail;
     bool oom = !d;
 
     if (oom) {
-        cpr_error(errp, image_path, "out of memory");
+        cpr_image_error(img, errp, "out of memory");
         return NULL;
     }
     d->version = CPR_VMDESC_VERSION;
     if (getrandom(&d->seed, sizeof(d->seed), 0) != sizeof(d->seed)) {
-        cpr_error_errno(errp, image_path, errno, "cannot get random bytes");
+        cpr_image_error_errno(img, errp, errno, "cannot get random bytes");
         goto fail;
     }
     d->qemu_version = xstrdup(md->qemu_version, &oom);
@@ -283,38 +283,38 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
     } else {
         oom = true;
     }
-    d->image_media = cpr_media_of_file(image_fd, detail, sizeof(detail));
+    d->image_media = cpr_image_media(img, &detail);
     d->image_media_detail = xstrdup(detail, &oom);
     if (oom) {
-        cpr_error(errp, image_path, "out of memory");
+        cpr_image_error(img, errp, "out of memory");
         goto fail;
     }
     if (strlen(d->machine) > 255 || strlen(d->cpu) > 255) {
-        cpr_error(errp, image_path, "machine type or CPU model name too "
-                  "long");
+        cpr_image_error(img, errp, "machine type or CPU model name too "
+                        "long");
         goto fail;
     }
     if (cpr_vm_nr_ram(vm)) {
         if (cpr_vm_nr_ram(vm) > CPR_VMDESC_MAX_BLOCKS) {
-            cpr_error(errp, image_path, "too many RAM blocks (%u)",
-                      cpr_vm_nr_ram(vm));
+            cpr_image_error(img, errp, "too many RAM blocks (%u)",
+                            cpr_vm_nr_ram(vm));
             goto fail;
         }
         d->blocks = calloc(cpr_vm_nr_ram(vm), sizeof(*d->blocks));
         if (!d->blocks) {
-            cpr_error(errp, image_path, "out of memory");
+            cpr_image_error(img, errp, "out of memory");
             goto fail;
         }
         for (uint32_t i = 0; i < cpr_vm_nr_ram(vm); i++) {
             d->nr_blocks = i + 1;
-            if (describe_block(&d->blocks[i], cpr_vm_ram(vm, i), image_path,
+            if (describe_block(&d->blocks[i], cpr_vm_ram(vm, i), img,
                                errp) < 0) {
                 goto fail;
             }
             for (uint32_t j = 0; j < i; j++) {
                 if (!strcmp(d->blocks[j].name, d->blocks[i].name)) {
-                    cpr_error(errp, image_path, "two RAM blocks named %s",
-                              d->blocks[i].name);
+                    cpr_image_error(img, errp, "two RAM blocks named %s",
+                                    d->blocks[i].name);
                     goto fail;
                 }
             }
@@ -322,7 +322,7 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
     }
     prefault(d, vm);
     cpr_disk_prefetch(d, vm);
-    warn_volatile(host, d, image_path);
+    warn_volatile(host, d, img);
     return d;
 fail:
     cpr_vmdesc_free(d);
@@ -340,7 +340,7 @@ static bool same_as_open(const CprVmdescBlock *k, const CprRamBlock *b,
 }
 
 static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
-                        uint64_t seed, const char *image_path, char **errp)
+                        uint64_t seed, const CprImage *img, char **errp)
 {
     const char *where = cpr_block_where(k);
     struct stat st;
@@ -378,8 +378,8 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
                                           index, n, xxh3, NULL);
         }
         if (ret == -2 && b->size && !b->host) {
-            cpr_error(errp, image_path, "RAM block %s is not mapped",
-                      k->name);
+            cpr_image_error(img, errp, "RAM block %s is not mapped",
+                            k->name);
             return -1;
         }
         if (ret == -2) {
@@ -387,7 +387,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
                                        NULL);
         }
         if (ret < 0) {
-            cpr_error(where ? errp : errp, where ? where : image_path,
+            cpr_error(errp, where ? where : cpr_image_path(img),
                       "cannot read the guest RAM of block %s (its file was "
                       "truncated?)", k->name);
             return -1;
@@ -402,18 +402,18 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
 }
 
 int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
-                       const char *image_path, char **errp)
+                       const CprImage *img, char **errp)
 {
     uint32_t nr = cpr_vm_nr_ram(vm);
     CprVmdescBlock *blocks = NULL;
     int ret = -1;
 
     if (nr > CPR_VMDESC_MAX_BLOCKS) {
-        cpr_error(errp, image_path, "too many RAM blocks (%u)", nr);
+        cpr_image_error(img, errp, "too many RAM blocks (%u)", nr);
         return -1;
     }
     if (nr && !(blocks = calloc(nr, sizeof(*blocks)))) {
-        cpr_error(errp, image_path, "out of memory");
+        cpr_image_error(img, errp, "out of memory");
         return -1;
     }
     for (uint32_t i = 0; i < nr; i++) {
@@ -422,8 +422,8 @@ int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
         CprVmdescBlock *open_k = NULL;
 
         if (b->fd >= 0 && cpr_ram_fstat(b->fd, &st) < 0) {
-            cpr_error_errno(errp, image_path, errno, "cannot stat the file "
-                            "of RAM block %s", b->name ? b->name : "");
+            cpr_image_error_errno(img, errp, errno, "cannot stat the file "
+                                  "of RAM block %s", b->name ? b->name : "");
             goto out;
         }
         /* Normally the very blocks out_open saw: reuse their identity. */
@@ -437,17 +437,17 @@ int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
             memset(open_k, 0, sizeof(*open_k));
             blocks[i].size = b->size;
             blocks[i].fd_offset = b->fd_offset;
-        } else if (describe_block(&blocks[i], b, image_path, errp) < 0) {
+        } else if (describe_block(&blocks[i], b, img, errp) < 0) {
             goto out;
         }
         for (uint32_t j = 0; j < i; j++) {
             if (!strcmp(blocks[j].name, blocks[i].name)) {
-                cpr_error(errp, image_path, "two RAM blocks named %s",
-                          blocks[i].name);
+                cpr_image_error(img, errp, "two RAM blocks named %s",
+                                blocks[i].name);
                 goto out;
             }
         }
-        if (commit_block(&blocks[i], b, d->seed, image_path, errp) < 0) {
+        if (commit_block(&blocks[i], b, d->seed, img, errp) < 0) {
             goto out;
         }
     }
@@ -469,5 +469,5 @@ out:
         d->nr_blocks = 0;
         return ret;
     }
-    return cpr_disk_record(d, vm, host, image_path, errp);
+    return cpr_disk_record(d, vm, host, cpr_image_path(img), errp);
 }

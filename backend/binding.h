@@ -118,13 +118,14 @@ void cpr_warn(const CprHost *host, const char *fmt, ...)
 /*
  * Save, at out_open (the VM still runs): a new description with a fresh
  * seed, @md's versions and argument list, the image's media class (of
- * @image_fd) and every block's identity and class; warns through @host
+ * @img) and every block's identity and class; warns through @host
  * when the image or a block is volatile.  NULL only when out of memory
  * or without random bytes (*errp set).  @vm may be NULL: no blocks.
  */
+struct CprImage;
 CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
-                            const CprVm *vm, int image_fd,
-                            const char *image_path, char **errp);
+                            const CprVm *vm, struct CprImage *img,
+                            char **errp);
 
 /*
  * Save, at out_commit (the VM is stopped): each block's file as it is
@@ -135,7 +136,7 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
  * checked is a warning through @host (may be NULL).
  */
 int cpr_binding_commit(CprVmdesc *d, const CprHost *host, const CprVm *vm,
-                       const char *image_path, char **errp);
+                       const struct CprImage *img, char **errp);
 
 /*
  * Restore, at in_open, after the image itself was verified: compare the

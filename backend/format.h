@@ -112,6 +112,27 @@ CprDecode cpr_record_decode(const uint8_t *buf, size_t len, CprRecord *rec);
  * hash from its page hashes, the checksum from the block hashes. */
 uint64_t cpr_csum_list(const uint64_t *h, size_t n);
 
+/*
+ * The version-3 checksum tree (FORMAT.md), built here alone: a block's
+ * hash from the hashes of its (up to CPR_CSUM_PAGES_PER_BLOCK) pages,
+ * the payload's from its blocks' hashes, and the whole tree from the
+ * hash of every page (-1 only when out of memory).  The writer builds
+ * the tree from its page ledger, the reader verifies block by block,
+ * cpr_csum_payload() hashes a payload in memory.
+ */
+static inline uint64_t cpr_csum_block(const uint64_t *page_xxh3, size_t n)
+{
+    return cpr_csum_list(page_xxh3, n);
+}
+
+static inline uint64_t cpr_csum_top(const uint64_t *block_xxh3, size_t n)
+{
+    return cpr_csum_list(block_xxh3, n);
+}
+
+int cpr_csum_tree(const uint64_t *page_xxh3, uint64_t npages,
+                  uint64_t *csum);
+
 /* XXH3 of a whole 4 KiB page of zeros. */
 uint64_t cpr_csum_zero_page(void);
 
@@ -135,6 +156,7 @@ CprDecode cpr_decode_envelope(const uint8_t *buf, size_t len,
                               uint32_t max_size, uint32_t max_version,
                               uint32_t *version, uint32_t *size_out);
 
+/* Whether the @len bytes at @p are all zero. */
 bool cpr_all_zero(const uint8_t *p, size_t len);
 
 /* A fixed string field into @out (@field bytes): valid if it holds a NUL

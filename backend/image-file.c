@@ -1,18 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "image-file.h"
-#include "errmsg.h"
-#include "metadata.h"
-#include "placement.h"
+#include "image-create.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,40 +31,38 @@ static const char *file_kind(mode_t mode)
  * the descriptor, not the path: it is the very file whose type was
  * checked, whatever the path names by now.
  */
-static int reopen_regular(int pfd, int flags, const char *path,
+static int reopen_regular(const CprImage *f, int pfd, int flags,
                           bool via_symlink, char **errp)
 {
-    char proc[64];
+    char proc[CPR_PROC_FD_LEN];
     struct stat st;
     int fd = -1;
 
     if (fstat(pfd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
+        cpr_image_error_errno(f, errp, errno, "cannot stat");
     } else if (!S_ISREG(st.st_mode)) {
-        cpr_error(errp, path, "%s%s, not a pmem CPR image",
+        cpr_image_error(f, errp, "%s%s, not a pmem CPR image",
                   via_symlink ? "is a symlink to something that " : "",
                   file_kind(st.st_mode));
     } else {
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-        fd = open(proc, flags | O_CLOEXEC);
+        fd = open(cpr_proc_fd(proc, pfd), flags | O_CLOEXEC);
         if (fd < 0) {
-            cpr_error_errno(errp, path, errno, "cannot open");
+            cpr_image_error_errno(f, errp, errno, "cannot open");
         }
     }
     close(pfd);
     return fd;
 }
 
-static int lock(int fd, const char *path, int how, const char *busy,
-                char **errp)
+static int lock(const CprImage *f, int how, const char *busy, char **errp)
 {
-    if (flock(fd, how | LOCK_NB) == 0) {
+    if (flock(f->fd, how | LOCK_NB) == 0) {
         return 0;
     }
     if (errno == EWOULDBLOCK) {
-        cpr_error(errp, path, "%s", busy);
+        cpr_image_error(f, errp, "%s", busy);
     } else {
-        cpr_error_errno(errp, path, errno, "cannot lock");
+        cpr_image_error_errno(f, errp, errno, "cannot lock");
     }
     return -1;
 }
@@ -96,16 +90,16 @@ ssize_t cpr_pread_full(int fd, void *buf, size_t len, uint64_t off)
     return (ssize_t)done;
 }
 
-static int read_header(CprImageFile *f, const char *path, char **errp)
+static int read_header(CprImage *f, char **errp)
 {
     struct stat st;
 
     if (fstat(f->fd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
+        cpr_image_error_errno(f, errp, errno, "cannot stat");
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        cpr_error(errp, path, "%s, not a pmem CPR image",
+        cpr_image_error(f, errp, "%s, not a pmem CPR image",
                   file_kind(st.st_mode));
         return -1;
     }
@@ -113,7 +107,7 @@ static int read_header(CprImageFile *f, const char *path, char **errp)
     /* Files the writer made are allocated throughout (fallocate). */
     f->sparse = (uint64_t)st.st_blocks * 512 < f->size;
     if (cpr_pread_full(f->fd, f->header, sizeof(f->header), 0) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot read");
+        cpr_image_error_errno(f, errp, errno, "cannot read");
         return -1;
     }
     f->sb_state = cpr_sb_decode(f->header, CPR_BLOCK_SIZE, &f->sb);
@@ -121,33 +115,43 @@ static int read_header(CprImageFile *f, const char *path, char **errp)
     return 0;
 }
 
-int cpr_image_open_read(const char *path, CprImageFile *f, char **errp)
+/* The image object for @path, not open yet: the path is kept once. */
+static int image_new(const char *path, CprImage *f, char **errp)
+{
+    memset(f, 0, sizeof(*f));
+    f->fd = -1;
+    if (!(f->path = strdup(path))) {
+        cpr_error(errp, path, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int cpr_image_open_read(const char *path, CprImage *f, char **errp)
 {
     int pfd;
 
-    memset(f, 0, sizeof(*f));
+    if (image_new(path, f, errp) < 0) {
+        return -1;
+    }
     /* Only a regular file is opened at all (a device's open has effects
      * of its own); O_NONBLOCK in case it is swapped for a FIFO. */
     pfd = open(path, O_PATH | O_CLOEXEC);
     if (pfd < 0) {
-        cpr_error_errno(errp, path, errno, "cannot open");
-        f->fd = -1;
-        return -1;
+        cpr_image_error_errno(f, errp, errno, "cannot open");
+        goto fail;
     }
-    f->fd = reopen_regular(pfd, O_RDONLY | O_NONBLOCK, path, false, errp);
-    if (f->fd < 0) {
-        return -1;
-    }
+    f->fd = reopen_regular(f, pfd, O_RDONLY | O_NONBLOCK, false, errp);
     /* A save could otherwise reuse the payload being read once two newer
      * generations exist. */
-    if (lock(f->fd, path, LOCK_SH, "a save to this file is in progress",
-             errp) < 0 ||
-        read_header(f, path, errp) < 0) {
+    if (f->fd < 0 ||
+        lock(f, LOCK_SH, "a save to this file is in progress", errp) < 0 ||
+        read_header(f, errp) < 0) {
         goto fail;
     }
     if (f->size < CPR_HEADER_SIZE) {
-        cpr_error(errp, path, "too short (%llu bytes) to be a pmem CPR image",
-                  (unsigned long long)f->size);
+        cpr_image_error(f, errp, "too short (%llu bytes) to be a pmem CPR "
+                        "image", (unsigned long long)f->size);
         goto fail;
     }
     return 0;
@@ -156,294 +160,69 @@ fail:
     return -1;
 }
 
-/* The header block of a new image: the superblock, then zeros. */
-static int write_superblock(int fd, const char *path, char **errp)
-{
-    CprSuperblock sb = { .version = CPR_SB_VERSION };
-    static uint8_t zeros[CPR_HEADER_SIZE];
-    uint8_t buf[CPR_SB_SIZE];
-
-    if (getrandom(sb.uuid, sizeof(sb.uuid), 0) != sizeof(sb.uuid)) {
-        cpr_error_errno(errp, path, errno, "cannot get random bytes");
-        return -1;
-    }
-    sb.ctime_ns = cpr_realtime_ns();
-    cpr_sb_encode(&sb, buf);
-    /* Zeros first, superblock last: a torn initialisation is no image. */
-    errno = ENOSPC;     /* what a short write means */
-    if (pwrite(fd, zeros, sizeof(zeros), 0) != (ssize_t)sizeof(zeros) ||
-        pwrite(fd, buf, sizeof(buf), CPR_SB_OFFSET) != (ssize_t)sizeof(buf)) {
-        cpr_error_errno(errp, path, errno, "cannot write the superblock");
-        return -1;
-    }
-    if (fsync(fd) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot sync");
-        return -1;
-    }
-    return 0;
-}
-
-/* A new image: the superblock, and room for its first saves. */
-static int init_image(int fd, const char *path, char **errp)
-{
-    int err;
-
-    if (write_superblock(fd, path, errp) < 0) {
-        return -1;
-    }
-    err = posix_fallocate(fd, 0, CPR_INITIAL_SIZE);
-    if (err) {
-        cpr_error_errno(errp, path, err, "cannot grow to %llu bytes",
-                        (unsigned long long)CPR_INITIAL_SIZE);
-        return -1;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *dir, const char *path, char **errp)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int ret = 0;
-
-    if (dfd < 0 || fsync(dfd) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot sync its directory");
-        ret = -1;
-    }
-    if (dfd >= 0) {
-        close(dfd);
-    }
-    return ret;
-}
-
-/* The named temporary files of open_unnamed(): TMP_PREFIX + 6 chars. */
-#define TMP_PREFIX ".cpr-pmem-"
-#define TMP_TRIES 8
-
-/* is_tmp_name -- exactly what mkostemp() makes of TMP_PREFIX "XXXXXX". */
-static bool is_tmp_name(const char *name)
-{
-    size_t n = strlen(TMP_PREFIX);
-
-    if (strncmp(name, TMP_PREFIX, n) || strlen(name) != n + 6) {
-        return false;
-    }
-    for (const char *p = name + n; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/*
- * clean_stale_tmp -- remove the named temporary files a creation killed
- * before it finished left in @dir (without O_TMPFILE, see below).  Only
- * our own pattern, only regular files owned by this user (never through
- * a symlink: O_NOFOLLOW, unlinkat in the directory's descriptor), only
- * if no live creator holds its lock on it, and only if the name still
- * names the file checked.  Best effort: the creation goes on regardless.
- */
-static void clean_stale_tmp(const char *dir)
-{
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int lfd = dfd >= 0 ? dup(dfd) : -1;
-    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
-    struct dirent *e;
-
-    if (!d) {
-        if (lfd >= 0) {
-            close(lfd);
-        }
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        return;
-    }
-    while ((e = readdir(d))) {
-        struct stat st, again;
-        int fd;
-
-        if (!is_tmp_name(e->d_name)) {
-            continue;
-        }
-        fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-                    O_NOCTTY | O_CLOEXEC);
-        if (fd < 0) {
-            continue;
-        }
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_uid == geteuid() &&
-            flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-            fstatat(dfd, e->d_name, &again, AT_SYMLINK_NOFOLLOW) == 0 &&
-            again.st_dev == st.st_dev && again.st_ino == st.st_ino) {
-            unlinkat(dfd, e->d_name, 0);
-        }
-        close(fd);
-    }
-    closedir(d);
-    close(dfd);
-}
-
-/*
- * A nameless file in @dir (O_TMPFILE: nothing is left behind if we die),
- * or where the filesystem lacks that, a short hidden name that fits any
- * directory that fits PATH.  *@tmp is that name, or NULL.  The named one
- * is under our exclusive flock from the start, so that clean_stale_tmp()
- * in another creator leaves it alone; if that removed it in the moment
- * before the lock, it has no link left and another name is tried.
- */
-static int open_unnamed(const char *dir, char **tmp)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-    *tmp = NULL;
-    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
-                    errno != EINVAL)) {
-        return fd;
-    }
-    for (int i = 0; i < TMP_TRIES; i++) {
-        struct stat st;
-
-        if (asprintf(tmp, "%s/" TMP_PREFIX "XXXXXX", dir) < 0) {
-            *tmp = NULL;
-            errno = ENOMEM;
-            return -1;
-        }
-        fd = mkostemp(*tmp, O_CLOEXEC);
-        if (fd < 0) {
-            break;
-        }
-        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 &&
-            st.st_nlink > 0) {
-            return fd;
-        }
-        close(fd);
-        free(*tmp);
-        *tmp = NULL;
-        fd = -1;
-        errno = EAGAIN;
-    }
-    free(*tmp);
-    *tmp = NULL;
-    return fd;
-}
-
-/*
- * Build a new image off to the side and link it at @path, so that a crash
- * never leaves a half-initialised file there (which every later save
- * would have to refuse as "not ours").  link() never replaces anything:
- * if @path appeared meanwhile, *@lost_race is set and the caller opens
- * that file under the normal policy.  Returns the new file's descriptor.
- */
-static int create_image(const char *path, bool *lost_race, char **errp)
-{
-    char *copy = strdup(path), *dir, *tmp = NULL, proc[64];
-    int fd = -1, ret = -1;
-
-    *lost_race = false;
-    if (!copy) {
-        cpr_error(errp, path, "out of memory");
-        return -1;
-    }
-    dir = dirname(copy);
-    clean_stale_tmp(dir);
-    fd = open_unnamed(dir, &tmp);
-    if (fd < 0) {
-        cpr_error_errno(errp, path, errno, "cannot create");
-        goto out;
-    }
-    if (init_image(fd, path, errp) < 0) {
-        goto out;
-    }
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    if (tmp ? link(tmp, path) : linkat(AT_FDCWD, proc, AT_FDCWD, path,
-                                       AT_SYMLINK_FOLLOW)) {
-        if (errno == EEXIST) {
-            *lost_race = true;
-        } else {
-            cpr_error_errno(errp, path, errno, "cannot create");
-        }
-        goto out;
-    }
-    if (fsync_dir(dir, path, errp) == 0) {
-        ret = fd;
-    }
-out:
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
-    if (ret < 0 && fd >= 0) {
-        close(fd);
-    }
-    free(copy);
-    return ret;
-}
-
 /* Open (or create) under the symlink policy; see the header.  Nothing
  * but a regular file is ever opened read-write. */
-static int open_for_save(const char *path, bool *via_symlink, char **errp)
+static int open_for_save(const CprImage *f, bool *via_symlink, char **errp)
 {
-    int pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int pfd = open(f->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     bool lost_race;
 
     *via_symlink = false;
     if (pfd < 0 && errno == ENOENT) {
-        int fd = create_image(path, &lost_race, errp);
+        int fd = cpr_image_create(f, &lost_race, errp);
 
         if (fd >= 0 || !lost_race) {
             return fd;
         }
-        pfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        pfd = open(f->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }
     /* O_PATH | O_NOFOLLOW on a symlink gives the link itself. */
     if (pfd >= 0 && fstat(pfd, &st) == 0 && S_ISLNK(st.st_mode)) {
         close(pfd);
         *via_symlink = true;
-        pfd = open(path, O_PATH | O_CLOEXEC);
+        pfd = open(f->path, O_PATH | O_CLOEXEC);
         if (pfd < 0 && errno == ENOENT) {
-            cpr_error(errp, path, "is a symlink to a missing file; a save "
+            cpr_image_error(f, errp, "is a symlink to a missing file; a save "
                       "never creates a file through a symlink");
             return -1;
         }
     }
     if (pfd < 0) {
-        cpr_error_errno(errp, path, errno, "cannot open");
+        cpr_image_error_errno(f, errp, errno, "cannot open");
         return -1;
     }
-    return reopen_regular(pfd, O_RDWR | O_NONBLOCK, path, *via_symlink,
-                          errp);
+    return reopen_regular(f, pfd, O_RDWR | O_NONBLOCK, *via_symlink, errp);
 }
 
-int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
+int cpr_image_open_write(const char *path, CprImage *f, char **errp)
 {
     bool via_symlink;
     const CprSlots *s = &f->slots;
 
-    memset(f, 0, sizeof(*f));
-    f->fd = open_for_save(path, &via_symlink, errp);
+    if (image_new(path, f, errp) < 0) {
+        return -1;
+    }
+    f->fd = open_for_save(f, &via_symlink, errp);
     if (f->fd < 0 ||
-        lock(f->fd, path, LOCK_EX, "in use by another save or a restore",
-             errp) < 0 ||
-        read_header(f, path, errp) < 0) {
+        lock(f, LOCK_EX, "in use by another save or a restore", errp) < 0 ||
+        read_header(f, errp) < 0) {
         goto fail;
     }
     if (f->size == 0) {
         if (via_symlink) {
-            cpr_error(errp, path, "is a symlink to an empty file; a save "
-                      "initialises only a file named directly");
+            cpr_image_error(f, errp, "is a symlink to an empty file; a save "
+                            "initialises only a file named directly");
             goto fail;
         }
-        if (init_image(f->fd, path, errp) < 0) {
+        if (cpr_image_init(f, f->fd, errp) < 0) {
             /* Back to the empty file it was, not a foreign 12 KiB one. */
             if (ftruncate(f->fd, 0) < 0) {
                 /* Nothing more to undo with. */
             }
             goto fail;
         }
-        if (read_header(f, path, errp) < 0) {
+        if (read_header(f, errp) < 0) {
             goto fail;
         }
     }
@@ -451,19 +230,19 @@ int cpr_image_open_write(const char *path, CprImageFile *f, char **errp)
     case CPR_DECODE_OK:
         break;
     case CPR_DECODE_TOO_NEW:
-        cpr_error(errp, path, "image format version %u (superblock) is "
-                  "newer than this transport (%u); refusing to overwrite it",
-                  f->sb.version, CPR_SB_VERSION);
+        cpr_image_error(f, errp, "image format version %u (superblock) is "
+                        "newer than this transport (%u); refusing to "
+                        "overwrite it", f->sb.version, CPR_SB_VERSION);
         goto fail;
     default:
-        cpr_error(errp, path, "exists and is not a pmem CPR image; "
-                  "refusing to overwrite it");
+        cpr_image_error(f, errp, "exists and is not a pmem CPR image; "
+                        "refusing to overwrite it");
         goto fail;
     }
     if (s->newest >= 0 && s->state[s->newest] == CPR_DECODE_TOO_NEW) {
-        cpr_error(errp, path, "image format version %u is newer than this "
-                  "transport (%u); refusing to overwrite it",
-                  s->rec[s->newest].version, CPR_REC_VERSION);
+        cpr_image_error(f, errp, "image format version %u is newer than "
+                        "this transport (%u); refusing to overwrite it",
+                        s->rec[s->newest].version, CPR_REC_VERSION);
         goto fail;
     }
     return 0;
@@ -472,12 +251,14 @@ fail:
     return -1;
 }
 
-void cpr_image_close(CprImageFile *f)
+void cpr_image_close(CprImage *f)
 {
     if (f->fd >= 0) {
         close(f->fd);   /* drops the lock */
     }
     f->fd = -1;
+    free(f->path);
+    f->path = NULL;
 }
 
 int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len)
@@ -495,15 +276,15 @@ int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len)
     return (uint64_t)hole < off + len ? (int64_t)hole : (int64_t)(off + len);
 }
 
-bool cpr_image_payload_present(const CprImageFile *f, const char *path,
-                               const CprRecord *rec, char **errp)
+bool cpr_image_payload_present(const CprImage *f, const CprRecord *rec,
+                               char **errp)
 {
     unsigned long long gen = (unsigned long long)rec->generation;
     int64_t hole;
 
     if (!cpr_record_fits(rec, f->size)) {
-        cpr_error(errp, path, "image (generation %llu) lies outside the file "
-                  "(truncated?)", gen);
+        cpr_image_error(f, errp, "image (generation %llu) lies outside the "
+                        "file (truncated?)", gen);
         return false;
     }
     /* From version 3 the reader hashes a hole as zeros without reading
@@ -514,66 +295,170 @@ bool cpr_image_payload_present(const CprImageFile *f, const char *path,
     }
     hole = cpr_image_find_hole(f->fd, rec->payload_off, rec->payload_len);
     if (hole < 0) {
-        cpr_error_errno(errp, path, errno, "cannot look for holes");
+        cpr_image_error_errno(f, errp, errno, "cannot look for holes");
         return false;
     }
     if ((uint64_t)hole < rec->payload_off + rec->payload_len) {
-        cpr_error(errp, path, "image (generation %llu) has a hole at byte "
-                  "%llu of its payload (sparse or damaged file; a sparse "
-                  "copy loads only from record format 3, and this one is "
-                  "%u)", gen,
-                  (unsigned long long)((uint64_t)hole - rec->payload_off),
-                  rec->version);
+        cpr_image_error(f, errp, "image (generation %llu) has a hole at byte "
+                        "%llu of its payload (sparse or damaged file; a "
+                        "sparse copy loads only from record format 3, and "
+                        "this one is %u)", gen,
+                        (unsigned long long)((uint64_t)hole -
+                                             rec->payload_off),
+                        rec->version);
         return false;
     }
     return true;
 }
 
-int cpr_image_check_intact(const CprImageFile *f, const char *path,
-                           uint64_t size, char **errp)
+int cpr_image_check_intact(const CprImage *f, uint64_t size, char **errp)
 {
     /* The superblock and both records: all a reader decides by. */
     uint8_t hdr[CPR_SLOT_OFFSET(CPR_NR_SLOTS - 1) + CPR_REC_SIZE];
     struct stat st;
 
     if (fstat(f->fd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
+        cpr_image_error_errno(f, errp, errno, "cannot stat");
         return -1;
     }
     if ((uint64_t)st.st_size < size) {
-        cpr_error(errp, path, "was truncated by another process during the "
-                  "save (%llu bytes, expected %llu)",
-                  (unsigned long long)st.st_size, (unsigned long long)size);
+        cpr_image_error(f, errp, "was truncated by another process during "
+                        "the save (%llu bytes, expected %llu)",
+                        (unsigned long long)st.st_size,
+                        (unsigned long long)size);
         return -1;
     }
     if (cpr_pread_full(f->fd, hdr, sizeof(hdr), 0) < 0 ||
         memcmp(hdr + CPR_SB_OFFSET, f->header + CPR_SB_OFFSET,
                CPR_SB_SIZE) != 0) {
-        cpr_error(errp, path, "superblock changed during the save (another "
-                  "process wrote to the file)");
+        cpr_image_error(f, errp, "superblock changed during the save "
+                        "(another process wrote to the file)");
         return -1;
     }
     for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {
         if (memcmp(hdr + CPR_SLOT_OFFSET(i), f->header + CPR_SLOT_OFFSET(i),
                    CPR_REC_SIZE) != 0) {
-            cpr_error(errp, path, "record slot %u changed during the save "
-                      "(another process wrote to the file)", i);
+            cpr_image_error(f, errp, "record slot %u changed during the "
+                            "save (another process wrote to the file)", i);
             return -1;
         }
     }
     return 0;
 }
 
-ssize_t cpr_image_pread(const CprImageFile *f, void *buf, size_t len,
+ssize_t cpr_image_pread(const CprImage *f, void *buf, size_t len,
                         uint64_t off)
 {
     return cpr_pread_full(f->fd, buf, len, off);
 }
 
-int cpr_image_reopen_rw(const CprImageFile *f)
+int cpr_image_reopen_rw(const CprImage *f)
 {
-    char proc[64];
+    char proc[CPR_PROC_FD_LEN];
 
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-    return open(proc, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    return open(cpr_proc_fd(proc, f->fd), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+CprImage *cpr_image_reopen(const CprImage *f)
+{
+    CprImage *n = malloc(sizeof(*n));
+
+    if (!n) {
+        return NULL;
+    }
+    *n = *f;
+    n->fd = cpr_image_reopen_rw(f);
+    n->path = strdup(f->path);
+    if (n->fd < 0 || !n->path) {
+        cpr_image_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void cpr_image_free(CprImage *f)
+{
+    if (f) {
+        cpr_image_close(f);
+        free(f);
+    }
+}
+
+const char *cpr_proc_fd(char buf[CPR_PROC_FD_LEN], int fd)
+{
+    snprintf(buf, CPR_PROC_FD_LEN, "/proc/self/fd/%d", fd);
+    return buf;
+}
+
+const char *cpr_image_path(const CprImage *f)
+{
+    return f->path;
+}
+
+/* The one place a message names the image: "PATH: what[: suffix]". */
+static void image_error(const CprImage *f, char **errp, const char *suffix,
+                        const char *fmt, va_list ap)
+{
+    char *what = NULL;
+
+    if (!errp || *errp) {
+        return;
+    }
+    if (vasprintf(&what, fmt, ap) < 0) {
+        what = NULL;
+    }
+    if (asprintf(errp, "%s: %s%s%s", f->path ? f->path : "(null)",
+                 what ? what : "error", suffix ? ": " : "",
+                 suffix ? suffix : "") < 0) {
+        /* Out of memory: QEMU still wants some message. */
+        *errp = strdup("pmem transport: out of memory");
+    }
+    free(what);
+}
+
+void cpr_image_error(const CprImage *f, char **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    image_error(f, errp, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void cpr_image_error_errno(const CprImage *f, char **errp, int errnum,
+                           const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    image_error(f, errp, strerror(errnum), fmt, ap);
+    va_end(ap);
+}
+
+CprMedia cpr_image_media(CprImage *f, const char **detail)
+{
+    if (!f->classified) {
+        f->media = cpr_media_of_file(f->fd, f->media_detail,
+                                     sizeof(f->media_detail));
+        f->tmpfs = cpr_media_is_tmpfs(f->media_detail);
+        f->classified = true;
+    }
+    if (detail) {
+        *detail = f->media_detail;
+    }
+    return f->media;
+}
+
+bool cpr_image_is_tmpfs(CprImage *f)
+{
+    cpr_image_media(f, NULL);
+    return f->tmpfs;
+}
+
+bool cpr_image_populate_is_cheap(CprImage *f)
+{
+    /* Volatile: tmpfs, ramfs, hugetlbfs; pmem: DAX; an unlinked file on
+     * a disk counts as volatile too, and is not: leave it out. */
+    return cpr_image_is_tmpfs(f) ||
+           cpr_image_media(f, NULL) == CPR_MEDIA_PMEM;
 }

@@ -217,6 +217,11 @@ bool cpr_media_kexec_only(const char *detail)
                              strlen(CPR_MEDIA_KEXEC_ONLY)) == 0;
 }
 
+bool cpr_media_is_tmpfs(const char *detail)
+{
+    return detail && strcmp(detail, "tmpfs") == 0;
+}
+
 /* The class, and a detail that leads with kexec-only pmem when so. */
 static CprMedia classify(int fd, const bool *pmem, char *detail, size_t size)
 {

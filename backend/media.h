@@ -58,4 +58,8 @@ CprPmemRegion cpr_pmem_region(const struct stat *st, const char *sysfs,
 /* Whether a recorded media detail says kexec-only pmem. */
 bool cpr_media_kexec_only(const char *detail);
 
+/* Whether a detail of cpr_media_of_file() says tmpfs (where a read fault
+ * maps a shared page writable: it does no dirty tracking). */
+bool cpr_media_is_tmpfs(const char *detail);
+
 #endif

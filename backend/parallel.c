@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "parallel.h"
 #include "errmsg.h"
+#include "first-failure.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,9 +18,7 @@ typedef struct Job {
     void *ctx;
     const char *path;
     _Atomic uint64_t next;
-    atomic_bool failed;
-    pthread_mutex_t lock;
-    char *err;                  /* the first failure's, under lock */
+    CprFirstFailure failure;
 } Job;
 
 static void *run(void *opaque)
@@ -32,20 +31,14 @@ static void *run(void *opaque)
     if (j->scratch_len && !scratch) {
         cpr_error(&err, j->path, "out of memory");
     }
-    while (!err && !atomic_load(&j->failed) &&
+    while (!err && !cpr_first_failure_failed(&j->failure) &&
            (i = atomic_fetch_add(&j->next, 1)) < j->n) {
         if (j->fn(j->ctx, i, scratch, &err) < 0 && !err) {
             cpr_error(&err, j->path, "failed");
         }
     }
     if (err) {
-        pthread_mutex_lock(&j->lock);
-        if (!j->err) {
-            j->err = err;
-            err = NULL;
-        }
-        pthread_mutex_unlock(&j->lock);
-        atomic_store(&j->failed, true);
+        cpr_first_failure_note(&j->failure, err);
         free(err);
     }
     free(scratch);
@@ -61,11 +54,12 @@ int cpr_parallel_for(uint64_t n, uint64_t want, size_t scratch_len,
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     pthread_t th[MAX_THREADS];
     unsigned nth = 0;
+    int ret = 0;
 
     if (cpus > 0 && want > (uint64_t)cpus) {
         want = (uint64_t)cpus;
     }
-    pthread_mutex_init(&j.lock, NULL);
+    cpr_first_failure_init(&j.failure);
     for (; nth + 1 < want && nth + 1 < MAX_THREADS; nth++) {
         if (pthread_create(&th[nth], NULL, run, &j) != 0) {
             break;
@@ -75,14 +69,10 @@ int cpr_parallel_for(uint64_t n, uint64_t want, size_t scratch_len,
     for (unsigned i = 0; i < nth; i++) {
         pthread_join(th[i], NULL);
     }
-    pthread_mutex_destroy(&j.lock);
-    if (!atomic_load(&j.failed)) {
-        return 0;
+    if (cpr_first_failure_failed(&j.failure)) {
+        cpr_first_failure_copy(&j.failure, errp);
+        ret = -1;
     }
-    if (errp && !*errp) {
-        *errp = j.err;
-    } else {
-        free(j.err);
-    }
-    return -1;
+    cpr_first_failure_destroy(&j.failure);
+    return ret;
 }

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "persist.h"
-#include "errmsg.h"
 #include "fault-guard.h"
+#include "format.h"
 #include "hash.h"
 #include "image-file.h"
-#include "media.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,23 +13,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
-
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
 
 #define PAGE 4096u
 
 struct CprPersist {
-    int fd;
-    char *path;
+    CprImage *img;      /* its descriptor, messages and media class */
+    int fd;             /* img->fd */
     uint8_t *base;
     size_t len;
-    int is_pmem;        /* the one place that knows the media kind */
-    bool tmpfs;
-    bool cheap_populate;    /* memory or DAX: no device reads */
+    int is_pmem;        /* libpmem's: whether stores flush with the CPU */
+    bool tmpfs;         /* of the image: populate with read faults */
     /* Chosen once per mapping, as libpmem2 does, not per store. */
     void *(*copy)(void *dst, const void *src, size_t len);
     void *(*fill)(void *dst, int c, size_t len);
@@ -54,10 +47,10 @@ static void truncated_error(CprPersist *p, uint64_t want, char **errp)
 {
     struct stat st;
 
-    cpr_error(errp, p->path, "was truncated by another process (to %lld "
-              "bytes) while the save made it %llu bytes long",
-              fstat(p->fd, &st) == 0 ? (long long)st.st_size : -1ll,
-              (unsigned long long)want);
+    cpr_image_error(p->img, errp, "was truncated by another process (to "
+                    "%lld bytes) while the save made it %llu bytes long",
+                    fstat(p->fd, &st) == 0 ? (long long)st.st_size : -1ll,
+                    (unsigned long long)want);
 }
 
 /*
@@ -67,7 +60,7 @@ static void truncated_error(CprPersist *p, uint64_t want, char **errp)
  */
 static int map(CprPersist *p, uint64_t want, char **errp)
 {
-    char proc[64];
+    char proc[CPR_PROC_FD_LEN];
     size_t len = 0;
     int is_pmem = 0;
     struct stat st;
@@ -78,13 +71,13 @@ static int map(CprPersist *p, uint64_t want, char **errp)
      * it maps the very file we opened and locked, even if PATH was
      * replaced in the meantime.
      */
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-    base = pmem_map_file(proc, 0, 0, 0, &len, &is_pmem);
+    base = pmem_map_file(cpr_proc_fd(proc, p->fd), 0, 0, 0, &len, &is_pmem);
     if (!base) {
         if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size < want) {
             truncated_error(p, want, errp);
         } else {
-            cpr_error(errp, p->path, "cannot map: %s", pmem_errormsg());
+            cpr_image_error(p->img, errp, "cannot map: %s",
+                            pmem_errormsg());
         }
         return -1;
     }
@@ -95,7 +88,7 @@ static int map(CprPersist *p, uint64_t want, char **errp)
     }
     if (p->base && is_pmem != p->is_pmem) {
         pmem_unmap(base, len);
-        cpr_error(errp, p->path, "media kind changed while remapping");
+        cpr_image_error(p->img, errp, "media kind changed while remapping");
         return -1;
     }
     p->base = base;
@@ -119,7 +112,8 @@ static int allocate_tail(CprPersist *p, uint64_t from, uint64_t to,
     int err;
 
     if (to > (uint64_t)INT64_MAX) {
-        cpr_error(errp, p->path, "image would exceed the maximum file size");
+        cpr_image_error(p->img, errp, "image would exceed the maximum file "
+                        "size");
         return -1;
     }
     err = posix_fallocate(p->fd, (off_t)from, (off_t)(to - from));
@@ -127,44 +121,33 @@ static int allocate_tail(CprPersist *p, uint64_t from, uint64_t to,
         if (ftruncate(p->fd, (off_t)from) < 0) {
             /* The error below is the one that matters. */
         }
-        cpr_error_errno(errp, p->path, err, "cannot grow to %llu bytes",
-                        (unsigned long long)to);
+        cpr_image_error_errno(p->img, errp, err, "cannot grow to %llu bytes",
+                              (unsigned long long)to);
         return -1;
     }
     return 0;
 }
 
-CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
-                            char **errp)
+CprPersist *cpr_persist_map(CprImage *img, uint64_t min_len, char **errp)
 {
     CprPersist *p = calloc(1, sizeof(*p));
-    struct statfs sfs;
     struct stat st;
 
-    if (!p || !(p->path = strdup(path))) {
-        free(p);
-        cpr_error(errp, path, "out of memory");
+    if (!p) {
+        cpr_image_error(img, errp, "out of memory");
         return NULL;
     }
-    p->fd = fd;
-    p->tmpfs = fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
-    {
-        char detail[96];
-        CprMedia m = cpr_media_of_file(fd, detail, sizeof(detail));
-
-        /* Volatile: tmpfs, ramfs, hugetlbfs; pmem: DAX; an unlinked file
-         * on a disk counts as volatile too, and is not: leave it out. */
-        p->cheap_populate = p->tmpfs || m == CPR_MEDIA_PMEM;
-    }
-    if (fstat(fd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
+    p->img = img;
+    p->fd = img->fd;
+    p->tmpfs = cpr_image_is_tmpfs(img);
+    if (fstat(p->fd, &st) < 0) {
+        cpr_image_error_errno(img, errp, errno, "cannot stat");
     } else if ((uint64_t)st.st_size >= min_len ||
                allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) {
         if (map(p, min_len, errp) == 0) {
             return p;
         }
     }
-    free(p->path);
     free(p);
     return NULL;
 }
@@ -174,7 +157,7 @@ static int unmap(CprPersist *p, char **errp)
     int ret = 0;
 
     if (p->base && pmem_unmap(p->base, p->len) < 0) {
-        cpr_error_errno(errp, p->path, errno, "cannot unmap");
+        cpr_image_error_errno(p->img, errp, errno, "cannot unmap");
         ret = -1;
     }
     p->base = NULL;
@@ -193,12 +176,12 @@ int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
         return 0;
     }
     if (fstat(p->fd, &st) < 0) {
-        cpr_error_errno(errp, p->path, errno, "cannot stat");
+        cpr_image_error_errno(p->img, errp, errno, "cannot stat");
         return -1;
     }
     if ((uint64_t)st.st_size < old) {
-        cpr_error(errp, p->path, "was truncated by another process during "
-                  "the save");
+        cpr_image_error(p->img, errp, "was truncated by another process "
+                        "during the save");
         return -1;
     }
     /* Growth by doubling saves remaps; a tight disk still gets the save. */
@@ -225,7 +208,8 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
         int err;
 
         if (hole < 0) {
-            cpr_error_errno(errp, p->path, errno, "cannot look for holes");
+            cpr_image_error_errno(p->img, errp, errno,
+                                  "cannot look for holes");
             return -1;
         }
         if ((uint64_t)hole >= end) {
@@ -235,10 +219,10 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
         off = data < 0 || (uint64_t)data > end ? end : (uint64_t)data;
         err = posix_fallocate(p->fd, (off_t)hole, (off_t)(off - hole));
         if (err) {
-            cpr_error_errno(errp, p->path, err, "cannot allocate %llu bytes "
-                            "at offset %llu",
-                            (unsigned long long)(off - (uint64_t)hole),
-                            (unsigned long long)hole);
+            cpr_image_error_errno(p->img, errp, err, "cannot allocate %llu "
+                                  "bytes at offset %llu",
+                                  (unsigned long long)(off - (uint64_t)hole),
+                                  (unsigned long long)hole);
             return -1;
         }
     }
@@ -251,7 +235,6 @@ void cpr_persist_unmap(CprPersist *p)
         return;
     }
     unmap(p, NULL);
-    free(p->path);
     free(p);
 }
 
@@ -263,11 +246,6 @@ uint64_t cpr_persist_size(const CprPersist *p)
 bool cpr_persist_is_pmem(const CprPersist *p)
 {
     return p->is_pmem;
-}
-
-bool cpr_persist_populate_is_cheap(const CprPersist *p)
-{
-    return p->cheap_populate;
 }
 
 void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
@@ -323,41 +301,11 @@ static void do_hash(void *opaque)
     a->xxh3 = XXH3_64bits(a->src, a->len);
 }
 
-static bool zero_run(const uint8_t *b, size_t len)
-{
-    const uint64_t *w;
-    size_t n;
-
-    for (; len && ((uintptr_t)b % 8); b++, len--) {
-        if (*b) {
-            return false;
-        }
-    }
-    w = (const uint64_t *)(const void *)b;
-    n = len / 8;
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t x = 0;
-
-        for (size_t j = i; j < i + 8 && j < n; j++) {
-            x |= w[j];
-        }
-        if (x) {
-            return false;
-        }
-    }
-    for (size_t i = n * 8; i < len; i++) {
-        if (b[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void do_is_zero(void *opaque)
 {
     Access *a = opaque;
 
-    a->xxh3 = zero_run(a->src, a->len);
+    a->xxh3 = cpr_all_zero(a->src, a->len);
 }
 
 static bool inside(const CprPersist *p, uint64_t off, uint64_t len)
@@ -369,9 +317,9 @@ static int guarded(CprPersist *p, void (*fn)(void *), Access *a,
                    char **errp)
 {
     if (cpr_fault_guard(p->base, p->len, fn, a) < 0) {
-        cpr_error(errp, p->path, "lost blocks while being accessed "
-                  "(truncated or punched by another process, or out of "
-                  "space)");
+        cpr_image_error(p->img, errp, "lost blocks while being accessed "
+                        "(truncated or punched by another process, or out "
+                        "of space)");
         return -1;
     }
     return 0;
@@ -379,8 +327,8 @@ static int guarded(CprPersist *p, void (*fn)(void *), Access *a,
 
 static int outside(CprPersist *p, char **errp)
 {
-    cpr_error(errp, p->path, "access beyond the mapped file (internal "
-              "error)");
+    cpr_image_error(p->img, errp, "access beyond the mapped file (internal "
+                    "error)");
     return -1;
 }
 
@@ -453,7 +401,7 @@ int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
         return outside(p, errp);
     }
     if (p->persist(p, off, len) < 0) {
-        cpr_error_errno(errp, p->path, errno, "cannot flush to media");
+        cpr_image_error_errno(p->img, errp, errno, "cannot flush to media");
         return -1;
     }
     return 0;

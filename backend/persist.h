@@ -24,13 +24,15 @@
 #include <stdint.h>
 
 typedef struct CprPersist CprPersist;
+struct CprImage;
 
 /*
- * Grow the open, writable file @fd to at least @min_len bytes and map all
- * of it.  The caller keeps owning the fd (and its lock).  @path is only
- * used in messages.
+ * Grow the open, writable image @img to at least @min_len bytes and map
+ * all of it.  The caller keeps owning the image (its descriptor, lock
+ * and path), which must outlive the mapping: messages name it, and its
+ * media class says how to populate.
  */
-CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
+CprPersist *cpr_persist_map(struct CprImage *img, uint64_t min_len,
                             char **errp);
 
 /*
@@ -59,10 +61,6 @@ bool cpr_persist_is_pmem(const CprPersist *p);
  * never faults.
  */
 void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len);
-
-/* Whether populating only fills page tables (tmpfs, ramfs, DAX), rather
- * than reading from a device what the stores will overwrite. */
-bool cpr_persist_populate_is_cheap(const CprPersist *p);
 
 /* Store @len bytes at @off (inside the file); not yet durable. */
 int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,

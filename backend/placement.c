@@ -7,16 +7,16 @@ uint64_t cpr_align_up(uint64_t v, uint64_t align)
     return (v + align - 1) / align * align;
 }
 
-uint64_t cpr_place_room(uint64_t len)
+uint64_t cpr_place_expected(uint64_t len)
 {
     return len + len / 4;
 }
 
 uint64_t cpr_place_above(uint64_t live_off, uint64_t live_len)
 {
-    /* The room's extra quarter, above the live payload, stays free for
-     * the save after next. */
-    return cpr_align_up(live_off + cpr_place_room(live_len) + (1u << 20),
+    /* The expected size's extra quarter, above the live payload, stays
+     * free for the save after next. */
+    return cpr_align_up(live_off + cpr_place_expected(live_len) + (1u << 20),
                         CPR_ALIGN);
 }
 
@@ -31,7 +31,7 @@ CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len)
      * written.
      */
     if (live_off <= CPR_PAYLOAD_AREA ||
-        live_off - CPR_PAYLOAD_AREA < cpr_place_room(live_len)) {
+        live_off - CPR_PAYLOAD_AREA < cpr_place_expected(live_len)) {
         return (CprPlacement){ cpr_place_above(live_off, live_len),
                                CPR_NO_LIMIT };
     }

@@ -14,14 +14,10 @@
  * second save of a new image does not grow the file. */
 #define CPR_INITIAL_SIZE (8ull << 20)
 #define CPR_MAX_GROW_STEP (1ull << 30)
-/* Page tables are populated ahead of the stream, in one call per step. */
+/* Page tables are populated ahead of the stream, in one call per step
+ * (and before the VM stops as warmup.h says). */
 #define CPR_POPULATE_MIN (256ull << 10)
 #define CPR_POPULATE_AHEAD (8ull << 20)
-/* ... and up to this much of the expected stream before the VM stops, */
-#define CPR_POPULATE_OPEN (64ull << 20)
-/* ... or, where populating only fills page tables (tmpfs, DAX), as much
- * as this many ms of QEMU's main thread buy (out_open holds its lock). */
-#define CPR_POPULATE_OPEN_MS 100
 
 typedef struct CprPlacement {
     uint64_t base;  /* file offset of stream byte 0 */
@@ -32,13 +28,14 @@ typedef struct CprPlacement {
 CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len);
 
 /*
- * The room a save expects to need after one of @len bytes: streams of one
- * VM vary a little from save to save.  The one place for that policy.
+ * The size a save is expected to need after one of @len bytes: streams
+ * of one VM vary a little from save to save.  The one place for that
+ * policy.
  */
-uint64_t cpr_place_room(uint64_t len);
+uint64_t cpr_place_expected(uint64_t len);
 
 /* The spot above the live payload, with room left below for the next
- * save: align_up(live_off + room(live_len) + 1 MiB, 2 MiB). */
+ * save: align_up(live_off + expected(live_len) + 1 MiB, 2 MiB). */
 uint64_t cpr_place_above(uint64_t live_off, uint64_t live_len);
 
 /* File size to grow to so that @need bytes fit: at least double, in

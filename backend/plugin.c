@@ -10,6 +10,7 @@
 #include "image-file.h"
 #include "reader.h"
 #include "room.h"
+#include "warmup.h"
 #include "writer.h"
 
 #include <inttypes.h>
@@ -154,15 +155,13 @@ static QemuTransportIn *in_open(const char *target,
     return (QemuTransportIn *)r;
 }
 
-static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
-                         int iovcnt, int64_t offset, char **errp)
+/* @iov filled from the stream at @offset, or with @offset -1 from the
+ * read position (moving it); short only at the stream's end. */
+static ssize_t read_iov(CprReader *r, const struct iovec *iov, int iovcnt,
+                        int64_t offset, char **errp)
 {
     size_t total = 0;
 
-    if (offset < 0) {
-        cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
-        return -1;
-    }
     for (int i = 0; i < iovcnt && total < SSIZE_MAX; i++) {
         size_t len = iov[i].iov_len;
         ssize_t n;
@@ -170,7 +169,8 @@ static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
         if (len > (size_t)SSIZE_MAX - total) {
             len = (size_t)SSIZE_MAX - total;
         }
-        n = cpr_reader_pread(R(t), (uint64_t)offset + total, iov[i].iov_base,
+        n = offset < 0 ? cpr_reader_read(r, iov[i].iov_base, len, errp) :
+            cpr_reader_pread(r, (uint64_t)offset + total, iov[i].iov_base,
                              len, errp);
         if (n < 0) {
             return -1;
@@ -183,34 +183,25 @@ static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
     return (ssize_t)total;
 }
 
+static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
+                         int iovcnt, int64_t offset, char **errp)
+{
+    if (offset < 0) {
+        cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
+        return -1;
+    }
+    return read_iov(R(t), iov, iovcnt, offset, errp);
+}
+
 static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
                         int iovcnt, char **errp)
 {
-    size_t total = 0;
-
-    for (int i = 0; i < iovcnt && total < SSIZE_MAX; i++) {
-        size_t len = iov[i].iov_len;
-        ssize_t n;
-
-        if (len > (size_t)SSIZE_MAX - total) {
-            len = (size_t)SSIZE_MAX - total;
-        }
-        n = cpr_reader_read(R(t), iov[i].iov_base, len, errp);
-        if (n < 0) {
-            return -1;
-        }
-        total += (size_t)n;
-        if ((size_t)n < iov[i].iov_len) {
-            break;
-        }
-    }
-    return (ssize_t)total;
+    return read_iov(R(t), iov, iovcnt, -1, errp);
 }
 
 static void in_close(QemuTransportIn *t)
 {
-    /* Measurement only (bench/restore-outside.c): no room at all. */
-    cpr_room_after_restore(R(t), getenv("CPR_PMEM_NO_ROOM") == NULL);
+    cpr_warmup_after_restore(R(t));
 }
 
 static const QemuTransportOps ops = {
@@ -245,6 +236,6 @@ qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
     snprintf(qemu_version, sizeof(qemu_version), "%s",
              host->qemu_version ? host->qemu_version : "");
     qemu_warn = host->warn;
-    cpr_room_init();
+    cpr_warmup_init();
     return &ops;
 }

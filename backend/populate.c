@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "populate.h"
+#include "atomic-max.h"
+#include "image-file.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -15,6 +17,12 @@
 /* A store this far beyond the cursor does not drag it along. */
 #define JUMP (8ull << 20)
 
+/* What every populator of this process did (cpr_populator_stats). */
+static struct {
+    _Atomic uint64_t populated, threads, stops, remaps, remaps_running;
+    _Atomic uint64_t last_goal, files_running;
+} stats;
+
 struct CprPopulator {
     CprPersist *p;
     _Atomic uint64_t done;      /* the mapping is populated below this */
@@ -22,18 +30,14 @@ struct CprPopulator {
     atomic_bool stop;
     bool running;
     pthread_t thread;
-    /* cpr_populator_start_file(): the thread maps this file itself. */
-    int fd;
-    char *path;
+    /* cpr_populator_start_file(): the thread maps this image itself. */
+    CprImage *img;
 };
 
 /* done = max(done, off): the thread and need() both advance it. */
 static void advance(CprPopulator *pop, uint64_t off)
 {
-    uint64_t cur = atomic_load(&pop->done);
-
-    while (cur < off && !atomic_compare_exchange_weak(&pop->done, &cur, off)) {
-    }
+    cpr_atomic_max(&pop->done, off);
 }
 
 static void populate_to_end(CprPopulator *pop)
@@ -45,6 +49,7 @@ static void populate_to_end(CprPopulator *pop)
         uint64_t len = pop->end - off < STEP ? pop->end - off : STEP;
 
         cpr_persist_populate(pop->p, off, len);
+        atomic_fetch_add(&stats.populated, len);
         advance(pop, off + len);
     }
 }
@@ -73,11 +78,11 @@ static void *run_file(void *opaque)
      * start meanwhile (whose mapping a failed growth, undone by truncating
      * back, would cut short) while restores still can.
      */
-    if (flock(pop->fd, LOCK_SH | LOCK_NB) < 0) {
+    if (flock(pop->img->fd, LOCK_SH | LOCK_NB) < 0) {
         return NULL;
     }
-    pop->p = cpr_persist_map(pop->fd, pop->path, pop->end, &err);
-    flock(pop->fd, LOCK_UN);
+    pop->p = cpr_persist_map(pop->img, pop->end, &err);
+    flock(pop->img->fd, LOCK_UN);
     free(err);
     /*
      * Pages are populated on memory and DAX only.  On a disk filesystem
@@ -87,7 +92,7 @@ static void *run_file(void *opaque)
      * allocated its blocks; the save's own faults find them.
      */
     if (pop->p) {
-        if (cpr_persist_populate_is_cheap(pop->p)) {
+        if (cpr_image_populate_is_cheap(pop->img)) {
             populate_to_end(pop);
         }
         cpr_persist_unmap(pop->p);
@@ -98,12 +103,7 @@ static void *run_file(void *opaque)
 
 CprPopulator *cpr_populator_new(void)
 {
-    CprPopulator *pop = calloc(1, sizeof(*pop));
-
-    if (pop) {
-        pop->fd = -1;
-    }
-    return pop;
+    return calloc(1, sizeof(CprPopulator));
 }
 
 void cpr_populator_stop(CprPopulator *pop)
@@ -112,6 +112,9 @@ void cpr_populator_stop(CprPopulator *pop)
         atomic_store(&pop->stop, true);
         pthread_join(pop->thread, NULL);
         pop->running = false;
+        if (atomic_load(&pop->done) < pop->end) {
+            atomic_fetch_add(&stats.stops, 1);
+        }
     }
 }
 
@@ -121,15 +124,21 @@ void cpr_populator_free(CprPopulator *pop)
         return;
     }
     cpr_populator_stop(pop);
-    if (pop->fd >= 0) {
-        close(pop->fd);
+    if (pop->img) {
+        atomic_fetch_sub(&stats.files_running, 1);
     }
-    free(pop->path);
+    cpr_image_free(pop->img);
     free(pop);
 }
 
 void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from)
 {
+    /* The caller stops the thread before the mapping changes: a thread
+     * still running here populated through a remap. */
+    if (pop->running) {
+        atomic_fetch_add(&stats.remaps_running, 1);
+    }
+    atomic_fetch_add(&stats.remaps, 1);
     cpr_populator_stop(pop);
     pop->p = p;
     atomic_store(&pop->done, from);
@@ -153,6 +162,7 @@ void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
     /* Advance first, so that the thread skips what this call does. */
     advance(pop, end);
     cpr_persist_populate(pop->p, done, end - done);
+    atomic_fetch_add(&stats.populated, end - done);
 }
 
 static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
@@ -160,31 +170,46 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
     pop->end = end;
     atomic_store(&pop->stop, false);
     pop->running = pthread_create(&pop->thread, NULL, fn, pop) == 0;
+    if (pop->running) {
+        atomic_fetch_add(&stats.threads, 1);
+    }
     return pop->running;
 }
 
 void cpr_populator_background(CprPopulator *pop, uint64_t end)
 {
+    atomic_store(&stats.last_goal, end);
     if (!pop->running && atomic_load(&pop->done) < end) {
         start(pop, run, end);
     }
 }
 
-CprPopulator *cpr_populator_start_file(int fd, const char *path,
-                                       uint64_t off, uint64_t end)
+CprPopulator *cpr_populator_start_file(CprImage *img, uint64_t off,
+                                       uint64_t end)
 {
-    CprPopulator *pop = cpr_populator_new();
+    CprPopulator *pop = img ? cpr_populator_new() : NULL;
 
-    if (!pop || !(pop->path = strdup(path))) {
-        free(pop);
-        close(fd);
+    if (!pop) {
+        cpr_image_free(img);
         return NULL;
     }
-    pop->fd = fd;
+    pop->img = img;
+    atomic_fetch_add(&stats.files_running, 1);
     atomic_store(&pop->done, off);
     if (off >= end || !start(pop, run_file, end)) {
         cpr_populator_free(pop);
         return NULL;
     }
     return pop;
+}
+
+void cpr_populator_stats(CprPopulatorStats *s)
+{
+    s->populated = atomic_load(&stats.populated);
+    s->threads = atomic_load(&stats.threads);
+    s->stops = atomic_load(&stats.stops);
+    s->remaps = atomic_load(&stats.remaps);
+    s->remaps_running = atomic_load(&stats.remaps_running);
+    s->last_goal = atomic_load(&stats.last_goal);
+    s->files_running = atomic_load(&stats.files_running);
 }

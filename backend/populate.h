@@ -47,15 +47,33 @@ void cpr_populator_background(CprPopulator *pop, uint64_t end);
 void cpr_populator_stop(CprPopulator *pop);
 
 /*
- * On a thread: take a shared lock on the file @fd (which it takes over;
- * the descriptor of a verified image, never a path that may name another
+ * On a thread: take a shared lock on the image @img (which it takes over;
+ * a reopening of a verified image, never a path that may name another
  * file by now), grow it to @end if it is shorter (undone if that fails),
  * unlock, then map it and populate [@off, @end) where that dirties no
  * page (memory, DAX; not a disk filesystem).  No byte of the file
  * changes.  Skipped if a save holds the lock.  NULL if no thread could
- * start.
+ * start (@img is freed then); @img NULL gives NULL.
  */
-CprPopulator *cpr_populator_start_file(int fd, const char *path,
-                                       uint64_t off, uint64_t end);
+struct CprImage;
+CprPopulator *cpr_populator_start_file(struct CprImage *img, uint64_t off,
+                                       uint64_t end);
+
+/*
+ * For tests: what every populator of this process did so far, so that a
+ * test can assert what the warm-up promises rather than only that the
+ * data loads.
+ */
+typedef struct CprPopulatorStats {
+    uint64_t populated;         /* bytes populated (thread and need()) */
+    uint64_t threads;           /* threads started */
+    uint64_t stops;             /* threads stopped short of their goal */
+    uint64_t remaps;            /* resets: a new mapping */
+    uint64_t remaps_running;    /* of them with a thread running: a bug */
+    uint64_t last_goal;         /* the end last handed to background() */
+    uint64_t files_running;     /* after-restore populators alive now */
+} CprPopulatorStats;
+
+void cpr_populator_stats(CprPopulatorStats *s);
 
 #endif

@@ -52,7 +52,7 @@ struct CprVmdesc;
 const struct CprVmdesc *cpr_reader_vmdesc(const CprReader *r);
 const char *cpr_reader_path(const CprReader *r);
 /* The open, locked image (for a writable reopen of the very same file). */
-const CprImageFile *cpr_reader_file(const CprReader *r);
+const CprImage *cpr_reader_file(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
 
@@ -80,7 +80,6 @@ int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp);
  * if this holds: a sparse claim must not make a save place its stream
  * (and allocate its room) above terabytes that are not there.
  */
-bool cpr_reader_payload_verifies(const CprImageFile *f, const char *path,
-                                 const CprRecord *rec);
+bool cpr_reader_payload_verifies(const CprImage *f, const CprRecord *rec);
 
 #endif

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "room.h"
-#include "format.h"
 #include "image-file.h"
-#include "placement.h"
 #include "populate.h"
 
 #include <pthread.h>
@@ -34,30 +32,20 @@ static CprPopulator *room;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static CprReader *job;          /* the restore's reader, not closed yet */
-static bool job_room;           /* and make room for the next save */
+static uint64_t job_off, job_end;   /* and the room to make there */
 static bool helper_running;
 
-/* Under @lock: close @r, having started the populator of the room the
- * next save into its image will use if @make_room. */
-static void room_start(CprReader *r, bool make_room)
+/* Under @lock: close @r, having started the populator of the room
+ * [@off, @end) the next save into its image will use (none if empty). */
+static void room_start(CprReader *r, uint64_t off, uint64_t end)
 {
-    const CprRecord *rec = cpr_reader_record(r);
-    CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
-    uint64_t len = cpr_place_room(rec->payload_len);
-    /* In whole 2 MiB units, as the file grows (FORMAT.md); a bounded room
-     * ends at the live payload, which is aligned already. */
-    uint64_t end = cpr_align_up(next.base + (len < next.limit ? len :
-                                             next.limit), CPR_ALIGN);
     /* The very file that was verified, not whatever the path names now. */
-    int fd = make_room ? cpr_image_reopen_rw(cpr_reader_file(r)) : -1;
+    CprImage *img = off < end ? cpr_image_reopen(cpr_reader_file(r)) : NULL;
 
     cpr_populator_free(room);
     room = NULL;
-    /* The next save into this image goes to @next, about as long (and
-     * never into the payload just restored). */
-    if (fd >= 0) {
-        room = cpr_populator_start_file(fd, cpr_reader_path(r), next.base,
-                                        end);
+    if (img) {
+        room = cpr_populator_start_file(img, off, end);
     }
     cpr_reader_close(r);
 }
@@ -79,7 +67,7 @@ static void *room_helper(void *opaque)
             pthread_cond_wait(&wake, &lock);
         }
         set_idle(false);
-        room_start(job, job_room);
+        room_start(job, job_off, job_end);
         job = NULL;
         set_idle(true);
     }
@@ -117,7 +105,7 @@ void cpr_room_stop(void)
      * room is made all the same (the join below waits for the growth),
      * as every restore promises. */
     if (job) {
-        room_start(job, job_room);
+        room_start(job, job_off, job_end);
         job = NULL;
     }
     pop = room;
@@ -127,19 +115,20 @@ void cpr_room_stop(void)
     cpr_populator_free(pop);
 }
 
-void cpr_room_after_restore(CprReader *r, bool make_room)
+void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
 {
     pthread_mutex_lock(&lock);
     if (job) {                  /* not expected: one restore per process */
-        room_start(job, job_room);
+        room_start(job, job_off, job_end);
         job = NULL;
     }
     if (helper_running) {
         job = r;
-        job_room = make_room;
+        job_off = off;
+        job_end = end;
         pthread_cond_signal(&wake);
     } else {
-        room_start(r, make_room);
+        room_start(r, off, end);
     }
     pthread_mutex_unlock(&lock);
 }

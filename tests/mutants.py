@@ -36,30 +36,29 @@ MUTANTS = [
     ("publish-live-slot", "I2", "the record written into the live slot",
      "backend/writer.c",
      "    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));\n"
-     "    const uint8_t *before",
+     "    uint8_t buf[CPR_REC_SIZE];",
      "    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen + 1));\n"
-     "    const uint8_t *before"),
+     "    uint8_t buf[CPR_REC_SIZE];"),
     ("payload-not-persisted", "I3", "no flush of the payload before the record",
      "backend/writer.c",
-     "            cpr_persist_range(w->p, rec.payload_off, rec.payload_len,\n"
-     "                              errp) < 0) {",
-     "            0) {"),
+     "    if (cpr_persist_range(w->p, rec.payload_off, rec.payload_len,\n"
+     "                          errp) < 0) {",
+     "    if (0) {"),
     ("no-undo", "I4", "a failed record flush not undone",
      "backend/writer.c",
-     "    if (cpr_persist_store(w->p, slot, before, sizeof(buf), NULL) == 0) {\n"
-     "        cpr_persist_range(w->p, slot, sizeof(buf), NULL);\n    }",
+     "    undo_record(w, slot);\n",
      ""),
     ("no-settle-slot", "I4", "the next save does not settle the slot",
      "backend/writer.c",
      "    if (settle_slot(w, errp) < 0) {",
      "    if (0 && settle_slot(w, errp) < 0) {"),
     ("no-allocate-sparse", "I5", "holes of a sparse file not allocated",
-     "backend/writer.c",
+     "backend/space.c",
      "    if (w->file.sparse && end > w->allocated && "
      "w->allocated < w->old_end) {",
      "    if (0) {"),
     ("no-grow", "I5", "the file not grown before a store",
-     "backend/writer.c",
+     "backend/space.c",
      "    if (end > size) {\n        cpr_populator_stop(w->pop);",
      "    if (0) {\n        cpr_populator_stop(w->pop);"),
     ("no-fault-guard", "I5", "stores without the SIGBUS guard",
@@ -68,44 +67,45 @@ MUTANTS = [
      "    fn(a);\n    if (0) {"),
     ("no-intact-check", "I6", "the commit's intact() check removed",
      "backend/writer.c",
-     "    if (cpr_image_check_intact(&w->file, w->path, "
-     "cpr_persist_size(w->p),\n                               errp) < 0) {",
+     "    if (cpr_image_check_intact(&w->file, cpr_persist_size(w->p), "
+     "errp) < 0) {",
      "    if (0) {"),
     ("intact-after-stores-only", "I6",
      "checked only after the commit's own stores",
      "backend/writer.c",
-     "    if (intact(w, errp) == 0 && append_desc(w, vm, errp) == 0) {",
-     "    if (append_desc(w, vm, errp) == 0) {"),
+     "    if (intact(w, errp) < 0) {\n        return -1;\n    }\n"
+     "    /* The payload completed",
+     "    /* The payload completed"),
     ("slots-not-compared", "I6", "the record slots not compared",
      "backend/image-file.c",
      "    for (unsigned i = 0; i < CPR_NR_SLOTS; i++) {",
      "    for (unsigned i = 0; i < 0; i++) {"),
     ("grow-under-read-lock", "C1", "growth under the read lock",
-     "backend/writer.c",
+     "backend/ledger.c",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_wrlock(&w->map);\n        ret = end <= w->room",
+     "        pthread_rwlock_wrlock(&w->map);\n        ret = end <= w->reach",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_rdlock(&w->map);\n        ret = end <= w->room"),
+     "        pthread_rwlock_rdlock(&w->map);\n        ret = end <= w->reach"),
     ("partial-zeroes-others", "C2",
      "a partial store zeroes what other stores wrote",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
      "        if (off > done) {",
      "    if (1) {\n        if (off > done) {"),
     ("partial-keeps-stale-hash", "C2",
      "a partial store keeps a whole page's hash",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    /* Even after a failure: the save will not commit. */\n"
      "    unlock_page(w, pg, PG_MEDIA);",
      "    unlock_page(w, pg, prev == PG_HASHED ? PG_HASHED : PG_MEDIA);"),
     ("no-page-lock", "C2", "the page lock bit not taken",
-     "backend/writer.c",
+     "backend/ledger.c",
      "        cur &= (uint8_t)~PG_LOCK;\n"
      "        if (atomic_compare_exchange_weak_explicit(",
      "        cur &= (uint8_t)~PG_LOCK;\n        return cur;\n"
      "        if (atomic_compare_exchange_weak_explicit("),
     ("gap-not-zeroed", "C3", "a page no store touched not zeroed",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    case PG_FRESH:\n"
      "        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
      "            (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {",
@@ -113,31 +113,28 @@ MUTANTS = [
      "        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0) {"),
     ("partial-page-rest-not-zeroed", "C3",
      "the rest of a partly written page not zeroed",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
      "        if (off > done) {",
      "    if (0) {\n        if (off > done) {"),
     ("last-store-sets-length", "C4", "the last store sets the length",
-     "backend/writer.c",
-     "    while (cur < end && !atomic_compare_exchange_weak(&w->len, &cur, "
-     "end)) {\n    }",
-     "    (void)cur;\n    atomic_store(&w->len, end);"),
+     "backend/ledger.c",
+     "        cpr_atomic_max(&w->len, end);     /* C4 */",
+     "        atomic_store(&w->len, end);     /* C4 */"),
     ("append-at-stream-end", "C4", "appends go to the stream's end",
-     "backend/writer.c",
-     "    int64_t n = store(w, w->pos, iov, iovcnt, true, false, errp);",
-     "    int64_t n = store(w, stream_len(w), iov, iovcnt, true, false, "
-     "errp);"),
+     "backend/ledger.c",
+     "    int64_t n = cpr_ledger_store(w, w->pos, iov, iovcnt, true, false,",
+     "    int64_t n = cpr_ledger_store(w, stream_len(w), iov, iovcnt, true, "
+     "false,"),
     ("last-failure-wins", "C5", "the last failure's message kept",
-     "backend/writer.c",
-     "    if (!w->first_error) {\n"
-     "        w->first_error = err ? strdup(err) : NULL;",
-     "    if (1) {\n        free(w->first_error);\n"
-     "        w->first_error = err ? strdup(err) : NULL;"),
+     "backend/first-failure.c",
+     "    if (!f->msg && msg) {\n        f->msg = strdup(msg);",
+     "    if (msg) {\n        free(f->msg);\n        f->msg = strdup(msg);"),
     ("failure-forgotten", "C5", "calls after a failure go on",
      "backend/writer.c",
-     "    if (atomic_load(&w->failed)) {\n"
-     "        pthread_mutex_lock(&w->err_lock);",
-     "    if (0) {\n        pthread_mutex_lock(&w->err_lock);"),
+     "    if (cpr_first_failure_failed(&w->failure)) {\n"
+     "        cpr_first_failure_copy(&w->failure, errp);",
+     "    if (0) {\n        cpr_first_failure_copy(&w->failure, errp);"),
     ("commit-under-read-lock", "C6", "commit under the read lock",
      "backend/writer.c",
      "    /* C6: no store runs; the lock makes their bytes and hashes ours. */\n"
@@ -146,18 +143,20 @@ MUTANTS = [
     ("store-after-commit", "C6", "stores accepted after commit or abort",
      "backend/writer.c",
      "    if (atomic_load(&w->finished)) {\n"
-     "        cpr_error(errp, w->path, \"save already committed or aborted\");",
+     "        cpr_image_error(&w->file, errp, \"save already committed or "
+     "aborted\");",
      "    if (0) {\n"
-     "        cpr_error(errp, w->path, \"save already committed or aborted\");"),
+     "        cpr_image_error(&w->file, errp, \"save already committed or "
+     "aborted\");"),
     ("other-store-zeroes-appended", "C7",
      "a store into the frontier zeroes the appended bytes",
-     "backend/writer.c",
+     "backend/ledger.c",
      "    if (prev == PG_APPENDING) {\n"
      "        done = from + w->carry_len;\n    }",
      ""),
     ("frontier-rest-not-zeroed", "C7",
      "the frontier page's rest not zeroed at commit",
-     "backend/writer.c",
+     "backend/ledger.c",
      "            if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
      "                (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {\n"
      "                return -1;\n            }\n"

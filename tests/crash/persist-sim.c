@@ -2,7 +2,7 @@
 /* Implements backend/persist.h on top of the model in persist-sim.h. */
 #include "persist.h"
 #include "persist-sim.h"
-#include "errmsg.h"
+#include "image-file.h"
 
 #include <xxhash.h>
 
@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 struct CprPersist {
+    CprImage *img;
     int fd;
-    char *path;
 };
 
 CprSim cpr_sim;
@@ -91,7 +91,7 @@ static int grow_to(CprPersist *p, uint64_t len, char **errp)
         err = pwrite(p->fd, zeros, sizeof(zeros), (off_t)off) < 0 ? errno : 0;
     }
     if (err) {
-        cpr_error_errno(errp, p->path, err, "cannot grow");
+        cpr_image_error_errno(p->img, errp, err, "cannot grow");
         return -1;
     }
     extend(len);
@@ -112,27 +112,26 @@ static int load(int fd, uint64_t len)
     return 0;
 }
 
-CprPersist *cpr_persist_map(int fd, const char *path, uint64_t min_len,
-                            char **errp)
+CprPersist *cpr_persist_map(CprImage *img, uint64_t min_len, char **errp)
 {
     CprPersist *p = calloc(1, sizeof(*p));
     struct stat st;
 
     assert(!cpr_sim.mapped);
-    if (!p || !(p->path = strdup(path))) {
+    if (!p) {
         abort();
     }
-    p->fd = fd;
-    if (fstat(fd, &st) < 0) {
-        cpr_error_errno(errp, path, errno, "cannot stat");
+    p->img = img;
+    p->fd = img->fd;
+    if (fstat(p->fd, &st) < 0) {
+        cpr_image_error_errno(img, errp, errno, "cannot stat");
     } else if (cpr_sim.size == 0 && st.st_size > 0 &&
-               load(fd, (uint64_t)st.st_size) < 0) {
-        cpr_error(errp, path, "cannot load into the model");
+               load(p->fd, (uint64_t)st.st_size) < 0) {
+        cpr_image_error(img, errp, "cannot load into the model");
     } else if (grow_to(p, min_len, errp) == 0) {
         cpr_sim.mapped = true;
         return p;
     }
-    free(p->path);
     free(p);
     return NULL;
 }
@@ -162,7 +161,6 @@ void cpr_persist_unmap(CprPersist *p)
         abort();
     }
     cpr_sim.mapped = false;
-    free(p->path);
     free(p);
 }
 
@@ -176,12 +174,6 @@ bool cpr_persist_is_pmem(const CprPersist *p)
 {
     (void)p;
     return cpr_sim.pmem;
-}
-
-bool cpr_persist_populate_is_cheap(const CprPersist *p)
-{
-    (void)p;
-    return true;
 }
 
 /* Page tables only: nothing becomes durable or changes. */
@@ -324,8 +316,8 @@ int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
     }
     if (failed) {
         point(CPR_SIM_PERSIST_FAILED);
-        cpr_error(errp, p->path, "cannot flush to media: %s",
-                  "simulated I/O error");
+        cpr_image_error(p->img, errp, "cannot flush to media: %s",
+                        "simulated I/O error");
         return -1;
     }
     point(CPR_SIM_AFTER_PERSIST);

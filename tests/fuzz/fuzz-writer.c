@@ -450,7 +450,7 @@ typedef struct Live {
     uint64_t off, len, xxh3;
 } Live;
 
-static uint64_t hash_range(const CprImageFile *f, uint64_t off,
+static uint64_t hash_range(const CprImage *f, uint64_t off,
                            uint64_t len)
 {
     uint8_t *buf = malloc(len ? len : 1);
@@ -465,7 +465,7 @@ static uint64_t hash_range(const CprImageFile *f, uint64_t off,
 static Live live_payload(void)
 {
     Live l = { 0 };
-    CprImageFile f;
+    CprImage f;
     const CprSlots *s = &f.slots;
     char *err = NULL;
 
@@ -477,8 +477,8 @@ static Live live_payload(void)
         s->state[s->newest] == CPR_DECODE_OK) {
         const CprRecord *rec = &s->rec[s->newest];
 
-        l.present = cpr_image_payload_present(&f, path, rec, &err) &&
-                    cpr_reader_payload_verifies(&f, path, rec);
+        l.present = cpr_image_payload_present(&f, rec, &err) &&
+                    cpr_reader_payload_verifies(&f, rec);
         free(err);
         l.off = rec->payload_off;
         l.len = rec->payload_len;
@@ -494,7 +494,7 @@ static Live live_payload(void)
 /* The live payload kept its bytes, and @rec (NULL: none) lies apart. */
 static void check_live(const Live *was, const CprRecord *rec)
 {
-    CprImageFile f;
+    CprImage f;
     char *err = NULL;
 
     if (!was->present) {

@@ -47,7 +47,7 @@ static void test_room_writes_nothing(void)
     char *path = tu_path("room-writeback");
     uint8_t *a = tu_pattern(PAYLOAD, 15);
     CprPlacement next = cpr_place_new(CPR_PAYLOAD_AREA, PAYLOAD);
-    uint64_t want = next.base + cpr_place_room(PAYLOAD), before, written;
+    uint64_t want = next.base + cpr_place_expected(PAYLOAD), before, written;
     uint64_t last, size = 0;
     struct statfs sfs;
     double t0, stable;

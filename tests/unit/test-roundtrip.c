@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Save -> restore through the ABI, on the media named by the env. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -8,8 +9,10 @@
 
 #include "format.h"
 #include "metadata.h"
+#include "image-file.h"
 #include "persist.h"
 #include "placement.h"
+#include "populate.h"
 #include "reader.h"
 #include "unit-util.h"
 #include "writer.h"
@@ -27,13 +30,16 @@ static void test_persist_layer(void)
 {
     char *path = tu_path("persist");
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CprImage img = { 0 };   /* the test keeps the descriptor and path */
     char *err = NULL;
     CprPersist *p;
     struct stat st;
     uint64_t h;
 
     g_assert_cmpint(fd, >=, 0);
-    p = cpr_persist_map(fd, path, 1 * MiB, &err);
+    img.fd = fd;
+    img.path = path;
+    p = cpr_persist_map(&img, 1 * MiB, &err);
     g_assert_null(err);
     g_assert_cmpint(cpr_persist_is_pmem(p), ==, expect_pmem());
     g_assert_cmpuint(cpr_persist_size(p), ==, 1 * MiB);
@@ -487,6 +493,7 @@ static void test_room_after_restore(void)
     uint8_t *a = tu_pattern(20 * MiB, 6);
     uint64_t want = cpr_place_new(CPR_PAYLOAD_AREA, 20 * MiB).base +
                     25 * MiB;
+    CprPopulatorStats ps;
     struct stat st = { 0 };
 
     tu_save(path, a, 20 * MiB);
@@ -501,6 +508,8 @@ static void test_room_after_restore(void)
     g_assert_cmpuint(st.st_size, >=, want);
     tu_assert_loads(path, a, 20 * MiB);
     tu_save(path, a + 1, 20 * MiB - 1);     /* out_open stops it */
+    cpr_populator_stats(&ps);
+    g_assert_cmpuint(ps.files_running, ==, 0);
     tu_assert_loads(path, a + 1, 20 * MiB - 1);
     g_free(a);
     g_free(path);
@@ -536,14 +545,38 @@ static void test_background_populate(void)
     char *path = tu_path("populate");
     uint8_t *a = tu_pattern(80 * MiB, 1), *b = tu_pattern(100 * MiB, 2);
     uint8_t *c = tu_pattern(200 * MiB, 3);
+    CprPopulatorStats s0, s1, s2, s3;
 
     tu_save(path, a, 80 * MiB);
+    cpr_populator_stats(&s0);
     tu_save(path, b, 100 * MiB);    /* expects 100 MiB: the thread runs */
+    cpr_populator_stats(&s1);
     tu_assert_loads(path, b, 100 * MiB);
     tu_save(path, c, 200 * MiB);    /* expects 125 MiB, grows mid-stream */
+    cpr_populator_stats(&s2);
     tu_assert_loads(path, c, 200 * MiB);
     tu_save_aborted(path, a, 80 * MiB, 5 * MiB);    /* thread still busy */
+    cpr_populator_stats(&s3);
     tu_assert_loads(path, c, 200 * MiB);
+    g_test_message("populated %" PRIu64 " / %" PRIu64 " / %" PRIu64
+                   " MiB; threads %" PRIu64 "/%" PRIu64 "/%" PRIu64
+                   "; stops %" PRIu64 "; remaps %" PRIu64 "/%" PRIu64
+                   "/%" PRIu64,
+                   (s1.populated - s0.populated) >> 20,
+                   (s2.populated - s1.populated) >> 20,
+                   (s3.populated - s2.populated) >> 20,
+                   s1.threads - s0.threads, s2.threads - s1.threads,
+                   s3.threads - s2.threads, s3.stops - s0.stops,
+                   s1.remaps - s0.remaps, s2.remaps - s1.remaps,
+                   s3.remaps - s2.remaps);
+    /* The save of b expects 100 MiB and populates all of it (at open or
+     * on the thread, whichever the clock allows), and no more than a
+     * stream's step beyond. */
+    g_assert_cmpuint(s1.populated - s0.populated, >=, 100 * MiB);
+    /* c grows mid-stream: the file is remapped, and each remap found the
+     * thread stopped (the writer stops it first). */
+    g_assert_cmpuint(s2.remaps - s1.remaps, >=, 1);
+    g_assert_cmpuint(s3.remaps_running, ==, 0);
     g_free(a);
     g_free(b);
     g_free(c);
@@ -555,6 +588,7 @@ static void test_populate_size(void)
 {
     char *path = tu_path("prealloc");
     uint8_t *a = tu_pattern(70 * MiB, 4);
+    CprPopulatorStats s0, s1;
     char *err = NULL;
     struct stat st;
     CprWriter *w;
@@ -565,7 +599,11 @@ static void test_populate_size(void)
     g_assert_cmpint(stat(path, &st), ==, 0);
     g_assert_cmpint(st.st_size, ==, 96 * MiB);
     tu_assert_load_refused(path, "no committed image");
+    cpr_populator_stats(&s0);
     tu_save(path, a, 70 * MiB);     /* a first save pre-maps all 94 MiB */
+    cpr_populator_stats(&s1);
+    g_assert_cmpuint(s1.last_goal, ==, 96 * MiB);
+    g_assert_cmpuint(s1.populated - s0.populated, >=, 94 * MiB);
     w = tu_writer_open(path);
     g_assert_cmpint(cpr_writer_populate_size(w, 160 * MiB, &err), ==, 0);
     cpr_writer_close(w);

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The space of a save (writer-internal.h): how far a stream may reach,
+ * and the file grown, allocated and mapped under it (I5), below the live
+ * payload or above it after a relocation (I1); and the warm-up at open.
+ */
+#include "writer-internal.h"
+#include "image-file.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* How far ahead of the stream to populate: as much as it has grown so
+ * far (bounded), so a big stream takes few calls and a small one does not
+ * pay for megabytes it never writes. */
+uint64_t cpr_space_ahead(CprWriter *w)
+{
+    return min_u64(max_u64(stream_len(w), CPR_POPULATE_MIN),
+                   CPR_POPULATE_AHEAD);
+}
+
+/* The reach (and the page arrays, 9 bytes per page) grows with what the
+ * stream asks for, doubling, not with the file: a small save into a big
+ * image made for full-RAM saves costs no more memory than its stream. */
+#define REACH_MIN (64ull << 20)
+
+/*
+ * C1: the page arrays cover the reach, and the reach is what is mapped,
+ * allocated (I5) and below the limit (I1).  Write lock held.
+ */
+int cpr_space_update(CprWriter *w, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p), base = w->place.base;
+    uint64_t safe = size, reach, n;
+
+    /* Where the file was sparse, only what ensure_space() allocated. */
+    if (w->file.sparse && w->allocated < w->old_end) {
+        safe = min_u64(safe, w->allocated);
+    }
+    reach = safe > base ? safe - base : 0;
+    /* Whole pages: a store's first touch zeroes the rest of its page
+     * (put_part), and a page cut by the reach would keep stale bytes. */
+    reach = min_u64(reach, w->place.limit);
+    reach = min_u64(reach, max_u64(2 * w->want, REACH_MIN)) / PAGE * PAGE;
+    n = (reach + PAGE - 1) / PAGE;
+    if (n > w->npages) {
+        _Atomic uint8_t *st = realloc((void *)w->pstate, n);
+        uint64_t *h;
+
+        if (st) {
+            w->pstate = st;
+        }
+        h = st ? realloc(w->phash, n * sizeof(*h)) : NULL;
+        if (!h) {
+            cpr_image_error(&w->file, errp, "out of memory");
+            return -1;
+        }
+        w->phash = h;
+        memset((void *)(w->pstate + w->npages), 0, n - w->npages);
+        memset(w->phash + w->npages, 0, (n - w->npages) * sizeof(*h));
+        w->npages = n;
+    }
+    w->reach = reach;
+    return 0;
+}
+
+/*
+ * I5: the file holds [0, @end) with blocks, and the mapping covers it.
+ * What this save grows is allocated as it grows; holes can only be where
+ * the file was before, and only if it was sparse then (punched by
+ * someone, or copied without its holes filled): looked for in big steps.
+ * Write lock held.
+ */
+static int ensure_space(CprWriter *w, uint64_t end, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p);
+
+    if (end > size) {
+        cpr_populator_stop(w->pop);
+        if (cpr_persist_grow(w->p, cpr_grow_target(size, end), end,
+                             errp) < 0) {
+            return -1;
+        }
+        /* A remap loses the page tables; need() maps what is stored. */
+        cpr_populator_reset(w->pop, w->p, w->place.base);
+    }
+    if (w->file.sparse && end > w->allocated && w->allocated < w->old_end) {
+        uint64_t to = min_u64(max_u64(end, w->allocated + cpr_space_ahead(w)),
+                              w->old_end);
+
+        if (cpr_persist_allocate(w->p, w->allocated, to - w->allocated,
+                                 errp) < 0) {
+            return -1;
+        }
+        w->allocated = to;
+    }
+    w->allocated = max_u64(w->allocated, end);
+    return 0;
+}
+
+
+/* I1: the space below the live payload is exhausted; move above it.
+ * Write lock held: no store is in flight, so [0, len) is all there; its
+ * last page moves whole, with the zeros put_part() stored.  @end is
+ * page-aligned. */
+static int relocate(CprWriter *w, uint64_t end, char **errp)
+{
+    uint64_t high = cpr_place_above(w->live.payload_off, w->live.payload_len);
+    uint64_t low = w->place.base;
+
+    cpr_populator_stop(w->pop);
+    w->place = (CprPlacement){ high, CPR_NO_LIMIT };
+    w->allocated = high;
+    if (ensure_space(w, high + end, errp) < 0) {
+        return -1;
+    }
+    cpr_populator_reset(w->pop, w->p, high);
+    cpr_populator_need(w->pop, high, high + end, cpr_space_ahead(w));
+    return cpr_persist_move(w->p, high, low,
+                            cpr_align_up(stream_len(w), PAGE), errp);
+}
+
+/* Room for stream bytes [0, end), relocated (I1) and allocated (I5).
+ * Write lock held. */
+int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
+{
+    uint64_t pages;
+
+    if (end > MAX_STREAM) {
+        cpr_image_error(&w->file, errp, "stream too large");
+        return -1;
+    }
+    pages = cpr_align_up(end, PAGE);    /* the reach is whole pages */
+    w->want = max_u64(w->want, pages);
+    if (pages > w->place.limit && relocate(w, pages, errp) < 0) {
+        return -1;
+    }
+    if (ensure_space(w, w->place.base + pages, errp) < 0 ||
+        cpr_space_update(w, errp) < 0) {
+        return -1;
+    }
+    if (end > w->reach) {
+        cpr_image_error(&w->file, errp, "no room for %llu stream bytes "
+                        "(internal error)", (unsigned long long)end);
+        return -1;
+    }
+    return 0;
+}
+
+/* The warm-up's plan for a save (warmup.c), carried out. */
+int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
+{
+    uint64_t base = w->place.base, at = 0;
+    int ret;
+
+    if (cpr_writer_check_usable(w, errp) < 0) {
+        return -1;
+    }
+    pthread_rwlock_wrlock(&w->map);
+    w->want = max_u64(w->want, plan->expect);
+    ret = ensure_space(w, base + plan->expect, errp);
+    if (ret == 0) {
+        ret = cpr_space_update(w, errp);
+    }
+    if (ret == 0) {
+        cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
+                             CPR_BLOCK_SIZE);
+        do {
+            uint64_t step = min_u64(plan->now - at, plan->step);
+
+            cpr_populator_need(w->pop, base + at, base + at + step, 0);
+            at += step;
+        } while (at < plan->now && cpr_monotonic_ms() < plan->until_ms);
+        cpr_populator_background(w->pop, base + plan->expect);
+    }
+    pthread_rwlock_unlock(&w->map);
+    return ret;
+}
+
+int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
+{
+    int ret = -1;
+
+    if (cpr_writer_check_usable(w, errp) < 0) {
+        return -1;
+    }
+    if (size > MAX_STREAM) {
+        cpr_image_error(&w->file, errp, "size too large");
+        return -1;
+    }
+    /* Exactly as asked (in 2 MiB steps), unlike a growing stream. */
+    size = cpr_align_up(size, CPR_ALIGN);
+    pthread_rwlock_wrlock(&w->map);
+    cpr_populator_stop(w->pop);
+    if (cpr_persist_grow(w->p, size, size, errp) == 0 &&
+        cpr_persist_allocate(w->p, 0, cpr_persist_size(w->p), errp) == 0) {
+        w->allocated = cpr_persist_size(w->p);
+        cpr_populator_reset(w->pop, w->p, 0);
+        cpr_populator_need(w->pop, 0, cpr_persist_size(w->p), 0);
+        ret = cpr_space_update(w, errp);
+    }
+    pthread_rwlock_unlock(&w->map);
+    return ret;
+}

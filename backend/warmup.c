@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The warm-up policy (warmup.h). */
+#include "warmup.h"
+#include "room.h"
+#include "writer-internal.h"
+
+#include <stdlib.h>
+#include <sys/param.h>
+
+static CprWarmup policy = {
+    .room_after_restore = true,
+    .open_bytes = 64ull << 20,
+    .open_ms = 100,
+};
+
+void cpr_warmup_init(void)
+{
+    /* Measurement only (bench/restore-outside.c): no room at all. */
+    policy.room_after_restore = getenv("CPR_PMEM_NO_ROOM") == NULL;
+    cpr_room_init();
+}
+
+const CprWarmup *cpr_warmup_policy(void)
+{
+    return &policy;
+}
+
+/*
+ * Before a save: a stream like the last; the first one into an image
+ * gets all of it (8 MiB, or what "cpr-pmem create --size" made), unless
+ * the file is sparse: then its size says nothing about what a stream
+ * needs.  On tmpfs and DAX, populating costs page-table work only: as
+ * much as open_ms allow now, while the VM still runs, rather than inside
+ * the pause.  On a disk filesystem it may read the old payload from the
+ * device: only a first part now.  The rest on the other core while the
+ * stream is written.
+ */
+int cpr_writer_populate(CprWriter *w, char **errp)
+{
+    uint64_t base = w->place.base, size = cpr_persist_size(w->p);
+    CprWarmPlan plan = {
+        .expect = w->live.payload_len ?
+                  cpr_place_expected(w->live.payload_len) : size - base,
+        .until_ms = cpr_monotonic_ms() + policy.open_ms,
+    };
+
+    if (w->file.sparse && !w->live.payload_len) {
+        plan.expect = MIN(plan.expect, CPR_INITIAL_SIZE - base);
+    }
+    plan.now = cpr_image_populate_is_cheap(&w->file) ? plan.expect :
+               MIN(plan.expect, policy.open_bytes);
+    plan.step = policy.open_bytes;
+    return cpr_space_warm(w, &plan, errp);
+}
+
+void cpr_warmup_after_restore(CprReader *r)
+{
+    const CprRecord *rec = cpr_reader_record(r);
+    CprPlacement next = cpr_place_new(rec->payload_off, rec->payload_len);
+    uint64_t len = cpr_place_expected(rec->payload_len);
+    /* In whole 2 MiB units, as the file grows (FORMAT.md); a bounded room
+     * ends at the live payload, which is aligned already. */
+    uint64_t end = cpr_align_up(next.base + MIN(len, next.limit), CPR_ALIGN);
+
+    cpr_room_after_restore(r, next.base,
+                           policy.room_after_restore ? end : 0);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The warm-up policy: what is made ready off the pause, decided here
+ * alone.
+ *
+ *  Before a save (out_open; QEMU stops the VM after it): space for a
+ *  stream like the last one, allocated and mapped, and as much of it
+ *  populated as the media makes cheap, the rest on the other core while
+ *  the stream comes (space.c executes the plan).
+ *
+ *  After a restore (in_close; the guest runs): the room, the area the
+ *  next save into the same image will use, grown and populated by an
+ *  idle thread (room.c executes that).
+ *
+ * Words: the room is that warm area; the size a save is expected to need
+ * is cpr_place_expected() (placement.h); the stream bytes a store may
+ * touch are the writer's reach (space.c).
+ */
+#ifndef CPR_WARMUP_H
+#define CPR_WARMUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "reader.h"
+
+typedef struct CprWarmup {
+    /* After a restore, make the room for the next save (off only for
+     * measurements: CPR_PMEM_NO_ROOM=1 in the environment). */
+    bool room_after_restore;
+    /* Before a save, populate at most this much of the expected stream
+     * where populating may read from a device (a disk filesystem) ... */
+    uint64_t open_bytes;
+    /* ... and where it only fills page tables (tmpfs, DAX), as much as
+     * this many ms of QEMU's main thread buy (out_open holds its lock). */
+    unsigned open_ms;
+} CprWarmup;
+
+/* At load, from the ABI glue: the policy (its defaults and the
+ * environment), and room.c's helper thread. */
+void cpr_warmup_init(void);
+
+/* The policy in force. */
+const CprWarmup *cpr_warmup_policy(void);
+
+/*
+ * in_close: take over @r (a finished restore) and, as the policy says,
+ * make the room the next save into its image will use: where that save
+ * goes (never into the payload just restored) and about as long.
+ */
+void cpr_warmup_after_restore(CprReader *r);
+
+#endif

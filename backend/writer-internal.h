@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The writer's parts (writer.c says what each invariant is and where it
+ * is kept): writer.c opens, commits and closes; space.c reserves, grows
+ * and relocates the space a stream may reach (I1, I5, C1); ledger.c
+ * stores and keeps the page ledger, the stream pages' states and hashes
+ * (C2-C4, C7), and takes the payload's checksum from it at commit (C3).
+ */
+#ifndef CPR_WRITER_INTERNAL_H
+#define CPR_WRITER_INTERNAL_H
+
+#define XXH_STATIC_LINKING_ONLY     /* XXH3_state_t on the stack */
+#include "writer.h"
+#include "binding.h"
+#include "first-failure.h"
+#include "format.h"
+#include "hash.h"
+#include "image-file.h"
+#include "metadata.h"
+#include "persist.h"
+#include "placement.h"
+#include "populate.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Far beyond any VM, and keeps every offset sum below INT64_MAX. */
+#define MAX_STREAM (1ull << 60)
+
+#define PAGE CPR_CSUM_PAGE
+#define NO_PAGE UINT64_MAX
+
+/* Stream page states (C2, C3). */
+enum {
+    PG_FRESH = 0,       /* no store touched it in this save */
+    PG_HASHED = 1,      /* last written whole by one store: hash[] is its */
+    PG_MEDIA = 2,       /* written in parts, the rest zeroed: hash at commit */
+    PG_APPENDING = 3,   /* the append frontier (C7): carry hashes its bytes */
+    PG_LOCK = 0x80,     /* a partial store is at work on it */
+};
+
+/* Settling the pages of a payload this large takes other threads. */
+#define PARALLEL_MIN (64ull << 20)
+
+struct CprWriter {
+    CprImage file;              /* exclusive lock, path; header as opened */
+    CprPersist *p;
+    CprPopulator *pop;
+    CprMetadata md;             /* collected at open, off the pause */
+    CprVmdesc *desc;            /* likewise; completed at commit */
+    CprHost host;               /* warnings of the commit; zero: none */
+    uint64_t gen;               /* generation this save will commit */
+    CprRecord live;             /* payload fields; length 0: nothing live */
+
+    /* C1: written under the write lock, read under either. */
+    pthread_rwlock_t map;
+    CprPlacement place;
+    uint64_t allocated;         /* [place.base, allocated) has no holes */
+    uint64_t old_end;           /* the file's size before this save */
+    uint64_t reach;             /* stream bytes a store may touch */
+    uint64_t want;              /* the most stream bytes asked for so far */
+    _Atomic uint8_t *pstate;    /* per stream page, PG_* */
+    uint64_t *phash;            /* per stream page, XXH3 (PG_HASHED) */
+    uint64_t npages;            /* pages both arrays cover */
+
+    _Atomic uint64_t len;       /* C4: stream length */
+    uint64_t pos;               /* C4: append position */
+    /* C7: the append frontier, under its page's lock bit. */
+    uint64_t carry_page;        /* NO_PAGE: none */
+    uint64_t carry_len;
+    XXH3_state_t *carry;
+    CprFirstFailure failure;    /* C5 */
+    atomic_bool finished;       /* committed or aborted */
+};
+
+static inline uint64_t stream_len(CprWriter *w)
+{
+    return atomic_load(&w->len);
+}
+
+/* writer.c: C5, and whether the save can still take a call. */
+void cpr_writer_fail(CprWriter *w, char *err, char **errp);
+int cpr_writer_check_usable(CprWriter *w, char **errp);
+
+/* space.c: how far ahead of the stream to populate; the reach (the
+ * stream bytes a store may touch) and page arrays brought up to date;
+ * space for stream bytes [0, @end), relocated (I1) and allocated (I5).
+ * Write lock held for the last two. */
+uint64_t cpr_space_ahead(CprWriter *w);
+int cpr_space_update(CprWriter *w, char **errp);
+int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp);
+
+/* The warm-up before a save, as warmup.c decides it: space for @expect
+ * stream bytes, the first @now of them populated @step at a time until
+ * the monotonic clock passes @until_ms, the rest on the populator's
+ * thread. */
+typedef struct CprWarmPlan {
+    uint64_t expect, now, step;
+    int64_t until_ms;
+} CprWarmPlan;
+int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp);
+
+/* ledger.c: store @iov at stream offset @off (read lock, or with
+ * @exclusive the write lock the caller holds); the checksum of payload
+ * [0, @len) from the ledger (write lock held). */
+int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
+                         int iovcnt, bool append, bool exclusive,
+                         char **errp);
+int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum,
+                        char **errp);
+
+#endif

@@ -83,13 +83,13 @@ static int check_vm(const char *path, CprReader *r, char **errp)
         return -1;
     }
     if (d && cpr_stream_ignores_shared(head, (size_t)n) == 0) {
-        pv.vm.nr_ram = 0;
+        pv.qemu.nr_ram = 0;
     }
     /* The machine type and CPU model QEMU resolved are unknown here; a
      * pmem: save recorded them: not compared (the command line is). */
     if (d) {
-        pv.vm.machine = d->machine;
-        pv.vm.cpu = d->cpu;
+        pv.qemu.machine = d->machine;
+        pv.qemu.cpu = d->cpu;
         if (strcmp(d->qemu_version, CPR_HS_QEMU_VERSION)) {
             host.qemu_version = d->qemu_version;
         }

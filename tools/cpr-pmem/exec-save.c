@@ -262,10 +262,10 @@ static const CprVm *commit_vm(Save *s, CprVm *vm)
     if (!s->has_vm) {
         return NULL;
     }
-    *vm = s->pv.vm;
     if (cpr_stream_ignores_shared(s->head, s->head_len) == 0) {
-        vm->nr_ram = 0;
+        s->pv.qemu.nr_ram = 0;
     }
+    *vm = s->pv.vm;
     return vm;
 }
 

@@ -7,6 +7,7 @@
 
 #include "binding.h"
 #include "errmsg.h"
+#include "probes.h"
 #include "image-file.h"
 #include "reader.h"
 #include "room.h"
@@ -83,56 +84,75 @@ static QemuTransportOut *out_open(const char *target,
                                   const QemuTransportVm *vm, char **errp)
 {
     const CprVm cvm = { vm, NULL, 0 };
-    CprWriter *w;
+    CprWriter *w = NULL;
 
+    CPR_PROBE1(out_open_entry, target);
     cpr_room_stop();
-    if (check_vm(vm, target, errp) < 0) {
-        return NULL;
+    if (check_vm(vm, target, errp) == 0) {
+        w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
     }
-    w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
     if (w && cpr_writer_populate(w, errp) < 0) {
         cpr_writer_close(w);
-        return NULL;
+        w = NULL;
     }
+    CPR_PROBE2(out_open_return, w, w ? cpr_writer_generation(w) : 0);
     return (QemuTransportOut *)w;
 }
 
 static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,
                           int iovcnt, char **errp)
 {
-    return cpr_writer_appendv(W(t), iov, iovcnt, errp);
+    ssize_t n;
+
+    CPR_PROBE2(out_writev_entry, t, iovcnt);
+    n = cpr_writer_appendv(W(t), iov, iovcnt, errp);
+    CPR_PROBE2(out_writev_return, t, n);
+    return n;
 }
 
 static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
                            int iovcnt, int64_t offset, char **errp)
 {
+    ssize_t n = -1;
+
+    CPR_PROBE3(out_pwritev_entry, t, iovcnt, offset);
     if (offset < 0) {
         cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset");
-        return -1;
+    } else {
+        n = cpr_writer_pwritev(W(t), (uint64_t)offset, iov, iovcnt, errp);
     }
-    return cpr_writer_pwritev(W(t), (uint64_t)offset, iov, iovcnt, errp);
+    CPR_PROBE2(out_pwritev_return, t, n);
+    return n;
 }
 
 static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
                       char **errp)
 {
     const CprVm cvm = { vm, NULL, 0 };
+    int ret = -1;
 
+    CPR_PROBE1(out_commit_entry, t);
     if (check_vm(vm, cpr_writer_path(W(t)), errp) < 0) {
         cpr_writer_abort(W(t));
-        return -1;
+    } else {
+        ret = cpr_writer_commit_vm(W(t), &cvm, errp);
     }
-    return cpr_writer_commit_vm(W(t), &cvm, errp);
+    CPR_PROBE2(out_commit_return, t, ret);
+    return ret;
 }
 
 static void out_abort(QemuTransportOut *t)
 {
+    CPR_PROBE1(out_abort_entry, t);
     cpr_writer_abort(W(t));
+    CPR_PROBE1(out_abort_return, t);
 }
 
 static void out_close(QemuTransportOut *t)
 {
+    CPR_PROBE1(out_close_entry, t);
     cpr_writer_close(W(t));
+    CPR_PROBE1(out_close_return, t);
 }
 
 /* The whole image, then the VM it was saved with, before a byte loads. */
@@ -140,18 +160,19 @@ static QemuTransportIn *in_open(const char *target,
                                 const QemuTransportVm *vm, char **errp)
 {
     const CprVm cvm = { vm, NULL, 0 };
-    CprReader *r;
+    CprReader *r = NULL;
 
-    if (check_vm(vm, target, errp) < 0) {
-        return NULL;
+    CPR_PROBE1(in_open_entry, target);
+    if (check_vm(vm, target, errp) == 0) {
+        r = cpr_reader_open(target, errp);
     }
-    r = cpr_reader_open(target, errp);
     if (r && cpr_binding_verify(target, cpr_reader_record(r),
                                 cpr_reader_vmdesc(r), &cpr_host, &cvm,
                                 errp) < 0) {
         cpr_reader_close(r);
         r = NULL;
     }
+    CPR_PROBE2(in_open_return, r, r ? cpr_reader_record(r)->generation : 0);
     return (QemuTransportIn *)r;
 }
 
@@ -186,22 +207,34 @@ static ssize_t read_iov(CprReader *r, const struct iovec *iov, int iovcnt,
 static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
                          int iovcnt, int64_t offset, char **errp)
 {
+    ssize_t n = -1;
+
+    CPR_PROBE3(in_preadv_entry, t, iovcnt, offset);
     if (offset < 0) {
         cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
-        return -1;
+    } else {
+        n = read_iov(R(t), iov, iovcnt, offset, errp);
     }
-    return read_iov(R(t), iov, iovcnt, offset, errp);
+    CPR_PROBE2(in_preadv_return, t, n);
+    return n;
 }
 
 static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
                         int iovcnt, char **errp)
 {
-    return read_iov(R(t), iov, iovcnt, -1, errp);
+    ssize_t n;
+
+    CPR_PROBE2(in_readv_entry, t, iovcnt);
+    n = read_iov(R(t), iov, iovcnt, -1, errp);
+    CPR_PROBE2(in_readv_return, t, n);
+    return n;
 }
 
 static void in_close(QemuTransportIn *t)
 {
+    CPR_PROBE1(in_close_entry, t);
     cpr_warmup_after_restore(R(t));
+    CPR_PROBE1(in_close_return, t);
 }
 
 static const QemuTransportOps ops = {

@@ -78,6 +78,7 @@
 #include "writer-internal.h"
 #include "binding.h"
 #include "image-file.h"
+#include "probes.h"
 #include "reader.h"
 #include "vmdesc.h"
 
@@ -276,12 +277,15 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     if (cpr_persist_store(w->p, slot, buf, sizeof(buf), errp) < 0) {
         goto undo;
     }
+    CPR_PROBE2(commit_record_written, w->gen, cpr_slot_for(w->gen));
     /* Record persisted; undone if the flush fails. */
     if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
         goto undo;
     }
+    CPR_PROBE2(commit_record_persisted, w->gen, cpr_slot_for(w->gen));
     /* Published: this save is the live one. */
     atomic_store(&w->finished, true);
+    CPR_PROBE1(commit_published, w->gen);
     return 0;
 undo:
     undo_record(w, slot);
@@ -361,6 +365,7 @@ static int commit(CprWriter *w, const CprVm *vm, char **errp)
                             errp) < 0) {
         goto fail;
     }
+    CPR_PROBE2(commit_checksum, w->gen, rec.payload_xxh3);
     /* I6 again: a change while hashing. */
     if (intact(w, errp) < 0) {
         goto fail;
@@ -370,6 +375,7 @@ static int commit(CprWriter *w, const CprVm *vm, char **errp)
                           errp) < 0) {
         goto fail;
     }
+    CPR_PROBE2(commit_payload_persisted, w->gen, rec.payload_len);
     return publish(w, &rec, errp);
 fail:
     note_failure(w, errp);

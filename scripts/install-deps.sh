@@ -12,7 +12,7 @@ pkgs="build-essential pkg-config ninja-build ccache dpkg-dev git
       libfdt-dev zlib1g-dev python3-venv python3-setuptools
       seabios ipxe-qemu busybox-static cpio e2fsprogs patch
       clang libclang-rt-14-dev gnuplot-nox
-      kexec-tools ndctl kmod"
+      kexec-tools ndctl kmod systemtap-sdt-dev bpftrace"
 bpo_pkgs="meson python3-pycotap qemu-system-x86 qemu-system-data qemu-utils"
 
 missing=""

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,20 +21,30 @@
  * priority next to the vCPU until it lowers its own) is what a
  * management client saw as a late "running".  So cpr_room_after_restore() only hands the
  * reader to a helper made when the transport loads (at start-up with
- * x-preload-transports).  The helper waits at SCHED_IDLE, so it gets a
- * CPU when one has nothing else to do, then does the job at normal
- * priority (it takes malloc's and glibc's locks: it must not be starved
- * holding them) and lowers itself again.  @lock guards the job and
- * @room; the helper holds it while it works, so out_open never misses a
- * populator that is being started.
+ * x-preload-transports).  The helper waits at SCHED_IDLE on a semaphore,
+ * holding nothing, so it gets a CPU when one has nothing else to do; it
+ * raises itself before it takes @lock, does the job at normal priority
+ * (it takes malloc's and glibc's locks: it must not be starved holding
+ * them) and lowers itself again only once it let go of @lock.  @lock
+ * guards the job and @room; the helper holds it while it works, so
+ * out_open never misses a populator that is being started.
+ *
+ * fork(): a child has no helper and none of the parent's populators, and
+ * must not inherit a lock a thread of its parent held, @lock or one of
+ * the allocator's (a sanitizer's allocator does not lock itself around a
+ * fork).  So a fork waits until the helper has started and is idle
+ * (@busy false), holding @lock across it; the child does its room work
+ * inline and forgets the parent's populator.
  */
 static CprPopulator *room;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* !busy */
+static sem_t wake;
 static CprReader *job;          /* the restore's reader, not closed yet */
 static uint64_t job_off, job_end;   /* and the room to make there */
 static bool helper_running;
+static bool busy;               /* starting, or doing a job */
 
 /* Under @lock: close @r, having started the populator of the room
  * [@off, @end) the next save into its image will use (none if empty). */
@@ -60,18 +71,47 @@ static void set_idle(bool idle)
 static void *room_helper(void *opaque)
 {
     (void)opaque;
-    set_idle(true);
-    pthread_mutex_lock(&lock);
     for (;;) {
-        while (!job) {
-            pthread_cond_wait(&wake, &lock);
+        pthread_mutex_lock(&lock);
+        if (job) {
+            room_start(job, job_off, job_end);
+            job = NULL;
+        }
+        busy = false;
+        pthread_cond_broadcast(&settled);
+        pthread_mutex_unlock(&lock);
+        set_idle(true);
+        while (sem_wait(&wake) < 0) {
+            /* EINTR */
         }
         set_idle(false);
-        room_start(job, job_off, job_end);
-        job = NULL;
-        set_idle(true);
+        pthread_mutex_lock(&lock);
+        busy = true;
+        pthread_mutex_unlock(&lock);
     }
     return NULL;
+}
+
+/* fork_prepare -- hold @lock, the helper started and idle, across fork */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+    while (busy) {
+        pthread_cond_wait(&settled, &lock);
+    }
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+/* fork_child -- the threads did not come along: no helper, no populator */
+static void fork_child(void)
+{
+    helper_running = false;
+    room = NULL;            /* its thread is the parent's; not joinable */
+    pthread_mutex_unlock(&lock);
 }
 
 static void room_helper_create(void)
@@ -79,11 +119,17 @@ static void room_helper_create(void)
     pthread_attr_t attr;
     pthread_t t;
 
-    if (pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        helper_running = pthread_create(&t, &attr, room_helper, NULL) == 0;
-        pthread_attr_destroy(&attr);
+    if (sem_init(&wake, 0, 0) < 0 || pthread_attr_init(&attr) != 0) {
+        return;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    busy = true;
+    helper_running = pthread_create(&t, &attr, room_helper, NULL) == 0;
+    busy = helper_running;
+    pthread_attr_destroy(&attr);
+    if (helper_running) {
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
     }
 }
 
@@ -126,7 +172,7 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
         job = r;
         job_off = off;
         job_end = end;
-        pthread_cond_signal(&wake);
+        sem_post(&wake);
     } else {
         room_start(r, off, end);
     }

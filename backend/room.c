@@ -124,9 +124,11 @@ static void room_helper_create(void)
     }
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    busy = true;
+    busy = true;            /* until the helper first waits */
     helper_running = pthread_create(&t, &attr, room_helper, NULL) == 0;
-    busy = helper_running;
+    if (!helper_running) {
+        busy = false;
+    }
     pthread_attr_destroy(&attr);
     if (helper_running) {
         pthread_atfork(fork_prepare, fork_parent, fork_child);

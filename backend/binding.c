@@ -469,5 +469,5 @@ out:
         d->nr_blocks = 0;
         return ret;
     }
-    return cpr_disk_record(d, vm, host, cpr_image_path(img), errp);
+    return cpr_disk_record(d, vm, host, img, errp);
 }

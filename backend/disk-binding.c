@@ -2,6 +2,7 @@
 #include "disk-binding.h"
 #include "errmsg.h"
 #include "fingerprint.h"
+#include "image-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,8 +170,10 @@ static char *dup_str(const char *s)
 }
 
 int cpr_disk_record(CprVmdesc *d, const CprVm *vm, const CprHost *host,
-                    const char *image_path, char **errp)
+                    const CprImage *img, char **errp)
 {
+    const char *image_path = cpr_image_path(img);
+
     for (uint32_t i = 0; i < cpr_vm_nr_disks(vm); i++) {
         const CprDisk *g = cpr_vm_disk(vm, i);
         CprVmdescDisk *k, *nd;
@@ -225,7 +228,7 @@ int cpr_disk_record(CprVmdesc *d, const CprVm *vm, const CprHost *host,
     }
     return 0;
 oom:
-    cpr_error(errp, image_path, "out of memory");
+    cpr_image_error(img, errp, "out of memory");
     return -1;
 }
 

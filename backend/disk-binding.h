@@ -13,6 +13,8 @@
 #include "binding-internal.h"
 #include "vmdesc.h"
 
+struct CprImage;
+
 /* Whether a node of @driver opens a local file or device we can stat. */
 bool cpr_disk_is_file(const char *driver);
 
@@ -28,10 +30,11 @@ void cpr_disk_prefetch(const CprVmdesc *d, const CprVm *vm);
  * record each protocol node of @vm into @d, a file's identity, size,
  * times and sampled blocks, once per file; a node that is not a file
  * (or cannot be opened) is recorded by name only, with a warning
- * through @host.  -1 only when out of memory (*errp set).
+ * through @host, naming the image @img.  -1 only when out of memory
+ * (*errp set).
  */
 int cpr_disk_record(CprVmdesc *d, const CprVm *vm, const CprHost *host,
-                    const char *image_path, char **errp);
+                    const struct CprImage *img, char **errp);
 
 /*
  * Restore, before QEMU loads a byte: one line in @l per difference

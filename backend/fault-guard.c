@@ -81,3 +81,20 @@ int cpr_fault_guard(const void *lo, size_t len, void (*fn)(void *opaque),
     guard.armed = 0;
     return 0;
 }
+
+static void run_access(void *opaque)
+{
+    CprAccess *a = opaque;
+
+    a->op(a);
+}
+
+int cpr_fault_guard_access(const void *lo, size_t span, CprAccess *a)
+{
+    return cpr_fault_guard(lo, span, run_access, a);
+}
+
+void cpr_access_copy(CprAccess *a)
+{
+    (a->copy ? a->copy : memcpy)(a->dst, a->src, a->len);
+}

@@ -22,6 +22,7 @@
 #define CPR_FAULT_GUARD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Run fn(opaque).  Returns 0 when it returned, -1 when it touched a page
@@ -30,5 +31,28 @@
  */
 int cpr_fault_guard(const void *lo, size_t len, void (*fn)(void *opaque),
                     void *opaque);
+
+/*
+ * One access to a mapping (the writer's, persist.c, or the reader's,
+ * reader-verify.c), as cpr_fault_guard_access() runs it: @op works on
+ * @len bytes at @src and/or @dst and leaves what it found in @result;
+ * @ctx and @arg are the caller's, for its own ops.
+ */
+typedef struct CprAccess {
+    void (*op)(struct CprAccess *a);
+    void *(*copy)(void *dst, const void *src, size_t len);  /* or NULL */
+    uint8_t *dst;
+    const uint8_t *src;
+    size_t len;
+    const void *ctx;
+    uint64_t arg, result;
+} CprAccess;
+
+/* Run @a under the guard of the mapping [@lo, @lo + @span): 0, or -1
+ * when it touched a page there that raised SIGBUS. */
+int cpr_fault_guard_access(const void *lo, size_t span, CprAccess *a);
+
+/* The op both mappings use: @dst = @src, with @copy (memcpy if NULL). */
+void cpr_access_copy(CprAccess *a);
 
 #endif

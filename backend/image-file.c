@@ -245,6 +245,7 @@ int cpr_image_open_write(const char *path, CprImage *f, char **errp)
                         s->rec[s->newest].version, CPR_REC_VERSION);
         goto fail;
     }
+    cpr_image_media(f, NULL);
     return 0;
 fail:
     cpr_image_close(f);
@@ -441,6 +442,9 @@ CprMedia cpr_image_media(CprImage *f, const char **detail)
         f->media = cpr_media_of_file(f->fd, f->media_detail,
                                      sizeof(f->media_detail));
         f->tmpfs = cpr_media_is_tmpfs(f->media_detail);
+        /* Volatile: tmpfs, ramfs, hugetlbfs; pmem: DAX; an unlinked file
+         * on a disk counts as volatile too, and is not: leave it out. */
+        f->populate_is_cheap = f->tmpfs || f->media == CPR_MEDIA_PMEM;
         f->classified = true;
     }
     if (detail) {
@@ -457,8 +461,6 @@ bool cpr_image_is_tmpfs(CprImage *f)
 
 bool cpr_image_populate_is_cheap(CprImage *f)
 {
-    /* Volatile: tmpfs, ramfs, hugetlbfs; pmem: DAX; an unlinked file on
-     * a disk counts as volatile too, and is not: leave it out. */
-    return cpr_image_is_tmpfs(f) ||
-           cpr_image_media(f, NULL) == CPR_MEDIA_PMEM;
+    cpr_image_media(f, NULL);
+    return f->populate_is_cheap;
 }

@@ -43,9 +43,11 @@ typedef struct CprImage {
     CprDecode sb_state;
     CprSuperblock sb;
     CprSlots slots;
-    /* cpr_image_media(): classified on first use, once per open. */
+    /* cpr_image_media(): classified on first use, once per open (a
+     * save's open classifies at once: the warm-up and the binding ask). */
     bool classified;
     bool tmpfs;                         /* a read fault maps writable */
+    bool populate_is_cheap;             /* cpr_image_populate_is_cheap() */
     CprMedia media;
     char media_detail[CPR_VMDESC_MAX_DETAIL];
 } CprImage;
@@ -66,6 +68,8 @@ int cpr_image_open_read(const char *path, CprImage *f, char **errp);
  * is too new.
  */
 int cpr_image_open_write(const char *path, CprImage *f, char **errp);
+/* (Its media class is known when it returns: f->tmpfs and
+ * f->populate_is_cheap may be read directly.) */
 
 /* Close (dropping the lock) and forget the path. */
 void cpr_image_close(CprImage *f);

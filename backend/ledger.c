@@ -58,7 +58,7 @@ static int put(CprWriter *w, Src *s, uint64_t off, uint64_t len,
 
     while (len) {
         const uint8_t *ptr;
-        size_t n = min_u64(src_run(s, &ptr), len);
+        size_t run = src_run(s, &ptr), n = MIN(run, len);
 
         if (cpr_persist_store(w->p, dst, ptr, n, errp) < 0) {
             return -1;
@@ -75,7 +75,7 @@ static void gather(Src *s, uint8_t *buf, uint64_t len)
 {
     while (len) {
         const uint8_t *ptr;
-        size_t n = min_u64(src_run(s, &ptr), len);
+        size_t run = src_run(s, &ptr), n = MIN(run, len);
 
         memcpy(buf, ptr, n);
         s->at += n;
@@ -109,7 +109,7 @@ static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
 
         if (avail >= PAGE) {
             /* Straight from one element: a run of pages. */
-            n = min_u64(min_u64(avail, end - off), RUN) / PAGE;
+            n = MIN(MIN(avail, end - off), RUN) / PAGE;
             if (cpr_persist_store(w->p, w->place.base + off, ptr, n * PAGE,
                                   errp) < 0) {
                 return -1;
@@ -170,7 +170,7 @@ static int put_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
                     uint8_t prev, char **errp)
 {
     uint64_t pg = off / PAGE, from = pg * PAGE;
-    uint64_t to = min_u64(from + PAGE, w->reach), done = from;
+    uint64_t to = MIN(from + PAGE, w->reach), done = from;
     int ret = 0;
 
     if (prev == PG_APPENDING) {
@@ -181,8 +181,8 @@ static int put_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
             ret = cpr_persist_zero(w->p, w->place.base + done, off - done,
                                    errp);
         }
-        if (ret == 0 && to > max_u64(end, done)) {
-            uint64_t z = max_u64(end, done);
+        if (ret == 0 && to > MAX(end, done)) {
+            uint64_t z = MAX(end, done);
 
             ret = cpr_persist_zero(w->p, w->place.base + z, to - z, errp);
         }
@@ -270,7 +270,7 @@ static int put_stream(CprWriter *w, uint64_t off, uint64_t end,
             }
             off = whole;
         } else {
-            uint64_t e = min_u64(end, next);
+            uint64_t e = MIN(end, next);
 
             if ((append ? append_part(w, &s, off, e, errp) :
                  put_partial(w, &s, off, e, errp)) < 0) {
@@ -386,7 +386,7 @@ static int settle_page(CprWriter *w, uint64_t pg, uint64_t len, char **errp)
 {
     static const uint8_t zeros[PAGE];
     uint8_t st = atomic_load_explicit(&w->pstate[pg], memory_order_acquire);
-    uint64_t from = pg * PAGE, n = min_u64(PAGE, len - from);
+    uint64_t from = pg * PAGE, n = MIN(PAGE, len - from);
     uint64_t off = w->place.base + from;
     bool zero;
 
@@ -431,7 +431,7 @@ typedef struct Settle {
 static int settle_claim(void *ctx, uint64_t c, void *scratch, char **errp)
 {
     Settle *s = ctx;
-    uint64_t end = min_u64((c + 1) * CLAIM, s->npages);
+    uint64_t end = MIN((c + 1) * CLAIM, s->npages);
 
     (void)scratch;
     for (uint64_t pg = c * CLAIM; pg < end; pg++) {
@@ -466,7 +466,7 @@ int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
 
         if (cpr_parallel_for((npages + CLAIM - 1) / CLAIM,
                              len / (PARALLEL_MIN / 2), 0, settle_claim, &s,
-                             cpr_image_path(&w->file), errp) < 0) {
+                             &w->file, errp) < 0) {
             cpr_image_error(&w->file, errp, "cannot read the payload back");
             return -1;
         }

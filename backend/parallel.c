@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "parallel.h"
-#include "errmsg.h"
 #include "first-failure.h"
+#include "image-file.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +16,7 @@ typedef struct Job {
     size_t scratch_len;
     CprParallelFn fn;
     void *ctx;
-    const char *path;
+    const CprImage *img;        /* for messages */
     _Atomic uint64_t next;
     CprFirstFailure failure;
 } Job;
@@ -29,12 +29,12 @@ static void *run(void *opaque)
     uint64_t i;
 
     if (j->scratch_len && !scratch) {
-        cpr_error(&err, j->path, "out of memory");
+        cpr_image_error(j->img, &err, "out of memory");
     }
     while (!err && !cpr_first_failure_failed(&j->failure) &&
            (i = atomic_fetch_add(&j->next, 1)) < j->n) {
         if (j->fn(j->ctx, i, scratch, &err) < 0 && !err) {
-            cpr_error(&err, j->path, "failed");
+            cpr_image_error(j->img, &err, "failed");
         }
     }
     if (err) {
@@ -46,11 +46,11 @@ static void *run(void *opaque)
 }
 
 int cpr_parallel_for(uint64_t n, uint64_t want, size_t scratch_len,
-                     CprParallelFn fn, void *ctx, const char *path,
+                     CprParallelFn fn, void *ctx, const CprImage *img,
                      char **errp)
 {
     Job j = { .n = n, .scratch_len = scratch_len, .fn = fn, .ctx = ctx,
-              .path = path };
+              .img = img };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     pthread_t th[MAX_THREADS];
     unsigned nth = 0;

@@ -12,17 +12,19 @@
 #include <stdint.h>
 
 /* Unit @i, with @scratch (@scratch_len bytes, this thread's own). */
+struct CprImage;
+
 typedef int (*CprParallelFn)(void *ctx, uint64_t i, void *scratch,
                              char **errp);
 
 /*
  * @fn over units [0, @n) on up to @want threads, at most as many as there
  * are CPUs (and 8); fewer if threads cannot start.  Returns 0, or -1 with
- * the first failure's message in *errp (@path names the file if scratch
+ * the first failure's message in *errp (naming the image @img if scratch
  * memory ran out).
  */
 int cpr_parallel_for(uint64_t n, uint64_t want, size_t scratch_len,
-                     CprParallelFn fn, void *ctx, const char *path,
+                     CprParallelFn fn, void *ctx, const struct CprImage *img,
                      char **errp);
 
 #endif

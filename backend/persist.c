@@ -15,11 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * Messages name the image (cpr_image_error); those of a failed call are
+ * formatted here, with strerror(), so that an error of the mapping does
+ * not travel back to the image file to be worded.
+ */
+
 #define PAGE 4096u
 
 struct CprPersist {
     CprImage *img;      /* its descriptor, messages and media class */
     int fd;             /* img->fd */
+    char proc[CPR_PROC_FD_LEN]; /* its /proc link: what libpmem maps */
     uint8_t *base;
     size_t len;
     int is_pmem;        /* libpmem's: whether stores flush with the CPU */
@@ -60,18 +67,12 @@ static void truncated_error(CprPersist *p, uint64_t want, char **errp)
  */
 static int map(CprPersist *p, uint64_t want, char **errp)
 {
-    char proc[CPR_PROC_FD_LEN];
     size_t len = 0;
     int is_pmem = 0;
     struct stat st;
     void *base;
 
-    /*
-     * libpmem maps by path; going through our fd's /proc link makes sure
-     * it maps the very file we opened and locked, even if PATH was
-     * replaced in the meantime.
-     */
-    base = pmem_map_file(cpr_proc_fd(proc, p->fd), 0, 0, 0, &len, &is_pmem);
+    base = pmem_map_file(p->proc, 0, 0, 0, &len, &is_pmem);
     if (!base) {
         if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size < want) {
             truncated_error(p, want, errp);
@@ -121,8 +122,8 @@ static int allocate_tail(CprPersist *p, uint64_t from, uint64_t to,
         if (ftruncate(p->fd, (off_t)from) < 0) {
             /* The error below is the one that matters. */
         }
-        cpr_image_error_errno(p->img, errp, err, "cannot grow to %llu bytes",
-                              (unsigned long long)to);
+        cpr_image_error(p->img, errp, "cannot grow to %llu bytes: %s",
+                        (unsigned long long)to, strerror(err));
         return -1;
     }
     return 0;
@@ -139,9 +140,15 @@ CprPersist *cpr_persist_map(CprImage *img, uint64_t min_len, char **errp)
     }
     p->img = img;
     p->fd = img->fd;
+    /*
+     * libpmem maps by path; going through our fd's /proc link makes sure
+     * it maps the very file we opened and locked, even if PATH was
+     * replaced in the meantime.
+     */
+    cpr_proc_fd(p->proc, p->fd);
     p->tmpfs = cpr_image_is_tmpfs(img);
     if (fstat(p->fd, &st) < 0) {
-        cpr_image_error_errno(img, errp, errno, "cannot stat");
+        cpr_image_error(img, errp, "cannot stat: %s", strerror(errno));
     } else if ((uint64_t)st.st_size >= min_len ||
                allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) {
         if (map(p, min_len, errp) == 0) {
@@ -157,7 +164,7 @@ static int unmap(CprPersist *p, char **errp)
     int ret = 0;
 
     if (p->base && pmem_unmap(p->base, p->len) < 0) {
-        cpr_image_error_errno(p->img, errp, errno, "cannot unmap");
+        cpr_image_error(p->img, errp, "cannot unmap: %s", strerror(errno));
         ret = -1;
     }
     p->base = NULL;
@@ -176,7 +183,7 @@ int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
         return 0;
     }
     if (fstat(p->fd, &st) < 0) {
-        cpr_image_error_errno(p->img, errp, errno, "cannot stat");
+        cpr_image_error(p->img, errp, "cannot stat: %s", strerror(errno));
         return -1;
     }
     if ((uint64_t)st.st_size < old) {
@@ -208,8 +215,8 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
         int err;
 
         if (hole < 0) {
-            cpr_image_error_errno(p->img, errp, errno,
-                                  "cannot look for holes");
+            cpr_image_error(p->img, errp, "cannot look for holes: %s",
+                            strerror(errno));
             return -1;
         }
         if ((uint64_t)hole >= end) {
@@ -219,10 +226,10 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
         off = data < 0 || (uint64_t)data > end ? end : (uint64_t)data;
         err = posix_fallocate(p->fd, (off_t)hole, (off_t)(off - hole));
         if (err) {
-            cpr_image_error_errno(p->img, errp, err, "cannot allocate %llu "
-                                  "bytes at offset %llu",
-                                  (unsigned long long)(off - (uint64_t)hole),
-                                  (unsigned long long)hole);
+            cpr_image_error(p->img, errp, "cannot allocate %llu bytes at "
+                            "offset %llu: %s",
+                            (unsigned long long)(off - (uint64_t)hole),
+                            (unsigned long long)hole, strerror(err));
             return -1;
         }
     }
@@ -248,12 +255,12 @@ bool cpr_persist_is_pmem(const CprPersist *p)
     return p->is_pmem;
 }
 
-void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
+uint64_t cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
 {
     uint64_t start = off & ~(uint64_t)(PAGE - 1);   /* madvise wants a page */
 
     if (off >= p->len) {
-        return;
+        return 0;
     }
     len = len < p->len - off ? len : p->len - off;
 #ifdef MADV_POPULATE_WRITE
@@ -269,43 +276,25 @@ void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
                       p->tmpfs ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
     }
 #endif
+    return len;
 }
 
-/* One access to the mapping, run under the fault guard. */
-typedef struct Access {
-    CprPersist *p;
-    uint8_t *dst;
-    const uint8_t *src;
-    size_t len;
-    uint64_t xxh3;
-} Access;
-
-static void do_copy(void *opaque)
+/* The accesses of this mapping's own (cpr_access_copy() copies). */
+static void do_zero(CprAccess *a)
 {
-    Access *a = opaque;
+    const CprPersist *p = a->ctx;
 
-    a->p->copy(a->dst, a->src, a->len);
+    p->fill(a->dst, 0, a->len);
 }
 
-static void do_zero(void *opaque)
+static void do_hash(CprAccess *a)
 {
-    Access *a = opaque;
-
-    a->p->fill(a->dst, 0, a->len);
+    a->result = XXH3_64bits(a->src, a->len);
 }
 
-static void do_hash(void *opaque)
+static void do_is_zero(CprAccess *a)
 {
-    Access *a = opaque;
-
-    a->xxh3 = XXH3_64bits(a->src, a->len);
-}
-
-static void do_is_zero(void *opaque)
-{
-    Access *a = opaque;
-
-    a->xxh3 = cpr_all_zero(a->src, a->len);
+    a->result = cpr_all_zero(a->src, a->len);
 }
 
 static bool inside(const CprPersist *p, uint64_t off, uint64_t len)
@@ -313,10 +302,14 @@ static bool inside(const CprPersist *p, uint64_t off, uint64_t len)
     return off <= p->len && len <= p->len - off;
 }
 
-static int guarded(CprPersist *p, void (*fn)(void *), Access *a,
+/* @a, with its op, on this mapping under the fault guard. */
+static int guarded(CprPersist *p, void (*op)(CprAccess *), CprAccess *a,
                    char **errp)
 {
-    if (cpr_fault_guard(p->base, p->len, fn, a) < 0) {
+    a->op = op;
+    a->copy = p->copy;
+    a->ctx = p;
+    if (cpr_fault_guard_access(p->base, p->len, a) < 0) {
         cpr_image_error(p->img, errp, "lost blocks while being accessed "
                         "(truncated or punched by another process, or out "
                         "of space)");
@@ -335,17 +328,17 @@ static int outside(CprPersist *p, char **errp)
 int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,
                       size_t len, char **errp)
 {
-    Access a = { p, p->base + off, src, len, 0 };
+    CprAccess a = { .dst = p->base + off, .src = src, .len = len };
 
     if (!inside(p, off, len)) {
         return outside(p, errp);
     }
-    return guarded(p, do_copy, &a, errp);
+    return guarded(p, cpr_access_copy, &a, errp);
 }
 
 int cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len, char **errp)
 {
-    Access a = { p, p->base + off, NULL, len, 0 };
+    CprAccess a = { .dst = p->base + off, .len = len };
 
     if (!inside(p, off, len)) {
         return outside(p, errp);
@@ -356,18 +349,19 @@ int cpr_persist_zero(CprPersist *p, uint64_t off, uint64_t len, char **errp)
 int cpr_persist_move(CprPersist *p, uint64_t dst_off, uint64_t src_off,
                      uint64_t len, char **errp)
 {
-    Access a = { p, p->base + dst_off, p->base + src_off, len, 0 };
+    CprAccess a = { .dst = p->base + dst_off, .src = p->base + src_off,
+                    .len = len };
 
     if (!inside(p, dst_off, len) || !inside(p, src_off, len)) {
         return outside(p, errp);
     }
-    return guarded(p, do_copy, &a, errp);
+    return guarded(p, cpr_access_copy, &a, errp);
 }
 
 int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
                      uint64_t *xxh3, char **errp)
 {
-    Access a = { p, NULL, p->base + off, len, 0 };
+    CprAccess a = { .src = p->base + off, .len = len };
 
     if (!inside(p, off, len)) {
         return outside(p, errp);
@@ -375,14 +369,14 @@ int cpr_persist_hash(CprPersist *p, uint64_t off, uint64_t len,
     if (guarded(p, do_hash, &a, errp) < 0) {
         return -1;
     }
-    *xxh3 = a.xxh3;
+    *xxh3 = a.result;
     return 0;
 }
 
 int cpr_persist_is_zero(CprPersist *p, uint64_t off, uint64_t len,
                         bool *zero, char **errp)
 {
-    Access a = { p, NULL, p->base + off, len, 0 };
+    CprAccess a = { .src = p->base + off, .len = len };
 
     if (!inside(p, off, len)) {
         return outside(p, errp);
@@ -390,7 +384,7 @@ int cpr_persist_is_zero(CprPersist *p, uint64_t off, uint64_t len,
     if (guarded(p, do_is_zero, &a, errp) < 0) {
         return -1;
     }
-    *zero = a.xxh3 != 0;
+    *zero = a.result != 0;
     return 0;
 }
 
@@ -401,7 +395,8 @@ int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
         return outside(p, errp);
     }
     if (p->persist(p, off, len) < 0) {
-        cpr_image_error_errno(p->img, errp, errno, "cannot flush to media");
+        cpr_image_error(p->img, errp, "cannot flush to media: %s",
+                        strerror(errno));
         return -1;
     }
     return 0;

@@ -58,9 +58,10 @@ bool cpr_persist_is_pmem(const CprPersist *p);
  * Map [off, off + len) writable now, so that the stores that follow take
  * no page faults (on tmpfs or DAX a fault per 4 KiB page is most of the
  * cost of a small save).  Best effort: only speed depends on it, and it
- * never faults.
+ * never faults.  Returns how many bytes of the range the mapping holds
+ * (what lies past its end is left).
  */
-void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len);
+uint64_t cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len);
 
 /* Store @len bytes at @off (inside the file); not yet durable. */
 int cpr_persist_store(CprPersist *p, uint64_t off, const void *src,

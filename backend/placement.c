@@ -22,8 +22,10 @@ uint64_t cpr_place_above(uint64_t live_off, uint64_t live_len)
 
 CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len)
 {
+    uint64_t expect = cpr_place_expected(live_len);
+
     if (live_len == 0) {
-        return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT };
+        return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT, 0 };
     }
     /*
      * Below a high live payload if a stream like it fits there (relocating
@@ -31,11 +33,12 @@ CprPlacement cpr_place_new(uint64_t live_off, uint64_t live_len)
      * written.
      */
     if (live_off <= CPR_PAYLOAD_AREA ||
-        live_off - CPR_PAYLOAD_AREA < cpr_place_expected(live_len)) {
+        live_off - CPR_PAYLOAD_AREA < expect) {
         return (CprPlacement){ cpr_place_above(live_off, live_len),
-                               CPR_NO_LIMIT };
+                               CPR_NO_LIMIT, expect };
     }
-    return (CprPlacement){ CPR_PAYLOAD_AREA, live_off - CPR_PAYLOAD_AREA };
+    return (CprPlacement){ CPR_PAYLOAD_AREA, live_off - CPR_PAYLOAD_AREA,
+                           expect };
 }
 
 uint64_t cpr_grow_target(uint64_t cur, uint64_t need)

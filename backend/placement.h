@@ -22,6 +22,7 @@
 typedef struct CprPlacement {
     uint64_t base;  /* file offset of stream byte 0 */
     uint64_t limit; /* stream bytes that fit before the live payload */
+    uint64_t expect; /* cpr_place_expected() of the live payload; 0: none */
 } CprPlacement;
 
 /* Placement for a new save; @live_len == 0 means no live payload bytes. */

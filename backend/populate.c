@@ -147,22 +147,27 @@ void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from)
 void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
                         uint64_t ahead)
 {
-    uint64_t done = atomic_load(&pop->done);
-    uint64_t size = cpr_persist_size(pop->p);
+    uint64_t done = atomic_load(&pop->done), n;
+    /* A store far ahead populates its own range; the cursor stays. */
+    bool cursor = from <= done || from - done <= JUMP;
 
     if (end <= done) {
         return;
     }
-    if (from > done && from - done > JUMP) {
-        cpr_persist_populate(pop->p, from, end - from);
-        return;
+    if (cursor) {
+        from = done;
+        end = end > done + ahead ? end : done + ahead;
+        /*
+         * Advance first, so that the thread skips what this call does.
+         * Past the mapping's end there is nothing to populate, and
+         * nothing stored before a growth, whose remap resets the cursor.
+         */
+        advance(pop, end);
     }
-    end = end > done + ahead ? end : done + ahead;
-    end = end < size ? end : size;
-    /* Advance first, so that the thread skips what this call does. */
-    advance(pop, end);
-    cpr_persist_populate(pop->p, done, end - done);
-    atomic_fetch_add(&stats.populated, end - done);
+    n = cpr_persist_populate(pop->p, from, end - from);
+    if (cursor) {
+        atomic_fetch_add(&stats.populated, n);
+    }
 }
 
 static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)

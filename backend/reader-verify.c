@@ -32,33 +32,19 @@ static void hash_pages(const CprReader *r, const uint8_t *src, uint64_t len,
     }
 }
 
-/* One guarded access to the mapped payload. */
-typedef struct Access {
-    const CprReader *r;
-    uint8_t *dst;
-    const uint8_t *src;
-    uint64_t len;
-    uint64_t pg;                /* do_hash_pages: the first page */
-} Access;
-
-static void do_copy(void *opaque)
+/* The access of this mapping's own (cpr_access_copy() copies). */
+static void do_hash_pages(CprAccess *a)
 {
-    Access *a = opaque;
-
-    memcpy(a->dst, a->src, a->len);
+    hash_pages(a->ctx, a->src, a->len, a->arg);
 }
 
-static void do_hash_pages(void *opaque)
-{
-    Access *a = opaque;
-
-    hash_pages(a->r, a->src, a->len, a->pg);
-}
-
-static int guarded(const CprReader *r, void (*fn)(void *), Access *a,
+/* @a, with its op, on the mapped payload under the fault guard. */
+static int guarded(const CprReader *r, void (*op)(CprAccess *), CprAccess *a,
                    char **errp)
 {
-    if (cpr_fault_guard(r->map, r->map_len, fn, a) < 0) {
+    a->op = op;
+    a->ctx = r;
+    if (cpr_fault_guard_access(r->map, r->map_len, a) < 0) {
         lost(r, errp);
         return -1;
     }
@@ -72,9 +58,9 @@ int cpr_reader_read_payload(const CprReader *r, uint64_t off, void *buf,
     ssize_t n;
 
     if (r->map) {
-        Access a = { r, buf, r->payload + off, len, 0 };
+        CprAccess a = { .dst = buf, .src = r->payload + off, .len = len };
 
-        return guarded(r, do_copy, &a, errp);
+        return guarded(r, cpr_access_copy, &a, errp);
     }
     n = cpr_image_pread(&r->file, buf, len, r->rec.payload_off + off);
     if (n != (ssize_t)len) {
@@ -170,8 +156,8 @@ static int hash_block(CprReader *r, uint64_t k, uint8_t *buf, bool need_bytes,
     }
     if (nholes == 0) {
         if (r->map && k * CPR_CSUM_BLOCK + len <= r->rec.stream_len) {
-            Access a = { r, NULL, r->payload + k * CPR_CSUM_BLOCK, len,
-                         first };
+            CprAccess a = { .src = r->payload + k * CPR_CSUM_BLOCK,
+                            .len = len, .arg = first };
 
             return guarded(r, do_hash_pages, &a, errp);
         }
@@ -298,7 +284,7 @@ static int verify_pages(CprReader *r, uint64_t *csum, char **errp)
     }
     ret = cpr_parallel_for(n, r->rec.payload_len / PARALLEL_MIN + 1,
                            CPR_CSUM_BLOCK, verify_block, &v,
-                           cpr_image_path(&r->file), errp);
+                           &r->file, errp);
     if (ret == 0) {
         *csum = cpr_csum_top(v.blocks, n);
     }

@@ -15,8 +15,9 @@
  * pay for megabytes it never writes. */
 uint64_t cpr_space_ahead(CprWriter *w)
 {
-    return min_u64(max_u64(stream_len(w), CPR_POPULATE_MIN),
-                   CPR_POPULATE_AHEAD);
+    uint64_t len = STREAM_LEN(w);
+
+    return MIN(MAX(len, CPR_POPULATE_MIN), CPR_POPULATE_AHEAD);
 }
 
 /* The reach (and the page arrays, 9 bytes per page) grows with what the
@@ -35,13 +36,13 @@ int cpr_space_update(CprWriter *w, char **errp)
 
     /* Where the file was sparse, only what ensure_space() allocated. */
     if (w->file.sparse && w->allocated < w->old_end) {
-        safe = min_u64(safe, w->allocated);
+        safe = MIN(safe, w->allocated);
     }
     reach = safe > base ? safe - base : 0;
     /* Whole pages: a store's first touch zeroes the rest of its page
      * (put_part), and a page cut by the reach would keep stale bytes. */
-    reach = min_u64(reach, w->place.limit);
-    reach = min_u64(reach, max_u64(2 * w->want, REACH_MIN)) / PAGE * PAGE;
+    reach = MIN(reach, w->place.limit);
+    reach = MIN(reach, MAX(2 * w->want, REACH_MIN)) / PAGE * PAGE;
     n = (reach + PAGE - 1) / PAGE;
     if (n > w->npages) {
         _Atomic uint8_t *st = realloc((void *)w->pstate, n);
@@ -69,35 +70,40 @@ int cpr_space_update(CprWriter *w, char **errp)
  * What this save grows is allocated as it grows; holes can only be where
  * the file was before, and only if it was sparse then (punched by
  * someone, or copied without its holes filled): looked for in big steps.
+ * Sets *@moved if the mapping moved: the populator's thread is stopped
+ * then, and the caller, which knows where the stream goes on, resets its
+ * cursor (a remap loses the page tables; need() maps what is stored).
  * Write lock held.
  */
-static int ensure_space(CprWriter *w, uint64_t end, char **errp)
+static int ensure_space(CprWriter *w, uint64_t end, bool *moved,
+                        char **errp)
 {
-    uint64_t size = cpr_persist_size(w->p);
+    uint64_t from = w->allocated, to = from, size, target;
+    int ret = 0;
 
-    if (end > size) {
+    if (w->file.sparse && end > from && from < w->old_end) {
+        uint64_t ahead = from + cpr_space_ahead(w);
+
+        to = MIN(MAX(end, ahead), w->old_end);
+    }
+    size = cpr_persist_size(w->p);
+    target = end > size ? cpr_grow_target(size, end) : 0;
+    /* The file grown and its holes filled, one after the other; the
+     * populator's thread stopped first if the mapping moves. */
+    if (target) {
         cpr_populator_stop(w->pop);
-        if (cpr_persist_grow(w->p, cpr_grow_target(size, end), end,
-                             errp) < 0) {
-            return -1;
-        }
-        /* A remap loses the page tables; need() maps what is stored. */
-        cpr_populator_reset(w->pop, w->p, w->place.base);
+        ret = cpr_persist_grow(w->p, target, end, errp);
+        *moved = ret == 0;
     }
-    if (w->file.sparse && end > w->allocated && w->allocated < w->old_end) {
-        uint64_t to = min_u64(max_u64(end, w->allocated + cpr_space_ahead(w)),
-                              w->old_end);
-
-        if (cpr_persist_allocate(w->p, w->allocated, to - w->allocated,
-                                 errp) < 0) {
-            return -1;
-        }
-        w->allocated = to;
+    if (ret == 0 && to > from) {
+        ret = cpr_persist_allocate(w->p, from, to - from, errp);
     }
-    w->allocated = max_u64(w->allocated, end);
+    if (ret < 0) {
+        return -1;
+    }
+    w->allocated = MAX(to, end);
     return 0;
 }
-
 
 /* I1: the space below the live payload is exhausted; move above it.
  * Write lock held: no store is in flight, so [0, len) is all there; its
@@ -107,17 +113,18 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
 {
     uint64_t high = cpr_place_above(w->live.payload_off, w->live.payload_len);
     uint64_t low = w->place.base;
+    bool moved = false;         /* the cursor is reset below in any case */
 
     cpr_populator_stop(w->pop);
-    w->place = (CprPlacement){ high, CPR_NO_LIMIT };
+    w->place = (CprPlacement){ high, CPR_NO_LIMIT, w->place.expect };
     w->allocated = high;
-    if (ensure_space(w, high + end, errp) < 0) {
+    if (ensure_space(w, high + end, &moved, errp) < 0) {
         return -1;
     }
     cpr_populator_reset(w->pop, w->p, high);
     cpr_populator_need(w->pop, high, high + end, cpr_space_ahead(w));
     return cpr_persist_move(w->p, high, low,
-                            cpr_align_up(stream_len(w), PAGE), errp);
+                            cpr_align_up(STREAM_LEN(w), PAGE), errp);
 }
 
 /* Room for stream bytes [0, end), relocated (I1) and allocated (I5).
@@ -125,18 +132,26 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
 int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
 {
     uint64_t pages;
+    bool moved = false;
+    int ret;
 
     if (end > MAX_STREAM) {
         cpr_image_error(&w->file, errp, "stream too large");
         return -1;
     }
     pages = cpr_align_up(end, PAGE);    /* the reach is whole pages */
-    w->want = max_u64(w->want, pages);
+    w->want = MAX(w->want, pages);
     if (pages > w->place.limit && relocate(w, pages, errp) < 0) {
         return -1;
     }
-    if (ensure_space(w, w->place.base + pages, errp) < 0 ||
-        cpr_space_update(w, errp) < 0) {
+    ret = ensure_space(w, w->place.base + pages, &moved, errp);
+    if (ret == 0) {
+        ret = cpr_space_update(w, errp);
+    }
+    if (moved) {
+        cpr_populator_reset(w->pop, w->p, w->place.base);
+    }
+    if (ret < 0) {
         return -1;
     }
     if (end > w->reach) {
@@ -147,26 +162,29 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
     return 0;
 }
 
-/* The warm-up's plan for a save (warmup.c), carried out. */
+/* The warm-up's plan for a save (warmup.c), carried out; right after
+ * open, before any store (so the save cannot have failed yet). */
 int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
 {
     uint64_t base = w->place.base, at = 0;
+    bool moved = false;
     int ret;
 
-    if (cpr_writer_check_usable(w, errp) < 0) {
-        return -1;
-    }
     pthread_rwlock_wrlock(&w->map);
-    w->want = max_u64(w->want, plan->expect);
-    ret = ensure_space(w, base + plan->expect, errp);
+    w->want = MAX(w->want, plan->expect);
+    ret = ensure_space(w, base + plan->expect, &moved, errp);
     if (ret == 0) {
         ret = cpr_space_update(w, errp);
     }
     if (ret == 0) {
-        cpr_persist_populate(w->p, CPR_SLOT_OFFSET(cpr_slot_for(w->gen)),
-                             CPR_BLOCK_SIZE);
+        cpr_persist_populate(w->p, w->slot, CPR_BLOCK_SIZE);
+    }
+    if (moved) {
+        cpr_populator_reset(w->pop, w->p, base);
+    }
+    if (ret == 0) {
         do {
-            uint64_t step = min_u64(plan->now - at, plan->step);
+            uint64_t step = MIN(plan->now - at, plan->step);
 
             cpr_populator_need(w->pop, base + at, base + at + step, 0);
             at += step;

@@ -37,17 +37,17 @@ const CprWarmup *cpr_warmup_policy(void)
  */
 int cpr_writer_populate(CprWriter *w, char **errp)
 {
-    uint64_t base = w->place.base, size = cpr_persist_size(w->p);
+    /* Right after open: the file's size is still the one it had then. */
+    uint64_t base = w->place.base, size = w->old_end;
     CprWarmPlan plan = {
-        .expect = w->live.payload_len ?
-                  cpr_place_expected(w->live.payload_len) : size - base,
+        .expect = w->place.expect ? w->place.expect : size - base,
         .until_ms = cpr_monotonic_ms() + policy.open_ms,
     };
 
-    if (w->file.sparse && !w->live.payload_len) {
+    if (w->file.sparse && !w->place.expect) {
         plan.expect = MIN(plan.expect, CPR_INITIAL_SIZE - base);
     }
-    plan.now = cpr_image_populate_is_cheap(&w->file) ? plan.expect :
+    plan.now = w->file.populate_is_cheap ? plan.expect :
                MIN(plan.expect, policy.open_bytes);
     plan.step = policy.open_bytes;
     return cpr_space_warm(w, &plan, errp);

@@ -25,17 +25,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/param.h>        /* MIN, MAX */
 #include <sys/uio.h>
 
-static inline uint64_t min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static inline uint64_t max_u64(uint64_t a, uint64_t b)
-{
-    return a > b ? a : b;
-}
 
 /* Far beyond any VM, and keeps every offset sum below INT64_MAX. */
 #define MAX_STREAM (1ull << 60)
@@ -63,6 +55,7 @@ struct CprWriter {
     CprVmdesc *desc;            /* likewise; completed at commit */
     CprHost host;               /* warnings of the commit; zero: none */
     uint64_t gen;               /* generation this save will commit */
+    uint64_t slot;              /* I2: offset of the slot it goes into */
     CprRecord live;             /* payload fields; length 0: nothing live */
 
     /* C1: written under the write lock, read under either. */
@@ -86,10 +79,8 @@ struct CprWriter {
     atomic_bool finished;       /* committed or aborted */
 };
 
-static inline uint64_t stream_len(CprWriter *w)
-{
-    return atomic_load(&w->len);
-}
+/* C4: the stream length, wherever it is read. */
+#define STREAM_LEN(w) atomic_load(&(w)->len)
 
 /* writer.c: C5, and whether the save can still take a call. */
 void cpr_writer_fail(CprWriter *w, char *err, char **errp);

@@ -109,6 +109,7 @@ static int open_live(CprWriter *w, char **errp)
     char *why = NULL;
 
     w->gen = 1;
+    w->slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
     if (s->newest < 0) {
         return 0;
     }
@@ -118,6 +119,7 @@ static int open_live(CprWriter *w, char **errp)
         return -1;
     }
     w->gen = rec->generation + 1;
+    w->slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
     /* A payload that is not all there cannot load either; nor one whose
      * holes are not zeros. */
     if (cpr_image_payload_present(&w->file, rec, &why) &&
@@ -137,7 +139,7 @@ static int open_live(CprWriter *w, char **errp)
  */
 static int settle_slot(CprWriter *w, char **errp)
 {
-    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));
+    uint64_t slot = w->slot;
 
     if (cpr_persist_store(w->p, slot, w->file.header + slot, CPR_REC_SIZE,
                           errp) < 0 ||
@@ -319,7 +321,7 @@ static int append_desc(CprWriter *w, const CprVm *vm, char **errp)
     }
     iov = (struct iovec){ buf, len };
     /* After the last append, or after the last positional write. */
-    n = cpr_ledger_store(w, stream_len(w), &iov, 1, stream_len(w) == w->pos,
+    n = cpr_ledger_store(w, STREAM_LEN(w), &iov, 1, STREAM_LEN(w) == w->pos,
                          true, errp);
     free(buf);
     return n < 0 ? -1 : 0;
@@ -347,7 +349,7 @@ int cpr_writer_commit(CprWriter *w, char **errp)
  */
 static int commit(CprWriter *w, const CprVm *vm, char **errp)
 {
-    CprRecord rec = { .stream_len = stream_len(w) };
+    CprRecord rec = { .stream_len = STREAM_LEN(w) };
 
     /* I6 before the commit stores a byte (the VM description, zeroed
      * gaps): not into a file another process rewrote. */
@@ -359,7 +361,7 @@ static int commit(CprWriter *w, const CprVm *vm, char **errp)
         return -1;
     }
     rec.payload_off = w->place.base;
-    rec.payload_len = stream_len(w);
+    rec.payload_len = STREAM_LEN(w);
     /* Checksum: gaps zeroed, partly written pages hashed (C3). */
     if (cpr_ledger_checksum(w, rec.payload_len, &rec.payload_xxh3,
                             errp) < 0) {

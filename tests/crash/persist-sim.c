@@ -177,9 +177,11 @@ bool cpr_persist_is_pmem(const CprPersist *p)
 }
 
 /* Page tables only: nothing becomes durable or changes. */
-void cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
+uint64_t cpr_persist_populate(CprPersist *p, uint64_t off, uint64_t len)
 {
-    (void)p, (void)off, (void)len;
+    uint64_t size = cpr_persist_size(p);
+
+    return off < size ? (len < size - off ? len : size - off) : 0;
 }
 
 static void mark(uint64_t off, uint64_t len)

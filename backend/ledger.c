@@ -313,9 +313,13 @@ int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
         /* C1: growth and relocation exclude every store. */
         pthread_rwlock_unlock(&w->map);
         pthread_rwlock_wrlock(&w->map);
-        ret = end <= w->reach ? 0 :
-              cpr_first_failure_failed(&w->failure) ? cpr_writer_check_usable(w, &err) :
-              cpr_space_reserve(w, end, &err);
+        if (end <= w->reach) {
+            ret = 0;
+        } else if (cpr_first_failure_failed(&w->failure)) {
+            ret = cpr_writer_check_usable(w, &err);
+        } else {
+            ret = cpr_space_reserve(w, end, &err);
+        }
         if (ret < 0) {
             /* Before another thread can try growing again (C5). */
             cpr_writer_fail(w, err, errp);

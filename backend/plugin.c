@@ -86,7 +86,7 @@ static QemuTransportOut *out_open(const char *target,
     const CprVm cvm = { vm, NULL, 0 };
     CprWriter *w = NULL;
 
-    CPR_PROBE1(out_open_entry, target);
+    DTRACE_PROBE1(cpr_pmem, out_open_entry, target);
     cpr_room_stop();
     if (check_vm(vm, target, errp) == 0) {
         w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
@@ -95,7 +95,7 @@ static QemuTransportOut *out_open(const char *target,
         cpr_writer_close(w);
         w = NULL;
     }
-    CPR_PROBE2(out_open_return, w, w ? cpr_writer_generation(w) : 0);
+    DTRACE_PROBE1(cpr_pmem, out_open_return, w);
     return (QemuTransportOut *)w;
 }
 
@@ -104,9 +104,9 @@ static ssize_t out_writev(QemuTransportOut *t, const struct iovec *iov,
 {
     ssize_t n;
 
-    CPR_PROBE2(out_writev_entry, t, iovcnt);
+    DTRACE_PROBE2(cpr_pmem, out_writev_entry, t, iovcnt);
     n = cpr_writer_appendv(W(t), iov, iovcnt, errp);
-    CPR_PROBE2(out_writev_return, t, n);
+    DTRACE_PROBE2(cpr_pmem, out_writev_return, t, n);
     return n;
 }
 
@@ -115,13 +115,13 @@ static ssize_t out_pwritev(QemuTransportOut *t, const struct iovec *iov,
 {
     ssize_t n = -1;
 
-    CPR_PROBE3(out_pwritev_entry, t, iovcnt, offset);
+    DTRACE_PROBE3(cpr_pmem, out_pwritev_entry, t, iovcnt, offset);
     if (offset < 0) {
         cpr_error(errp, cpr_writer_path(W(t)), "invalid write offset");
     } else {
         n = cpr_writer_pwritev(W(t), (uint64_t)offset, iov, iovcnt, errp);
     }
-    CPR_PROBE2(out_pwritev_return, t, n);
+    DTRACE_PROBE2(cpr_pmem, out_pwritev_return, t, n);
     return n;
 }
 
@@ -131,28 +131,28 @@ static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
     const CprVm cvm = { vm, NULL, 0 };
     int ret = -1;
 
-    CPR_PROBE1(out_commit_entry, t);
+    DTRACE_PROBE1(cpr_pmem, out_commit_entry, t);
     if (check_vm(vm, cpr_writer_path(W(t)), errp) < 0) {
         cpr_writer_abort(W(t));
     } else {
         ret = cpr_writer_commit_vm(W(t), &cvm, errp);
     }
-    CPR_PROBE2(out_commit_return, t, ret);
+    DTRACE_PROBE2(cpr_pmem, out_commit_return, t, ret);
     return ret;
 }
 
 static void out_abort(QemuTransportOut *t)
 {
-    CPR_PROBE1(out_abort_entry, t);
+    DTRACE_PROBE1(cpr_pmem, out_abort_entry, t);
     cpr_writer_abort(W(t));
-    CPR_PROBE1(out_abort_return, t);
+    DTRACE_PROBE1(cpr_pmem, out_abort_return, t);
 }
 
 static void out_close(QemuTransportOut *t)
 {
-    CPR_PROBE1(out_close_entry, t);
+    DTRACE_PROBE1(cpr_pmem, out_close_entry, t);
     cpr_writer_close(W(t));
-    CPR_PROBE1(out_close_return, t);
+    DTRACE_PROBE1(cpr_pmem, out_close_return, t);
 }
 
 /* The whole image, then the VM it was saved with, before a byte loads. */
@@ -162,7 +162,7 @@ static QemuTransportIn *in_open(const char *target,
     const CprVm cvm = { vm, NULL, 0 };
     CprReader *r = NULL;
 
-    CPR_PROBE1(in_open_entry, target);
+    DTRACE_PROBE1(cpr_pmem, in_open_entry, target);
     if (check_vm(vm, target, errp) == 0) {
         r = cpr_reader_open(target, errp);
     }
@@ -172,7 +172,7 @@ static QemuTransportIn *in_open(const char *target,
         cpr_reader_close(r);
         r = NULL;
     }
-    CPR_PROBE2(in_open_return, r, r ? cpr_reader_record(r)->generation : 0);
+    DTRACE_PROBE1(cpr_pmem, in_open_return, r);
     return (QemuTransportIn *)r;
 }
 
@@ -209,13 +209,13 @@ static ssize_t in_preadv(QemuTransportIn *t, const struct iovec *iov,
 {
     ssize_t n = -1;
 
-    CPR_PROBE3(in_preadv_entry, t, iovcnt, offset);
+    DTRACE_PROBE3(cpr_pmem, in_preadv_entry, t, iovcnt, offset);
     if (offset < 0) {
         cpr_error(errp, cpr_reader_path(R(t)), "invalid read offset");
     } else {
         n = read_iov(R(t), iov, iovcnt, offset, errp);
     }
-    CPR_PROBE2(in_preadv_return, t, n);
+    DTRACE_PROBE2(cpr_pmem, in_preadv_return, t, n);
     return n;
 }
 
@@ -224,17 +224,17 @@ static ssize_t in_readv(QemuTransportIn *t, const struct iovec *iov,
 {
     ssize_t n;
 
-    CPR_PROBE2(in_readv_entry, t, iovcnt);
+    DTRACE_PROBE2(cpr_pmem, in_readv_entry, t, iovcnt);
     n = read_iov(R(t), iov, iovcnt, -1, errp);
-    CPR_PROBE2(in_readv_return, t, n);
+    DTRACE_PROBE2(cpr_pmem, in_readv_return, t, n);
     return n;
 }
 
 static void in_close(QemuTransportIn *t)
 {
-    CPR_PROBE1(in_close_entry, t);
+    DTRACE_PROBE1(cpr_pmem, in_close_entry, t);
     cpr_warmup_after_restore(R(t));
-    CPR_PROBE1(in_close_return, t);
+    DTRACE_PROBE1(cpr_pmem, in_close_return, t);
 }
 
 static const QemuTransportOps ops = {

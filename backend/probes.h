@@ -8,9 +8,11 @@
  * A probe not traced costs one nop (a uprobe is placed on it only while
  * a tracer is attached), so probes sit on the stream's per-call path too.
  *
- * Every ABI call has an _entry and a _return probe; the _return probe's
- * last argument is what the call returns (-1 on error).  A save's commit
- * fires its steps in this order, each after the step has succeeded:
+ * The call sites use <sys/sdt.h>'s DTRACE_PROBEn(cpr_pmem, NAME, ...)
+ * themselves.  Every ABI call has an _entry and a _return probe; the
+ * _return probe's last argument is what the call returns (-1 on error;
+ * for out_open and in_open the writer or reader, 0 on error).  A save's
+ * commit fires its steps in this order, each after the step succeeded:
  *   commit_checksum           the payload's checksum       (gen, xxh3)
  *   commit_payload_persisted  the payload is durable      (gen, bytes)
  *   commit_record_written     the record is stored         (gen, slot)
@@ -24,10 +26,5 @@
 #define CPR_PROBES_H
 
 #include <sys/sdt.h>
-
-#define CPR_PROBE0(name)              DTRACE_PROBE(cpr_pmem, name)
-#define CPR_PROBE1(name, a)           DTRACE_PROBE1(cpr_pmem, name, a)
-#define CPR_PROBE2(name, a, b)        DTRACE_PROBE2(cpr_pmem, name, a, b)
-#define CPR_PROBE3(name, a, b, c)     DTRACE_PROBE3(cpr_pmem, name, a, b, c)
 
 #endif

@@ -19,9 +19,9 @@
  * the vCPUs run on), reopening the image and creating the populating
  * thread (~100-300 µs of the main thread, and a new thread at normal
  * priority next to the vCPU until it lowers its own) is what a
- * management client saw as a late "running".  So cpr_room_after_restore() only hands the
- * reader to a helper made when the transport loads (at start-up with
- * x-preload-transports).  The helper waits at SCHED_IDLE on a semaphore,
+ * management client saw as a late "running".  So
+ * cpr_room_after_restore() only hands the reader to a helper made when
+ * the transport loads (at start-up with x-preload-transports).  The helper waits at SCHED_IDLE on a semaphore,
  * holding nothing, so it gets a CPU when one has nothing else to do; it
  * raises itself before it takes @lock, does the job at normal priority
  * (it takes malloc's and glibc's locks: it must not be starved holding

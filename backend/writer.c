@@ -279,15 +279,17 @@ static int publish(CprWriter *w, CprRecord *rec, char **errp)
     if (cpr_persist_store(w->p, slot, buf, sizeof(buf), errp) < 0) {
         goto undo;
     }
-    CPR_PROBE2(commit_record_written, w->gen, cpr_slot_for(w->gen));
+    DTRACE_PROBE2(cpr_pmem, commit_record_written, w->gen,
+                  cpr_slot_for(w->gen));
     /* Record persisted; undone if the flush fails. */
     if (cpr_persist_range(w->p, slot, sizeof(buf), errp) < 0) {
         goto undo;
     }
-    CPR_PROBE2(commit_record_persisted, w->gen, cpr_slot_for(w->gen));
+    DTRACE_PROBE2(cpr_pmem, commit_record_persisted, w->gen,
+                  cpr_slot_for(w->gen));
     /* Published: this save is the live one. */
     atomic_store(&w->finished, true);
-    CPR_PROBE1(commit_published, w->gen);
+    DTRACE_PROBE1(cpr_pmem, commit_published, w->gen);
     return 0;
 undo:
     undo_record(w, slot);
@@ -367,7 +369,7 @@ static int commit(CprWriter *w, const CprVm *vm, char **errp)
                             errp) < 0) {
         goto fail;
     }
-    CPR_PROBE2(commit_checksum, w->gen, rec.payload_xxh3);
+    DTRACE_PROBE2(cpr_pmem, commit_checksum, w->gen, rec.payload_xxh3);
     /* I6 again: a change while hashing. */
     if (intact(w, errp) < 0) {
         goto fail;
@@ -377,7 +379,7 @@ static int commit(CprWriter *w, const CprVm *vm, char **errp)
                           errp) < 0) {
         goto fail;
     }
-    CPR_PROBE2(commit_payload_persisted, w->gen, rec.payload_len);
+    DTRACE_PROBE2(cpr_pmem, commit_payload_persisted, w->gen, rec.payload_len);
     return publish(w, &rec, errp);
 fail:
     note_failure(w, errp);

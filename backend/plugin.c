@@ -39,35 +39,35 @@ static void host_warn(void *opaque, const char *msg)
 static const CprHost cpr_host = { qemu_version, host_warn, NULL };
 
 /*
- * check_vm -- @vm as the backend reads it, in place: arrays present where
- * counted, elements at least this build's size (a later ABI appends to
- * them).  Every QEMU that passes the init check (version 3) states both
- * sizes.  NULL @vm: none.
+ * vm_problem -- what is wrong with @vm as the backend reads it, in place
+ * (arrays present where counted, elements at least this build's size: a
+ * later ABI appends to them), into @buf; NULL if nothing.  Every QEMU
+ * that passes the init check (version 3) states both sizes.  NULL @vm:
+ * none.
  */
-static int check_vm(const QemuTransportVm *vm, const char *target,
-                    char **errp)
+static const char *vm_problem(const QemuTransportVm *vm, char *buf,
+                              size_t size)
 {
     if (!vm) {
-        return 0;
+        return NULL;
     }
     if (vm->nr_disks &&
         (!vm->disks || vm->disk_size < sizeof(QemuTransportDisk))) {
-        cpr_error(errp, target, "block node elements of %" PRIu32
-                  " bytes, fewer than this transport's %zu", vm->disk_size,
-                  sizeof(QemuTransportDisk));
-        return -1;
+        snprintf(buf, size, "block node elements of %" PRIu32 " bytes, "
+                 "fewer than this transport's %zu", vm->disk_size,
+                 sizeof(QemuTransportDisk));
+        return buf;
     }
     if (vm->nr_ram && !vm->ram) {
-        cpr_error(errp, target, "no RAM block list");
-        return -1;
+        return "no RAM block list";
     }
     if (vm->nr_ram && vm->ram_block_size < sizeof(QemuTransportRamBlock)) {
-        cpr_error(errp, target, "RAM block elements of %" PRIu32
-                  " bytes, fewer than this transport's %zu",
-                  vm->ram_block_size, sizeof(QemuTransportRamBlock));
-        return -1;
+        snprintf(buf, size, "RAM block elements of %" PRIu32 " bytes, "
+                 "fewer than this transport's %zu", vm->ram_block_size,
+                 sizeof(QemuTransportRamBlock));
+        return buf;
     }
-    return 0;
+    return NULL;
 }
 
 static CprWriter *W(QemuTransportOut *t)
@@ -85,10 +85,15 @@ static QemuTransportOut *out_open(const char *target,
 {
     const CprVm cvm = { vm, NULL, 0 };
     CprWriter *w = NULL;
+    const char *bad;
+    char buf[128];
 
     DTRACE_PROBE1(cpr_pmem, out_open_entry, target);
     cpr_room_stop();
-    if (check_vm(vm, target, errp) == 0) {
+    bad = vm_problem(vm, buf, sizeof(buf));
+    if (bad) {
+        cpr_error(errp, target, "%s", bad);
+    } else {
         w = cpr_writer_open_vm(target, &cpr_host, &cvm, errp);
     }
     if (w && cpr_writer_populate(w, errp) < 0) {
@@ -129,10 +134,14 @@ static int out_commit(QemuTransportOut *t, const QemuTransportVm *vm,
                       char **errp)
 {
     const CprVm cvm = { vm, NULL, 0 };
+    const char *bad;
+    char buf[128];
     int ret = -1;
 
     DTRACE_PROBE1(cpr_pmem, out_commit_entry, t);
-    if (check_vm(vm, cpr_writer_path(W(t)), errp) < 0) {
+    bad = vm_problem(vm, buf, sizeof(buf));
+    if (bad) {
+        cpr_error(errp, cpr_writer_path(W(t)), "%s", bad);
         cpr_writer_abort(W(t));
     } else {
         ret = cpr_writer_commit_vm(W(t), &cvm, errp);
@@ -161,9 +170,14 @@ static QemuTransportIn *in_open(const char *target,
 {
     const CprVm cvm = { vm, NULL, 0 };
     CprReader *r = NULL;
+    const char *bad;
+    char buf[128];
 
     DTRACE_PROBE1(cpr_pmem, in_open_entry, target);
-    if (check_vm(vm, target, errp) == 0) {
+    bad = vm_problem(vm, buf, sizeof(buf));
+    if (bad) {
+        cpr_error(errp, target, "%s", bad);
+    } else {
         r = cpr_reader_open(target, errp);
     }
     if (r && cpr_binding_verify(target, cpr_reader_record(r),

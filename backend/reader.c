@@ -206,22 +206,6 @@ void cpr_reader_close(CprReader *r)
     free(r);
 }
 
-int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp)
-{
-    CprImage f;
-
-    memset(h, 0, sizeof(*h));
-    if (cpr_image_open_read(path, &f, errp) < 0) {
-        return -1;
-    }
-    h->file_size = f.size;
-    h->sb_state = f.sb_state;
-    h->sb = f.sb;
-    h->slots = f.slots;
-    cpr_image_close(&f);
-    return 0;
-}
-
 bool cpr_reader_payload_verifies(const CprImage *f, const CprRecord *rec)
 {
     int64_t hole;

@@ -56,21 +56,6 @@ const CprImage *cpr_reader_file(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
 
-/* The header of an image as decoded, without judging it (for cpr-pmem). */
-typedef struct CprImageHeader {
-    uint64_t file_size;
-    CprDecode sb_state;
-    CprSuperblock sb;
-    CprSlots slots;
-} CprImageHeader;
-
-/*
- * Decode the superblock and both slots of the image at @path with the
- * same code cpr_reader_open() uses; -1 with *errp only if the file cannot
- * be read as an image at all (missing, not regular, too short).
- */
-int cpr_reader_inspect(const char *path, CprImageHeader *h, char **errp);
-
 /*
  * For a save: whether @rec's payload in @f (open and locked by the
  * caller) would load as far as its bytes go.  True without reading

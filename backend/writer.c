@@ -150,14 +150,6 @@ static int settle_slot(CprWriter *w, char **errp)
 }
 
 
-CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
-                           char **errp)
-{
-    CprHost host = { qemu_version, NULL, NULL };
-
-    return cpr_writer_open_vm(path, &host, NULL, errp);
-}
-
 CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
                               const CprVm *vm, char **errp)
 {

@@ -14,18 +14,12 @@
 typedef struct CprWriter CprWriter;
 
 /*
- * Open (creating it if missing) the image at @path for a new save and
- * lock it against concurrent saves.  Refuses files that are not ours,
- * under the symlink policy of image-file.h.
- * @qemu_version goes into the record; may be NULL.
- */
-CprWriter *cpr_writer_open(const char *path, const char *qemu_version,
-                           char **errp);
-
-/*
- * The same for the save of @vm (may be NULL: no RAM blocks, no machine
- * type, no CPU model): records what binding.h says, and warns through
- * @host when the image or a RAM block is on volatile memory.
+ * Open (creating it if missing) the image at @path for a new save of @vm
+ * and lock it against concurrent saves.  Refuses files that are not
+ * ours, under the symlink policy of image-file.h.  @host's qemu_version
+ * goes into the record (may be NULL).  @vm may be NULL: no RAM blocks, no
+ * machine type, no CPU model; else records what binding.h says, and warns
+ * through @host when the image or a RAM block is on volatile memory.
  */
 struct CprHost;
 struct CprVm;

@@ -98,8 +98,9 @@ static void expect_loads(const Image *im, int slot, const char *why)
 
 static void save(const char *path, size_t len, unsigned seed)
 {
+    static const CprHost host = { "10.0.13-corrupt", NULL, NULL };
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "10.0.13-corrupt", &err);
+    CprWriter *w = cpr_writer_open_vm(path, &host, NULL, &err);
     uint8_t *buf = g_malloc(len);
 
     g_assert_nonnull(w);

@@ -8,6 +8,7 @@
  *   CPR_CRASH_SCALE  multiplies random crash points and subsets (default 1)
  *   CPR_CRASH_SEED   PRNG seed (default fixed, so runs are reproducible)
  */
+#include "binding.h"
 #include "crash-check.h"
 #include "crash-saves.h"
 #include "format.h"
@@ -145,7 +146,9 @@ static void save(Run *run, const Save *s)
     run->stores = run->persists = 0;
     /* A save makes about 40 stores. */
     run->store_prob = (double)(POINTS_PER_SAVE * run->scale) / 40;
-    w = cpr_writer_open(run->path, "crash-test", &err);
+    w = cpr_writer_open_vm(run->path,
+                           &(CprHost){ "crash-test", NULL, NULL },
+                           NULL, &err);
     must(w ? 0 : -1, err);
     if (cpr_writer_generation(w) != run->gen + 1 ||
         cpr_writer_is_pmem(w) != cpr_sim.pmem) {

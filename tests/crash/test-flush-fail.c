@@ -32,6 +32,7 @@
  *   CPR_TEST_DIR    where the image files go (default /dev/shm)
  *   CPR_CRASH_SEED  PRNG seed (default fixed, so runs are reproducible)
  */
+#include "binding.h"
 #include "crash-check.h"
 #include "crash-saves.h"
 #include "format.h"
@@ -285,7 +286,9 @@ static int save(Run *run, const Save *s, const uint8_t *data, char **errp)
 
     run->phase = OPENING;
     run->commit_calls = 0;
-    w = cpr_writer_open(run->path, "flush-fail-test", errp);
+    w = cpr_writer_open_vm(run->path,
+                           &(CprHost){ "flush-fail-test", NULL, NULL },
+                           NULL, errp);
     if (!w) {
         return -1;
     }

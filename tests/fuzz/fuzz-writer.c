@@ -624,7 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t x = 0x9e3779b97f4a7c15ull * (le(data, size, FW_SEED_AT, 1) + 1);
     uint64_t allocated, expect_gen = 1;
     const QemuTransportVm vm = vm_of(mode);
-    CprImageHeader before, after;
+    CprImage before, after;
     bool had_header, committed = false;
     QemuTransportOut *t;
     Verdict was;
@@ -643,7 +643,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stream[i] = (uint8_t)x;
     }
     total = expected(stream, len, gap, exp);
-    had_header = cpr_reader_inspect(path, &before, &err) == 0;
+    had_header = cpr_image_open_read(path, &before, &err) == 0;
+    cpr_image_close(&before);
     free(err);
     err = NULL;
     if (had_header && before.slots.newest >= 0) {
@@ -693,7 +694,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (committed) {
         unsigned slot = cpr_slot_for(expect_gen);
 
-        CHECK(cpr_reader_inspect(path, &after, &err) == 0);
+        CHECK(cpr_image_open_read(path, &after, &err) == 0);
+        cpr_image_close(&after);
         CHECK(after.slots.newest == (int)slot &&
               after.slots.rec[slot].generation == expect_gen);
         CHECK(!had_header || same_slot(&before.slots, &after.slots,
@@ -701,7 +703,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_live(&live, &after.slots.rec[slot]);
     } else {
         if (had_header) {
-            CHECK(cpr_reader_inspect(path, &after, &err) == 0);
+            CHECK(cpr_image_open_read(path, &after, &err) == 0);
+            cpr_image_close(&after);
             CHECK(same_slot(&before.slots, &after.slots, 0) &&
                   same_slot(&before.slots, &after.slots, 1));
         }

@@ -409,7 +409,9 @@ int main(int argc, char **argv)
     }
     make_vm();
     /* Superblock only: a file nobody committed to. */
-    w = cpr_writer_open(img("uncommitted"), NULL, &err);
+    w = cpr_writer_open_vm(img("uncommitted"),
+                           &(CprHost){ NULL, NULL, NULL },
+                           NULL, &err);
     if (!w) {
         DIE("%s\n", err);
     }

@@ -38,7 +38,9 @@ static char *path_of(const char *name)
 static void save(const char *path, size_t len, unsigned seed)
 {
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, QEMU_VERSION, &err);
+    CprWriter *w = cpr_writer_open_vm(path,
+                                      &(CprHost){ QEMU_VERSION, NULL, NULL },
+                                      NULL, &err);
     uint8_t *buf = g_malloc(len + 1);
 
     g_assert_null(err);
@@ -147,16 +149,17 @@ static void test_info_json(void)
     JsonParser *parser = json_parser_new();
     JsonObject *o, *sb, *s0, *s1;
     JsonArray *slots;
-    CprImageHeader h;
+    CprImage h;
     char *err = NULL, *xxh;
 
     save(img, 5000, 1);
     save(img, 7000, 2);
-    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    g_assert_cmpint(cpr_image_open_read(img, &h, &err), ==, 0);
+    cpr_image_close(&h);
     o = info_json(img, parser);
     g_assert_cmpstr(json_object_get_string_member(o, "filename"), ==, img);
     g_assert_cmpint(json_object_get_int_member(o, "file-size"), ==,
-                    h.file_size);
+                    h.size);
     g_assert_cmpint(json_object_get_int_member(o, "committed-generation"),
                     ==, 2);
     g_assert_true(json_object_get_boolean_member(o, "loadable"));
@@ -382,7 +385,7 @@ static void test_info_large_values(void)
         .qemu_version = "forged", .kernel_release = "forged",
         .cmdline_fp = 1ull << 63,
     };
-    CprImageHeader h;
+    CprImage h;
     JsonObject *o, *s0;
     char *err = NULL, *want;
     Run r;
@@ -390,7 +393,8 @@ static void test_info_large_values(void)
     save(img, 5000, 1);                 /* generation 1, slot 1 */
     forge_slot(img, 0, &rec);
     forge_sb_ctime(img, UINT64_MAX);
-    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    g_assert_cmpint(cpr_image_open_read(img, &h, &err), ==, 0);
+    cpr_image_close(&h);
     g_assert_cmpint(h.slots.state[0], ==, CPR_DECODE_OK);
 
     o = info_json(img, parser);
@@ -451,7 +455,9 @@ static void test_info_large_values(void)
                     ==, INT64_MAX);
     assert_run("check", img, NULL, 0,
                "OK, generation 9223372036854775807, 5000 bytes", NULL);
-    g_assert_null(cpr_writer_open(img, QEMU_VERSION, &err));
+    g_assert_null(cpr_writer_open_vm(img,
+                                     &(CprHost){ QEMU_VERSION, NULL, NULL },
+                                     NULL, &err));
     want = g_strdup_printf("%s: generation counter exhausted", img);
     g_assert_cmpstr(err, ==, want);
     free(err);
@@ -470,13 +476,14 @@ static void test_info_escapes(void)
     static const char evil[] = "Q\x1b]0;owned\x07\x1b[2J\xc2\x9b" "31m\x7f\xff";
     char *img = path_of("escapes");
     JsonParser *parser = json_parser_new();
-    CprImageHeader h;
+    CprImage h;
     CprRecord rec;
     char *err = NULL;
     Run r;
 
     save(img, 5000, 1);                 /* generation 1, slot 1 */
-    g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+    g_assert_cmpint(cpr_image_open_read(img, &h, &err), ==, 0);
+    cpr_image_close(&h);
     rec = h.slots.rec[1];
     g_strlcpy(rec.qemu_version, evil, sizeof(rec.qemu_version));
     g_strlcpy(rec.kernel_release, evil, sizeof(rec.kernel_release));
@@ -688,11 +695,12 @@ static void test_check_reboot(void)
      * RAM: its own medium decides, with a note. */
     save_vm(img, ram);
     {
-        CprImageHeader h;
+        CprImage h;
         char *err = NULL;
         CprRecord rec;
 
-        g_assert_cmpint(cpr_reader_inspect(img, &h, &err), ==, 0);
+        g_assert_cmpint(cpr_image_open_read(img, &h, &err), ==, 0);
+        cpr_image_close(&h);
         rec = h.slots.rec[h.slots.newest];
         rec.version = 1;
         rec.payload_len = rec.stream_len;

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "binding.h"
 #include "hostile-util.h"
 #include "unit-util.h"
 #include "writer.h"
@@ -356,7 +357,7 @@ static void test_stale_temporaries(void)
     g_free(p);
 
     img = g_build_filename(dir, "img", NULL);
-    w = cpr_writer_open(img, "test", &err);
+    w = cpr_writer_open_vm(img, &(CprHost){ "test", NULL, NULL }, NULL, &err);
     g_assert_null(err);
     cpr_writer_close(w);
     close(live);

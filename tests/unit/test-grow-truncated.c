@@ -6,6 +6,7 @@
  * names the file and says it was truncated, not libpmem's "mmap 0
  * bytes", and never stores past a short mapping.
  */
+#include "binding.h"
 #include "unit-util.h"
 #include "errmsg.h"
 #include "writer.h"
@@ -49,7 +50,7 @@ static void grow_cut_to(gconstpointer data)
 
     unlink(path);
     tu_save(path, a, first);
-    w = cpr_writer_open(path, "test", &err);
+    w = cpr_writer_open_vm(path, &(CprHost){ "test", NULL, NULL }, NULL, &err);
     g_assert_no_errno(w ? 0 : -1);
     cut_to = to;
     g_assert_cmpint(cpr_writer_append(w, b, big, &err), <, 0);

@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "binding.h"
 #include "format.h"
 #include "metadata.h"
 #include "image-file.h"
@@ -256,7 +257,9 @@ static void test_gaps_over_stale(void)
 static void save_fill(const char *path, int byte, size_t len, bool commit)
 {
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "test", &err);
+    CprWriter *w = cpr_writer_open_vm(path,
+                                      &(CprHost){ "test", NULL, NULL },
+                                      NULL, &err);
     uint8_t *buf = g_malloc(len);
 
     g_assert_nonnull(w);
@@ -303,7 +306,7 @@ static void test_gap_after_relocation(void)
     memset(a, 0x44, sizeof(a));
     memset(b, 0x55, sizeof(b));
     memset(c, 0x66, sizeof(c));
-    w = cpr_writer_open(path, "test", &err);
+    w = cpr_writer_open_vm(path, &(CprHost){ "test", NULL, NULL }, NULL, &err);
     g_assert_nonnull(w);
     g_assert_cmpint(cpr_writer_pwrite(w, 0, a, sizeof(a), &err), ==, 0);
     g_assert_cmpint(cpr_writer_pwrite(w, 12 * MiB + 512 * 1024, b, sizeof(b),
@@ -339,7 +342,7 @@ static void test_gap_at_hole(void)
     close(fd);
     memset(a, 0x44, big);
     memset(c, 0x66, sizeof(c));
-    w = cpr_writer_open(path, "test", &err);
+    w = cpr_writer_open_vm(path, &(CprHost){ "test", NULL, NULL }, NULL, &err);
     g_assert_nonnull(w);
     g_assert_cmpint(cpr_writer_pwrite(w, 0, a, big, &err), ==, 0);
     g_assert_cmpint(cpr_writer_pwrite(w, 9 * MiB + 200, c, sizeof(c), &err),

@@ -6,6 +6,7 @@
  * reader, so "check" passes exactly when the transport would load the
  * image.
  */
+#include "binding.h"
 #include "tool.h"
 #include "reader.h"
 #include "tool-open.h"
@@ -202,8 +203,9 @@ static bool parse_seconds(const char *arg, int64_t *secs)
 static int cmd_create(const char *path, uint64_t size)
 {
     struct stat st;
+    static const CprHost host = { "cpr-pmem create", NULL, NULL };
     char *err = NULL;
-    CprWriter *w = cpr_writer_open(path, "cpr-pmem create", &err);
+    CprWriter *w = cpr_writer_open_vm(path, &host, NULL, &err);
 
     if (!w || cpr_writer_populate_size(w, size, &err) < 0) {
         cpr_writer_close(w);
@@ -224,7 +226,7 @@ static int cmd_create(const char *path, uint64_t size)
 
 static int cmd_invalidate(const char *path)
 {
-    CprImageHeader h;
+    CprImage h;
     CprWriter *w;
     char *err = NULL;
 
@@ -232,10 +234,13 @@ static int cmd_invalidate(const char *path)
     if (check_openable(path) < 0) {
         return TOOL_USAGE;
     }
-    if (cpr_reader_inspect(path, &h, &err) < 0) {
+    if (cpr_image_open_read(path, &h, &err) < 0) {
         goto refused;
     }
-    w = cpr_writer_open(path, "cpr-pmem invalidate", &err);
+    cpr_image_close(&h);
+    w = cpr_writer_open_vm(path,
+                           &(CprHost){ "cpr-pmem invalidate", NULL, NULL },
+                           NULL, &err);
     if (!w) {
         goto refused;
     }

@@ -49,12 +49,12 @@ static const char *flags_name(uint64_t flags)
     return (flags & CPR_REC_FLAG_INVALIDATED) ? "INVALIDATED" : "none";
 }
 
-static bool slot_valid(const CprImageHeader *h, int i)
+static bool slot_valid(const CprImage *h, int i)
 {
     return h->slots.state[i] == CPR_DECODE_OK;
 }
 
-static void print_human(const char *path, const CprImageHeader *h,
+static void print_human(const char *path, const CprImage *h,
                         const char *refusal, const CprReader *r)
 {
     const CprSlots *s = &h->slots;
@@ -62,7 +62,7 @@ static void print_human(const char *path, const CprImageHeader *h,
     int media = tool_image_media(path, detail, sizeof(detail));
 
     printf("image: %s\n", path);
-    printf("file size: %" PRIu64 " bytes\n", h->file_size);
+    printf("file size: %" PRIu64 " bytes\n", h->size);
     tool_print_media("media", (uint32_t)media, detail);
     printf("superblock: %s\n", sb_state_name(h->sb_state));
     if (h->sb_state == CPR_DECODE_OK || h->sb_state == CPR_DECODE_TOO_NEW) {
@@ -135,7 +135,7 @@ static void add_time(JsonBuilder *b, const char *name, uint64_t ns)
     report_add_u64(b, ns_name, ns);
 }
 
-static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
+static void add_slot(JsonBuilder *b, const CprImage *h, int i)
 {
     const CprRecord *r = &h->slots.rec[i];
 
@@ -166,7 +166,7 @@ static void add_slot(JsonBuilder *b, const CprImageHeader *h, int i)
     json_builder_end_object(b);
 }
 
-static void print_json(const char *path, const CprImageHeader *h,
+static void print_json(const char *path, const CprImage *h,
                        const char *refusal, const CprReader *r)
 {
     JsonBuilder *b = json_builder_new();
@@ -175,7 +175,7 @@ static void print_json(const char *path, const CprImageHeader *h,
 
     json_builder_begin_object(b);
     report_add_clean(b, "filename", path);
-    report_add_u64(b, "file-size", h->file_size);
+    report_add_u64(b, "file-size", h->size);
     tool_add_media(b, "media", (uint32_t)media, detail);
     json_builder_set_member_name(b, "superblock");
     json_builder_begin_object(b);
@@ -229,11 +229,11 @@ static void print_json(const char *path, const CprImageHeader *h,
 /* tool_info -- cpr-pmem info, in words or in JSON. */
 int tool_info(const char *path, bool json)
 {
-    CprImageHeader h;
+    CprImage h;
     CprReader *r;
     char *err = NULL;
 
-    if (cpr_reader_inspect(path, &h, &err) < 0) {
+    if (cpr_image_open_read(path, &h, &err) < 0) {
         fprintf(stderr, "%s\n", err);
         free(err);
         /* e.g. locked by a save: which one, if it is the exec: helper */
@@ -250,6 +250,7 @@ int tool_info(const char *path, bool json)
         print_human(path, &h, err, r);
     }
     cpr_reader_close(r);
+    cpr_image_close(&h);
     free(err);
     return TOOL_OK;
 }

@@ -71,8 +71,8 @@ static void set_idle(bool idle)
 static void *room_helper(void *opaque)
 {
     (void)opaque;
+    pthread_mutex_lock(&lock);
     for (;;) {
-        pthread_mutex_lock(&lock);
         if (job) {
             room_start(job, job_off, job_end);
             job = NULL;
@@ -87,7 +87,6 @@ static void *room_helper(void *opaque)
         set_idle(false);
         pthread_mutex_lock(&lock);
         busy = true;
-        pthread_mutex_unlock(&lock);
     }
     return NULL;
 }

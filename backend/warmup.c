@@ -4,8 +4,22 @@
 #include "room.h"
 #include "writer-internal.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/param.h>
+
+typedef struct CprWarmup {
+    /* After a restore, make the room for the next save (off only for
+     * measurements: CPR_PMEM_NO_ROOM=1 in the environment). */
+    bool room_after_restore;
+    /* Before a save, populate at most this much of the expected stream
+     * where populating may read from a device (a disk filesystem) ... */
+    uint64_t open_bytes;
+    /* ... and where it only fills page tables (tmpfs, DAX), as much as
+     * this many ms of QEMU's main thread buy (out_open holds its lock). */
+    unsigned open_ms;
+} CprWarmup;
 
 static CprWarmup policy = {
     .room_after_restore = true,
@@ -18,11 +32,6 @@ void cpr_warmup_init(void)
     /* Measurement only (bench/restore-outside.c): no room at all. */
     policy.room_after_restore = getenv("CPR_PMEM_NO_ROOM") == NULL;
     cpr_room_init();
-}
-
-const CprWarmup *cpr_warmup_policy(void)
-{
-    return &policy;
 }
 
 /*

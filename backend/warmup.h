@@ -19,29 +19,11 @@
 #ifndef CPR_WARMUP_H
 #define CPR_WARMUP_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "reader.h"
-
-typedef struct CprWarmup {
-    /* After a restore, make the room for the next save (off only for
-     * measurements: CPR_PMEM_NO_ROOM=1 in the environment). */
-    bool room_after_restore;
-    /* Before a save, populate at most this much of the expected stream
-     * where populating may read from a device (a disk filesystem) ... */
-    uint64_t open_bytes;
-    /* ... and where it only fills page tables (tmpfs, DAX), as much as
-     * this many ms of QEMU's main thread buy (out_open holds its lock). */
-    unsigned open_ms;
-} CprWarmup;
 
 /* At load, from the ABI glue: the policy (its defaults and the
  * environment), and room.c's helper thread. */
 void cpr_warmup_init(void);
-
-/* The policy in force. */
-const CprWarmup *cpr_warmup_policy(void);
 
 /*
  * in_close: take over @r (a finished restore) and, as the policy says,

@@ -30,8 +30,9 @@ struct CprReader {
     size_t page_xxh3_len;
     uint64_t zero_page, zero_last;  /* XXH3 of a zero page, the last's */
     uint64_t zero_block;        /* block hash of a whole block of zeros */
-    uint8_t *whole;             /* a payload of one block, as verified */
-    /* A larger one, mapped read-only (map_payload), or NULL. */
+    /* A payload of one block read into memory, as verified; or NULL,
+     * and the payload is mapped read-only (map_payload). */
+    uint8_t *whole;
     uint8_t *map;
     size_t map_len;
     const uint8_t *payload;     /* in map */

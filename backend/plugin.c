@@ -90,6 +90,7 @@ static QemuTransportOut *out_open(const char *target,
 
     DTRACE_PROBE1(cpr_pmem, out_open_entry, target);
     cpr_room_stop();
+    cpr_reader_unprepare();
     bad = vm_problem(vm, buf, sizeof(buf));
     if (bad) {
         cpr_error(errp, target, "%s", bad);
@@ -284,5 +285,6 @@ qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
              host->qemu_version ? host->qemu_version : "");
     qemu_warn = host->warn;
     cpr_warmup_init();
+    cpr_reader_prepare();
     return &ops;
 }

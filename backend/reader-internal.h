@@ -33,6 +33,7 @@ struct CprReader {
     /* A payload of one block read into memory, as verified; or NULL,
      * and the payload is mapped read-only (map_payload). */
     uint8_t *whole;
+    bool whole_prepared;        /* whole is cpr_reader_prepare()'s */
     uint8_t *map;
     size_t map_len;
     const uint8_t *payload;     /* in map */

@@ -15,7 +15,8 @@
 #define PARALLEL_MIN (32ull << 20)
 
 /*
- * A payload this large is mapped when it can be (map_payload): a cold
+ * A payload this large is mapped when it can be (map_payload), unless
+ * it fits the buffer cpr_reader_prepare() faulted in at load: a cold
  * process pays a page fault per page of a buffer it reads into (a
  * 450 KiB payload on tmpfs: 220 us for malloc, pread and hashing, 60 us
  * hashed through a mapping).  Smaller ones are read into memory once.
@@ -379,6 +380,9 @@ static void map_payload(CprReader *r)
     if (m == MAP_FAILED) {
         return;
     }
+    if (len <= CPR_CSUM_BLOCK + (uint64_t)pagesize) {
+        (void)madvise(m, (size_t)len, MADV_POPULATE_READ);
+    }
     r->map = m;
     r->map_len = (size_t)len;
     r->payload = r->map + (r->rec.payload_off - from);
@@ -420,14 +424,16 @@ int cpr_reader_verify(CprReader *r, char **errp)
         }
         r->zero_block = cpr_csum_block(h, CPR_CSUM_PAGES_PER_BLOCK);
     }
-    if (r->rec.payload_len >= MAP_MIN) {
+    if (!r->whole && r->rec.payload_len >= MAP_MIN) {
         map_payload(r);
     }
     if (!r->map && r->rec.payload_len <= CPR_CSUM_BLOCK) {
         bool all_hole = false;
 
         /* One block: read once, and served from memory from now on. */
-        r->whole = malloc(r->rec.payload_len + 1);
+        if (!r->whole) {
+            r->whole = malloc(r->rec.payload_len + 1);
+        }
         if (!r->whole) {
             cpr_image_error(&r->file, errp, "out of memory");
             return -1;

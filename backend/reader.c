@@ -4,6 +4,7 @@
 #include "image-file.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,29 @@
 /* Pages read straight into the caller's buffer, at most this many bytes
  * at a time: they are hashed while still in the cache. */
 #define RUN (256u << 10)
+
+/* cpr_reader_prepare()'s buffer, a block and a byte, or NULL. */
+#define PREPARED_LEN ((size_t)CPR_CSUM_BLOCK + 1)
+static _Atomic(uint8_t *) prepared;
+
+void cpr_reader_prepare(void)
+{
+    uint8_t *p = mmap(NULL, PREPARED_LEN, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+    if (p != MAP_FAILED && atomic_exchange(&prepared, p)) {
+        munmap(p, PREPARED_LEN);        /* prepared twice: keep the first */
+    }
+}
+
+void cpr_reader_unprepare(void)
+{
+    uint8_t *p = atomic_exchange(&prepared, NULL);
+
+    if (p) {
+        munmap(p, PREPARED_LEN);
+    }
+}
 
 static void changed(const CprReader *r, char **errp)
 {
@@ -91,7 +115,14 @@ CprReader *cpr_reader_open(const char *path, char **errp)
     }
     r->file.fd = -1;
     if (cpr_image_open_read(path, &r->file, errp) < 0 ||
-        choose_record(r, errp) < 0 || cpr_reader_verify(r, errp) < 0) {
+        choose_record(r, errp) < 0) {
+        goto fail;
+    }
+    if (r->rec.payload_len <= CPR_CSUM_BLOCK) {
+        r->whole = atomic_exchange(&prepared, NULL);
+        r->whole_prepared = r->whole != NULL;
+    }
+    if (cpr_reader_verify(r, errp) < 0) {
         goto fail;
     }
     return r;
@@ -200,7 +231,11 @@ void cpr_reader_close(CprReader *r)
     if (r->page_xxh3) {
         munmap(r->page_xxh3, r->page_xxh3_len);
     }
-    free(r->whole);
+    if (r->whole_prepared) {
+        munmap(r->whole, PREPARED_LEN);
+    } else {
+        free(r->whole);
+    }
     free(r->desc_bytes);
     cpr_vmdesc_free(r->desc);
     free(r);

@@ -55,6 +55,14 @@ const char *cpr_reader_path(const CprReader *r);
 const CprImage *cpr_reader_file(const CprReader *r);
 
 void cpr_reader_close(CprReader *r);
+/*
+ * At load, before any restore: a buffer for a payload of one block, its
+ * pages faulted in now, so that a restore in a process that just started
+ * reads its payload there without a page fault per page.  A save drops
+ * it (cpr_reader_unprepare); the first restore takes it, and frees it.
+ */
+void cpr_reader_prepare(void);
+void cpr_reader_unprepare(void);
 
 /*
  * For a save: whether @rec's payload in @f (open and locked by the

@@ -15,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "hostile-util.h"
+#include "reader.h"
 #include "unit-util.h"
 
 static gboolean file_is(const char *path, const void *buf, size_t len)
@@ -228,19 +231,19 @@ static int truncate_during_readv_child(void *opaque)
     uint8_t *got = g_malloc(v->len + 1);
     QemuTransportIn *t;
     char *err = NULL;
-    size_t done = 0;
-    struct iovec iov = { got, MiB + 100 };
+    size_t done = 0, first = v->len > 2 * MiB ? MiB + 100 : v->len / 2;
+    struct iovec iov = { got, first };
 
     t = ops->in_open(v->path, tu_vm(), &err);
     g_assert_null(err);
     g_assert_nonnull(t);
-    g_assert_cmpint(ops->in_readv(t, &iov, 1, &err), ==, MiB + 100);
+    g_assert_cmpint(ops->in_readv(t, &iov, 1, &err), ==, first);
     truncate_path(v->path, v->size);
-    g_assert_cmpint(hu_read_all(t, got + MiB + 100, v->len + 1 - MiB - 100,
+    g_assert_cmpint(hu_read_all(t, got + first, v->len + 1 - first,
                                 &done, &err), ==, -1);
     hu_assert_error(v->path, err, "");
     /* Whatever came before the error was the verified image. */
-    g_assert_true(memcmp(got, v->data, MiB + 100 + done) == 0);
+    g_assert_true(memcmp(got, v->data, first + done) == 0);
     ops->in_close(t);
     g_free(got);
     return 0;
@@ -321,6 +324,104 @@ static void test_changed_after_verify(void)
         hu_assert_exit_ok(hu_run_child(changed_after_verify_child, &v),
                           "reading an image changed after in_open");
     }
+    g_free(a);
+    g_free(path);
+}
+
+/*
+ * A payload of one block (512 KiB) is verified through its mapping, as a
+ * larger one is, when no buffer was prepared for it (a save dropped it):
+ * it is served from the mapping, each page checked again, so a truncation
+ * or a rewrite after in_open is an error there too, never a SIGBUS or a
+ * byte not verified.
+ */
+static void test_small_payload_mapped(void)
+{
+    char *path = tu_path("small-mapped");
+    uint8_t *a = tu_pattern(512 * 1024, 14);
+    static const uint64_t sizes[] = { 0, 2 * MiB + 300 * 1024 + 7 };
+    static const uint64_t offsets[] = { 0, 300 * 1024 + 5 };
+    struct statfs fs;
+
+    /* On a disk filesystem the payload is read into memory instead. */
+    g_assert_cmpint(statfs(tu_dir(), &fs), ==, 0);
+    if (fs.f_type != TMPFS_MAGIC) {
+        g_test_skip("the image directory is not a tmpfs");
+        g_free(a);
+        g_free(path);
+        return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        Victim v = { path, a, 512 * 1024, sizes[i], 0 };
+
+        unlink(path);
+        tu_save(path, a, 512 * 1024);
+        tu_quiesce();
+        hu_assert_exit_ok(hu_run_child(truncate_during_readv_child, &v),
+                          "in_readv of a truncated one-block image");
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(offsets); i++) {
+        Victim v = { path, a, 512 * 1024, 0, offsets[i] };
+
+        unlink(path);
+        tu_save(path, a, 512 * 1024);
+        tu_quiesce();
+        hu_assert_exit_ok(hu_run_child(changed_after_verify_child, &v),
+                          "reading a one-block image changed after in_open");
+    }
+    g_free(a);
+    g_free(path);
+}
+
+/* in_open read the payload into the prepared buffer; then another fd
+ * rewrites payload bytes: the verified bytes are served, all of them. */
+static int prepared_child(void *opaque)
+{
+    const Victim *v = opaque;
+    const QemuTransportOps *ops = tu_ops();
+    uint8_t *got = g_malloc(v->len + 1);
+    uint8_t *other = tu_pattern(8192, 99);
+    QemuTransportIn *t;
+    char *err = NULL;
+    int fd;
+
+    cpr_reader_prepare();
+    t = ops->in_open(v->path, tu_vm(), &err);
+    g_assert_null(err);
+    g_assert_nonnull(t);
+    fd = open(v->path, O_WRONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, other, 8192, (off_t)(2 * MiB + v->offset)),
+                    ==, 8192);
+    g_assert_cmpint(ftruncate(fd, 2 * MiB + 4096), ==, 0);
+    close(fd);
+    g_assert_cmpint(hu_read_all(t, got, v->len + 1, NULL, &err), ==, v->len);
+    g_assert_null(err);
+    g_assert_true(memcmp(got, v->data, v->len) == 0);
+    ops->in_close(t);
+    g_free(other);
+    g_free(got);
+    return 0;
+}
+
+/*
+ * A destination prepares a buffer when the transport loads
+ * (cpr_reader_prepare): in_open reads a one-block payload into it, and
+ * the restore is served from what was verified there, whatever happens
+ * to the file afterwards (rewritten, then truncated).
+ */
+static void test_prepared_buffer(void)
+{
+    char *path = tu_path("prepared");
+    uint8_t *a = tu_pattern(512 * 1024, 15);
+    Victim v = { path, a, 512 * 1024, 0, 100 * 1024 + 3 };
+
+    unlink(path);
+    tu_save(path, a, 512 * 1024);
+    tu_quiesce();
+    hu_assert_exit_ok(hu_run_child(prepared_child, &v),
+                      "reading a prepared one-block image changed after "
+                      "in_open");
     g_free(a);
     g_free(path);
 }
@@ -592,6 +693,9 @@ int main(int argc, char **argv)
                     test_restore_during_room_making);
     g_test_add_func("/third-party/truncate-during-readv",
                     test_truncate_during_readv);
+    g_test_add_func("/third-party/small-payload-mapped",
+                    test_small_payload_mapped);
+    g_test_add_func("/third-party/prepared-buffer", test_prepared_buffer);
     g_test_add_func("/third-party/changed-after-verify",
                     test_changed_after_verify);
     g_test_add_func("/third-party/truncate-during-writev",

@@ -143,8 +143,35 @@ static const CprVmdescBlock *find_saved(const CprVmdesc *d, const char *name)
     return NULL;
 }
 
+/*
+ * Where a RAM block's lines say it is: its file's path, read from /proc
+ * only when a line needs it (a restore that passes needs none).
+ */
+typedef struct Where {
+    int fd;
+    bool read;
+    char *path;                 /* cpr_fd_path(), or NULL */
+    char anon[CPR_VMDESC_MAX_NAME + 64];
+} Where;
+
+static const char *where_path(Where *w)
+{
+    if (!w->read) {
+        w->path = w->fd >= 0 ? cpr_fd_path(w->fd) : NULL;
+        w->read = true;
+    }
+    return w->path ? w->path : "";
+}
+
+static const char *where_of(Where *w)
+{
+    const char *path = where_path(w);
+
+    return *path ? path : w->anon;
+}
+
 /* The sampled pages of @b against the saved ones of @k. */
-static void check_samples(CprLines *l, const char *where,
+static void check_samples(CprLines *l, Where *w,
                           const CprVmdescBlock *k, const CprRamBlock *b,
                           uint64_t seed, bool device)
 {
@@ -171,7 +198,8 @@ static void check_samples(CprLines *l, const char *where,
                                       index, k->nr_samples, xxh3, zero);
     }
     if (ret == -2 && !b->host) {
-        cpr_lines_add(l, "%s: RAM block %s is not mapped", where, k->name);
+        cpr_lines_add(l, "%s: RAM block %s is not mapped", where_of(w),
+                      k->name);
         return;
     }
     if (ret == -2) {
@@ -181,7 +209,7 @@ static void check_samples(CprLines *l, const char *where,
     if (ret < 0) {
         cpr_lines_add(l,
             "%s: cannot read the guest RAM of block %s (its file was "
-            "truncated?)", where, k->name);
+            "truncated?)", where_of(w), k->name);
         return;
     }
     for (uint32_t i = 0; i < k->nr_samples; i++) {
@@ -193,7 +221,7 @@ static void check_samples(CprLines *l, const char *where,
     if (differ && zeros == differ) {
         cpr_lines_add(l,
             "%s: %u of %u sampled pages differ from the saved VM and "
-            "are all zero: %s", where, differ, k->nr_samples,
+            "are all zero: %s", where_of(w), differ, k->nr_samples,
             device ? "the device looks wiped (DRAM-backed pmem after a cold "
                      "reboot, or a namespace made anew)"
                    : "the RAM looks newly created (a tmpfs does not survive "
@@ -201,40 +229,41 @@ static void check_samples(CprLines *l, const char *where,
     } else if (differ) {
         cpr_lines_add(l,
             "%s: %u of %u sampled pages differ from the saved VM (stale "
-            "or foreign guest RAM)", where, differ, k->nr_samples);
+            "or foreign guest RAM)", where_of(w), differ, k->nr_samples);
     }
 }
 
 static void check_block(CprLines *l, const CprVmdescBlock *k,
                         const CprRamBlock *b, uint64_t seed)
 {
-    char *now_path = b->fd >= 0 ? cpr_fd_path(b->fd) : NULL;
-    char anon[CPR_VMDESC_MAX_NAME + 64], a[40], c[40];
-    const char *where;
+    Where w = { .fd = b->fd };
+    char a[40], c[40];
     struct stat st;
     int64_t birth_sec;
     uint32_t birth_nsec;
     bool other = false, device = false;
 
-    snprintf(anon, sizeof(anon), "RAM block %s (anonymous memory)", k->name);
-    where = now_path && *now_path ? now_path : anon;
+    snprintf(w.anon, sizeof(w.anon), "RAM block %s (anonymous memory)",
+             k->name);
     if (b->size != k->size) {
         human_size(b->size, a, sizeof(a));
         human_size(k->size, c, sizeof(c));
         cpr_lines_add(l,
             "%s: RAM block %s is %s, the saved VM's was %s (resized?)",
-            where, k->name, a, c);
+            where_of(&w), k->name, a, c);
         goto out;
     }
     if ((b->fd >= 0) != k->has_file) {
-        cpr_lines_add(l, "%s: RAM block %s is %s, the saved VM's was %s", where,
+        cpr_lines_add(l, "%s: RAM block %s is %s, the saved VM's was %s",
+            where_of(&w),
             k->name, b->fd >= 0 ? "a file" : "anonymous memory",
             k->has_file ? k->file.path : "anonymous memory");
         goto out;
     }
     if (k->has_file) {
         if (cpr_ram_fstat(b->fd, &st) < 0) {
-            cpr_lines_add(l, "%s: cannot stat: %s", where, strerror(errno));
+            cpr_lines_add(l, "%s: cannot stat: %s", where_of(&w),
+                          strerror(errno));
             goto out;
         }
         device = S_ISCHR(st.st_mode);
@@ -248,11 +277,11 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
          */
         if ((uint64_t)st.st_ino != k->file.ino ||
             ((uint64_t)st.st_dev != k->file.dev &&
-             strcmp(now_path ? now_path : "", k->file.path))) {
+             strcmp(where_path(&w), k->file.path))) {
             cpr_lines_add(l,
                 "%s: not the file the VM was saved with (that was %s, "
                 "inode %" PRIu64 " on device %u:%u; this is inode %" PRIu64
-                " on device %u:%u)", where, k->file.path, k->file.ino,
+                " on device %u:%u)", where_of(&w), k->file.path, k->file.ino,
                 major(k->file.dev), minor(k->file.dev), (uint64_t)st.st_ino,
                 major(st.st_dev), minor(st.st_dev));
             other = true;
@@ -266,13 +295,13 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
             cpr_lines_add(l,
                 "%s: not the file the VM was saved with (a file created "
                 "at %s, with the inode number of the one created at %s)",
-                where, a, c);
+                where_of(&w), a, c);
             other = true;
         }
         if (b->fd_offset != k->fd_offset) {
             cpr_lines_add(l,
                 "%s: RAM block %s starts at offset %" PRIu64 " of the "
-                "file, the saved VM's at %" PRIu64, where, k->name,
+                "file, the saved VM's at %" PRIu64, where_of(&w), k->name,
                 b->fd_offset, k->fd_offset);
             goto out;
         }
@@ -281,8 +310,8 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
             cpr_lines_add(l,
                 "%s: the file (%" PRIu64 " bytes) is shorter than RAM "
                 "block %s (%" PRIu64 " bytes at offset %" PRIu64 "): "
-                "truncated?", where, (uint64_t)st.st_size, k->name, b->size,
-                b->fd_offset);
+                "truncated?", where_of(&w), (uint64_t)st.st_size, k->name,
+                b->size, b->fd_offset);
             goto out;
         }
         /* QEMU's prealloc writes every page, which sets the mtime. */
@@ -295,12 +324,13 @@ static void check_block(CprLines *l, const CprVmdescBlock *k,
                          sizeof(c));
             cpr_lines_add(l,
                 "%s: modified since the save (at %s; saved at %s): a "
-                "stale copy, or written by another process", where, a, c);
+                "stale copy, or written by another process", where_of(&w),
+                a, c);
         }
     }
-    check_samples(l, where, k, b, seed, device);
+    check_samples(l, &w, k, b, seed, device);
 out:
-    free(now_path);
+    free(w.path);
 }
 
 static void check_ram(CprLines *l, const CprVmdesc *d, const CprVm *vm)

@@ -7,6 +7,7 @@
 #include "vmdesc.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,9 +84,27 @@ out:
     return ret;
 }
 
+/* cpr_cmdline_prepare()'s copy of /proc/self/cmdline, if it read. */
+static char *own_args;
+static size_t own_len;
+static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+
+static void read_own(void)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+
+    if (f && read_args(f, &own_args, &own_len) < 0) {
+        own_args = NULL;
+    }
+}
+
+void cpr_cmdline_prepare(void)
+{
+    pthread_once(&own_once, read_own);
+}
+
 int cpr_cmdline_own(char **args, size_t *len)
 {
-    FILE *f;
     char *buf;
 
     *args = NULL;
@@ -100,8 +119,18 @@ int cpr_cmdline_own(char **args, size_t *len)
         *len = bound(buf, test_len);
         return 0;
     }
-    f = fopen("/proc/self/cmdline", "re");
-    return f ? read_args(f, args, len) : -1;
+    cpr_cmdline_prepare();
+    if (!own_args) {
+        return -1;
+    }
+    buf = malloc(own_len ? own_len : 1);
+    if (!buf) {
+        return -1;
+    }
+    memcpy(buf, own_args, own_len);
+    *args = buf;
+    *len = own_len;
+    return 0;
 }
 
 int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len)

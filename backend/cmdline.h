@@ -20,6 +20,13 @@
 int cpr_cmdline_own(char **args, size_t *len);
 
 /*
+ * Read this process's argument list now, at load, and keep it: a QEMU's
+ * does not change, and a restore then does not read /proc inside
+ * migrate-incoming.  cpr_cmdline_own() does it itself if not done yet.
+ */
+void cpr_cmdline_prepare(void);
+
+/*
  * The same for the process whose /proc/PID directory @proc_fd is open:
  * its "cmdline", read under that descriptor.
  */

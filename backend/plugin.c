@@ -6,6 +6,7 @@
 #include "qemu/transport-plugin.h"
 
 #include "binding.h"
+#include "cmdline.h"
 #include "errmsg.h"
 #include "probes.h"
 #include "image-file.h"
@@ -286,5 +287,6 @@ qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
     qemu_warn = host->warn;
     cpr_warmup_init();
     cpr_reader_prepare();
+    cpr_cmdline_prepare();
     return &ops;
 }

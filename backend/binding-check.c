@@ -170,23 +170,16 @@ static const char *where_of(Where *w)
     return *path ? path : w->anon;
 }
 
-/* The sampled pages of @b against the saved ones of @k. */
-static void check_samples(CprLines *l, Where *w,
-                          const CprVmdescBlock *k, const CprRamBlock *b,
-                          uint64_t seed, bool device)
+/*
+ * The XXH3 of the sampled pages @index of @b, and (if @zero) whether each
+ * is all zero: 0, -1 if unreadable, -2 if not mapped.
+ */
+static int hash_samples(const CprRamBlock *b, bool device, uint64_t seed,
+                        const uint64_t *index, uint32_t n, uint64_t *xxh3,
+                        bool *zero)
 {
-    uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
-    bool zero[CPR_VMDESC_MAX_SAMPLES];
-    uint32_t differ = 0, zeros = 0;
-
     int ret = -2;
 
-    if (!k->nr_samples) {
-        return;
-    }
-    for (uint32_t i = 0; i < k->nr_samples; i++) {
-        index[i] = k->samples[i].index;
-    }
     /*
      * A file QEMU maps shared holds what the mapping shows: read it with
      * pread (a restore after a reboot starts with a cold page cache, and
@@ -195,16 +188,52 @@ static void check_samples(CprLines *l, Where *w,
      */
     if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) && !device) {
         ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
-                                      index, k->nr_samples, xxh3, zero);
+                                      index, n, xxh3, zero);
     }
-    if (ret == -2 && !b->host) {
+    if (ret == -2 && b->host) {
+        ret = cpr_fingerprint_hash(b->host, b->size, seed, index, n, xxh3,
+                                   zero);
+    }
+    return ret;
+}
+
+/* How many of the hashes of @k's samples differ from @xxh3. */
+static uint32_t nr_differ(const CprVmdescBlock *k, const uint64_t *xxh3)
+{
+    uint32_t differ = 0;
+
+    for (uint32_t i = 0; i < k->nr_samples; i++) {
+        differ += xxh3[i] != k->samples[i].xxh3;
+    }
+    return differ;
+}
+
+/* The sampled pages of @b against the saved ones of @k.  Which pages are
+ * zeros is looked at only to word a refusal (a second read). */
+static void check_samples(CprLines *l, Where *w,
+                          const CprVmdescBlock *k, const CprRamBlock *b,
+                          uint64_t seed, bool device)
+{
+    uint64_t index[CPR_VMDESC_MAX_SAMPLES], xxh3[CPR_VMDESC_MAX_SAMPLES];
+    bool zero[CPR_VMDESC_MAX_SAMPLES];
+    uint32_t differ = 0, zeros = 0;
+    int ret;
+
+    if (!k->nr_samples) {
+        return;
+    }
+    for (uint32_t i = 0; i < k->nr_samples; i++) {
+        index[i] = k->samples[i].index;
+    }
+    ret = hash_samples(b, device, seed, index, k->nr_samples, xxh3, NULL);
+    if (ret == 0 && nr_differ(k, xxh3)) {
+        ret = hash_samples(b, device, seed, index, k->nr_samples, xxh3,
+                           zero);
+    }
+    if (ret == -2) {
         cpr_lines_add(l, "%s: RAM block %s is not mapped", where_of(w),
                       k->name);
         return;
-    }
-    if (ret == -2) {
-        ret = cpr_fingerprint_hash(b->host, b->size, seed, index,
-                                   k->nr_samples, xxh3, zero);
     }
     if (ret < 0) {
         cpr_lines_add(l,

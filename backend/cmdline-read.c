@@ -133,6 +133,27 @@ int cpr_cmdline_own(char **args, size_t *len)
     return 0;
 }
 
+bool cpr_cmdline_preloads_incoming(const char *scheme)
+{
+    bool incoming = false, preload = false;
+    char *args;
+    size_t len;
+
+    if (cpr_cmdline_own(&args, &len) < 0) {
+        return false;
+    }
+    /* bound() ended the list at an argument's end. */
+    for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
+        const char *a = args + i, *v = strstr(a, "x-preload-transports=");
+
+        incoming = incoming || !strcmp(a, "-incoming") ||
+                   !strcmp(a, "--incoming");
+        preload = preload || (v && strstr(v, scheme));
+    }
+    free(args);
+    return incoming && preload;
+}
+
 int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len)
 {
     int fd = openat(proc_fd, "cmdline", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -27,6 +27,14 @@ int cpr_cmdline_own(char **args, size_t *len);
 void cpr_cmdline_prepare(void);
 
 /*
+ * Whether this process's argument list starts a destination (-incoming)
+ * that loads the @scheme transport at start-up (an x-preload-transports
+ * value naming it): then the transport loads before migrate-incoming,
+ * and what it prepares at load is off the restore's path.
+ */
+bool cpr_cmdline_preloads_incoming(const char *scheme);
+
+/*
  * The same for the process whose /proc/PID directory @proc_fd is open:
  * its "cmdline", read under that descriptor.
  */

@@ -286,7 +286,10 @@ qemu_transport_plugin_init(const QemuTransportHostInfo *host, char **errp)
              host->qemu_version ? host->qemu_version : "");
     qemu_warn = host->warn;
     cpr_warmup_init();
-    cpr_reader_prepare();
     cpr_cmdline_prepare();
+    /* Not inside a command: a save or a restore would pay for it. */
+    if (cpr_cmdline_preloads_incoming(ops.scheme)) {
+        cpr_reader_prepare();
+    }
     return &ops;
 }

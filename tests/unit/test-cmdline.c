@@ -237,10 +237,36 @@ static void test_long(void)
     g_free(d);
 }
 
+/* Only a destination that preloads the transport prepares at load. */
+static void test_preloads_incoming(void)
+{
+    static const char dest[] =
+        "qemu\0-global\0migration.x-preload-transports=pmem\0"
+        "-incoming\0defer";
+    static const char other[] =
+        "qemu\0-global\0migration.x-preload-transports=exec,pmem\0"
+        "--incoming\0defer";
+    static const char source[] =
+        "qemu\0-global\0migration.x-preload-transports=pmem";
+    static const char not_preloaded[] = "qemu\0-incoming\0defer";
+
+    cpr_cmdline_set_for_tests(dest, sizeof(dest));
+    g_assert_true(cpr_cmdline_preloads_incoming("pmem"));
+    cpr_cmdline_set_for_tests(other, sizeof(other));
+    g_assert_true(cpr_cmdline_preloads_incoming("pmem"));
+    g_assert_false(cpr_cmdline_preloads_incoming("rdma"));
+    cpr_cmdline_set_for_tests(source, sizeof(source));
+    g_assert_false(cpr_cmdline_preloads_incoming("pmem"));
+    cpr_cmdline_set_for_tests(not_preloaded, sizeof(not_preloaded));
+    g_assert_false(cpr_cmdline_preloads_incoming("pmem"));
+    cpr_cmdline_set_for_tests(NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/cmdline/no-arg-table", test_no_arg_table);
+    g_test_add_func("/cmdline/preloads-incoming", test_preloads_incoming);
     g_test_add_func("/cmdline/same", test_same);
     g_test_add_func("/cmdline/changes", test_changes);
     g_test_add_func("/cmdline/machine-cpu", test_machine_cpu);

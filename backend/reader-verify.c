@@ -380,7 +380,9 @@ static void map_payload(CprReader *r)
     if (m == MAP_FAILED) {
         return;
     }
-    if (len <= CPR_CSUM_BLOCK + (uint64_t)pagesize) {
+    /* One block: its page tables in one call, not a fault per 16 pages;
+     * never over a hole, which a read fault on tmpfs fills. */
+    if (!r->file.sparse && len <= CPR_CSUM_BLOCK + (uint64_t)pagesize) {
         (void)madvise(m, (size_t)len, MADV_POPULATE_READ);
     }
     r->map = m;
@@ -424,7 +426,9 @@ int cpr_reader_verify(CprReader *r, char **errp)
         }
         r->zero_block = cpr_csum_block(h, CPR_CSUM_PAGES_PER_BLOCK);
     }
-    if (!r->whole && r->rec.payload_len >= MAP_MIN) {
+    /* A sparse one is read: serving from the mapping would fill holes. */
+    if (!r->whole && r->rec.payload_len >= MAP_MIN &&
+        (r->rec.payload_len > CPR_CSUM_BLOCK || !r->file.sparse)) {
         map_payload(r);
     }
     if (!r->map && r->rec.payload_len <= CPR_CSUM_BLOCK) {

@@ -144,6 +144,32 @@ static void test_cp_sparse(void)
     g_free(copy);
 }
 
+/* A sparse copy of a one-block payload loads through its mapping on
+ * tmpfs without a hole of it allocated (no populating over holes). */
+static void test_cp_sparse_one_block(void)
+{
+    char *path = tu_path("small"), *copy = tu_path("small-copy");
+    size_t len = 512 * 1024;
+    uint8_t *s = tu_pattern(len, 17);
+    struct stat st0, st1;
+    uint64_t off;
+
+    memset(s + 64 * 1024, 0, 384 * 1024);
+    tu_save(path, s, len);
+    copy_sparse(path, copy);
+    off = payload_off(copy);
+    g_assert_cmpuint(hole_bytes(copy, off, off + len), >=, 256 * 1024);
+    g_assert_cmpint(stat(copy, &st0), ==, 0);
+    tu_assert_loads(copy, s, len);
+    g_assert_cmpint(stat(copy, &st1), ==, 0);
+    g_test_message("file blocks %lld -> %lld", (long long)st0.st_blocks,
+                   (long long)st1.st_blocks);
+    g_assert_cmpint(st1.st_blocks, ==, st0.st_blocks);
+    g_free(s);
+    g_free(path);
+    g_free(copy);
+}
+
 /* Holes punched exactly over the zero pages: loads.  Then one over a
  * page of data: the checksum refuses it. */
 static void test_punched(void)
@@ -280,6 +306,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/sparse/cp-sparse", test_cp_sparse);
+    g_test_add_func("/sparse/cp-sparse-one-block", test_cp_sparse_one_block);
     g_test_add_func("/sparse/punched-over-zeros", test_punched);
     g_test_add_func("/sparse/punched-over-data", test_punched_data);
     g_test_add_func("/sparse/claim-1t", test_sparse_claim);

@@ -434,6 +434,7 @@ void cpr_writer_abort(CprWriter *w)
 {
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
+    cpr_space_release(w);
     atomic_store(&w->finished, true);
     pthread_rwlock_unlock(&w->map);
 }

@@ -117,6 +117,41 @@ static void hashed(CprWriter *w, uint64_t pg, uint64_t h)
     atomic_store_explicit(&w->pstate[pg], PG_HASHED, memory_order_release);
 }
 
+/*
+ * C2 in the bare zone: whole pages from as many source elements as hold
+ * whole pages (multifd hands one element per page), up to RUN bytes, in
+ * one pwritev(), each page hashed after.  How many pages; 0 on failure.
+ */
+static uint64_t write_run(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                          char **errp)
+{
+    struct iovec v[RUN / PAGE];
+    uint64_t n = 0, max = MIN(end - off, RUN) / PAGE, pg = off / PAGE;
+    int cnt = 0;
+
+    while (n < max) {
+        const uint8_t *ptr;
+        uint64_t k = MIN(src_run(s, &ptr) / PAGE, max - n);
+
+        if (!k) {
+            break;
+        }
+        v[cnt++] = (struct iovec){ (void *)ptr, k * PAGE };
+        s->at += k * PAGE;
+        n += k;
+    }
+    if (cpr_persist_writev(w->p, w->place.base + off, v, cnt, errp) < 0) {
+        return 0;
+    }
+    for (int i = 0; i < cnt; i++) {
+        for (uint64_t k = 0; k < v[i].iov_len / PAGE; k++) {
+            hashed(w, pg++, XXH3_64bits((uint8_t *)v[i].iov_base + k * PAGE,
+                                        PAGE));
+        }
+    }
+    return n;
+}
+
 /* C2: whole pages [off, end) (page-aligned), each hashed as stored. */
 static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
                      char **errp)
@@ -128,7 +163,11 @@ static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
         size_t avail = src_run(s, &ptr);
         uint64_t pg = off / PAGE, n = 0;
 
-        if (avail >= PAGE) {
+        if (avail >= PAGE && cpr_space_is_bare(w, w->place.base + off)) {
+            if ((n = write_run(w, s, off, end, errp)) == 0) {
+                return -1;
+            }
+        } else if (avail >= PAGE) {
             /* Straight from one element: a run of pages. */
             n = MIN(MIN(avail, end - off), RUN) / PAGE;
             if (store(w, w->place.base + off, ptr, n * PAGE, errp) < 0) {

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /*
@@ -317,6 +319,47 @@ int cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
         left -= (size_t)n;
     }
     atomic_fetch_add(&stats.written, len);
+    return 0;
+}
+
+int cpr_persist_writev(CprPersist *p, uint64_t off, const struct iovec *iov,
+                       int iovcnt, char **errp)
+{
+    uint64_t len = 0;
+    ssize_t n;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    if (!inside(p, off, len)) {
+        return outside(p, errp);
+    }
+    n = pwritev(p->fd, iov, iovcnt, (off_t)off);
+    if (n == (ssize_t)len) {
+        atomic_fetch_add(&stats.written, len);
+        return 0;
+    }
+    if (n < 0 && errno != EINTR) {
+        cpr_image_error(p->img, errp, "cannot write %llu bytes at offset "
+                        "%llu: %s", (unsigned long long)len,
+                        (unsigned long long)off, strerror(errno));
+        return -1;
+    }
+    /* Short (or interrupted): the rest element by element. */
+    n = n < 0 ? 0 : n;
+    atomic_fetch_add(&stats.written, (uint64_t)n);
+    for (int i = 0; i < iovcnt; i++) {
+        size_t skip = MIN((size_t)n, iov[i].iov_len);
+
+        n -= (ssize_t)skip;
+        if (skip < iov[i].iov_len &&
+            cpr_persist_write(p, off + skip,
+                              (const uint8_t *)iov[i].iov_base + skip,
+                              iov[i].iov_len - skip, errp) < 0) {
+            return -1;
+        }
+        off += iov[i].iov_len;
+    }
     return 0;
 }
 

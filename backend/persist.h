@@ -71,6 +71,11 @@ int cpr_persist_extend(CprPersist *p, uint64_t len, char **errp);
 int cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
                       size_t len, char **errp);
 
+/* The same for @iovcnt elements, in one pwritev() where it can. */
+struct iovec;
+int cpr_persist_writev(CprPersist *p, uint64_t off, const struct iovec *iov,
+                       int iovcnt, char **errp);
+
 /* Give [off, off + len) blocks (posix_fallocate), whether or not it has
  * some already: one call, for a range known to be mostly holes. */
 int cpr_persist_fill(CprPersist *p, uint64_t off, uint64_t len, char **errp);

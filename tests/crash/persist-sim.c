@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct CprPersist {
@@ -344,6 +345,19 @@ int cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
                       size_t len, char **errp)
 {
     return cpr_persist_store(p, off, src, len, errp);
+}
+
+int cpr_persist_writev(CprPersist *p, uint64_t off, const struct iovec *iov,
+                       int iovcnt, char **errp)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (cpr_persist_store(p, off, iov[i].iov_base, iov[i].iov_len,
+                              errp) < 0) {
+            return -1;
+        }
+        off += iov[i].iov_len;
+    }
+    return 0;
 }
 
 int cpr_persist_fill(CprPersist *p, uint64_t off, uint64_t len, char **errp)

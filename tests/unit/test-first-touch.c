@@ -3,9 +3,10 @@
  * The first touch of a save's growth (issue 18): on tmpfs and on a disk
  * filesystem the file grows without blocks and the stores there go by
  * pwrite() (persist.h, space.c); the commit gives the gaps blocks and
- * cuts the growth's slack.  pwrite is interposed here to fail with
- * ENOSPC once armed: the save fails with an error naming the file, the
- * space it took goes back, and the last good image still loads.
+ * cuts the growth's slack.  pwrite and pwritev are interposed here to
+ * fail with ENOSPC once armed: the save fails with an error naming the
+ * file, the space it took goes back, and the last good image still
+ * loads.
  */
 #include "binding.h"
 #include "unit-util.h"
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define MiB (1ull << 20)
@@ -26,15 +28,27 @@
 static int fail_after = 0;
 static unsigned failed;
 
-/* pwrite -- the real one (the system call), unless armed and due. */
-ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+/* Whether this call is the one armed to fail. */
+static bool due(void)
 {
     if (fail_after > 0 && --fail_after == 0) {
         failed++;
         errno = ENOSPC;
-        return -1;
+        return true;
     }
-    return syscall(SYS_pwrite64, fd, buf, len, off);
+    return false;
+}
+
+/* pwrite, pwritev -- the real ones (the system calls), unless due. */
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    return due() ? -1 : syscall(SYS_pwrite64, fd, buf, len, off);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+    return due() ? -1 : syscall(SYS_pwritev, fd, iov, iovcnt, (long)off,
+                                (long)((uint64_t)off >> 32));
 }
 
 static struct stat stat_of(const char *path)

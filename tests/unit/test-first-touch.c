@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define MiB (1ull << 20)
+#define PAGE_SIZE_4K 4096
 
 /* > 0: pwrite() calls left before they fail with ENOSPC. */
 static int fail_after = 0;
@@ -153,10 +154,61 @@ static void test_enospc(void)
     unlink(path);
 }
 
+/*
+ * I5, I6: another process cuts the file inside the bare zone during the
+ * save, and a later pwrite() grows it again to its full size: the pages
+ * written before the cut are holes now.  The commit refuses (the file
+ * has fewer blocks than bytes), and the image committed before loads.
+ */
+static void test_cut_by_another(void)
+{
+    g_autofree char *path = tu_path("first-touch-cut");
+    g_autofree char *name = NULL;
+    const size_t good = 1 * MiB, len = 32 * MiB, far = 62 * MiB;
+    g_autofree uint8_t *a = tu_pattern(good, 3);
+    g_autofree uint8_t *b = tu_pattern(len, 4);
+    char *err = NULL;
+    struct iovec iov = { b, PAGE_SIZE_4K };
+    CprWriter *w;
+    uint64_t base;
+    int fd;
+
+    unlink(path);
+    tu_save(path, a, good);
+    name = g_strdup_printf("%s: ", path);
+    w = tu_writer_open(path);
+    base = cpr_writer_payload_offset(w);
+    /* The growth (to the far page's 2 MiB unit), then its lower part. */
+    g_assert_cmpint(cpr_writer_pwritev(w, far, &iov, 1, &err), ==,
+                    PAGE_SIZE_4K);
+    iov = (struct iovec){ b, len };
+    g_assert_cmpint(cpr_writer_pwritev(w, 8 * MiB, &iov, 1, &err), ==,
+                    (int64_t)len);
+    fd = open(path, O_RDWR);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, (off_t)(base + 20 * MiB)), ==, 0);
+    close(fd);
+    /* The file's last page: as long as the writer made it, again. */
+    iov = (struct iovec){ b, PAGE_SIZE_4K };
+    g_assert_cmpint(cpr_writer_pwritev(w, 64 * MiB - PAGE_SIZE_4K, &iov, 1,
+                                       &err), ==, PAGE_SIZE_4K);
+    g_assert_cmpint(cpr_writer_commit(w, &err), <, 0);
+    g_test_message("%s", err);
+    if (!g_str_has_prefix(err, name) || !strstr(err, "lost blocks")) {
+        g_error("\"%s\" does not name %s and the lost blocks", err, path);
+    }
+    free(err);
+    cpr_writer_abort(w);
+    cpr_writer_close(w);
+    tu_assert_loads(path, a, good);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     tu_test_init(&argc, &argv);
     g_test_add_func("/first-touch/written-by-pwrite", test_written_by_pwrite);
     g_test_add_func("/first-touch/enospc", test_enospc);
+    g_test_add_func("/first-touch/cut-by-another", test_cut_by_another);
     return g_test_run();
 }

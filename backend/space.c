@@ -309,6 +309,7 @@ int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
     if (cpr_persist_grow(w->p, size, size, errp) == 0 &&
         cpr_persist_allocate(w->p, 0, cpr_persist_size(w->p), errp) == 0) {
         w->allocated = cpr_persist_size(w->p);
+        w->bare = 0;    /* all of it has blocks: none to cut back */
         cpr_populator_reset(w->pop, w->p, 0);
         cpr_populator_need(w->pop, 0, cpr_persist_size(w->p), 0);
         ret = cpr_space_update(w, errp);

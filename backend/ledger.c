@@ -50,6 +50,27 @@ static size_t src_run(Src *s, const uint8_t **ptr)
     return s->iov[s->i].iov_len - s->at;
 }
 
+/*
+ * I5: @len bytes at file offset @dst, through the mapping, or with
+ * pwrite() in the bare zone (space.c), where the file has blocks only
+ * where pwrite() put them and a store through the mapping could land in
+ * a hole.
+ */
+static int store(CprWriter *w, uint64_t dst, const uint8_t *src, size_t len,
+                 char **errp)
+{
+    if (cpr_space_is_bare(w, dst + len - (len > 0))) {
+        size_t below = dst < w->bare ? w->bare - dst : 0;
+
+        if (below && cpr_persist_store(w->p, dst, src, below, errp) < 0) {
+            return -1;
+        }
+        return cpr_persist_write(w->p, dst + below, src + below, len - below,
+                                 errp);
+    }
+    return cpr_persist_store(w->p, dst, src, len, errp);
+}
+
 /* Store the next @len source bytes at stream offset @off. */
 static int put(CprWriter *w, Src *s, uint64_t off, uint64_t len,
                char **errp)
@@ -60,7 +81,7 @@ static int put(CprWriter *w, Src *s, uint64_t off, uint64_t len,
         const uint8_t *ptr;
         size_t run = src_run(s, &ptr), n = MIN(run, len);
 
-        if (cpr_persist_store(w->p, dst, ptr, n, errp) < 0) {
+        if (store(w, dst, ptr, n, errp) < 0) {
             return -1;
         }
         s->at += n;
@@ -96,6 +117,41 @@ static void hashed(CprWriter *w, uint64_t pg, uint64_t h)
     atomic_store_explicit(&w->pstate[pg], PG_HASHED, memory_order_release);
 }
 
+/*
+ * C2 in the bare zone: whole pages from as many source elements as hold
+ * whole pages (multifd hands one element per page), up to RUN bytes, in
+ * one pwritev(), each page hashed after.  How many pages; 0 on failure.
+ */
+static uint64_t write_run(CprWriter *w, Src *s, uint64_t off, uint64_t end,
+                          char **errp)
+{
+    struct iovec v[RUN / PAGE];
+    uint64_t n = 0, max = MIN(end - off, RUN) / PAGE, pg = off / PAGE;
+    int cnt = 0;
+
+    while (n < max) {
+        const uint8_t *ptr;
+        uint64_t k = MIN(src_run(s, &ptr) / PAGE, max - n);
+
+        if (!k) {
+            break;
+        }
+        v[cnt++] = (struct iovec){ (void *)ptr, k * PAGE };
+        s->at += k * PAGE;
+        n += k;
+    }
+    if (cpr_persist_writev(w->p, w->place.base + off, v, cnt, errp) < 0) {
+        return 0;
+    }
+    for (int i = 0; i < cnt; i++) {
+        for (uint64_t k = 0; k < v[i].iov_len / PAGE; k++) {
+            hashed(w, pg++, XXH3_64bits((uint8_t *)v[i].iov_base + k * PAGE,
+                                        PAGE));
+        }
+    }
+    return n;
+}
+
 /* C2: whole pages [off, end) (page-aligned), each hashed as stored. */
 static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
                      char **errp)
@@ -107,11 +163,14 @@ static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
         size_t avail = src_run(s, &ptr);
         uint64_t pg = off / PAGE, n = 0;
 
-        if (avail >= PAGE) {
+        if (avail >= PAGE && cpr_space_is_bare(w, w->place.base + off)) {
+            if ((n = write_run(w, s, off, end, errp)) == 0) {
+                return -1;
+            }
+        } else if (avail >= PAGE) {
             /* Straight from one element: a run of pages. */
             n = MIN(MIN(avail, end - off), RUN) / PAGE;
-            if (cpr_persist_store(w->p, w->place.base + off, ptr, n * PAGE,
-                                  errp) < 0) {
+            if (store(w, w->place.base + off, ptr, n * PAGE, errp) < 0) {
                 return -1;
             }
             for (uint64_t k = 0; k < n; k++) {
@@ -127,8 +186,8 @@ static int put_pages(CprWriter *w, Src *s, uint64_t off, uint64_t end,
                 n++;
             } while (n < BOUNCE / PAGE && off + n * PAGE < end &&
                      src_run(s, &ptr) < PAGE);
-            if (cpr_persist_store(w->p, w->place.base + off, bounce,
-                                  n * PAGE, errp) < 0) {
+            if (store(w, w->place.base + off, bounce, n * PAGE,
+                      errp) < 0) {
                 return -1;
             }
         }
@@ -176,7 +235,10 @@ static int put_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
     if (prev == PG_APPENDING) {
         done = from + w->carry_len;
     }
-    if (prev == PG_FRESH || prev == PG_APPENDING) {
+    /* In the bare zone, what no store wrote is a hole or zeros already
+     * (and a store through the mapping there could land in a hole). */
+    if ((prev == PG_FRESH || prev == PG_APPENDING) &&
+        !cpr_space_is_bare(w, w->place.base + from)) {
         if (off > done) {
             ret = cpr_persist_zero(w->p, w->place.base + done, off - done,
                                    errp);
@@ -230,7 +292,7 @@ static int append_part(CprWriter *w, Src *s, uint64_t off, uint64_t end,
         gather(s, buf, n);
         data = buf;
     }
-    if (cpr_persist_store(w->p, w->place.base + off, data, n, errp) < 0) {
+    if (store(w, w->place.base + off, data, n, errp) < 0) {
         unlock_page(w, pg, PG_MEDIA);
         return -1;
     }
@@ -282,6 +344,23 @@ static int put_stream(CprWriter *w, uint64_t off, uint64_t end,
     return 0;
 }
 
+/* The mapping populated for file range [from, end), and ahead of it,
+ * but not in the bare zone: pwrite() needs no page tables there, and a
+ * populated hole would be a page allocated and zeroed for nothing. */
+static void populate(CprWriter *w, uint64_t from, uint64_t end)
+{
+    uint64_t ahead = cpr_space_ahead(w);
+
+    if (w->bare) {
+        if (from >= w->bare) {
+            return;
+        }
+        end = MIN(end, w->bare);
+        ahead = MIN(ahead, w->bare - end);
+    }
+    cpr_populator_need(w->pop, from, end, ahead);
+}
+
 /*
  * Store @iov at stream offset @off: one reservation for the whole vector.
  * Under the read lock (C1), or with @exclusive, under the write lock the
@@ -331,8 +410,7 @@ int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
         pthread_rwlock_rdlock(&w->map);
     }
     if (ret == 0) {
-        cpr_populator_need(w->pop, w->place.base + off, w->place.base + end,
-                           cpr_space_ahead(w));
+        populate(w, w->place.base + off, w->place.base + end);
         ret = put_stream(w, off, end, iov, iovcnt, append, &err);
     }
     if (ret == 0) {
@@ -381,6 +459,14 @@ int cpr_writer_pwrite(CprWriter *w, uint64_t off, const void *buf,
     return cpr_writer_pwritev(w, off, &iov, 1, errp) < 0 ? -1 : 0;
 }
 
+/* The hash of @n (<= PAGE) zero bytes. */
+static uint64_t zero_hash(uint64_t n)
+{
+    static const uint8_t zeros[PAGE];
+
+    return n == PAGE ? cpr_csum_zero_page() : XXH3_64bits(zeros, n);
+}
+
 /*
  * C2, C3 at commit: the hash of every page of the payload's @len bytes
  * that no store hashed whole.  A page no store touched is a gap: zero
@@ -398,11 +484,14 @@ static int settle_page(CprWriter *w, uint64_t pg, uint64_t len, char **errp)
     case PG_HASHED:
         return 0;
     case PG_APPENDING:
-        /* C7: the appended bytes are hashed; the rest is a gap. */
+        /* C7: the appended bytes are hashed; the rest is a gap (zeros
+         * already in the bare zone, which pwrite() allocated whole). */
         if (n > w->carry_len) {
             off += w->carry_len;
             n -= w->carry_len;
-            if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||
+            zero = cpr_space_is_bare(w, off);
+            if ((!zero &&
+                 cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0) ||
                 (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {
                 return -1;
             }
@@ -415,8 +504,7 @@ static int settle_page(CprWriter *w, uint64_t pg, uint64_t len, char **errp)
             (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {
             return -1;
         }
-        w->phash[pg] = n == PAGE ? cpr_csum_zero_page() :
-                       XXH3_64bits(zeros, n);
+        w->phash[pg] = zero_hash(n);
         return 0;
     default:
         return cpr_persist_hash(w->p, off, n, &w->phash[pg], errp);
@@ -432,18 +520,52 @@ typedef struct Settle {
     uint64_t len, npages;
 } Settle;
 
-static int settle_claim(void *ctx, uint64_t c, void *scratch, char **errp)
+/* Whether page @pg is a gap of the bare zone: a hole, or zeros. */
+static bool bare_gap(CprWriter *w, uint64_t pg)
 {
-    Settle *s = ctx;
-    uint64_t end = MIN((c + 1) * CLAIM, s->npages);
+    return atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) ==
+           PG_FRESH && cpr_space_is_bare(w, w->place.base + pg * PAGE);
+}
 
-    (void)scratch;
-    for (uint64_t pg = c * CLAIM; pg < end; pg++) {
-        if (settle_page(s->w, pg, s->len, errp) < 0) {
+/*
+ * Pages [first, end) of the payload's @len bytes settled (settle_page);
+ * the bare zone's gaps are zeros, and get their blocks in one call per
+ * run, not a read each (mapped-ram leaves every zero page of the guest
+ * out: most of a big idle VM).
+ */
+static int settle_pages(CprWriter *w, uint64_t first, uint64_t end,
+                        uint64_t len, char **errp)
+{
+    uint64_t gap = first, ngap = 0;
+
+    for (uint64_t pg = first; pg <= end; pg++) {
+        if (pg < end && bare_gap(w, pg)) {
+            gap = ngap ? gap : pg;
+            ngap++;
+            w->phash[pg] = zero_hash(MIN(PAGE, len - pg * PAGE));
+            continue;
+        }
+        if (ngap && cpr_persist_fill(w->p, w->place.base + gap * PAGE,
+                                     ngap * PAGE, errp) < 0) {
+            return -1;
+        }
+        ngap = 0;
+        if (pg < end &&
+            atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) !=
+            PG_HASHED && settle_page(w, pg, len, errp) < 0) {
             return -1;
         }
     }
     return 0;
+}
+
+static int settle_claim(void *ctx, uint64_t c, void *scratch, char **errp)
+{
+    Settle *s = ctx;
+
+    (void)scratch;
+    return settle_pages(s->w, c * CLAIM, MIN((c + 1) * CLAIM, s->npages),
+                        s->len, errp);
 }
 
 /*
@@ -456,12 +578,9 @@ int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
 
     if (len < PARALLEL_MIN) {
         /* A device-state save: a few pages, on this thread. */
-        for (uint64_t pg = 0; pg < npages; pg++) {
-            if (atomic_load_explicit(&w->pstate[pg], memory_order_relaxed) !=
-                PG_HASHED && settle_page(w, pg, len, errp) < 0) {
-                cpr_image_error(&w->file, errp, "cannot read the payload back");
-                return -1;
-            }
+        if (settle_pages(w, 0, npages, len, errp) < 0) {
+            cpr_image_error(&w->file, errp, "cannot read the payload back");
+            return -1;
         }
     } else {
         /* Not for small saves: this reads a file in /sys.  Pages the
@@ -474,6 +593,10 @@ int cpr_ledger_checksum(CprWriter *w, uint64_t len, uint64_t *csum, char **errp)
             cpr_image_error(&w->file, errp, "cannot read the payload back");
             return -1;
         }
+    }
+    /* The zone's gaps have blocks now; the rest of it goes or gets some. */
+    if (cpr_space_settle(w, len, errp) < 0) {
+        return -1;
     }
     if (cpr_csum_tree(w->phash, npages, csum) < 0) {
         cpr_image_error(&w->file, errp, "out of memory");

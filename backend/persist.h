@@ -49,6 +49,51 @@ int cpr_persist_grow(CprPersist *p, uint64_t len, uint64_t need,
 int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
                          char **errp);
 
+/*
+ * Whether first-touched ranges are better written with pwrite() than
+ * stored through the mapping: the mapping is a view of the page cache
+ * (tmpfs, a disk filesystem), not a MAP_SYNC DAX mapping.  Chosen once
+ * per mapping.
+ */
+bool cpr_persist_writes_file(const CprPersist *p);
+
+/*
+ * Grow the file to @len bytes without giving the new range blocks, and
+ * remap: the caller writes into it only with cpr_persist_write() (which
+ * allocates what it writes, and fails with ENOSPC rather than a SIGBUS)
+ * and gives what it leaves out blocks with cpr_persist_fill() before any
+ * other access.  Refuses a file another process cut short.
+ */
+int cpr_persist_extend(CprPersist *p, uint64_t len, char **errp);
+
+/* Write @len bytes at @off (inside the file) with pwrite(); not yet
+ * durable: cpr_persist_range() covers them as it covers stores. */
+int cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
+                      size_t len, char **errp);
+
+/* The same for @iovcnt elements, in one pwritev() where it can. */
+struct iovec;
+int cpr_persist_writev(CprPersist *p, uint64_t off, const struct iovec *iov,
+                       int iovcnt, char **errp);
+
+/* Give [off, off + len) blocks (posix_fallocate), whether or not it has
+ * some already: one call, for a range known to be mostly holes. */
+int cpr_persist_fill(CprPersist *p, uint64_t off, uint64_t len, char **errp);
+
+/* Cut the file back to @len bytes (an end cpr_persist_extend() left past
+ * what was written); the mapping stays until unmapped. */
+int cpr_persist_trim(CprPersist *p, uint64_t len, char **errp);
+
+/* For tests and attribution: what every mapping of this process did. */
+typedef struct CprPersistStats {
+    uint64_t written;           /* bytes put with cpr_persist_write() */
+    uint64_t extended;          /* bytes grown without blocks */
+    uint64_t filled;            /* bytes given blocks by cpr_persist_fill() */
+    uint64_t trimmed;           /* bytes cut back by cpr_persist_trim() */
+} CprPersistStats;
+
+void cpr_persist_stats(CprPersistStats *s);
+
 void cpr_persist_unmap(CprPersist *p);
 
 uint64_t cpr_persist_size(const CprPersist *p);
@@ -80,9 +125,10 @@ int cpr_persist_is_zero(CprPersist *p, uint64_t off, uint64_t len,
                         bool *zero, char **errp);
 
 /*
- * Threads: every function but map, grow, unmap and allocate may run on
- * several threads at once, on disjoint ranges (reads of one range may
- * overlap), while none of those four runs: the caller excludes them.
+ * Threads: every function but map, grow, extend, trim, unmap and
+ * allocate may run on several threads at once, on disjoint ranges (reads
+ * of one range may overlap), while none of those runs: the caller
+ * excludes them.
  */
 
 /* Make every earlier store in [off, off + len) durable. */

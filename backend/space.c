@@ -7,8 +7,10 @@
 #include "writer-internal.h"
 #include "image-file.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* How far ahead of the stream to populate: as much as it has grown so
  * far (bounded), so a big stream takes few calls and a small one does not
@@ -65,21 +67,45 @@ int cpr_space_update(CprWriter *w, char **errp)
     return 0;
 }
 
+/* The bare zone given blocks, now that something other than pwrite()
+ * will touch it (a relocation's copy).  Write lock held. */
+static int fill_bare(CprWriter *w, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p);
+
+    if (w->bare && w->bare < size &&
+        cpr_persist_fill(w->p, w->bare, size - w->bare, errp) < 0) {
+        return -1;
+    }
+    w->bare = 0;
+    return 0;
+}
+
 /*
  * I5: the file holds [0, @end) with blocks, and the mapping covers it.
  * What this save grows is allocated as it grows; holes can only be where
  * the file was before, and only if it was sparse then (punched by
  * someone, or copied without its holes filled): looked for in big steps.
+ * With @bare, on media where pwrite() beats a fresh mapping, the growth
+ * gets no blocks: it is the bare zone, which stores reach by pwrite()
+ * alone (allocating as they write), and the commit fills what they left
+ * (cpr_space_settle).  A posix_fallocate() of the growth under the write
+ * lock was a third of a first full-RAM save.
  * Sets *@moved if the mapping moved: the populator's thread is stopped
  * then, and the caller, which knows where the stream goes on, resets its
  * cursor (a remap loses the page tables; need() maps what is stored).
  * Write lock held.
  */
-static int ensure_space(CprWriter *w, uint64_t end, bool *moved,
+static int ensure_space(CprWriter *w, uint64_t end, bool *moved, bool bare,
                         char **errp)
 {
     uint64_t from = w->allocated, to = from, size, target;
     int ret = 0;
+
+    bare = bare && cpr_persist_writes_file(w->p);
+    if (!bare && fill_bare(w, errp) < 0) {
+        return -1;
+    }
 
     if (w->file.sparse && end > from && from < w->old_end) {
         uint64_t ahead = from + cpr_space_ahead(w);
@@ -92,7 +118,12 @@ static int ensure_space(CprWriter *w, uint64_t end, bool *moved,
      * populator's thread stopped first if the mapping moves. */
     if (target) {
         cpr_populator_stop(w->pop);
-        ret = cpr_persist_grow(w->p, target, end, errp);
+        if (bare) {
+            w->bare = w->bare ? w->bare : size;
+            ret = cpr_persist_extend(w->p, target, errp);
+        } else {
+            ret = cpr_persist_grow(w->p, target, end, errp);
+        }
         *moved = ret == 0;
     }
     if (ret == 0 && to > from) {
@@ -118,7 +149,8 @@ static int relocate(CprWriter *w, uint64_t end, char **errp)
     cpr_populator_stop(w->pop);
     w->place = (CprPlacement){ high, CPR_NO_LIMIT, w->place.expect };
     w->allocated = high;
-    if (ensure_space(w, high + end, &moved, errp) < 0) {
+    /* The copy below goes through the mapping: no bare zone. */
+    if (ensure_space(w, high + end, &moved, false, errp) < 0) {
         return -1;
     }
     cpr_populator_reset(w->pop, w->p, high);
@@ -144,7 +176,7 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
     if (pages > w->place.limit && relocate(w, pages, errp) < 0) {
         return -1;
     }
-    ret = ensure_space(w, w->place.base + pages, &moved, errp);
+    ret = ensure_space(w, w->place.base + pages, &moved, true, errp);
     if (ret == 0) {
         ret = cpr_space_update(w, errp);
     }
@@ -162,6 +194,70 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
     return 0;
 }
 
+/*
+ * I5, I6 for the bare zone: a pwrite() past a file another process cut
+ * short grows it again, so a cut shows only as the holes it left where
+ * stores had written.  Every page has blocks once the zone is settled:
+ * fewer blocks than bytes is such a cut (unless the file had holes
+ * before this save).
+ */
+static int lost_blocks(CprWriter *w, char **errp)
+{
+    struct stat st;
+
+    if (w->file.sparse) {
+        return 0;
+    }
+    if (fstat(w->file.fd, &st) < 0) {
+        cpr_image_error(&w->file, errp, "cannot stat: %s", strerror(errno));
+        return -1;
+    }
+    if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+        cpr_image_error(&w->file, errp, "lost blocks while being written "
+                        "(truncated or punched by another process)");
+        return -1;
+    }
+    return 0;
+}
+
+int cpr_space_settle(CprWriter *w, uint64_t len, char **errp)
+{
+    uint64_t size = cpr_persist_size(w->p), bare = w->bare;
+    uint64_t page_end = cpr_align_up(w->place.base + len, PAGE);
+    uint64_t end = MAX(cpr_align_up(page_end, CPR_ALIGN), bare);
+
+    if (!bare) {
+        return 0;
+    }
+    /* Past the payload, the growth's slack goes (the file stays in 2 MiB
+     * units), and what is left of it, beyond the payload's last page,
+     * gets blocks: no hole stays for the next save to look for. */
+    if (end < size && cpr_persist_trim(w->p, end, errp) < 0) {
+        return -1;
+    }
+    /* Below a payload placed above the file's old end, nothing wrote. */
+    if (bare < w->place.base &&
+        cpr_persist_fill(w->p, bare, w->place.base - bare, errp) < 0) {
+        return -1;
+    }
+    page_end = MAX(page_end, bare);
+    if (end > page_end &&
+        cpr_persist_fill(w->p, page_end, end - page_end, errp) < 0) {
+        return -1;
+    }
+    w->bare = 0;
+    return lost_blocks(w, errp);
+}
+
+void cpr_space_release(CprWriter *w)
+{
+    /* Above the live payload, and nothing committed there: the space a
+     * failed save took (on a full tmpfs, all of it) goes back. */
+    if (w->bare && cpr_persist_trim(w->p, w->bare, NULL) == 0) {
+        w->bare = 0;
+    }
+}
+
 /* The warm-up's plan for a save (warmup.c), carried out; right after
  * open, before any store (so the save cannot have failed yet). */
 int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
@@ -172,7 +268,7 @@ int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
 
     pthread_rwlock_wrlock(&w->map);
     w->want = MAX(w->want, plan->expect);
-    ret = ensure_space(w, base + plan->expect, &moved, errp);
+    ret = ensure_space(w, base + plan->expect, &moved, false, errp);
     if (ret == 0) {
         ret = cpr_space_update(w, errp);
     }
@@ -213,6 +309,7 @@ int cpr_writer_populate_size(CprWriter *w, uint64_t size, char **errp)
     if (cpr_persist_grow(w->p, size, size, errp) == 0 &&
         cpr_persist_allocate(w->p, 0, cpr_persist_size(w->p), errp) == 0) {
         w->allocated = cpr_persist_size(w->p);
+        w->bare = 0;    /* all of it has blocks: none to cut back */
         cpr_populator_reset(w->pop, w->p, 0);
         cpr_populator_need(w->pop, 0, cpr_persist_size(w->p), 0);
         ret = cpr_space_update(w, errp);

@@ -61,7 +61,11 @@ struct CprWriter {
     /* C1: written under the write lock, read under either. */
     pthread_rwlock_t map;
     CprPlacement place;
-    uint64_t allocated;         /* [place.base, allocated) has no holes */
+    uint64_t allocated;         /* [place.base, allocated) has no holes
+                                 * (but in the bare zone) */
+    uint64_t bare;              /* 0, or the file offset from which this
+                                 * save grew the file without blocks:
+                                 * stores there go by pwrite() (I5) */
     uint64_t old_end;           /* the file's size before this save */
     uint64_t reach;             /* stream bytes a store may touch */
     uint64_t want;              /* the most stream bytes asked for so far */
@@ -82,6 +86,13 @@ struct CprWriter {
 /* C4: the stream length, wherever it is read. */
 #define STREAM_LEN(w) atomic_load(&(w)->len)
 
+/* I5: whether the page at file offset @off is in the bare zone, where
+ * the file has blocks only where pwrite() put them (space.c). */
+static inline bool cpr_space_is_bare(const CprWriter *w, uint64_t off)
+{
+    return w->bare && off >= w->bare;
+}
+
 /* writer.c: C5, and whether the save can still take a call. */
 void cpr_writer_fail(CprWriter *w, char *err, char **errp);
 int cpr_writer_check_usable(CprWriter *w, char **errp);
@@ -93,6 +104,12 @@ int cpr_writer_check_usable(CprWriter *w, char **errp);
 uint64_t cpr_space_ahead(CprWriter *w);
 int cpr_space_update(CprWriter *w, char **errp);
 int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp);
+/* At commit, the payload's @len bytes complete: the bare zone's gaps get
+ * blocks, the file is cut back to the payload's end (in 2 MiB units) and
+ * the zone is gone.  On abort: the file cut back to where the zone
+ * began.  Write lock held. */
+int cpr_space_settle(CprWriter *w, uint64_t len, char **errp);
+void cpr_space_release(CprWriter *w);
 
 /* The warm-up before a save, as warmup.c decides it: space for @expect
  * stream bytes, the first @now of them populated @step at a time until

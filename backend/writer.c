@@ -20,9 +20,13 @@
  *      durable before anything else (settle_slot).
  *  I5  No store lands outside the file or in a hole: cpr_space_reserve()
  *      grows and allocates (space.c, ensure_space) before anything is
- *      stored there; if a
- *      third party truncates the file anyway, the persistence layer's
- *      fault guard turns the SIGBUS into an error.
+ *      stored there, or, where pwrite() beats the mapping, grows only
+ *      and every store into that growth (the bare zone) is a pwrite(),
+ *      which allocates what it writes; the commit gives the rest blocks
+ *      (cpr_space_settle).  If a third party truncates the file anyway,
+ *      the persistence layer's fault guard turns the SIGBUS into an
+ *      error, and a cut the bare zone's pwrite()s grew again is refused
+ *      at commit.
  *  I6  A file truncated or rewritten behind the writer's back is not
  *      committed, nor written to by the commit: cpr_writer_commit()
  *      checks intact() (size, superblock, both record slots) before it
@@ -434,6 +438,7 @@ void cpr_writer_abort(CprWriter *w)
 {
     pthread_rwlock_wrlock(&w->map);
     cpr_populator_stop(w->pop);
+    cpr_space_release(w);
     atomic_store(&w->finished, true);
     pthread_rwlock_unlock(&w->map);
 }

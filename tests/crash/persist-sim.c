@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct CprPersist {
@@ -324,4 +325,78 @@ int cpr_persist_range(CprPersist *p, uint64_t off, uint64_t len,
     }
     point(CPR_SIM_AFTER_PERSIST);
     return 0;
+}
+
+/* The msync model is a page cache: first touches go by pwrite there
+ * (persist.h), the pmem model keeps its stores. */
+bool cpr_persist_writes_file(const CprPersist *p)
+{
+    (void)p;
+    return !cpr_sim.pmem;
+}
+
+/* New bytes are zeros either way (the model has no holes). */
+int cpr_persist_extend(CprPersist *p, uint64_t len, char **errp)
+{
+    return grow_to(p, (len + 4095) / 4096 * 4096, errp);
+}
+
+int cpr_persist_write(CprPersist *p, uint64_t off, const void *src,
+                      size_t len, char **errp)
+{
+    return cpr_persist_store(p, off, src, len, errp);
+}
+
+int cpr_persist_writev(CprPersist *p, uint64_t off, const struct iovec *iov,
+                       int iovcnt, char **errp)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (cpr_persist_store(p, off, iov[i].iov_base, iov[i].iov_len,
+                              errp) < 0) {
+            return -1;
+        }
+        off += iov[i].iov_len;
+    }
+    return 0;
+}
+
+int cpr_persist_fill(CprPersist *p, uint64_t off, uint64_t len, char **errp)
+{
+    (void)p, (void)errp;
+    inside(off, len);
+    return 0;
+}
+
+/* The file gets shorter: what lay past the end, durable or not, is gone. */
+int cpr_persist_trim(CprPersist *p, uint64_t len, char **errp)
+{
+    size_t kept = 0;
+
+    if (len >= cpr_sim.size) {
+        return 0;
+    }
+    assert(len % 4096 == 0);
+    if (ftruncate(p->fd, (off_t)len) < 0) {
+        cpr_image_error_errno(p->img, errp, errno, "cannot shrink");
+        return -1;
+    }
+    for (size_t i = 0; i < cpr_sim.npending; i++) {
+        uint64_t u = cpr_sim.pending[i];
+
+        if (u * cpr_sim.unit < len) {
+            cpr_sim.pending[kept++] = u;
+        } else {
+            cpr_sim.dirty[u] = 0;
+        }
+    }
+    cpr_sim.npending = kept;
+    cpr_sim.size = len;
+    cpr_sim.epoch++;
+    point(CPR_SIM_AFTER_GROW);
+    return 0;
+}
+
+void cpr_persist_stats(CprPersistStats *s)
+{
+    memset(s, 0, sizeof(*s));
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Another process truncates the image right after the writer grew it
- * and before it maps the new size (posix_fallocate is interposed here to
- * do it at exactly that moment): the append fails with an error that
+ * and before it maps the new size (posix_fallocate and ftruncate are
+ * interposed here to do it at exactly that moment): the append fails with an error that
  * names the file and says it was truncated, not libpmem's "mmap 0
  * bytes", and never stores past a short mapping.
  */
@@ -26,15 +26,37 @@ static off_t cut_to = -1;
  * posix_fallocate -- the real allocation (the system call libc makes),
  * then, once armed, the third party's truncation.
  */
+/* The third party's cut, once armed. */
+static void cut(int fd)
+{
+    if (cut_to >= 0) {
+        g_assert_cmpint(syscall(SYS_ftruncate, fd, cut_to), ==, 0);
+        cut_to = -1;
+    }
+}
+
 int posix_fallocate(int fd, off_t off, off_t len)
 {
     int err = syscall(SYS_fallocate, fd, 0, off, len) < 0 ? errno : 0;
 
-    if (err == 0 && cut_to >= 0 && off > 0) {
-        g_assert_cmpint(ftruncate(fd, cut_to), ==, 0);
-        cut_to = -1;
+    if (err == 0 && off > 0) {
+        cut(fd);
     }
     return err;
+}
+
+/*
+ * ftruncate -- likewise: where stores go by pwrite() (tmpfs, a disk
+ * filesystem), a growth only sets the size, and allocates nothing.
+ */
+int ftruncate(int fd, off_t len)
+{
+    int ret = (int)syscall(SYS_ftruncate, fd, len);
+
+    if (ret == 0 && len > 0) {
+        cut(fd);
+    }
+    return ret;
 }
 
 static void grow_cut_to(gconstpointer data)

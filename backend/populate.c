@@ -14,13 +14,20 @@
 
 /* Small enough to stop within a millisecond, large enough to be cheap. */
 #define STEP (2ull << 20)
+/* A thread's first step: the stream's first stores come within a
+ * fraction of a millisecond and find their pages done sooner; the steps
+ * double from there. */
+#define FIRST_STEP (256ull << 10)
+/* The job (cpr_populator_job) runs once the thread has populated this
+ * much: the stream's first pages are wanted first, the job's at commit. */
+#define JOB_AFTER (1ull << 20)
 /* A store this far beyond the cursor does not drag it along. */
 #define JUMP (8ull << 20)
 
 /* What every populator of this process did (cpr_populator_stats). */
 static struct {
     _Atomic uint64_t populated, threads, stops, remaps, remaps_running;
-    _Atomic uint64_t last_goal, files_running;
+    _Atomic uint64_t last_goal, files_running, jobs;
 } stats;
 
 struct CprPopulator {
@@ -32,6 +39,10 @@ struct CprPopulator {
     pthread_t thread;
     /* cpr_populator_start_file(): the thread maps this image itself. */
     CprImage *img;
+    /* cpr_populator_job(): run once on the thread, freed with it. */
+    void (*job)(void *arg);
+    void (*job_free)(void *arg);
+    void *job_arg;
 };
 
 /* done = max(done, off): the thread and need() both advance it. */
@@ -40,18 +51,33 @@ static void advance(CprPopulator *pop, uint64_t off)
     cpr_atomic_max(&pop->done, off);
 }
 
+/* run_job -- the job, once, unless the thread is told to stop first */
+static void run_job(CprPopulator *pop)
+{
+    if (pop->job && !atomic_load(&pop->stop)) {
+        pop->job(pop->job_arg);
+        pop->job = NULL;
+        atomic_fetch_add(&stats.jobs, 1);
+    }
+}
+
 static void populate_to_end(CprPopulator *pop)
 {
-    uint64_t off;
+    uint64_t off, start = atomic_load(&pop->done), step = FIRST_STEP;
 
     while ((off = atomic_load(&pop->done)) < pop->end &&
            !atomic_load(&pop->stop)) {
-        uint64_t len = pop->end - off < STEP ? pop->end - off : STEP;
+        uint64_t len = pop->end - off < step ? pop->end - off : step;
 
+        if (off - start >= JOB_AFTER) {
+            run_job(pop);
+        }
         cpr_persist_populate(pop->p, off, len);
         atomic_fetch_add(&stats.populated, len);
         advance(pop, off + len);
+        step = step < STEP ? step * 2 : STEP;
     }
+    run_job(pop);
 }
 
 static void *run(void *opaque)
@@ -127,6 +153,9 @@ void cpr_populator_free(CprPopulator *pop)
     if (pop->img) {
         atomic_fetch_sub(&stats.files_running, 1);
     }
+    if (pop->job_free) {
+        pop->job_free(pop->job_arg);
+    }
     cpr_image_free(pop->img);
     free(pop);
 }
@@ -184,9 +213,21 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
 void cpr_populator_background(CprPopulator *pop, uint64_t end)
 {
     atomic_store(&stats.last_goal, end);
-    if (!pop->running && atomic_load(&pop->done) < end) {
-        start(pop, run, end);
+    if (!pop->running && (atomic_load(&pop->done) < end || pop->job) &&
+        !start(pop, run, end)) {
+        run_job(pop);       /* no thread: as before there was one */
     }
+}
+
+void cpr_populator_job(CprPopulator *pop, void (*fn)(void *),
+                       void (*free_fn)(void *), void *arg)
+{
+    if (pop->job_free) {
+        pop->job_free(pop->job_arg);
+    }
+    pop->job = arg ? fn : NULL;
+    pop->job_free = arg ? free_fn : NULL;
+    pop->job_arg = arg;
 }
 
 CprPopulator *cpr_populator_start_file(CprImage *img, uint64_t off,
@@ -217,4 +258,5 @@ void cpr_populator_stats(CprPopulatorStats *s)
     s->remaps_running = atomic_load(&stats.remaps_running);
     s->last_goal = atomic_load(&stats.last_goal);
     s->files_running = atomic_load(&stats.files_running);
+    s->jobs = atomic_load(&stats.jobs);
 }

@@ -22,8 +22,13 @@
 #include "reader.h"
 
 /* At load, from the ABI glue: the policy (its defaults and the
- * environment), and room.c's helper thread. */
+ * environment), and room.c's helper thread if this QEMU was started to
+ * restore (with -incoming; at start-up with x-preload-transports). */
 void cpr_warmup_init(void);
+
+/* in_open: the helper thread, if the load did not start it (does
+ * nothing if it did). */
+void cpr_warmup_before_restore(void);
 
 /*
  * in_close: take over @r (a finished restore) and, as the policy says,

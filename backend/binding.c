@@ -242,6 +242,7 @@ CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
     for (uint32_t i = 0; pf && i < n; i++) {
         const CprRamBlock *b = cpr_vm_ram(vm, i);
         Touch *t = &pf->t[pf->n];
+        struct stat st;
 
         if (!b->host || !b->size) {
             continue;
@@ -249,8 +250,10 @@ CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
         *t = (Touch){ b->host, b->size, -1, b->fd_offset, 0, { 0 } };
         t->n = cpr_fingerprint_pages(d->seed, d->blocks[i].name, b->size,
                                      t->index);
-        /* QEMU's descriptor is valid during out_open only. */
-        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        /* What the commit reads (commit_block); QEMU's descriptor is
+         * valid during out_open only. */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) &&
+            fstat(b->fd, &st) == 0 && S_ISREG(st.st_mode)) {
             t->fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
         }
         pf->n++;
@@ -259,11 +262,13 @@ CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
 }
 
 /*
- * The seed, so the pages the commit will sample, are known at open: map
- * them in before the commit, so that it finds them mapped even where the
- * guest never touched them (a fault costs µs; on a fresh page table,
- * tens of µs).  Best effort: a page that is gone is the commit's error
- * to report.
+ * The seed, so the pages the commit will sample, are known at open: have
+ * them ready before the commit.  A file's, which the commit reads, in
+ * the page cache (a read of a page of a disk file not there waits for
+ * the device); a block without a file, which it reads through the
+ * mapping, mapped in even where the guest never touched it (a fault
+ * costs µs; on a fresh page table, tens of µs).  Best effort: a page
+ * that is gone is the commit's error to report.
  */
 void cpr_binding_prefault_run(void *opaque)
 {
@@ -280,8 +285,10 @@ void cpr_binding_prefault_run(void *opaque)
         if (t->fd >= 0) {
             uint64_t h[CPR_VMDESC_MAX_SAMPLES];
 
-            (void)cpr_fingerprint_hash_fd(t->fd, t->fd_offset, t->size, 0,
-                                          t->index, t->n, h, NULL);
+            if (cpr_fingerprint_hash_fd(t->fd, t->fd_offset, t->size, 0,
+                                        t->index, t->n, h, NULL) != -2) {
+                continue;
+            }
         }
         (void)cpr_fault_guard(t->host, (size_t)t->size, do_touch, t);
     }
@@ -385,7 +392,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
                         uint64_t seed, const CprImage *img, char **errp)
 {
     const char *where = cpr_block_where(k);
-    struct stat st;
+    struct stat st = { 0 };
 
     if (k->has_file) {
         if (cpr_ram_fstat(b->fd, &st) < 0) {
@@ -413,9 +420,15 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
         uint32_t n = cpr_fingerprint_pages(seed, k->name, b->size, index);
         int ret = -2;
 
-        /* Not mapped here (the exec: helper): the file QEMU maps shared
-         * holds what the mapping shows. */
-        if (!b->host && b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        /*
+         * A regular file QEMU maps shared holds what the mapping shows:
+         * read it there, mapped here or not (the exec: helper).  A read
+         * of a page this process never touched costs a copy; a fault on
+         * it, tens of µs (on tmpfs it allocates the page of a hole), in
+         * the pause.  A device's read() need not show its mapping.
+         */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) &&
+            (!b->host || S_ISREG(st.st_mode))) {
             ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
                                           index, n, xxh3, NULL);
         }

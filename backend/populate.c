@@ -5,9 +5,11 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -35,6 +37,10 @@ struct CprPopulator {
     _Atomic uint64_t done;      /* the mapping is populated below this */
     uint64_t end;               /* the thread's goal */
     atomic_bool stop;
+    /* background()'s thread waits for the stream: @go, posted once by
+     * the first need() (or by stop()) that clears @waiting. */
+    atomic_bool waiting;
+    sem_t go;
     bool running;
     pthread_t thread;
     /* cpr_populator_start_file(): the thread maps this image itself. */
@@ -80,10 +86,29 @@ static void populate_to_end(CprPopulator *pop)
     run_job(pop);
 }
 
+/*
+ * run -- background()'s thread.  QEMU stops the VM right after out_open,
+ * in the migrate command: work on another CPU before that competes with
+ * the stop for CPUs (its vCPUs', its main thread's).  So the thread
+ * starts when the stream does, in the pause, beside the stores.
+ */
 static void *run(void *opaque)
 {
-    populate_to_end(opaque);
+    CprPopulator *pop = opaque;
+
+    while (sem_wait(&pop->go) < 0 && errno == EINTR) {
+        /* again */
+    }
+    populate_to_end(pop);
     return NULL;
+}
+
+/* wake -- let a waiting background() thread go, once */
+static void wake(CprPopulator *pop)
+{
+    if (atomic_load(&pop->waiting) && atomic_exchange(&pop->waiting, false)) {
+        sem_post(&pop->go);
+    }
 }
 
 static void *run_file(void *opaque)
@@ -129,13 +154,20 @@ static void *run_file(void *opaque)
 
 CprPopulator *cpr_populator_new(void)
 {
-    return calloc(1, sizeof(CprPopulator));
+    CprPopulator *pop = calloc(1, sizeof(CprPopulator));
+
+    if (pop && sem_init(&pop->go, 0, 0) < 0) {
+        free(pop);
+        return NULL;
+    }
+    return pop;
 }
 
 void cpr_populator_stop(CprPopulator *pop)
 {
     if (pop && pop->running) {
         atomic_store(&pop->stop, true);
+        wake(pop);
         pthread_join(pop->thread, NULL);
         pop->running = false;
         if (atomic_load(&pop->done) < pop->end) {
@@ -157,6 +189,7 @@ void cpr_populator_free(CprPopulator *pop)
         pop->job_free(pop->job_arg);
     }
     cpr_image_free(pop->img);
+    sem_destroy(&pop->go);
     free(pop);
 }
 
@@ -180,6 +213,7 @@ void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
     /* A store far ahead populates its own range; the cursor stays. */
     bool cursor = from <= done || from - done <= JUMP;
 
+    wake(pop);
     if (end <= done) {
         return;
     }
@@ -203,7 +237,11 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
 {
     pop->end = end;
     atomic_store(&pop->stop, false);
+    atomic_store(&pop->waiting, fn == run);
     pop->running = pthread_create(&pop->thread, NULL, fn, pop) == 0;
+    if (!pop->running) {
+        atomic_store(&pop->waiting, false);
+    }
     if (pop->running) {
         atomic_fetch_add(&stats.threads, 1);
     }

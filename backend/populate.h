@@ -41,8 +41,9 @@ void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
                         uint64_t ahead);
 
 /* Populate up to @end on a thread; at most one runs at a time.  The
- * thread also runs the job, if any; without a thread, the job runs
- * here. */
+ * thread starts work at the first need() (the stream's first store, once
+ * QEMU has stopped the VM) or stop(); it also runs the job, if any.
+ * Without a thread, the job runs here. */
 void cpr_populator_background(CprPopulator *pop, uint64_t end);
 
 /*

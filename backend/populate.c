@@ -20,9 +20,7 @@
  * fraction of a millisecond and find their pages done sooner; the steps
  * double from there. */
 #define FIRST_STEP (256ull << 10)
-/* The job (cpr_populator_job) runs once the thread has populated this
- * much: the stream's first pages are wanted first, the job's at commit. */
-#define JOB_AFTER (1ull << 20)
+
 /* A store this far beyond the cursor does not drag it along. */
 #define JUMP (8ull << 20)
 
@@ -69,21 +67,18 @@ static void run_job(CprPopulator *pop)
 
 static void populate_to_end(CprPopulator *pop)
 {
-    uint64_t off, start = atomic_load(&pop->done), step = FIRST_STEP;
+    uint64_t off, step = FIRST_STEP;
 
+    run_job(pop);
     while ((off = atomic_load(&pop->done)) < pop->end &&
            !atomic_load(&pop->stop)) {
         uint64_t len = pop->end - off < step ? pop->end - off : step;
 
-        if (off - start >= JOB_AFTER) {
-            run_job(pop);
-        }
         cpr_persist_populate(pop->p, off, len);
         atomic_fetch_add(&stats.populated, len);
         advance(pop, off + len);
         step = step < STEP ? step * 2 : STEP;
     }
-    run_job(pop);
 }
 
 /*

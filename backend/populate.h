@@ -48,9 +48,8 @@ void cpr_populator_background(CprPopulator *pop, uint64_t end);
 
 /*
  * More pages to make ready off the pause, not the image's: @fn(@arg)
- * runs once on the thread background() starts, after its first MiB (the
- * stream's first pages are wanted sooner), skipped if the thread is
- * stopped before; @free_fn(@arg) when the populator is freed.  @fn must
+ * runs once on the thread background() starts, before it populates,
+ * skipped if the thread is stopped before; @free_fn(@arg) when the populator is freed.  @fn must
  * finish in well under a millisecond: stop() waits for it.  A NULL @arg
  * sets none.  Under the writer's write lock, like background().
  */

@@ -6,7 +6,11 @@
  *  Before a save (out_open; QEMU stops the VM after it): space for a
  *  stream like the last one, allocated and mapped, and as much of it
  *  populated as the media makes cheap, the rest on the other core while
- *  the stream comes (space.c executes the plan).
+ *  the stream comes (space.c executes the plan).  A first save into a
+ *  new image does nothing of it before the VM stops: a thread makes a
+ *  first stream's worth ready as the stream starts (populate.c).  That
+ *  thread also reads the guest RAM pages the commit will sample
+ *  (binding.h), so that the commit finds them in the page cache.
  *
  *  After a restore (in_close; the guest runs): the room, the area the
  *  next save into the same image will use, grown and populated by an

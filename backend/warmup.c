@@ -100,7 +100,11 @@ int cpr_writer_populate(CprWriter *w, char **errp)
     };
 
     if (w->file.sparse && !w->place.expect) {
-        plan.expect = MIN(plan.expect, policy.first_bytes);
+        /* On a disk filesystem populating takes write faults, which
+         * dirty pages the stream may never reach (room.c): there the
+         * stream's own reservations do it as it goes. */
+        plan.expect = w->file.populate_is_cheap ?
+                      MIN(plan.expect, policy.first_bytes) : 0;
         return cpr_space_warm(w, &plan, errp);
     }
     plan.alloc = plan.expect;

@@ -7,10 +7,10 @@
  *  stream like the last one, allocated and mapped, and as much of it
  *  populated as the media makes cheap, the rest on the other core while
  *  the stream comes (space.c executes the plan).  A first save into a
- *  new image does nothing of it before the VM stops: a thread makes a
- *  first stream's worth ready as the stream starts (populate.c).  That
- *  thread also reads the guest RAM pages the commit will sample
- *  (binding.h), so that the commit finds them in the page cache.
+ *  new image does none of it: its stream allocates and populates as it
+ *  goes.  The populator's thread, once the stream starts, also reads the
+ *  guest RAM pages the commit will sample (binding.h), so that the
+ *  commit finds them in the page cache.
  *
  *  After a restore (in_close; the guest runs): the room, the area the
  *  next save into the same image will use, grown and populated by an

@@ -103,10 +103,15 @@ int cpr_writer_populate(CprWriter *w, char **errp)
 
     if (w->file.sparse && !w->place.expect) {
         /* On a disk filesystem, allocating and faulting in the pause
-         * costs journal commits: a first part before the VM stops. */
+         * costs journal commits: a first part before the VM stops.
+         * Elsewhere the stream's first step is allocated (not
+         * populated): a full filesystem fails the save here, with its
+         * reason, before the VM stops (QEMU reports a failed first write
+         * as an I/O error). */
         plan.expect = w->file.populate_is_cheap ? 0 :
                       MIN(size - base, policy.disk_first_bytes);
-        plan.alloc = plan.now = plan.expect;
+        plan.now = plan.expect;
+        plan.alloc = MAX(plan.expect, MIN(size - base, CPR_POPULATE_MIN));
         return cpr_space_warm(w, &plan, errp);
     }
     plan.alloc = plan.expect;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -207,53 +208,102 @@ static void warn_volatile(const CprHost *host, const CprVmdesc *d,
     }
 }
 
+/* One block's pages the commit will sample, as the prefault sees them. */
 typedef struct Touch {
-    const volatile uint8_t *host;
-    const uint64_t *index;
+    const void *host;
+    uint64_t size;
+    int fd;                     /* our dup of the block's file; -1: none */
+    uint64_t fd_offset;
     uint32_t n;
+    uint64_t index[CPR_VMDESC_MAX_SAMPLES];
 } Touch;
+
+struct CprPrefault {
+    uint32_t n;
+    Touch t[];
+};
 
 static void do_touch(void *opaque)
 {
     Touch *t = opaque;
 
+    const volatile uint8_t *host = t->host;
+
     for (uint32_t i = 0; i < t->n; i++) {
-        (void)t->host[t->index[i] * CPR_VMDESC_PAGE];
+        (void)host[t->index[i] * CPR_VMDESC_PAGE];
     }
 }
 
-/*
- * The seed, so the pages the commit will sample, are known now: map them
- * in while the VM runs, so that the commit, in the pause, finds them
- * mapped even where the guest never touched them (a fault costs µs; on a
- * fresh page table, tens of µs).  Best effort: a page that is gone is
- * the commit's error to report.
- */
-static void prefault(const CprVmdesc *d, const CprVm *vm)
+CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
 {
-    for (uint32_t i = 0; i < cpr_vm_nr_ram(vm) && i < d->nr_blocks; i++) {
+    uint32_t n = MIN(cpr_vm_nr_ram(vm), d->nr_blocks);
+    CprPrefault *pf = n ? calloc(1, sizeof(*pf) + n * sizeof(Touch)) : NULL;
+
+    for (uint32_t i = 0; pf && i < n; i++) {
         const CprRamBlock *b = cpr_vm_ram(vm, i);
-        uint64_t index[CPR_VMDESC_MAX_SAMPLES];
-        Touch t = { b->host, index, 0 };
+        Touch *t = &pf->t[pf->n];
+        struct stat st;
 
         if (!b->host || !b->size) {
             continue;
         }
-        t.n = cpr_fingerprint_pages(d->seed, d->blocks[i].name, b->size,
-                                    index);
+        *t = (Touch){ b->host, b->size, -1, b->fd_offset, 0, { 0 } };
+        t->n = cpr_fingerprint_pages(d->seed, d->blocks[i].name, b->size,
+                                     t->index);
+        /* What the commit reads (commit_block); QEMU's descriptor is
+         * valid during out_open only. */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) &&
+            fstat(b->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            t->fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
+        }
+        pf->n++;
+    }
+    return pf;
+}
+
+/*
+ * The seed, so the pages the commit will sample, are known at open: have
+ * them ready before the commit.  A file's, which the commit reads, in
+ * the page cache (a read of a page of a disk file not there waits for
+ * the device); a block without a file, which it reads through the
+ * mapping, mapped in even where the guest never touched it (a fault
+ * costs µs; on a fresh page table, tens of µs).  Best effort: a page
+ * that is gone is the commit's error to report.
+ */
+void cpr_binding_prefault_run(void *opaque)
+{
+    CprPrefault *pf = opaque;
+
+    for (uint32_t i = 0; i < pf->n; i++) {
+        Touch *t = &pf->t[i];
+
         /*
          * A page of a file not in the page cache: read() reads ahead a
          * few pages, a fault on a mapping the device's whole readahead
          * window (8 MiB here: half a GiB for 64 pages of a sparse file).
          */
-        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        if (t->fd >= 0) {
             uint64_t h[CPR_VMDESC_MAX_SAMPLES];
 
-            (void)cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, 0,
-                                          index, t.n, h, NULL);
+            if (cpr_fingerprint_hash_fd(t->fd, t->fd_offset, t->size, 0,
+                                        t->index, t->n, h, NULL) != -2) {
+                continue;
+            }
         }
-        (void)cpr_fault_guard(b->host, (size_t)b->size, do_touch, &t);
+        (void)cpr_fault_guard(t->host, (size_t)t->size, do_touch, t);
     }
+}
+
+void cpr_binding_prefault_free(void *opaque)
+{
+    CprPrefault *pf = opaque;
+
+    for (uint32_t i = 0; pf && i < pf->n; i++) {
+        if (pf->t[i].fd >= 0) {
+            close(pf->t[i].fd);
+        }
+    }
+    free(pf);
 }
 
 CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
@@ -320,7 +370,6 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
             }
         }
     }
-    prefault(d, vm);
     cpr_disk_prefetch(d, vm);
     warn_volatile(host, d, img);
     return d;
@@ -343,7 +392,7 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
                         uint64_t seed, const CprImage *img, char **errp)
 {
     const char *where = cpr_block_where(k);
-    struct stat st;
+    struct stat st = { 0 };
 
     if (k->has_file) {
         if (cpr_ram_fstat(b->fd, &st) < 0) {
@@ -371,9 +420,15 @@ static int commit_block(CprVmdescBlock *k, const CprRamBlock *b,
         uint32_t n = cpr_fingerprint_pages(seed, k->name, b->size, index);
         int ret = -2;
 
-        /* Not mapped here (the exec: helper): the file QEMU maps shared
-         * holds what the mapping shows. */
-        if (!b->host && b->fd >= 0 && (b->flags & CPR_RAM_SHARED)) {
+        /*
+         * A regular file QEMU maps shared holds what the mapping shows:
+         * read it there, mapped here or not (the exec: helper).  A read
+         * of a page this process never touched costs a copy; a fault on
+         * it, tens of µs (on tmpfs it allocates the page of a hole), in
+         * the pause.  A device's read() need not show its mapping.
+         */
+        if (b->fd >= 0 && (b->flags & CPR_RAM_SHARED) &&
+            (!b->host || S_ISREG(st.st_mode))) {
             ret = cpr_fingerprint_hash_fd(b->fd, b->fd_offset, b->size, seed,
                                           index, n, xxh3, NULL);
         }

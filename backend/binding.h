@@ -128,6 +128,22 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
                             char **errp);
 
 /*
+ * Save, at out_open: the pages of @vm's RAM that the commit will sample
+ * (@d's seed picks them), to be mapped in off the pause by
+ * cpr_binding_prefault_run() on another thread (warmup.c) while the VM
+ * runs and the stream is written; that thread must be done with it
+ * before the migration ends (RAM may go then).  Keeps no pointer to @vm
+ * itself, only the blocks' addresses (and duplicates of their files'
+ * descriptors), valid until the migration ends.  NULL if @vm has no
+ * RAM blocks or memory is short.  cpr_binding_prefault_free() takes
+ * NULL.
+ */
+typedef struct CprPrefault CprPrefault;
+CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm);
+void cpr_binding_prefault_run(void *pf);
+void cpr_binding_prefault_free(void *pf);
+
+/*
  * Save, at out_commit (the VM is stopped): each block's file as it is
  * now (size, mtime) and its content fingerprint, read under the fault
  * guard (a truncated RAM file is an error, not a SIGBUS).  The blocks

@@ -43,17 +43,22 @@ static int write_superblock(const CprImage *f, int fd, char **errp)
     return 0;
 }
 
+/*
+ * cpr_image_init -- the superblock and both record slots written (so
+ * allocated), and the size of the first saves set, without blocks: how
+ * long the first stream is nobody knows yet, and allocating megabytes
+ * here is time the VM waits for before it stops.  The save allocates
+ * what its stream reaches (space.c, I5) and populates it ahead on a
+ * thread (warmup.c); the sparse file says so to the writer.
+ */
 int cpr_image_init(const CprImage *f, int fd, char **errp)
 {
-    int err;
-
     if (write_superblock(f, fd, errp) < 0) {
         return -1;
     }
-    err = posix_fallocate(fd, 0, CPR_INITIAL_SIZE);
-    if (err) {
-        cpr_image_error_errno(f, errp, err, "cannot grow to %llu bytes",
-                        (unsigned long long)CPR_INITIAL_SIZE);
+    if (ftruncate(fd, (off_t)CPR_INITIAL_SIZE) < 0) {
+        cpr_image_error_errno(f, errp, errno, "cannot grow to %llu bytes",
+                              (unsigned long long)CPR_INITIAL_SIZE);
         return -1;
     }
     return 0;

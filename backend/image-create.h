@@ -21,7 +21,8 @@
  */
 int cpr_image_create(const CprImage *f, bool *lost_race, char **errp);
 
-/* A new image in @fd: the superblock, and room for its first saves. */
+/* A new image in @fd: the superblock and record slots, and the size of
+ * its first saves, without their blocks (sparse). */
 int cpr_image_init(const CprImage *f, int fd, char **errp);
 
 #endif

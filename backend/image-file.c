@@ -104,7 +104,8 @@ static int read_header(CprImage *f, char **errp)
         return -1;
     }
     f->size = (uint64_t)st.st_size;
-    /* Files the writer made are allocated throughout (fallocate). */
+    /* A new image has blocks for its header only; a save allocates what
+     * its stream reaches (space.c). */
     f->sparse = (uint64_t)st.st_blocks * 512 < f->size;
     if (cpr_pread_full(f->fd, f->header, sizeof(f->header), 0) < 0) {
         cpr_image_error_errno(f, errp, errno, "cannot read");

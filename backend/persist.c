@@ -410,7 +410,13 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
                          char **errp)
 {
     uint64_t end = off + len;
+    struct stat st;
 
+    /* Filling a hole must not grow back a file another process cut. */
+    if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size < p->len) {
+        truncated_error(p, p->len, errp);
+        return -1;
+    }
     while (off < end) {
         int64_t hole = cpr_image_find_hole(p->fd, off, end - off);
         off_t data;
@@ -426,6 +432,9 @@ int cpr_persist_allocate(CprPersist *p, uint64_t off, uint64_t len,
         }
         data = lseek(p->fd, (off_t)hole, SEEK_DATA);
         off = data < 0 || (uint64_t)data > end ? end : (uint64_t)data;
+        if (off == (uint64_t)hole) {
+            continue;   /* filled meanwhile (a populator's fault) */
+        }
         err = posix_fallocate(p->fd, (off_t)hole, (off_t)(off - hole));
         if (err) {
             cpr_image_error(p->img, errp, "cannot allocate %llu bytes at "

@@ -176,6 +176,7 @@ static QemuTransportIn *in_open(const char *target,
     char buf[128];
 
     DTRACE_PROBE1(cpr_pmem, in_open_entry, target);
+    cpr_warmup_before_restore();
     bad = vm_problem(vm, buf, sizeof(buf));
     if (bad) {
         cpr_error(errp, target, "%s", bad);

@@ -5,22 +5,29 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 /* Small enough to stop within a millisecond, large enough to be cheap. */
 #define STEP (2ull << 20)
+/* A thread's first step: the stream's first stores come within a
+ * fraction of a millisecond and find their pages done sooner; the steps
+ * double from there. */
+#define FIRST_STEP (256ull << 10)
+
 /* A store this far beyond the cursor does not drag it along. */
 #define JUMP (8ull << 20)
 
 /* What every populator of this process did (cpr_populator_stats). */
 static struct {
     _Atomic uint64_t populated, threads, stops, remaps, remaps_running;
-    _Atomic uint64_t last_goal, files_running;
+    _Atomic uint64_t last_goal, files_running, jobs;
 } stats;
 
 struct CprPopulator {
@@ -28,10 +35,18 @@ struct CprPopulator {
     _Atomic uint64_t done;      /* the mapping is populated below this */
     uint64_t end;               /* the thread's goal */
     atomic_bool stop;
+    /* background()'s thread waits for the stream: @go, posted once by
+     * the first need() (or by stop()) that clears @waiting. */
+    atomic_bool waiting;
+    sem_t go;
     bool running;
     pthread_t thread;
     /* cpr_populator_start_file(): the thread maps this image itself. */
     CprImage *img;
+    /* cpr_populator_job(): run once on the thread, freed with it. */
+    void (*job)(void *arg);
+    void (*job_free)(void *arg);
+    void *job_arg;
 };
 
 /* done = max(done, off): the thread and need() both advance it. */
@@ -40,24 +55,55 @@ static void advance(CprPopulator *pop, uint64_t off)
     cpr_atomic_max(&pop->done, off);
 }
 
+/* run_job -- the job, once, unless the thread is told to stop first */
+static void run_job(CprPopulator *pop)
+{
+    if (pop->job && !atomic_load(&pop->stop)) {
+        pop->job(pop->job_arg);
+        pop->job = NULL;
+        atomic_fetch_add(&stats.jobs, 1);
+    }
+}
+
 static void populate_to_end(CprPopulator *pop)
 {
-    uint64_t off;
+    uint64_t off, step = FIRST_STEP;
 
+    run_job(pop);
     while ((off = atomic_load(&pop->done)) < pop->end &&
            !atomic_load(&pop->stop)) {
-        uint64_t len = pop->end - off < STEP ? pop->end - off : STEP;
+        uint64_t len = pop->end - off < step ? pop->end - off : step;
 
         cpr_persist_populate(pop->p, off, len);
         atomic_fetch_add(&stats.populated, len);
         advance(pop, off + len);
+        step = step < STEP ? step * 2 : STEP;
     }
 }
 
+/*
+ * run -- background()'s thread.  QEMU stops the VM right after out_open,
+ * in the migrate command: work on another CPU before that competes with
+ * the stop for CPUs (its vCPUs', its main thread's).  So the thread
+ * starts when the stream does, in the pause, beside the stores.
+ */
 static void *run(void *opaque)
 {
-    populate_to_end(opaque);
+    CprPopulator *pop = opaque;
+
+    while (sem_wait(&pop->go) < 0 && errno == EINTR) {
+        /* again */
+    }
+    populate_to_end(pop);
     return NULL;
+}
+
+/* wake -- let a waiting background() thread go, once */
+static void wake(CprPopulator *pop)
+{
+    if (atomic_load(&pop->waiting) && atomic_exchange(&pop->waiting, false)) {
+        sem_post(&pop->go);
+    }
 }
 
 static void *run_file(void *opaque)
@@ -103,13 +149,20 @@ static void *run_file(void *opaque)
 
 CprPopulator *cpr_populator_new(void)
 {
-    return calloc(1, sizeof(CprPopulator));
+    CprPopulator *pop = calloc(1, sizeof(CprPopulator));
+
+    if (pop && sem_init(&pop->go, 0, 0) < 0) {
+        free(pop);
+        return NULL;
+    }
+    return pop;
 }
 
 void cpr_populator_stop(CprPopulator *pop)
 {
     if (pop && pop->running) {
         atomic_store(&pop->stop, true);
+        wake(pop);
         pthread_join(pop->thread, NULL);
         pop->running = false;
         if (atomic_load(&pop->done) < pop->end) {
@@ -127,7 +180,11 @@ void cpr_populator_free(CprPopulator *pop)
     if (pop->img) {
         atomic_fetch_sub(&stats.files_running, 1);
     }
+    if (pop->job_free) {
+        pop->job_free(pop->job_arg);
+    }
     cpr_image_free(pop->img);
+    sem_destroy(&pop->go);
     free(pop);
 }
 
@@ -151,6 +208,7 @@ void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
     /* A store far ahead populates its own range; the cursor stays. */
     bool cursor = from <= done || from - done <= JUMP;
 
+    wake(pop);
     if (end <= done) {
         return;
     }
@@ -174,7 +232,11 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
 {
     pop->end = end;
     atomic_store(&pop->stop, false);
+    atomic_store(&pop->waiting, fn == run);
     pop->running = pthread_create(&pop->thread, NULL, fn, pop) == 0;
+    if (!pop->running) {
+        atomic_store(&pop->waiting, false);
+    }
     if (pop->running) {
         atomic_fetch_add(&stats.threads, 1);
     }
@@ -184,9 +246,21 @@ static bool start(CprPopulator *pop, void *(*fn)(void *), uint64_t end)
 void cpr_populator_background(CprPopulator *pop, uint64_t end)
 {
     atomic_store(&stats.last_goal, end);
-    if (!pop->running && atomic_load(&pop->done) < end) {
-        start(pop, run, end);
+    if (!pop->running && (atomic_load(&pop->done) < end || pop->job) &&
+        !start(pop, run, end)) {
+        run_job(pop);       /* no thread: as before there was one */
     }
+}
+
+void cpr_populator_job(CprPopulator *pop, void (*fn)(void *),
+                       void (*free_fn)(void *), void *arg)
+{
+    if (pop->job_free) {
+        pop->job_free(pop->job_arg);
+    }
+    pop->job = arg ? fn : NULL;
+    pop->job_free = arg ? free_fn : NULL;
+    pop->job_arg = arg;
 }
 
 CprPopulator *cpr_populator_start_file(CprImage *img, uint64_t off,
@@ -217,4 +291,5 @@ void cpr_populator_stats(CprPopulatorStats *s)
     s->remaps_running = atomic_load(&stats.remaps_running);
     s->last_goal = atomic_load(&stats.last_goal);
     s->files_running = atomic_load(&stats.files_running);
+    s->jobs = atomic_load(&stats.jobs);
 }

@@ -40,8 +40,21 @@ void cpr_populator_reset(CprPopulator *pop, CprPersist *p, uint64_t from);
 void cpr_populator_need(CprPopulator *pop, uint64_t from, uint64_t end,
                         uint64_t ahead);
 
-/* Populate up to @end on a thread; at most one runs at a time. */
+/* Populate up to @end on a thread; at most one runs at a time.  The
+ * thread starts work at the first need() (the stream's first store, once
+ * QEMU has stopped the VM) or stop(); it also runs the job, if any.
+ * Without a thread, the job runs here. */
 void cpr_populator_background(CprPopulator *pop, uint64_t end);
+
+/*
+ * More pages to make ready off the pause, not the image's: @fn(@arg)
+ * runs once on the thread background() starts, before it populates,
+ * skipped if the thread is stopped before; @free_fn(@arg) when the populator is freed.  @fn must
+ * finish in well under a millisecond: stop() waits for it.  A NULL @arg
+ * sets none.  Under the writer's write lock, like background().
+ */
+void cpr_populator_job(CprPopulator *pop, void (*fn)(void *),
+                       void (*free_fn)(void *), void *arg);
 
 /* Stop and join the thread: needed before the mapping changes. */
 void cpr_populator_stop(CprPopulator *pop);
@@ -72,6 +85,7 @@ typedef struct CprPopulatorStats {
     uint64_t remaps_running;    /* of them with a thread running: a bug */
     uint64_t last_goal;         /* the end last handed to background() */
     uint64_t files_running;     /* after-restore populators alive now */
+    uint64_t jobs;              /* jobs run (cpr_populator_job) */
 } CprPopulatorStats;
 
 void cpr_populator_stats(CprPopulatorStats *s);

@@ -21,8 +21,10 @@
  * priority next to the vCPU until it lowers its own) is what a
  * management client saw as a late "running".  So
  * cpr_room_after_restore() only hands the reader to a helper made when
- * the transport loads (at start-up with x-preload-transports).  The helper waits at SCHED_IDLE on a semaphore,
- * holding nothing, so it gets a CPU when one has nothing else to do; it
+ * the transport loads in a QEMU started to restore (with -incoming; at
+ * start-up with x-preload-transports), or else at in_open (warmup.c); a
+ * QEMU that only saves never makes it.  The helper waits at SCHED_IDLE
+ * on a semaphore, holding nothing, so it gets a CPU when one has nothing else to do; it
  * raises itself before it takes @lock, does the job at normal priority
  * (it takes malloc's and glibc's locks: it must not be starved holding
  * them) and lowers itself again only once it let go of @lock.  @lock

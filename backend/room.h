@@ -13,7 +13,7 @@
 
 #include "reader.h"
 
-/* At load: start the helper thread (without one, the work is inline). */
+/* Start the helper thread, once (without one, the work is inline). */
 void cpr_room_init(void);
 
 /* Take over @r (a finished restore): close it, and grow and populate

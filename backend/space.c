@@ -268,7 +268,7 @@ int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
 
     pthread_rwlock_wrlock(&w->map);
     w->want = MAX(w->want, plan->expect);
-    ret = ensure_space(w, base + plan->expect, &moved, false, errp);
+    ret = ensure_space(w, base + plan->alloc, &moved, false, errp);
     if (ret == 0) {
         ret = cpr_space_update(w, errp);
     }
@@ -278,13 +278,14 @@ int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp)
     if (moved) {
         cpr_populator_reset(w->pop, w->p, base);
     }
-    if (ret == 0) {
-        do {
-            uint64_t step = MIN(plan->now - at, plan->step);
+    while (ret == 0 && at < plan->now &&
+           (at == 0 || cpr_monotonic_ms() < plan->until_ms)) {
+        uint64_t step = MIN(plan->now - at, plan->step);
 
-            cpr_populator_need(w->pop, base + at, base + at + step, 0);
-            at += step;
-        } while (at < plan->now && cpr_monotonic_ms() < plan->until_ms);
+        cpr_populator_need(w->pop, base + at, base + at + step, 0);
+        at += step;
+    }
+    if (ret == 0) {
         cpr_populator_background(w->pop, base + plan->expect);
     }
     pthread_rwlock_unlock(&w->map);

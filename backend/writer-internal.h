@@ -111,12 +111,14 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp);
 int cpr_space_settle(CprWriter *w, uint64_t len, char **errp);
 void cpr_space_release(CprWriter *w);
 
-/* The warm-up before a save, as warmup.c decides it: space for @expect
- * stream bytes, the first @now of them populated @step at a time until
- * the monotonic clock passes @until_ms, the rest on the populator's
- * thread. */
+/* The warm-up before a save, as warmup.c decides it: @expect stream
+ * bytes expected, the first @alloc of them allocated (and the file grown
+ * for them) and the first @now (<= @alloc) populated @step at a time
+ * until the monotonic clock passes @until_ms; the rest of @expect
+ * populated on the populator's thread, and allocated by the stream's
+ * own reservations where that thread has not. */
 typedef struct CprWarmPlan {
-    uint64_t expect, now, step;
+    uint64_t expect, alloc, now, step;
     int64_t until_ms;
 } CprWarmPlan;
 int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp);

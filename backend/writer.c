@@ -194,6 +194,11 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     if (!w->desc) {
         goto fail;
     }
+    /* The pages the commit samples: mapped in on the populator's thread,
+     * which the commit, an abort and the close stop first. */
+    cpr_populator_job(w->pop, cpr_binding_prefault_run,
+                      cpr_binding_prefault_free,
+                      cpr_binding_prefault_new(w->desc, vm));
     w->place = cpr_place_new(w->live.payload_off, w->live.payload_len);
     w->allocated = w->place.base;
     w->p = cpr_persist_map(&w->file, CPR_INITIAL_SIZE, errp);

@@ -140,7 +140,7 @@ static void test_save_refusals(void)
     tiny = g_build_filename(f.shm, "tiny", NULL);
     small = g_build_filename(f.shm, "small", NULL);
     mount_tmpfs(ro, "ro,size=1m");
-    mount_tmpfs(tiny, "size=1m");       /* not even the first file */
+    mount_tmpfs(tiny, "size=64k");      /* not even a device-state stream */
     mount_tmpfs(small, "size=12m");     /* device state, not all of RAM */
 
     halt_vm_cmos_write(qemu_proc_qtest(f.src), CMOS_BYTE, 0x11);

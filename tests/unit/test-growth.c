@@ -73,8 +73,9 @@ static int ext4_rollback_child(void *opaque)
     char *path = g_build_filename(dir, "vm.cpr", NULL);
     uint8_t *a = tu_pattern(4096, 21), *big = tu_pattern(64 * MiB, 22);
     struct iovec iov = { big, 64 * MiB };
-    uint64_t size, free_before, free_after;
+    uint64_t size, holes, free_before, free_after;
     QemuTransportOut *t;
+    struct stat st;
     char *err = NULL;
 
     if (!private_ext4(dir, 48)) {
@@ -82,6 +83,10 @@ static int ext4_rollback_child(void *opaque)
     }
     tu_save(path, a, 4096);
     size = hu_file_size(path);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    /* A new image is allocated as its saves reach it: the save below may
+     * fill holes inside its size, which the next save uses. */
+    holes = size - MIN(size, (uint64_t)st.st_blocks * 512);
     free_before = hu_fs_free(dir);
     g_assert_cmpuint(free_before, <, 64 * MiB);
 
@@ -103,7 +108,7 @@ static int ext4_rollback_child(void *opaque)
                    (unsigned long long)free_before,
                    (unsigned long long)free_after);
     g_assert_cmpuint(hu_file_size(path), ==, size);
-    g_assert_cmpuint(free_after + 256 * 1024, >=, free_before);
+    g_assert_cmpuint(free_after + 256 * 1024 + holes, >=, free_before);
     tu_assert_loads(path, a, 4096);
     tu_quiesce();
     umount2(dir, MNT_DETACH);

@@ -109,16 +109,37 @@ static void test_read_only_location(void)
 }
 
 /* Child: a tiny private tmpfs, or a file size limit if we cannot mount. */
+/* A save into @path whose write of @iov fails with @what: nothing is
+ * committed. */
+static void stream_refused(const char *path, const struct iovec *iov,
+                           const char *what)
+{
+    const QemuTransportOps *ops = tu_ops();
+    QemuTransportOut *o;
+    char *err = NULL;
+
+    o = ops->out_open(path, tu_vm(), &err);
+    g_assert_null(err);
+    g_assert_nonnull(o);
+    g_assert_cmpint(ops->out_writev(o, iov, 1, &err), ==, -1);
+    g_assert_true(g_str_has_prefix(err, path));
+    g_assert_nonnull(strstr(err, what));
+    free(err);
+    err = NULL;
+    g_assert_cmpint(ops->out_commit(o, tu_vm(), &err), ==, -1);
+    free(err);
+    ops->out_abort(o);
+    ops->out_close(o);
+    tu_assert_load_refused(path, "no committed image");
+}
+
 static int no_space_child(const char *dir)
 {
     char *path = g_build_filename(dir, "vm.cpr", NULL);
     char *big = g_build_filename(dir, "big.cpr", NULL);
-    const QemuTransportOps *ops = tu_ops();
     uint8_t *buf = tu_pattern(16 * MiB, 9);
     struct iovec iov = { buf, 16 * MiB };
     const char *what = "No space left on device";
-    QemuTransportOut *o;
-    char *err = NULL;
 
     if (unshare(CLONE_NEWNS) < 0 ||
         mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
@@ -131,25 +152,18 @@ static int no_space_child(const char *dir)
         g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &rl), ==, 0);
         what = "File too large";
     }
-    /* The initial allocation does not fit: out_open fails. */
-    tu_assert_save_refused(path, what);
-    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
-    if (strcmp(what, "File too large") != 0) {
-        /* Room for the file, not for the stream: out_writev fails. */
+    if (strcmp(what, "File too large") == 0) {
+        /* Not even the initial size: out_open fails, and leaves no file. */
+        tu_assert_save_refused(path, what);
+        g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    } else {
+        /* out_open allocates the header only, which fits: the stream's
+         * first write that does not fails. */
+        stream_refused(path, &iov, what);
+        /* Room for the initial size, not for the stream: likewise. */
         g_assert_cmpint(umount(dir), ==, 0);
         g_assert_cmpint(mount("none", dir, "tmpfs", 0, "size=12m"), ==, 0);
-        o = ops->out_open(big, tu_vm(), &err);
-        g_assert_nonnull(o);
-        g_assert_cmpint(ops->out_writev(o, &iov, 1, &err), ==, -1);
-        g_assert_true(g_str_has_prefix(err, big));
-        g_assert_nonnull(strstr(err, what));
-        free(err);
-        err = NULL;
-        g_assert_cmpint(ops->out_commit(o, tu_vm(), &err), ==, -1);
-        free(err);
-        ops->out_abort(o);
-        ops->out_close(o);
-        tu_assert_load_refused(big, "no committed image");
+        stream_refused(big, &iov, what);
     }
     g_free(buf);
     g_free(path);

@@ -349,6 +349,24 @@ out:
 }
 
 /*
+ * payload_has_holes -- whether the live payload itself has a hole.  A
+ * file the writer made sparse (a new image gets blocks as its stream
+ * reaches them) has holes past its payload and in its header area, which
+ * say nothing about the payload; one SEEK_HOLE does.
+ */
+static bool payload_has_holes(const CprReader *r)
+{
+    uint64_t off = r->rec.payload_off, end = off + r->rec.payload_len;
+    off_t hole;
+
+    if (!r->file.sparse || !r->rec.payload_len) {
+        return false;
+    }
+    hole = lseek(r->file.fd, (off_t)off, SEEK_HOLE);
+    return hole < 0 || (uint64_t)hole < end;
+}
+
+/*
  * A payload of MAP_MIN or more, on memory-like media (tmpfs, DAX), is
  * read through a read-only mapping: it is hashed in place, and served
  * with a copy from it, each page hashed again in the caller's buffer
@@ -362,7 +380,7 @@ out:
  * filesystem, and if it cannot be mapped, the payload is read with
  * pread, whose readahead suits a device better than faults.
  */
-static void map_payload(CprReader *r)
+static void map_payload(CprReader *r, bool holes)
 {
     long pagesize = sysconf(_SC_PAGESIZE);
     uint64_t from = r->rec.payload_off / (uint64_t)pagesize * pagesize;
@@ -382,7 +400,7 @@ static void map_payload(CprReader *r)
     }
     /* One block: its page tables in one call, not a fault per 16 pages;
      * never over a hole, which a read fault on tmpfs fills. */
-    if (!r->file.sparse && len <= CPR_CSUM_BLOCK + (uint64_t)pagesize) {
+    if (!holes && len <= CPR_CSUM_BLOCK + (uint64_t)pagesize) {
         (void)madvise(m, (size_t)len, MADV_POPULATE_READ);
     }
     r->map = m;
@@ -398,6 +416,7 @@ static void map_payload(CprReader *r)
 int cpr_reader_verify(CprReader *r, char **errp)
 {
     uint64_t csum = 0;
+    bool holes;
     int ret;
 
     r->npages = (r->rec.payload_len + PAGE - 1) / PAGE;
@@ -427,9 +446,10 @@ int cpr_reader_verify(CprReader *r, char **errp)
         r->zero_block = cpr_csum_block(h, CPR_CSUM_PAGES_PER_BLOCK);
     }
     /* A sparse one is read: serving from the mapping would fill holes. */
+    holes = payload_has_holes(r);
     if (!r->whole && r->rec.payload_len >= MAP_MIN &&
-        (r->rec.payload_len > CPR_CSUM_BLOCK || !r->file.sparse)) {
-        map_payload(r);
+        (r->rec.payload_len > CPR_CSUM_BLOCK || !holes)) {
+        map_payload(r, holes);
     }
     if (!r->map && r->rec.payload_len <= CPR_CSUM_BLOCK) {
         bool all_hole = false;

@@ -81,6 +81,21 @@ static int fill_bare(CprWriter *w, char **errp)
     return 0;
 }
 
+/* The bare zone begins at the file's @size: what blocks the file has
+ * then, for lost_blocks(). */
+static int zone_begins(CprWriter *w, uint64_t size, char **errp)
+{
+    struct stat st;
+
+    if (fstat(w->file.fd, &st) < 0) {
+        cpr_image_error(&w->file, errp, "cannot stat: %s", strerror(errno));
+        return -1;
+    }
+    w->bare = size;
+    w->bare_blocks = (uint64_t)st.st_blocks * 512;
+    return 0;
+}
+
 /*
  * I5: the file holds [0, @end) with blocks, and the mapping covers it.
  * What this save grows is allocated as it grows; holes can only be where
@@ -118,10 +133,12 @@ static int ensure_space(CprWriter *w, uint64_t end, bool *moved, bool bare,
      * populator's thread stopped first if the mapping moves. */
     if (target) {
         cpr_populator_stop(w->pop);
-        if (bare) {
-            w->bare = w->bare ? w->bare : size;
+        if (bare && !w->bare) {
+            ret = zone_begins(w, size, errp);
+        }
+        if (bare && ret == 0) {
             ret = cpr_persist_extend(w->p, target, errp);
-        } else {
+        } else if (!bare) {
             ret = cpr_persist_grow(w->p, target, end, errp);
         }
         *moved = ret == 0;
@@ -195,24 +212,23 @@ int cpr_space_reserve(CprWriter *w, uint64_t end, char **errp)
 }
 
 /*
- * I5, I6 for the bare zone: a pwrite() past a file another process cut
- * short grows it again, so a cut shows only as the holes it left where
- * stores had written.  Every page has blocks once the zone is settled:
- * fewer blocks than bytes is such a cut (unless the file had holes
- * before this save).
+ * I5, I6 for the bare zone [@bare, size): a pwrite() past a file another
+ * process cut short grows it again, so a cut shows only as the holes it
+ * left where stores had written.  Every page of the zone has blocks once
+ * it is settled, and nothing below it lost any: fewer blocks than the
+ * file had when the zone began plus the zone is such a cut (a file with
+ * holes, such as a new image's header area, has them below the zone).
  */
-static int lost_blocks(CprWriter *w, char **errp)
+static int lost_blocks(CprWriter *w, uint64_t bare, char **errp)
 {
     struct stat st;
 
-    if (w->file.sparse) {
-        return 0;
-    }
     if (fstat(w->file.fd, &st) < 0) {
         cpr_image_error(&w->file, errp, "cannot stat: %s", strerror(errno));
         return -1;
     }
-    if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size) {
+    if ((uint64_t)st.st_blocks * 512 <
+        w->bare_blocks + ((uint64_t)st.st_size - bare)) {
         cpr_image_error(&w->file, errp, "lost blocks while being written "
                         "(truncated or punched by another process)");
         return -1;
@@ -246,7 +262,7 @@ int cpr_space_settle(CprWriter *w, uint64_t len, char **errp)
         return -1;
     }
     w->bare = 0;
-    return lost_blocks(w, errp);
+    return lost_blocks(w, bare, errp);
 }
 
 void cpr_space_release(CprWriter *w)

@@ -66,6 +66,8 @@ struct CprWriter {
     uint64_t bare;              /* 0, or the file offset from which this
                                  * save grew the file without blocks:
                                  * stores there go by pwrite() (I5) */
+    uint64_t bare_blocks;       /* the file's blocks (bytes) when the
+                                 * bare zone began */
     uint64_t old_end;           /* the file's size before this save */
     uint64_t reach;             /* stream bytes a store may touch */
     uint64_t want;              /* the most stream bytes asked for so far */

@@ -133,25 +133,50 @@ int cpr_cmdline_own(char **args, size_t *len)
     return 0;
 }
 
-bool cpr_cmdline_preloads_incoming(const char *scheme)
+/* names -- whether comma list @list (up to its end) holds @name */
+static bool names(const char *list, const char *name)
 {
-    bool incoming = false, preload = false;
+    size_t n = strlen(name);
+
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1
+                                                     : NULL) {
+        if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int cpr_cmdline_incoming(const char *scheme, bool *incoming, bool *preloads)
+{
+    static const char opt[] = "x-preload-transports=";
     char *args;
     size_t len;
 
+    *incoming = *preloads = false;
     if (cpr_cmdline_own(&args, &len) < 0) {
-        return false;
+        return -1;
     }
     /* bound() ended the list at an argument's end. */
     for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
-        const char *a = args + i, *v = strstr(a, "x-preload-transports=");
+        const char *a = args + i + (args[i] == '-' && args[i + 1] == '-');
+        const char *v = strstr(a, opt);
 
-        incoming = incoming || !strcmp(a, "-incoming") ||
-                   !strcmp(a, "--incoming");
-        preload = preload || (v && strstr(v, scheme));
+        *incoming = *incoming || !strcmp(a, "-incoming") ||
+                    !strncmp(a, "-incoming=", 10);
+        *preloads = *preloads ||
+                    (scheme && v && names(v + sizeof(opt) - 1, scheme));
     }
     free(args);
-    return incoming && preload;
+    return 0;
+}
+
+bool cpr_cmdline_preloads_incoming(const char *scheme)
+{
+    bool incoming, preloads;
+
+    return cpr_cmdline_incoming(scheme, &incoming, &preloads) == 0 &&
+           incoming && preloads;
 }
 
 int cpr_cmdline_read_at(int proc_fd, char **args, size_t *len)

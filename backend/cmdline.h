@@ -27,6 +27,15 @@ int cpr_cmdline_own(char **args, size_t *len);
 void cpr_cmdline_prepare(void);
 
 /*
+ * cpr_cmdline_incoming -- what this process's argument list says of
+ * restores: *@incoming, whether it starts a destination (-incoming: QEMU
+ * takes migrate-incoming only then); *@preloads, whether an
+ * x-preload-transports value names @scheme (NULL: not asked).  -1 if the
+ * list cannot be read.
+ */
+int cpr_cmdline_incoming(const char *scheme, bool *incoming, bool *preloads);
+
+/*
  * Whether this process's argument list starts a destination (-incoming)
  * that loads the @scheme transport at start-up (an x-preload-transports
  * value naming it): then the transport loads before migrate-incoming,

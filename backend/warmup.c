@@ -34,27 +34,13 @@ static CprWarmup policy = {
     .disk_first_bytes = 1ull << 20,
 };
 
-/*
- * may_restore -- whether this process may restore: QEMU takes
- * migrate-incoming only when started with -incoming.  An argument list
- * that cannot be read may.
- */
+/* may_restore -- whether this process may restore (an argument list
+ * that cannot be read may) */
 static bool may_restore(void)
 {
-    bool yes = false;
-    size_t len;
-    char *args;
+    bool incoming, preloads;
 
-    if (cpr_cmdline_own(&args, &len) < 0) {
-        return true;
-    }
-    for (size_t i = 0; i < len && !yes; i += strlen(args + i) + 1) {
-        const char *a = args + i + (args[i] == '-' && args[i + 1] == '-');
-
-        yes = !strcmp(a, "-incoming") || !strncmp(a, "-incoming=", 10);
-    }
-    free(args);
-    return yes;
+    return cpr_cmdline_incoming(NULL, &incoming, &preloads) < 0 || incoming;
 }
 
 void cpr_warmup_init(void)

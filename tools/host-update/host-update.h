@@ -50,7 +50,7 @@ typedef struct Vm {
     char *out_path;      /* stdout/stderr when regular files, else NULL */
     char *err_path;
     gboolean was_running;
-    gboolean created;    /* this attempt made the image (cpr-pmem create) */
+    gboolean created;    /* this attempt's save makes the image */
     /* save */
     gboolean sent, completed, failed;
     goffset log_off;     /* stderr size before the save, -1: no trace */

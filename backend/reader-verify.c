@@ -6,9 +6,11 @@
 #include "parallel.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/param.h>
 #include <unistd.h>
 
 /* Verification takes other threads for payloads this large. */
@@ -92,6 +94,52 @@ static bool is_hole(const uint64_t *holes, uint64_t i)
  * made with "cp --sparse=always" or "rsync -S" has them wherever the
  * payload is zeros, and the checksum, not the hole, decides.
  */
+/*
+ * The run of holes or data around a file offset, as one lseek() found
+ * it, kept per thread for the blocks after: a run often spans many
+ * blocks, and tmpfs walks the pages of a run given blocks but never
+ * written (the gaps a save fills, which SEEK_DATA skips as holes) page
+ * by page, so asking again per block made a restore quadratic (seconds
+ * for 1 GiB).  Valid only for the verification it was found in.
+ */
+typedef struct {
+    uint64_t id;                /* CprReader.verify_id, 0: none */
+    uint64_t from, to;          /* [from, to) is all hole or all data */
+    bool hole;
+} Run;
+
+static _Thread_local Run run;
+static _Atomic uint64_t verify_ids;
+
+/* next_run -- the run @pos starts or lies in: hole or data up to *@to */
+static int next_run(const CprReader *r, uint64_t pos, bool *hole,
+                    uint64_t *to)
+{
+    off_t d;
+
+    if (run.id != r->verify_id || pos < run.from || pos >= run.to) {
+        d = lseek(r->file.fd, (off_t)pos, SEEK_DATA);
+        /* ENXIO: no data from @pos to the end of the file. */
+        if (d < 0 && errno != ENXIO) {
+            return -1;
+        }
+        if (d < 0 || (uint64_t)d > pos) {
+            run = (Run){ r->verify_id, pos, d < 0 ? UINT64_MAX : (uint64_t)d,
+                         true };
+        } else {
+            d = lseek(r->file.fd, (off_t)pos, SEEK_HOLE);
+            if (d < 0) {
+                return -1;
+            }
+            run = (Run){ r->verify_id, pos,
+                         (uint64_t)d > pos ? (uint64_t)d : pos + 1, false };
+        }
+    }
+    *hole = run.hole;
+    *to = run.to;
+    return 0;
+}
+
 static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
                        char **errp)
 {
@@ -102,37 +150,31 @@ static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
 
     memset(holes, 0, CPR_CSUM_PAGES_PER_BLOCK / 8);
     while (r->file.sparse && pos < end) {
-        off_t d = lseek(r->file.fd, (off_t)pos, SEEK_DATA);
-        uint64_t data, from, to;
+        uint64_t to, from, last;
+        bool hole;
 
-        /* ENXIO: no data from @pos to the end of the file. */
-        if (d < 0 && errno != ENXIO) {
+        if (next_run(r, pos, &hole, &to) < 0) {
             cpr_image_error_errno(&r->file, errp, errno,
                                   "cannot look for holes");
             return -1;
         }
-        data = d < 0 || (uint64_t)d > end ? end : (uint64_t)d;
-        /* [pos, data) is a hole: the pages wholly inside it. */
-        from = (pos - start + PAGE - 1) / PAGE;
-        to = data == end ? n : (data - start) / PAGE;
-        for (uint64_t i = from; i < to;) {
-            uint64_t bits = to - i < 64 - i % 64 ? to - i : 64 - i % 64;
+        to = MIN(to, end);
+        if (hole) {
+            /* [pos, to) is a hole: the pages wholly inside it. */
+            from = (pos - start + PAGE - 1) / PAGE;
+            last = to == end ? n : (to - start) / PAGE;
+            for (uint64_t i = from; i < last;) {
+                uint64_t bits = last - i < 64 - i % 64 ? last - i
+                                                       : 64 - i % 64;
 
-            holes[i / 64] |= (bits == 64 ? ~0ull : ((1ull << bits) - 1))
-                             << (i % 64);
-            count += (int)bits;
-            i += bits;
+                holes[i / 64] |= (bits == 64 ? ~0ull
+                                             : ((1ull << bits) - 1))
+                                 << (i % 64);
+                count += (int)bits;
+                i += bits;
+            }
         }
-        if (data == end) {
-            break;
-        }
-        d = lseek(r->file.fd, (off_t)data, SEEK_HOLE);
-        if (d < 0) {
-            cpr_image_error_errno(&r->file, errp, errno,
-                                  "cannot look for holes");
-            return -1;
-        }
-        pos = (uint64_t)d > data ? (uint64_t)d : data + 1;
+        pos = to;
     }
     return count;
 }
@@ -419,6 +461,7 @@ int cpr_reader_verify(CprReader *r, char **errp)
     bool holes;
     int ret;
 
+    r->verify_id = atomic_fetch_add(&verify_ids, 1) + 1;
     r->npages = (r->rec.payload_len + PAGE - 1) / PAGE;
     /* Mapped, not calloc()ed: the pages of a hole's entries stay
      * untouched, whatever malloc does (MALLOC_PERTURB_ fills). */

@@ -88,13 +88,6 @@ static bool is_hole(const uint64_t *holes, uint64_t i)
 }
 
 /*
- * Which pages of block @k lie wholly in a hole of the file, as bits of
- * @holes; returns how many (-1 on error).  Only a sparse file is
- * searched: a payload the writer committed has no holes, but a copy
- * made with "cp --sparse=always" or "rsync -S" has them wherever the
- * payload is zeros, and the checksum, not the hole, decides.
- */
-/*
  * The run of holes or data around a file offset, as one lseek() found
  * it, kept per thread for the blocks after: a run often spans many
  * blocks, and tmpfs walks the pages of a run given blocks but never
@@ -140,6 +133,13 @@ static int next_run(const CprReader *r, uint64_t pos, bool *hole,
     return 0;
 }
 
+/*
+ * Which pages of block @k lie wholly in a hole of the file, as bits of
+ * @holes; returns how many (-1 on error).  Only a sparse file is
+ * searched: a payload the writer committed has no holes, but a copy
+ * made with "cp --sparse=always" or "rsync -S" has them wherever the
+ * payload is zeros, and the checksum, not the hole, decides.
+ */
 static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
                        char **errp)
 {
@@ -398,14 +398,14 @@ out:
  */
 static bool payload_has_holes(const CprReader *r)
 {
-    uint64_t off = r->rec.payload_off, end = off + r->rec.payload_len;
-    off_t hole;
+    uint64_t off = r->rec.payload_off, len = r->rec.payload_len;
+    int64_t hole;
 
-    if (!r->file.sparse || !r->rec.payload_len) {
+    if (!r->file.sparse || !len) {
         return false;
     }
-    hole = lseek(r->file.fd, (off_t)off, SEEK_HOLE);
-    return hole < 0 || (uint64_t)hole < end;
+    hole = cpr_image_find_hole(r->file.fd, off, len);
+    return hole < 0 || (uint64_t)hole < off + len;
 }
 
 /*

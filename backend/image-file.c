@@ -94,8 +94,7 @@ static int read_header(CprImage *f, char **errp)
 {
     struct stat st;
 
-    if (fstat(f->fd, &st) < 0) {
-        cpr_image_error_errno(f, errp, errno, "cannot stat");
+    if (cpr_image_stat(f, &st, errp) < 0) {
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -263,6 +262,15 @@ void cpr_image_close(CprImage *f)
     f->path = NULL;
 }
 
+int cpr_image_stat(const CprImage *f, struct stat *st, char **errp)
+{
+    if (fstat(f->fd, st) < 0) {
+        cpr_image_error_errno(f, errp, errno, "cannot stat");
+        return -1;
+    }
+    return 0;
+}
+
 int64_t cpr_image_find_hole(int fd, uint64_t off, uint64_t len)
 {
     off_t hole;
@@ -319,8 +327,7 @@ int cpr_image_check_intact(const CprImage *f, uint64_t size, char **errp)
     uint8_t hdr[CPR_SLOT_OFFSET(CPR_NR_SLOTS - 1) + CPR_REC_SIZE];
     struct stat st;
 
-    if (fstat(f->fd, &st) < 0) {
-        cpr_image_error_errno(f, errp, errno, "cannot stat");
+    if (cpr_image_stat(f, &st, errp) < 0) {
         return -1;
     }
     if ((uint64_t)st.st_size < size) {

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "errmsg.h"
@@ -117,6 +118,10 @@ bool cpr_image_is_tmpfs(CprImage *f);
  */
 bool cpr_image_payload_present(const CprImage *f, const CprRecord *rec,
                                char **errp);
+
+/* cpr_image_stat -- fstat() of the image's descriptor; -1 with a message
+ * that names the file */
+int cpr_image_stat(const CprImage *f, struct stat *st, char **errp);
 
 /*
  * Offset of the first hole in [off, off + len) of @fd, or off + len if

@@ -196,13 +196,11 @@ CprPersist *cpr_persist_map(CprImage *img, uint64_t min_len, char **errp)
      */
     p->writes_file = p->tmpfs ||
                      cpr_image_media(img, NULL) == CPR_MEDIA_PAGE_CACHE;
-    if (fstat(p->fd, &st) < 0) {
-        cpr_image_error(img, errp, "cannot stat: %s", strerror(errno));
-    } else if ((uint64_t)st.st_size >= min_len ||
-               allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) {
-        if (map(p, min_len, errp) == 0) {
-            return p;
-        }
+    if (cpr_image_stat(img, &st, errp) == 0 &&
+        ((uint64_t)st.st_size >= min_len ||
+         allocate_tail(p, (uint64_t)st.st_size, min_len, errp) == 0) &&
+        map(p, min_len, errp) == 0) {
+        return p;
     }
     free(p);
     return NULL;
@@ -227,8 +225,7 @@ static int still_whole(CprPersist *p, char **errp)
 {
     struct stat st;
 
-    if (fstat(p->fd, &st) < 0) {
-        cpr_image_error(p->img, errp, "cannot stat: %s", strerror(errno));
+    if (cpr_image_stat(p->img, &st, errp) < 0) {
         return -1;
     }
     if ((uint64_t)st.st_size < p->len) {

@@ -87,8 +87,7 @@ static int zone_begins(CprWriter *w, uint64_t size, char **errp)
 {
     struct stat st;
 
-    if (fstat(w->file.fd, &st) < 0) {
-        cpr_image_error(&w->file, errp, "cannot stat: %s", strerror(errno));
+    if (cpr_image_stat(&w->file, &st, errp) < 0) {
         return -1;
     }
     w->bare = size;
@@ -223,8 +222,7 @@ static int lost_blocks(CprWriter *w, uint64_t bare, char **errp)
 {
     struct stat st;
 
-    if (fstat(w->file.fd, &st) < 0) {
-        cpr_image_error(&w->file, errp, "cannot stat: %s", strerror(errno));
+    if (cpr_image_stat(&w->file, &st, errp) < 0) {
         return -1;
     }
     if ((uint64_t)st.st_blocks * 512 <

@@ -92,6 +92,36 @@ static struct stat stat_of(const char *path)
 }
 
 /*
+ * save_around_gap -- @len bytes of @buf, zeros in [@gap, @gap + @gap_len),
+ * saved into a new image at @path as mapped-ram leaves out zero pages:
+ * positional stores around the gap, the far end first (as mapped-ram
+ * writes a block's header past its pages), the gap never written.
+ * Returns the payload's offset in the file.
+ */
+static uint64_t save_around_gap(const char *path, uint8_t *buf, size_t len,
+                                size_t gap, size_t gap_len)
+{
+    char *err = NULL;
+    struct iovec iov;
+    CprWriter *w;
+    uint64_t base;
+
+    memset(buf + gap, 0, gap_len);
+    unlink(path);
+    w = tu_writer_open(path);
+    base = cpr_writer_payload_offset(w);
+    iov = (struct iovec){ buf + gap + gap_len, len - gap - gap_len };
+    g_assert_cmpint(cpr_writer_pwritev(w, gap + gap_len, &iov, 1, &err), ==,
+                    (int64_t)iov.iov_len);
+    iov = (struct iovec){ buf, gap };
+    g_assert_cmpint(cpr_writer_pwritev(w, 0, &iov, 1, &err), ==, (int64_t)gap);
+    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
+    g_assert_null(err);
+    cpr_writer_close(w);
+    return base;
+}
+
+/*
  * A stream far past a new image's first 8 MiB, with a gap the stores
  * leave (as mapped-ram leaves out zero pages): the growth went by
  * pwrite(), the file ends at the payload's 2 MiB unit and has no hole
@@ -103,27 +133,11 @@ static void test_written_by_pwrite(void)
     const size_t len = 40 * MiB, gap = 20 * MiB, gap_len = 3 * MiB;
     g_autofree uint8_t *buf = tu_pattern(len, 7);
     CprPersistStats s0, s1;
-    char *err = NULL;
-    struct iovec iov;
-    CprWriter *w;
     struct stat st;
     uint64_t base, end;
 
-    memset(buf + gap, 0, gap_len);
-    unlink(path);
     cpr_persist_stats(&s0);
-    w = tu_writer_open(path);
-    base = cpr_writer_payload_offset(w);
-    /* Positional, around the gap, the far end first (as mapped-ram
-     * writes a block's header past its pages). */
-    iov = (struct iovec){ buf + gap + gap_len, len - gap - gap_len };
-    g_assert_cmpint(cpr_writer_pwritev(w, gap + gap_len, &iov, 1, &err), ==,
-                    (int64_t)iov.iov_len);
-    iov = (struct iovec){ buf, gap };
-    g_assert_cmpint(cpr_writer_pwritev(w, 0, &iov, 1, &err), ==, (int64_t)gap);
-    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
-    g_assert_null(err);
-    cpr_writer_close(w);
+    base = save_around_gap(path, buf, len, gap, gap_len);
     cpr_persist_stats(&s1);
     g_test_message("written %" G_GUINT64_FORMAT ", extended %" G_GUINT64_FORMAT
                    ", filled %" G_GUINT64_FORMAT ", trimmed %" G_GUINT64_FORMAT,
@@ -159,20 +173,8 @@ static void test_restore_seeks(void)
     g_autofree char *path = tu_path("first-touch-seeks");
     const size_t len = 48 * MiB, gap = 8 * MiB, gap_len = 32 * MiB;
     g_autofree uint8_t *buf = tu_pattern(len, 9);
-    char *err = NULL;
-    struct iovec iov;
-    CprWriter *w;
 
-    memset(buf + gap, 0, gap_len);
-    unlink(path);
-    w = tu_writer_open(path);
-    iov = (struct iovec){ buf + gap + gap_len, len - gap - gap_len };
-    g_assert_cmpint(cpr_writer_pwritev(w, gap + gap_len, &iov, 1, &err), ==,
-                    (int64_t)iov.iov_len);
-    iov = (struct iovec){ buf, gap };
-    g_assert_cmpint(cpr_writer_pwritev(w, 0, &iov, 1, &err), ==, (int64_t)gap);
-    g_assert_cmpint(cpr_writer_commit(w, &err), ==, 0);
-    cpr_writer_close(w);
+    save_around_gap(path, buf, len, gap, gap_len);
     seeks = 0;
     counting = true;
     tu_assert_loads(path, buf, len);

@@ -223,6 +223,17 @@ typedef struct Victim {
     uint64_t offset;        /* or where it writes */
 } Victim;
 
+/* against_new_save -- @child run in a child process against a new save
+ * of @v's data at its path, with no room thread running */
+static void against_new_save(int (*child)(void *), Victim *v,
+                             const char *what)
+{
+    unlink(v->path);
+    tu_save(v->path, v->data, v->len);
+    tu_quiesce();
+    hu_assert_exit_ok(hu_run_child(child, v), what);
+}
+
 /* in_open verified the image; then another fd truncates the file. */
 static int truncate_during_readv_child(void *opaque)
 {
@@ -259,11 +270,8 @@ static void test_truncate_during_readv(void)
     for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
         Victim v = { path, a, 8 * MiB, sizes[i], 0 };
 
-        unlink(path);
-        tu_save(path, a, 8 * MiB);
-        tu_quiesce();
-        hu_assert_exit_ok(hu_run_child(truncate_during_readv_child, &v),
-                          "in_readv of a truncated image");
+        against_new_save(truncate_during_readv_child, &v,
+                         "in_readv of a truncated image");
     }
     g_free(a);
     g_free(path);
@@ -318,11 +326,8 @@ static void test_changed_after_verify(void)
     for (size_t i = 0; i < G_N_ELEMENTS(offsets); i++) {
         Victim v = { path, a, 8 * MiB, 0, offsets[i] };
 
-        unlink(path);
-        tu_save(path, a, 8 * MiB);
-        tu_quiesce();
-        hu_assert_exit_ok(hu_run_child(changed_after_verify_child, &v),
-                          "reading an image changed after in_open");
+        against_new_save(changed_after_verify_child, &v,
+                         "reading an image changed after in_open");
     }
     g_free(a);
     g_free(path);
@@ -354,20 +359,14 @@ static void test_small_payload_mapped(void)
     for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
         Victim v = { path, a, 512 * 1024, sizes[i], 0 };
 
-        unlink(path);
-        tu_save(path, a, 512 * 1024);
-        tu_quiesce();
-        hu_assert_exit_ok(hu_run_child(truncate_during_readv_child, &v),
-                          "in_readv of a truncated one-block image");
+        against_new_save(truncate_during_readv_child, &v,
+                         "in_readv of a truncated one-block image");
     }
     for (size_t i = 0; i < G_N_ELEMENTS(offsets); i++) {
         Victim v = { path, a, 512 * 1024, 0, offsets[i] };
 
-        unlink(path);
-        tu_save(path, a, 512 * 1024);
-        tu_quiesce();
-        hu_assert_exit_ok(hu_run_child(changed_after_verify_child, &v),
-                          "reading a one-block image changed after in_open");
+        against_new_save(changed_after_verify_child, &v,
+                         "reading a one-block image changed after in_open");
     }
     g_free(a);
     g_free(path);
@@ -416,12 +415,9 @@ static void test_prepared_buffer(void)
     uint8_t *a = tu_pattern(512 * 1024, 15);
     Victim v = { path, a, 512 * 1024, 0, 100 * 1024 + 3 };
 
-    unlink(path);
-    tu_save(path, a, 512 * 1024);
-    tu_quiesce();
-    hu_assert_exit_ok(hu_run_child(prepared_child, &v),
-                      "reading a prepared one-block image changed after "
-                      "in_open");
+    against_new_save(prepared_child, &v,
+                     "reading a prepared one-block image changed after "
+                     "in_open");
     g_free(a);
     g_free(path);
 }

@@ -6,7 +6,8 @@
  * stream starts (the stream allocates and populates as it goes; on a
  * disk filesystem, all but a first MiB), the
  * populator's thread reads the RAM pages the commit samples once it
- * does, and the commit samples the guest's RAM without faulting its
+ * does (only where they are not in memory: no thread for RAM on tmpfs),
+ * and the commit samples the guest's RAM without faulting its
  * pages in.  The save still commits and loads, and a save
  * into the image it made keeps the warm-up of a stream like the last.
  */
@@ -109,6 +110,10 @@ static void test_new_image(void)
     RamVm r;
     /* What a disk filesystem's first save makes ready before the stop. */
     uint64_t first = on_tmpfs(tu_dir()) ? 0 : MiB;
+    /* A RAM file on tmpfs (here beside the image) is in memory: the
+     * binding's job has nothing to read ahead, so there is no job and
+     * no thread; on a disk filesystem both. */
+    gboolean ram_in_memory = on_tmpfs(tu_dir());
 
     ram_vm_init(&r);
     tu_quiesce();
@@ -126,25 +131,26 @@ static void test_new_image(void)
      * allocated), nothing for a thread to populate (not the initial
      * size's 6 MiB): the stream does it as it goes.  On a disk
      * filesystem, a first MiB of it.  The thread is
-     * there for the binding's job.
+     * there for the binding's job, when it has one.
      */
     g_assert_cmpuint(allocated(path), <=, first + 512 * 1024);
     g_assert_cmpuint(hu_file_size(path), ==, CPR_INITIAL_SIZE);
     g_assert_cmpuint(s1.populated - s0.populated, ==, first);
-    g_assert_cmpuint(s1.threads, ==, s0.threads + 1);
+    g_assert_cmpuint(s1.threads, ==, s0.threads + !ram_in_memory);
     g_assert_cmpuint(s1.last_goal, ==, CPR_PAYLOAD_AREA + first);
 
     write_stream(t, a, STREAM);
     /* The stream woke the thread, which runs the binding's job (the RAM
      * block's sampled pages) first: wait for it, up to a minute. */
-    for (int i = 0; i < 60000; i++) {
+    for (int i = 0; !ram_in_memory && i < 60000; i++) {
         cpr_populator_stats(&s2);
         if (s2.jobs > s1.jobs) {
             break;
         }
         g_usleep(1000);
     }
-    g_assert_cmpuint(s2.jobs, ==, s1.jobs + 1);
+    cpr_populator_stats(&s2);
+    g_assert_cmpuint(s2.jobs, ==, s1.jobs + !ram_in_memory);
     g_assert_cmpint(ops->out_commit(t, &r.vm, &err), ==, 0);
     g_assert_null(err);
     ops->out_close(t);

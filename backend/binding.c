@@ -244,7 +244,11 @@ CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
         Touch *t = &pf->t[pf->n];
         struct stat st;
 
-        if (!b->host || !b->size) {
+        /* A file that is memory itself has nothing to bring in: no job,
+         * and no thread for it inside the migrate command. */
+        if (!b->host || !b->size ||
+            (b->fd >= 0 && cpr_media_in_memory(d->blocks[i].media,
+                                               d->blocks[i].media_detail))) {
             continue;
         }
         *t = (Touch){ b->host, b->size, -1, b->fd_offset, 0, { 0 } };
@@ -257,6 +261,10 @@ CprPrefault *cpr_binding_prefault_new(const CprVmdesc *d, const CprVm *vm)
             t->fd = fcntl(b->fd, F_DUPFD_CLOEXEC, 0);
         }
         pf->n++;
+    }
+    if (pf && !pf->n) {
+        free(pf);
+        pf = NULL;
     }
     return pf;
 }

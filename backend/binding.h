@@ -135,7 +135,9 @@ CprVmdesc *cpr_binding_open(const CprHost *host, const CprMetadata *md,
  * before the migration ends (RAM may go then).  Keeps no pointer to @vm
  * itself, only the blocks' addresses (and duplicates of their files'
  * descriptors), valid until the migration ends.  NULL if @vm has no
- * RAM blocks or memory is short.  cpr_binding_prefault_free() takes
+ * RAM blocks but files that are memory themselves (tmpfs, DAX:
+ * cpr_media_in_memory(), whose reads wait for no device), or memory is
+ * short.  cpr_binding_prefault_free() takes
  * NULL.
  */
 typedef struct CprPrefault CprPrefault;

@@ -222,6 +222,20 @@ bool cpr_media_is_tmpfs(const char *detail)
     return detail && strcmp(detail, "tmpfs") == 0;
 }
 
+bool cpr_media_in_memory(uint32_t media, const char *detail)
+{
+    if (media == CPR_MEDIA_PMEM) {
+        return true;
+    }
+    for (size_t i = 0; detail && media == CPR_MEDIA_VOLATILE &&
+         i < sizeof(filesystems) / sizeof(*filesystems); i++) {
+        if (filesystems[i].lost && strcmp(detail, filesystems[i].name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The class, and a detail that leads with kexec-only pmem when so. */
 static CprMedia classify(int fd, const bool *pmem, char *detail, size_t size)
 {

@@ -62,4 +62,9 @@ bool cpr_media_kexec_only(const char *detail);
  * maps a shared page writable: it does no dirty tracking). */
 bool cpr_media_is_tmpfs(const char *detail);
 
+/* Whether a file of class @media and @detail is memory itself (tmpfs,
+ * ramfs, hugetlbfs, DAX): a read of it never waits for a device, so
+ * reading it ahead gains nothing. */
+bool cpr_media_in_memory(uint32_t media, const char *detail);
+
 #endif

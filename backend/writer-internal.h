@@ -69,6 +69,8 @@ struct CprWriter {
     uint64_t bare_blocks;       /* the file's blocks (bytes) when the
                                  * bare zone began */
     uint64_t old_end;           /* the file's size before this save */
+    bool ram_in_place;          /* the VM's RAM stays out of the stream
+                                 * (x-ignore-shared): it is small */
     uint64_t reach;             /* stream bytes a store may touch */
     uint64_t want;              /* the most stream bytes asked for so far */
     _Atomic uint8_t *pstate;    /* per stream page, PG_* */

@@ -190,6 +190,7 @@ CprWriter *cpr_writer_open_vm(const char *path, const CprHost *host,
     if (host) {
         w->host = *host;
     }
+    w->ram_in_place = cpr_vm_nr_ram(vm) > 0;
     w->desc = cpr_binding_open(host, &w->md, vm, &w->file, errp);
     if (!w->desc) {
         goto fail;

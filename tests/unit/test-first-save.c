@@ -6,9 +6,12 @@
  * stream starts (the stream allocates and populates as it goes; on a
  * disk filesystem, all but a first MiB), the
  * populator's thread reads the RAM pages the commit samples once it
- * does, and the commit samples the guest's RAM without faulting its
+ * does (only where they are not in memory: no thread for RAM on tmpfs),
+ * and the commit samples the guest's RAM without faulting its
  * pages in.  The save still commits and loads, and a save
  * into the image it made keeps the warm-up of a stream like the last.
+ * An image made by "cpr-pmem create" is warmed up as a new one when the
+ * RAM stays in place.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -109,6 +112,10 @@ static void test_new_image(void)
     RamVm r;
     /* What a disk filesystem's first save makes ready before the stop. */
     uint64_t first = on_tmpfs(tu_dir()) ? 0 : MiB;
+    /* A RAM file on tmpfs (here beside the image) is in memory: the
+     * binding's job has nothing to read ahead, so there is no job and
+     * no thread; on a disk filesystem both. */
+    gboolean ram_in_memory = on_tmpfs(tu_dir());
 
     ram_vm_init(&r);
     tu_quiesce();
@@ -126,25 +133,26 @@ static void test_new_image(void)
      * allocated), nothing for a thread to populate (not the initial
      * size's 6 MiB): the stream does it as it goes.  On a disk
      * filesystem, a first MiB of it.  The thread is
-     * there for the binding's job.
+     * there for the binding's job, when it has one.
      */
     g_assert_cmpuint(allocated(path), <=, first + 512 * 1024);
     g_assert_cmpuint(hu_file_size(path), ==, CPR_INITIAL_SIZE);
     g_assert_cmpuint(s1.populated - s0.populated, ==, first);
-    g_assert_cmpuint(s1.threads, ==, s0.threads + 1);
+    g_assert_cmpuint(s1.threads, ==, s0.threads + !ram_in_memory);
     g_assert_cmpuint(s1.last_goal, ==, CPR_PAYLOAD_AREA + first);
 
     write_stream(t, a, STREAM);
     /* The stream woke the thread, which runs the binding's job (the RAM
      * block's sampled pages) first: wait for it, up to a minute. */
-    for (int i = 0; i < 60000; i++) {
+    for (int i = 0; !ram_in_memory && i < 60000; i++) {
         cpr_populator_stats(&s2);
         if (s2.jobs > s1.jobs) {
             break;
         }
         g_usleep(1000);
     }
-    g_assert_cmpuint(s2.jobs, ==, s1.jobs + 1);
+    cpr_populator_stats(&s2);
+    g_assert_cmpuint(s2.jobs, ==, s1.jobs + !ram_in_memory);
     g_assert_cmpint(ops->out_commit(t, &r.vm, &err), ==, 0);
     g_assert_null(err);
     ops->out_close(t);
@@ -206,10 +214,68 @@ static void test_second_save(void)
     g_free(path);
 }
 
+/*
+ * A VM's first save into an image made for it ("cpr-pmem create"), no
+ * last stream: with its RAM in place the stream is device state, and
+ * the warm-up before the stop is a new image's (nothing populated on
+ * tmpfs, a first MiB on a disk filesystem), not the whole image's; a
+ * stream that carries the RAM (no RAM block left in place) gets all of
+ * it, as before.
+ */
+static void test_created_image(void)
+{
+    const QemuTransportOps *ops = tu_ops();
+    uint8_t *a = tu_pattern(STREAM, 34);
+    uint64_t first = on_tmpfs(tu_dir()) ? 0 : MiB;
+    char *err = NULL;
+    RamVm r;
+
+    ram_vm_init(&r);
+    for (int in_place = 0; in_place < 2; in_place++) {
+        char *path = tu_path(in_place ? "created-ram" : "created-stream");
+        char *cmd = g_strdup_printf("'%s' create --size=8M '%s'",
+                                    CPR_PMEM_TOOL, path);
+        const QemuTransportVm *vm = in_place ? &r.vm : tu_vm();
+        CprPopulatorStats s0, s1;
+        QemuTransportOut *t;
+        uint64_t populated;
+
+        g_assert_cmpint(system(cmd), ==, 0);
+        tu_quiesce();
+        cpr_populator_stats(&s0);
+        t = ops->out_open(path, vm, &err);
+        g_assert_null(err);
+        g_assert_nonnull(t);
+        cpr_populator_stats(&s1);
+        populated = s1.populated - s0.populated;
+        g_test_message("created image, RAM %s: %" PRIu64 " bytes populated "
+                       "before the stop", in_place ? "in place" :
+                       "in the stream", populated);
+        if (in_place) {
+            g_assert_cmpuint(populated, ==, first);
+        } else {
+            g_assert_cmpuint(populated, ==,
+                             hu_file_size(path) - CPR_PAYLOAD_AREA);
+        }
+        write_stream(t, a, STREAM);
+        g_assert_cmpint(ops->out_commit(t, vm, &err), ==, 0);
+        g_assert_null(err);
+        ops->out_close(t);
+        if (!in_place) {
+            tu_assert_loads(path, a, STREAM);
+        }
+        g_free(cmd);
+        g_free(path);
+    }
+    ram_vm_free(&r);
+    g_free(a);
+}
+
 int main(int argc, char **argv)
 {
     tu_test_init(&argc, &argv);
     tu_add_isolated("/first-save/new-image", test_new_image);
     tu_add_isolated("/first-save/second-save", test_second_save);
+    tu_add_isolated("/first-save/created-image", test_created_image);
     return g_test_run();
 }

@@ -95,6 +95,30 @@ static int zone_begins(CprWriter *w, uint64_t size, char **errp)
     return 0;
 }
 
+/* The file grown from @size to @target without blocks: the bare zone,
+ * begun here if it has not yet. */
+static int grow_bare(CprWriter *w, uint64_t size, uint64_t target,
+                     char **errp)
+{
+    if (!w->bare && zone_begins(w, size, errp) < 0) {
+        return -1;
+    }
+    return cpr_persist_extend(w->p, target, errp);
+}
+
+/* How far past the allocated part holes of the file as it was before
+ * this save may need filling for stream end @end: up to @end and the
+ * populator's reach, if the file was sparse (else nothing). */
+static uint64_t holes_end(CprWriter *w, uint64_t end)
+{
+    uint64_t from = w->allocated;
+
+    if (w->file.sparse && end > from && from < w->old_end) {
+        return MIN(MAX(end, from + cpr_space_ahead(w)), w->old_end);
+    }
+    return from;
+}
+
 /*
  * I5: the file holds [0, @end) with blocks, and the mapping covers it.
  * What this save grows is allocated as it grows; holes can only be where
@@ -113,39 +137,25 @@ static int zone_begins(CprWriter *w, uint64_t size, char **errp)
 static int ensure_space(CprWriter *w, uint64_t end, bool *moved, bool bare,
                         char **errp)
 {
-    uint64_t from = w->allocated, to = from, size, target;
-    int ret = 0;
+    uint64_t from = w->allocated, to = holes_end(w, end);
+    uint64_t size = cpr_persist_size(w->p);
+    uint64_t target = end > size ? cpr_grow_target(size, end) : 0;
 
     bare = bare && cpr_persist_writes_file(w->p);
     if (!bare && fill_bare(w, errp) < 0) {
         return -1;
     }
-
-    if (w->file.sparse && end > from && from < w->old_end) {
-        uint64_t ahead = from + cpr_space_ahead(w);
-
-        to = MIN(MAX(end, ahead), w->old_end);
-    }
-    size = cpr_persist_size(w->p);
-    target = end > size ? cpr_grow_target(size, end) : 0;
     /* The file grown and its holes filled, one after the other; the
      * populator's thread stopped first if the mapping moves. */
     if (target) {
         cpr_populator_stop(w->pop);
-        if (bare && !w->bare) {
-            ret = zone_begins(w, size, errp);
+        if ((bare ? grow_bare(w, size, target, errp) :
+             cpr_persist_grow(w->p, target, end, errp)) < 0) {
+            return -1;
         }
-        if (bare && ret == 0) {
-            ret = cpr_persist_extend(w->p, target, errp);
-        } else if (!bare) {
-            ret = cpr_persist_grow(w->p, target, end, errp);
-        }
-        *moved = ret == 0;
+        *moved = true;
     }
-    if (ret == 0 && to > from) {
-        ret = cpr_persist_allocate(w->p, from, to - from, errp);
-    }
-    if (ret < 0) {
+    if (to > from && cpr_persist_allocate(w->p, from, to - from, errp) < 0) {
         return -1;
     }
     w->allocated = MAX(to, end);

@@ -4,7 +4,8 @@
  * is kept): writer.c opens, commits and closes; space.c reserves, grows
  * and relocates the space a stream may reach (I1, I5, C1); ledger.c
  * stores and keeps the page ledger, the stream pages' states and hashes
- * (C2-C4, C7), and takes the payload's checksum from it at commit (C3).
+ * (C2-C4, C7); ledger-settle.c settles the pages no store hashed and
+ * takes the payload's checksum from the ledger at commit (C3).
  */
 #ifndef CPR_WRITER_INTERNAL_H
 #define CPR_WRITER_INTERNAL_H
@@ -128,8 +129,8 @@ typedef struct CprWarmPlan {
 int cpr_space_warm(CprWriter *w, const CprWarmPlan *plan, char **errp);
 
 /* ledger.c: store @iov at stream offset @off (read lock, or with
- * @exclusive the write lock the caller holds); the checksum of payload
- * [0, @len) from the ledger (write lock held). */
+ * @exclusive the write lock the caller holds); ledger-settle.c: the
+ * checksum of payload [0, @len) from the ledger (write lock held). */
 int64_t cpr_ledger_store(CprWriter *w, uint64_t off, const struct iovec *iov,
                          int iovcnt, bool append, bool exclusive,
                          char **errp);

@@ -31,8 +31,8 @@ MUTANTS = [
      "w->place = cpr_place_new(0, 0);"),
     ("no-limit-below-live", "I1", "no limit below a high live payload",
      "backend/placement.c",
-     "return (CprPlacement){ CPR_PAYLOAD_AREA, live_off - CPR_PAYLOAD_AREA };",
-     "return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT };"),
+     "return (CprPlacement){ CPR_PAYLOAD_AREA, live_off - CPR_PAYLOAD_AREA,",
+     "return (CprPlacement){ CPR_PAYLOAD_AREA, CPR_NO_LIMIT,"),
     ("publish-live-slot", "I2", "the record written into the live slot",
      "backend/writer.c",
      "    uint64_t slot = CPR_SLOT_OFFSET(cpr_slot_for(w->gen));\n"
@@ -54,17 +54,16 @@ MUTANTS = [
      "    if (0 && settle_slot(w, errp) < 0) {"),
     ("no-allocate-sparse", "I5", "holes of a sparse file not allocated",
      "backend/space.c",
-     "    if (w->file.sparse && end > w->allocated && "
-     "w->allocated < w->old_end) {",
+     "    if (w->file.sparse && end > from && from < w->old_end) {",
      "    if (0) {"),
     ("no-grow", "I5", "the file not grown before a store",
      "backend/space.c",
-     "    if (end > size) {\n        cpr_populator_stop(w->pop);",
+     "    if (target) {\n        cpr_populator_stop(w->pop);",
      "    if (0) {\n        cpr_populator_stop(w->pop);"),
     ("no-fault-guard", "I5", "stores without the SIGBUS guard",
      "backend/persist.c",
-     "    if (cpr_fault_guard(p->base, p->len, fn, a) < 0) {",
-     "    fn(a);\n    if (0) {"),
+     "    if (cpr_fault_guard_access(p->base, p->len, a) < 0) {",
+     "    op(a);\n    if (0) {"),
     ("no-intact-check", "I6", "the commit's intact() check removed",
      "backend/writer.c",
      "    if (cpr_image_check_intact(&w->file, cpr_persist_size(w->p), "
@@ -83,15 +82,14 @@ MUTANTS = [
     ("grow-under-read-lock", "C1", "growth under the read lock",
      "backend/ledger.c",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_wrlock(&w->map);\n        ret = end <= w->reach",
+     "        pthread_rwlock_wrlock(&w->map);\n        if (end <= w->reach) {",
      "        pthread_rwlock_unlock(&w->map);\n"
-     "        pthread_rwlock_rdlock(&w->map);\n        ret = end <= w->reach"),
+     "        pthread_rwlock_rdlock(&w->map);\n        if (end <= w->reach) {"),
     ("partial-zeroes-others", "C2",
      "a partial store zeroes what other stores wrote",
      "backend/ledger.c",
-     "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
-     "        if (off > done) {",
-     "    if (1) {\n        if (off > done) {"),
+     "    if ((prev == PG_FRESH || prev == PG_APPENDING) &&\n",
+     "    if ((1) &&\n"),
     ("partial-keeps-stale-hash", "C2",
      "a partial store keeps a whole page's hash",
      "backend/ledger.c",
@@ -105,7 +103,7 @@ MUTANTS = [
      "        cur &= (uint8_t)~PG_LOCK;\n        return cur;\n"
      "        if (atomic_compare_exchange_weak_explicit("),
     ("gap-not-zeroed", "C3", "a page no store touched not zeroed",
-     "backend/ledger.c",
+     "backend/ledger-settle.c",
      "    case PG_FRESH:\n"
      "        if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
      "            (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {",
@@ -114,9 +112,8 @@ MUTANTS = [
     ("partial-page-rest-not-zeroed", "C3",
      "the rest of a partly written page not zeroed",
      "backend/ledger.c",
-     "    if (prev == PG_FRESH || prev == PG_APPENDING) {\n"
-     "        if (off > done) {",
-     "    if (0) {\n        if (off > done) {"),
+     "    if ((prev == PG_FRESH || prev == PG_APPENDING) &&\n",
+     "    if ((0) &&\n"),
     ("last-store-sets-length", "C4", "the last store sets the length",
      "backend/ledger.c",
      "        cpr_atomic_max(&w->len, end);     /* C4 */",
@@ -156,13 +153,12 @@ MUTANTS = [
      ""),
     ("frontier-rest-not-zeroed", "C7",
      "the frontier page's rest not zeroed at commit",
-     "backend/ledger.c",
-     "            if (cpr_persist_is_zero(w->p, off, n, &zero, errp) < 0 ||\n"
+     "backend/ledger-settle.c",
      "                (!zero && cpr_persist_zero(w->p, off, n, errp) < 0)) {\n"
      "                return -1;\n            }\n"
      "            XXH3_64bits_update(w->carry, zeros, n);",
-     "            (void)zero;\n            XXH3_64bits_update(w->carry, "
-     "zeros, n);"),
+     "                0) {\n                return -1;\n            }\n"
+     "            XXH3_64bits_update(w->carry, zeros, n);"),
     ("exec-short-stream", "tool", "the exec: helper commits a short stream",
      "tools/cpr-pmem/exec-save.c",
      "        cpr_stream_end_check(&s.end, &why) == 0 &&\n",

@@ -107,6 +107,12 @@ static int choose_record(CprReader *r, char **errp)
 
 CprReader *cpr_reader_open(const char *path, char **errp)
 {
+    return cpr_reader_open_peek(path, NULL, NULL, errp);
+}
+
+CprReader *cpr_reader_open_peek(const char *path, CprReaderPeek peek,
+                                void *opaque, char **errp)
+{
     CprReader *r = calloc(1, sizeof(*r));
 
     if (!r) {
@@ -117,6 +123,9 @@ CprReader *cpr_reader_open(const char *path, char **errp)
     if (cpr_image_open_read(path, &r->file, errp) < 0 ||
         choose_record(r, errp) < 0) {
         goto fail;
+    }
+    if (peek) {
+        peek(&r->file, &r->rec, opaque);
     }
     if (r->rec.payload_len <= CPR_CSUM_BLOCK) {
         r->whole = atomic_exchange(&prepared, NULL);
@@ -212,6 +221,12 @@ const CprRecord *cpr_reader_record(const CprReader *r)
 const CprVmdesc *cpr_reader_vmdesc(const CprReader *r)
 {
     return r->desc;
+}
+
+const uint8_t *cpr_reader_vmdesc_bytes(const CprReader *r, size_t *len)
+{
+    *len = r->desc ? (size_t)cpr_record_vmdesc_len(&r->rec) : 0;
+    return r->desc ? r->desc_bytes : NULL;
 }
 
 const CprImage *cpr_reader_file(const CprReader *r)

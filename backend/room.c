@@ -37,16 +37,22 @@
  * fork).  So a fork waits until the helper has started and is idle
  * (@busy false), holding @lock across it; the child does its room work
  * inline and forgets the parent's populator.
+ *
+ * The same helper takes a restore's task (cpr_room_post): work of in_open
+ * that can run beside the caller's.  It runs a task without @lock (the
+ * caller takes it back under @lock if the helper has not started it), and
+ * before any room job.
  */
 static CprPopulator *room;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* !busy */
+static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* !busy; a task done */
 static sem_t wake;
 static CprReader *job;          /* the restore's reader, not closed yet */
 static uint64_t job_off, job_end;   /* and the room to make there */
 static bool helper_running;
 static bool busy;               /* starting, or doing a job */
+static CprTask *task;           /* posted, not yet taken by anyone */
 
 /* Under @lock: close @r, having started the populator of the room
  * [@off, @end) the next save into its image will use (none if empty). */
@@ -75,6 +81,18 @@ static void *room_helper(void *opaque)
     (void)opaque;
     pthread_mutex_lock(&lock);
     for (;;) {
+        if (task) {
+            CprTask *t = task;
+
+            task = NULL;
+            t->state = CPR_TASK_RUNNING;
+            pthread_mutex_unlock(&lock);
+            t->fn(t->arg);
+            pthread_mutex_lock(&lock);
+            t->state = CPR_TASK_DONE;
+            t->on_helper = true;
+            pthread_cond_broadcast(&settled);
+        }
         if (job) {
             room_start(job, job_off, job_end);
             job = NULL;
@@ -180,4 +198,38 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
         room_start(r, off, end);
     }
     pthread_mutex_unlock(&lock);
+}
+
+void cpr_room_post(CprTask *t)
+{
+    t->state = CPR_TASK_POSTED;
+    t->on_helper = false;
+    pthread_mutex_lock(&lock);
+    if (helper_running && !task) {
+        task = t;
+        sem_post(&wake);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void cpr_room_finish(CprTask *t)
+{
+    bool mine;
+
+    pthread_mutex_lock(&lock);
+    mine = t->state == CPR_TASK_POSTED;
+    if (mine) {
+        if (task == t) {
+            task = NULL;
+        }
+        t->state = CPR_TASK_RUNNING;
+    }
+    while (!mine && t->state != CPR_TASK_DONE) {
+        pthread_cond_wait(&settled, &lock);
+    }
+    pthread_mutex_unlock(&lock);
+    if (mine) {
+        t->fn(t->arg);
+        t->state = CPR_TASK_DONE;
+    }
 }

@@ -70,7 +70,8 @@ void cpr_reader_close(CprReader *r);
 /*
  * At load, before any restore: a buffer for a payload of one block, its
  * pages faulted in now, so that a restore in a process that just started
- * reads its payload there without a page fault per page.  A save drops
+ * reads its payload there without a page fault per page; and the hash's
+ * first call made.  A save drops
  * it (cpr_reader_unprepare); the first restore takes it, and frees it.
  * Worth it only off the restore's path: the plugin calls it when QEMU
  * preloads it for an incoming migration (cpr_cmdline_preloads_incoming).

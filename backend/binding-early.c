@@ -5,12 +5,14 @@
 #include "room.h"
 #include "vmdesc.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct CprEarlyBinding {
     CprTask task;
+    pthread_t caller;           /* in_open's thread */
     const char *path;
     CprRecord rec;
     const CprVm *vm;
@@ -48,6 +50,9 @@ static void early_run(void *arg)
                                 &e->err);
     e->checked = true;
     cpr_vmdesc_free(d);
+    if (!pthread_equal(pthread_self(), e->caller)) {
+        atomic_fetch_add(&helper_runs, 1);
+    }
 }
 
 CprEarlyBinding *cpr_binding_early_start(const char *path, const CprImage *f,
@@ -73,6 +78,7 @@ CprEarlyBinding *cpr_binding_early_start(const char *path, const CprImage *f,
     e->rec = *rec;
     e->vm = vm;
     e->collect = (CprHost){ host ? host->qemu_version : NULL, collect, e };
+    e->caller = pthread_self();
     e->task = (CprTask){ .fn = early_run, .arg = e };
     cpr_room_post(&e->task);
     return e;
@@ -98,9 +104,6 @@ int cpr_binding_early_finish(CprEarlyBinding *e, const CprReader *r,
 
     if (e) {
         cpr_room_finish(&e->task);
-        if (e->task.on_helper) {
-            atomic_fetch_add(&helper_runs, 1);
-        }
     }
     if (!r) {
         ret = -1;

@@ -38,7 +38,8 @@ int cpr_binding_early_finish(CprEarlyBinding *e, const CprReader *r,
                              const char *path, const CprHost *host,
                              const CprVm *vm, char **errp);
 
-/* Test hook: how many early checks the helper thread has run. */
+/* Test hook: how many early checks another thread than the one that
+ * started them has run to the end (decoded and checked). */
 unsigned cpr_binding_early_helper_runs(void);
 
 #endif

@@ -114,7 +114,6 @@ static void *room_helper(void *opaque)
             t->fn(t->arg);
             pthread_mutex_lock(&lock);
             t->state = CPR_TASK_DONE;
-            t->on_helper = true;
             pthread_cond_broadcast(&settled);
         }
         if (job) {
@@ -233,7 +232,6 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
 void cpr_room_post(CprTask *t)
 {
     t->state = CPR_TASK_POSTED;
-    t->on_helper = false;
     bool wake_helper;
 
     pthread_mutex_lock(&lock);

@@ -37,7 +37,6 @@ typedef struct CprTask {
     void (*fn)(void *arg);
     void *arg;
     CprTaskState state;         /* guarded by room.c's lock */
-    bool on_helper;             /* the helper ran it (tests, probes) */
 } CprTask;
 
 /* Offer @t (fn and arg set) to the helper; without one (none started,

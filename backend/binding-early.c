@@ -103,7 +103,8 @@ int cpr_binding_early_finish(CprEarlyBinding *e, const CprReader *r,
     int ret;
 
     if (e) {
-        cpr_room_finish(&e->task);
+        /* A refused image's check is not worth starting. */
+        cpr_room_finish(&e->task, r != NULL);
     }
     if (!r) {
         ret = -1;

@@ -246,7 +246,7 @@ void cpr_room_post(CprTask *t)
     }
 }
 
-void cpr_room_finish(CprTask *t)
+void cpr_room_finish(CprTask *t, bool run)
 {
     bool mine;
 
@@ -263,7 +263,9 @@ void cpr_room_finish(CprTask *t)
     }
     pthread_mutex_unlock(&lock);
     if (mine) {
-        t->fn(t->arg);
+        if (run) {
+            t->fn(t->arg);
+        }
         t->state = CPR_TASK_DONE;
     }
 }

@@ -44,9 +44,9 @@ typedef struct CprTask {
  * caller's. */
 void cpr_room_post(CprTask *t);
 
-/* @t done when this returns: run here if the helper has not taken it
+/* @t done when this returns: if the helper has not taken it, run here
  * (a helper starved of a CPU never delays the caller by more than the
- * task itself), else waited for. */
-void cpr_room_finish(CprTask *t);
+ * task itself) if @run, else dropped; if it has, waited for. */
+void cpr_room_finish(CprTask *t, bool run);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,8 +27,8 @@
  * cpr_room_after_restore() only hands the reader to a helper made when
  * the transport loads in a QEMU started to restore (with -incoming; at
  * start-up with x-preload-transports), or else at in_open (warmup.c); a
- * QEMU that only saves never makes it.  The helper waits at SCHED_IDLE
- * on a semaphore, holding nothing, so it gets a CPU when one has nothing else to do; it
+ * QEMU that only saves never makes it.  After a restore the helper waits
+ * at SCHED_IDLE (before: see the restore's task, below) on a semaphore, holding nothing, so it gets a CPU when one has nothing else to do; it
  * raises itself before it takes @lock, does the job at normal priority
  * (it takes malloc's and glibc's locks: it must not be starved holding
  * them) and lowers itself again only once it let go of @lock.  @lock
@@ -56,6 +57,10 @@ static uint64_t job_off, job_end;   /* and the room to make there */
 static bool helper_running;
 static bool busy;               /* starting, or doing a job */
 static CprTask *task;           /* posted, not yet taken by anyone */
+static pthread_t helper;
+/* A restore's room was asked for: the guest runs, the helper waits at
+ * SCHED_IDLE from now on (read without @lock where it lowers itself). */
+static atomic_bool restored;
 
 /* Under @lock: close @r, having started the populator of the room
  * [@off, @end) the next save into its image will use (none if empty). */
@@ -72,12 +77,12 @@ static void room_start(CprReader *r, uint64_t off, uint64_t end)
     cpr_reader_close(r);
 }
 
-/* set_policy -- this thread's scheduling policy (SCHED_*) */
-static void set_policy(int policy)
+/* set_policy -- thread @t's scheduling policy (SCHED_*) */
+static void set_policy(pthread_t t, int policy)
 {
     struct sched_param p = { 0 };
 
-    pthread_setschedparam(pthread_self(), policy, &p);
+    pthread_setschedparam(t, policy, &p);
 }
 
 /*
@@ -99,8 +104,6 @@ static void warm(void)
 
 static void *room_helper(void *opaque)
 {
-    bool restored = false;      /* a room job came: the guest runs */
-
     (void)opaque;
     warm();
     pthread_mutex_lock(&lock);
@@ -119,7 +122,6 @@ static void *room_helper(void *opaque)
         if (job) {
             room_start(job, job_off, job_end);
             job = NULL;
-            restored = true;
         }
         busy = false;
         pthread_cond_broadcast(&settled);
@@ -128,13 +130,24 @@ static void *room_helper(void *opaque)
          * not wait for a CPU that other processes keep busy: it waits at
          * a normal share, as SCHED_BATCH, which never preempts the
          * thread that wakes it (on a busy machine it could land on
-         * in_open's CPU and stop it: in_open takes its task back). */
-        set_policy(restored ? SCHED_IDLE : SCHED_BATCH);
+         * in_open's CPU and stop it: in_open takes its task back).  The
+         * second look: cpr_room_after_restore() may have lowered it
+         * between the two. */
+        if (atomic_load(&restored)) {
+            set_policy(pthread_self(), SCHED_IDLE);
+        } else {
+            set_policy(pthread_self(), SCHED_BATCH);
+            if (atomic_load(&restored)) {
+                set_policy(pthread_self(), SCHED_IDLE);
+            }
+        }
         while (sem_wait(&wake) < 0) {
             /* EINTR */
         }
-        set_policy(SCHED_OTHER);
+        set_policy(pthread_self(), SCHED_OTHER);
         pthread_mutex_lock(&lock);
+        /* Again: cpr_room_after_restore() may have lowered it since. */
+        set_policy(pthread_self(), SCHED_OTHER);
         busy = true;
     }
     return NULL;
@@ -159,13 +172,13 @@ static void fork_child(void)
 {
     helper_running = false;
     room = NULL;            /* its thread is the parent's; not joinable */
+    task = NULL;            /* a parent's in_open's, left to the parent */
     pthread_mutex_unlock(&lock);
 }
 
 static void room_helper_create(void)
 {
     pthread_attr_t attr;
-    pthread_t t;
 
     if (sem_init(&wake, 0, 0) < 0 || pthread_attr_init(&attr) != 0) {
         return;
@@ -173,7 +186,7 @@ static void room_helper_create(void)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     busy = true;            /* until the helper first waits */
-    helper_running = pthread_create(&t, &attr, room_helper, NULL) == 0;
+    helper_running = pthread_create(&helper, &attr, room_helper, NULL) == 0;
     if (!helper_running) {
         busy = false;
     }
@@ -222,6 +235,11 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
         job = r;
         job_off = off;
         job_end = end;
+        /* The guest is about to run: from now on the helper waits, and
+         * this job wakes it, at SCHED_IDLE. */
+        if (!atomic_exchange(&restored, true) && !busy) {
+            set_policy(helper, SCHED_IDLE);
+        }
         sem_post(&wake);
     } else {
         room_start(r, off, end);

@@ -58,6 +58,8 @@ static bool helper_running;
 static bool busy;               /* starting, or doing a job */
 static CprTask *task;           /* posted, not yet taken by anyone */
 static pthread_t helper;
+static cpu_set_t helper_cpus;   /* its own affinity, as it started */
+static bool pinned;             /* kept off a task's poster's CPU */
 /* A restore's room was asked for: the guest runs, the helper waits at
  * SCHED_IDLE from now on (read without @lock where it lowers itself). */
 static atomic_bool restored;
@@ -119,6 +121,11 @@ static void *room_helper(void *opaque)
             t->state = CPR_TASK_DONE;
             pthread_cond_broadcast(&settled);
         }
+        if (pinned) {
+            pthread_setaffinity_np(pthread_self(), sizeof(helper_cpus),
+                                   &helper_cpus);
+            pinned = false;
+        }
         if (job) {
             room_start(job, job_off, job_end);
             job = NULL;
@@ -128,15 +135,13 @@ static void *room_helper(void *opaque)
         pthread_mutex_unlock(&lock);
         /* Until a restore is over no vCPU runs, and in_open's task must
          * not wait for a CPU that other processes keep busy: it waits at
-         * a normal share, as SCHED_BATCH, which never preempts the
-         * thread that wakes it (on a busy machine it could land on
-         * in_open's CPU and stop it: in_open takes its task back).  The
-         * second look: cpr_room_after_restore() may have lowered it
+         * normal priority (cpr_room_post keeps it off in_open's CPU).
+         * The second look: cpr_room_after_restore() may have lowered it
          * between the two. */
         if (atomic_load(&restored)) {
             set_policy(pthread_self(), SCHED_IDLE);
         } else {
-            set_policy(pthread_self(), SCHED_BATCH);
+            set_policy(pthread_self(), SCHED_OTHER);
             if (atomic_load(&restored)) {
                 set_policy(pthread_self(), SCHED_IDLE);
             }
@@ -185,6 +190,11 @@ static void room_helper_create(void)
     }
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* What it inherits, and gets back after a task (pin_away). */
+    if (pthread_getaffinity_np(pthread_self(), sizeof(helper_cpus),
+                               &helper_cpus) != 0) {
+        CPU_ZERO(&helper_cpus);
+    }
     busy = true;            /* until the helper first waits */
     helper_running = pthread_create(&helper, &attr, room_helper, NULL) == 0;
     if (!helper_running) {
@@ -247,6 +257,28 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
     pthread_mutex_unlock(&lock);
 }
 
+/*
+ * pin_away -- under @lock: keep the helper off this thread's CPU until
+ * it has run its task (it takes its whole set back then).  Woken, the scheduler may put it next to its
+ * waker, where it takes the CPU from the very thread it should run
+ * beside (in_open waited 65 us in cpr_room_post for the whole task).
+ * Nothing if this is the only CPU it may use.
+ */
+static void pin_away(void)
+{
+    cpu_set_t away = helper_cpus;
+    int cpu = sched_getcpu();
+
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &away)) {
+        return;
+    }
+    CPU_CLR(cpu, &away);
+    if (CPU_COUNT(&away) > 0 &&
+        pthread_setaffinity_np(helper, sizeof(away), &away) == 0) {
+        pinned = true;
+    }
+}
+
 void cpr_room_post(CprTask *t)
 {
     t->state = CPR_TASK_POSTED;
@@ -256,6 +288,7 @@ void cpr_room_post(CprTask *t)
     wake_helper = helper_running && !task;
     if (wake_helper) {
         task = t;
+        pin_away();
     }
     pthread_mutex_unlock(&lock);
     /* Woken after the unlock: it must not find @lock held. */

@@ -220,14 +220,18 @@ int cpr_cmdline_diff(const char *saved, size_t saved_len,
         cpr_cmdline_add_line(&c, "~ cpu %s -> %s", or_unknown(saved_cpu),
                              or_unknown(now_cpu));
     }
-    /* Parse failures leave what was parsed, freed below. */
-    ok_a = cpr_cmdline_units(&c, saved, saved_len, &a);
-    ok_b = cpr_cmdline_units(&c, now, now_len, &b);
-    if (ok_a && ok_b) {
-        diff_all(&c, &a, &b);
+    /* The same bytes say the same (a restore's usual case): nothing to
+     * parse (~30 us of in_open in a QEMU that just started). */
+    if (saved_len != now_len || (now_len && memcmp(saved, now, now_len))) {
+        /* Parse failures leave what was parsed, freed below. */
+        ok_a = cpr_cmdline_units(&c, saved, saved_len, &a);
+        ok_b = cpr_cmdline_units(&c, now, now_len, &b);
+        if (ok_a && ok_b) {
+            diff_all(&c, &a, &b);
+        }
+        cpr_cmdline_units_free(&a);
+        cpr_cmdline_units_free(&b);
     }
-    cpr_cmdline_units_free(&a);
-    cpr_cmdline_units_free(&b);
     if (c.oom) {
         cpr_cmdline_diff_free(diff);
         return -1;

@@ -6,6 +6,7 @@
 #include "qemu/transport-plugin.h"
 
 #include "binding.h"
+#include "binding-early.h"
 #include "cmdline.h"
 #include "errmsg.h"
 #include "probes.h"
@@ -166,11 +167,32 @@ static void out_close(QemuTransportOut *t)
     DTRACE_PROBE1(cpr_pmem, out_close_return, t);
 }
 
-/* The whole image, then the VM it was saved with, before a byte loads. */
+/* What in_open's peek needs to start the binding check. */
+typedef struct InOpen {
+    const char *target;
+    const CprVm *vm;
+    CprEarlyBinding *early;
+} InOpen;
+
+static void start_binding(const CprImage *f, const CprRecord *rec,
+                          void *opaque)
+{
+    InOpen *io = opaque;
+
+    io->early = cpr_binding_early_start(io->target, f, rec, &cpr_host,
+                                        io->vm);
+}
+
+/*
+ * The whole image, then the VM it was saved with, before a byte loads:
+ * the VM's check on the room helper while this thread verifies the
+ * payload (binding-early.h), both done before this returns.
+ */
 static QemuTransportIn *in_open(const char *target,
                                 const QemuTransportVm *vm, char **errp)
 {
     const CprVm cvm = { vm, NULL, 0 };
+    InOpen io = { target, &cvm, NULL };
     CprReader *r = NULL;
     const char *bad;
     char buf[128];
@@ -181,11 +203,10 @@ static QemuTransportIn *in_open(const char *target,
     if (bad) {
         cpr_error(errp, target, "%s", bad);
     } else {
-        r = cpr_reader_open(target, errp);
+        r = cpr_reader_open_peek(target, start_binding, &io, errp);
     }
-    if (r && cpr_binding_verify(target, cpr_reader_record(r),
-                                cpr_reader_vmdesc(r), &cpr_host, &cvm,
-                                errp) < 0) {
+    if (cpr_binding_early_finish(io.early, r, target, &cpr_host, &cvm,
+                                 errp) < 0) {
         cpr_reader_close(r);
         r = NULL;
     }

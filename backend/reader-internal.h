@@ -21,6 +21,7 @@
 struct CprReader {
     CprImage file;              /* holds the shared lock and the path */
     uint64_t verify_id;         /* this verification, for block_holes() */
+    bool no_holes;              /* the payload had none: none looked for */
     CprRecord rec;
     uint64_t pos;
     uint64_t npages;

@@ -149,7 +149,7 @@ static int block_holes(const CprReader *r, uint64_t k, uint64_t *holes,
     int count = 0;
 
     memset(holes, 0, CPR_CSUM_PAGES_PER_BLOCK / 8);
-    while (r->file.sparse && pos < end) {
+    while (r->file.sparse && !r->no_holes && pos < end) {
         uint64_t to, from, last;
         bool hole;
 
@@ -488,8 +488,16 @@ int cpr_reader_verify(CprReader *r, char **errp)
         }
         r->zero_block = cpr_csum_block(h, CPR_CSUM_PAGES_PER_BLOCK);
     }
-    /* A sparse one is read: serving from the mapping would fill holes. */
-    holes = payload_has_holes(r);
+    /* A sparse one is read: serving from the mapping would fill holes.
+     * Without one (a file the writer made sparse around its payload),
+     * no block looks for holes: one punched since reads as zeros, which
+     * the checksum refuses.  One block read into memory never looks:
+     * pread gives a hole's zeros without filling it, and one block of
+     * them is soon read. */
+    holes = r->rec.payload_len <= CPR_CSUM_BLOCK &&
+            (r->whole || r->rec.payload_len < MAP_MIN) ? false :
+            payload_has_holes(r);
+    r->no_holes = !holes;
     if (!r->whole && r->rec.payload_len >= MAP_MIN &&
         (r->rec.payload_len > CPR_CSUM_BLOCK || !holes)) {
         map_payload(r, holes);

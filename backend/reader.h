@@ -32,6 +32,16 @@ typedef struct CprReader CprReader;
 /* Open and fully verify the image at @path; NULL with *errp on refusal. */
 CprReader *cpr_reader_open(const char *path, char **errp);
 
+/*
+ * The same, calling @peek with the image and the record chosen once
+ * they are, before the payload is verified (in_open starts the binding
+ * check there, binding-early.h): nothing @peek reads is verified yet.
+ */
+typedef void (*CprReaderPeek)(const CprImage *f, const CprRecord *rec,
+                              void *opaque);
+CprReader *cpr_reader_open_peek(const char *path, CprReaderPeek peek,
+                                void *opaque, char **errp);
+
 /* Copy up to @len bytes of the stream (payload bytes [0, stream_len);
  * the VM description after it is not served) from the read position; 0
  * at end of stream,
@@ -50,6 +60,8 @@ const CprRecord *cpr_reader_record(const CprReader *r);
  * decoded by open; NULL for a version-1 record (none recorded). */
 struct CprVmdesc;
 const struct CprVmdesc *cpr_reader_vmdesc(const CprReader *r);
+/* The bytes it was decoded from, *@len of them (NULL, 0 if none). */
+const uint8_t *cpr_reader_vmdesc_bytes(const CprReader *r, size_t *len);
 const char *cpr_reader_path(const CprReader *r);
 /* The open, locked image (for a writable reopen of the very same file). */
 const CprImage *cpr_reader_file(const CprReader *r);
@@ -58,7 +70,8 @@ void cpr_reader_close(CprReader *r);
 /*
  * At load, before any restore: a buffer for a payload of one block, its
  * pages faulted in now, so that a restore in a process that just started
- * reads its payload there without a page fault per page.  A save drops
+ * reads its payload there without a page fault per page; and the hash's
+ * first call made.  A save drops
  * it (cpr_reader_unprepare); the first restore takes it, and frees it.
  * Worth it only off the restore's path: the plugin calls it when QEMU
  * preloads it for an incoming migration (cpr_cmdline_preloads_incoming).

@@ -7,6 +7,7 @@
  * and the reason; what may differ loads; CPR_PMEM_ALLOW overrides.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +21,13 @@
 #include <xxhash.h>
 
 #include "binding.h"
+#include "binding-early.h"
 #include "fingerprint.h"
 #include "cmdline.h"
 #include "format.h"
 #include "hostile-util.h"
 #include "reader.h"
+#include "room.h"
 #include "unit-util.h"
 #include "vmdesc.h"
 
@@ -1365,6 +1368,231 @@ static void test_volatile_warnings(void)
 }
 
 /*
+ * in_open's binding check beside the verification (binding-early.h),
+ * composed as plugin.c does, with a host of the test's own that notes
+ * which thread each warning reaches it on.
+ */
+static GPtrArray *early_warnings;
+static pthread_t main_thread;
+
+static void early_warn(void *opaque, const char *msg)
+{
+    (void)opaque;
+    /* QEMU hears a warning on in_open's thread, never the helper's. */
+    g_assert_true(pthread_equal(pthread_self(), main_thread));
+    g_ptr_array_add(early_warnings, g_strdup(msg));
+}
+
+static const CprHost early_host = { TU_QEMU_VERSION, early_warn, NULL };
+
+typedef struct Early {
+    const char *image;
+    CprVm vm;
+    const char *other;          /* start from this image's description */
+    bool wait_helper;           /* the helper's verdict first */
+    CprEarlyBinding *e;
+    unsigned runs;              /* helper runs before */
+} Early;
+
+static void early_peek(const CprImage *f, const CprRecord *rec,
+                       void *opaque)
+{
+    Early *x = opaque;
+    CprReader *o = NULL;
+    char *err = NULL;
+
+    x->runs = cpr_binding_early_helper_runs();
+    if (x->other) {
+        o = cpr_reader_open(x->other, &err);
+        g_assert_nonnull(o);
+        f = cpr_reader_file(o);
+        rec = cpr_reader_record(o);
+    }
+    x->e = cpr_binding_early_start(x->image, f, rec, &early_host, &x->vm);
+    g_assert_nonnull(x->e);
+    cpr_reader_close(o);
+    /* Not a timing: a bound on a wait that takes microseconds. */
+    for (int i = 0; x->wait_helper &&
+         cpr_binding_early_helper_runs() == x->runs; i++) {
+        g_assert_cmpint(i, <, 100000);
+        g_usleep(100);
+    }
+    /* Its warnings wait for in_open's thread. */
+    g_assert_cmpuint(early_warnings->len, ==, 0);
+}
+
+/* in_open's sequence on @image for @vm: NULL if it loads, else the
+ * message (g_free() it).  *@on_helper: the helper ran the check. */
+static char *early_restore(const char *image, const QemuTransportVm *vm,
+                           const char *other, bool wait_helper,
+                           bool *on_helper)
+{
+    Early x = { image, { vm, NULL, 0 }, other, wait_helper, NULL, 0 };
+    char *err = NULL, *ret = NULL;
+    CprReader *r;
+
+    main_thread = pthread_self();
+    if (!early_warnings) {
+        early_warnings = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_set_size(early_warnings, 0);
+    r = cpr_reader_open_peek(image, early_peek, &x, &err);
+    if (cpr_binding_early_finish(x.e, r, image, &early_host, &x.vm,
+                                 &err) < 0) {
+        g_assert_nonnull(err);
+        ret = g_strdup(err);
+        g_test_message("refused: %s", ret);
+    }
+    *on_helper = cpr_binding_early_helper_runs() > x.runs;
+    free(err);
+    cpr_reader_close(r);
+    return ret;
+}
+
+static bool early_warned(const char *what)
+{
+    for (guint i = 0; i < early_warnings->len; i++) {
+        if (strstr(g_ptr_array_index(early_warnings, i), what)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Stale RAM: refused with in_open's very message whether the check ran
+ * on the helper before the verification ended or on the caller after
+ * it (no helper); an override's warnings reach QEMU after the check,
+ * on the caller's thread.
+ */
+static void test_early_helper_refuses(void)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    char *via_ops, *inline_msg, *helper_msg;
+    bool on_helper;
+    Vm v;
+
+    /* A process whose helper never started: the caller checks. */
+    inline_msg = early_restore(image, vm1(&v, &dst), NULL, false,
+                               &on_helper);
+    g_assert_false(on_helper);
+    via_ops = restore(image, vm1(&v, &dst));    /* starts the helper */
+    g_assert_nonnull(via_ops);
+    helper_msg = early_restore(image, vm1(&v, &dst), NULL, true,
+                               &on_helper);
+    g_assert_true(on_helper);
+    g_assert_cmpstr(inline_msg, ==, via_ops);
+    g_assert_cmpstr(helper_msg, ==, via_ops);
+    g_assert_nonnull(strstr(helper_msg, "64 of 64 sampled pages differ"));
+    g_setenv(CPR_ALLOW_ENV, "ram", TRUE);
+    g_assert_null(early_restore(image, vm1(&v, &dst), NULL, true,
+                                &on_helper));
+    g_assert_true(on_helper);
+    g_assert_true(early_warned("CPR_PMEM_ALLOW=ram: resuming "));
+    g_assert_true(early_warned("64 of 64 sampled pages differ"));
+    g_free(via_ops);
+    g_free(inline_msg);
+    g_free(helper_msg);
+    override_done(&src, &dst, image);
+}
+
+/* Flip a byte of @image's stream: its payload no longer verifies. */
+static void corrupt_stream(const char *image)
+{
+    char *err = NULL;
+    CprReader *r = cpr_reader_open(image, &err);
+    uint64_t off;
+    uint8_t b;
+    int fd;
+
+    g_assert_nonnull(r);
+    off = cpr_reader_record(r)->payload_off + 4321;
+    cpr_reader_close(r);
+    fd = open(image, O_RDWR | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, &b, 1, (off_t)off), ==, 1);
+    b ^= 0x40;
+    g_assert_cmpint(pwrite(fd, &b, 1, (off_t)off), ==, 1);
+    close(fd);
+}
+
+/*
+ * Stale RAM and a corrupt payload: the payload's refusal, whichever
+ * finished first (the helper's RAM verdict before the verification
+ * failed, or no helper: the check never runs), and no warning.
+ */
+static void check_early_corrupt(bool helper)
+{
+    Ram src, dst;
+    struct stat st;
+    char *image = override_saved(&src, &dst, &st);
+    char *msg;
+    bool on_helper;
+    Vm v;
+
+    corrupt_stream(image);
+    if (helper) {
+        cpr_room_init();
+    }
+    /* The RAM refused, then overridden (which warns). */
+    for (int allow = 0; allow < 2; allow++) {
+        if (allow) {
+            g_setenv(CPR_ALLOW_ENV, "ram", TRUE);
+        }
+        msg = early_restore(image, vm1(&v, &dst), NULL, helper, &on_helper);
+        g_assert_true(on_helper == helper);
+        g_assert_nonnull(msg);
+        g_assert_nonnull(strstr(msg, "payload checksum mismatch"));
+        g_assert_null(strstr(msg, "sampled pages"));
+        g_assert_cmpuint(early_warnings->len, ==, 0);
+        g_free(msg);
+    }
+    override_done(&src, &dst, image);
+}
+
+static void test_early_corrupt_helper_first(void)
+{
+    check_early_corrupt(true);
+}
+
+static void test_early_corrupt_no_helper(void)
+{
+    check_early_corrupt(false);
+}
+
+/*
+ * The description read ahead is not the one verified (another image's,
+ * as if the file changed between the two reads): its verdict (refused:
+ * another RAM file) is dropped, and the verified one's decides (loads).
+ */
+static void test_early_description_changed(void)
+{
+    char *image = tu_path("early.cpr"), *other = tu_path("early-other.cpr");
+    Ram src, dst, foreign;
+    bool on_helper;
+    Vm v;
+
+    ram_new(&src, "early.ram", 31);
+    ram_new(&foreign, "early-foreign.ram", 32);
+    save(image, vm1(&v, &src));
+    save(other, vm1(&v, &foreign));
+    ram_reopen(&dst, &src);
+    cpr_room_init();
+    g_assert_null(early_restore(image, vm1(&v, &dst), NULL, true,
+                                &on_helper));
+    g_assert_null(early_restore(image, vm1(&v, &dst), other, true,
+                                &on_helper));
+    g_assert_true(on_helper);           /* and refused what it read */
+    ram_close(&dst);
+    ram_close(&foreign);
+    ram_close(&src);
+    g_free(other);
+    g_free(image);
+}
+
+/*
  * Every case in its own process, from main()'s state (tu_add_isolated):
  * none depends on another, and a failure names its case while the others
  * still run.
@@ -1420,6 +1648,11 @@ int main(int argc, char **argv)
         { "override/both-and-unknown-word", test_override_both },
         { "warns/versions-shown", test_versions_shown },
         { "warns/volatile", test_volatile_warnings },
+        { "early/helper-refuses-as-in-open", test_early_helper_refuses },
+        { "early/corrupt-payload-helper-first",
+          test_early_corrupt_helper_first },
+        { "early/corrupt-payload-no-helper", test_early_corrupt_no_helper },
+        { "early/description-changed", test_early_description_changed },
     };
 
     tu_test_init(&argc, &argv);

@@ -188,6 +188,39 @@ static void test_restore_seeks(void)
 }
 
 /*
+ * A new image is sparse around its payload (its header area, the slack
+ * past the stream): a restore of a payload without holes searches the
+ * file once at most, to decide how to read it, and not at all for a
+ * payload read into memory in one go (pread gives a hole's zeros, which
+ * the checksum judges): before, a search per run of every block besides.
+ */
+static void test_restore_no_holes(void)
+{
+    static const size_t lens[] = { 40 << 10, 3 * MiB };
+    static const unsigned most[] = { 0, 1 };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
+        g_autofree char *path = tu_path("first-touch-no-holes");
+        g_autofree uint8_t *buf = tu_pattern(lens[i], 11);
+        struct stat st;
+
+        unlink(path);
+        tu_save(path, buf, lens[i]);
+        st = stat_of(path);
+        g_assert_cmpuint((uint64_t)st.st_blocks * 512, <,
+                         (uint64_t)st.st_size);     /* sparse */
+        seeks = 0;
+        counting = true;
+        tu_assert_loads(path, buf, lens[i]);
+        counting = false;
+        g_test_message("%zu bytes: %u searches for holes or data", lens[i],
+                       seeks);
+        g_assert_cmpuint(seeks, <=, most[i]);
+        unlink(path);
+    }
+}
+
+/*
  * ENOSPC from a pwrite() of the growth: the store fails naming the file
  * and the reason, the commit refuses, the abort gives the growth back,
  * and the image committed before loads as it was.
@@ -284,6 +317,7 @@ int main(int argc, char **argv)
     g_test_add_func("/first-touch/written-by-pwrite", test_written_by_pwrite);
     g_test_add_func("/first-touch/enospc", test_enospc);
     g_test_add_func("/first-touch/restore-seeks", test_restore_seeks);
+    g_test_add_func("/first-touch/restore-no-holes", test_restore_no_holes);
     g_test_add_func("/first-touch/cut-by-another", test_cut_by_another);
     return g_test_run();
 }

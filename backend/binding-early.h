@@ -31,8 +31,9 @@ CprEarlyBinding *cpr_binding_early_start(const char *path, const CprImage *f,
 /*
  * The check done (here, if the helper has not started it) and freed
  * (@e may be NULL).  @r NULL: the image was refused, the check is not
- * started here and its verdict is dropped; returns -1.  Else cpr_binding_verify()'s result for @r's
- * verified description, its warnings given to @host now, in order.
+ * started here and its verdict is dropped; returns -1.  Else
+ * cpr_binding_verify()'s result for @r's verified description, its
+ * warnings given to @host now, in order.
  */
 int cpr_binding_early_finish(CprEarlyBinding *e, const CprReader *r,
                              const char *path, const CprHost *host,

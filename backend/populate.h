@@ -49,9 +49,10 @@ void cpr_populator_background(CprPopulator *pop, uint64_t end);
 /*
  * More pages to make ready off the pause, not the image's: @fn(@arg)
  * runs once on the thread background() starts, before it populates,
- * skipped if the thread is stopped before; @free_fn(@arg) when the populator is freed.  @fn must
- * finish in well under a millisecond: stop() waits for it.  A NULL @arg
- * sets none.  Under the writer's write lock, like background().
+ * skipped if the thread is stopped before; @free_fn(@arg) when the
+ * populator is freed.  @fn must finish in well under a millisecond:
+ * stop() waits for it.  A NULL @arg sets none.  Under the writer's write
+ * lock, like background().
  */
 void cpr_populator_job(CprPopulator *pop, void (*fn)(void *),
                        void (*free_fn)(void *), void *arg);

@@ -18,22 +18,22 @@
  * calls in_close and out_open from its main thread.
  *
  * in_close runs in the main-loop callback that has just resumed the VM,
- * before QEMU answers any QMP command.  Closing the reader there (its
- * 1 MiB cache goes back with a heap trim: a TLB shootdown of every CPU
- * the vCPUs run on), reopening the image and creating the populating
- * thread (~100-300 µs of the main thread, and a new thread at normal
- * priority next to the vCPU until it lowers its own) is what a
- * management client saw as a late "running".  So
- * cpr_room_after_restore() only hands the reader to a helper made when
- * the transport loads in a QEMU started to restore (with -incoming; at
- * start-up with x-preload-transports), or else at in_open (warmup.c); a
- * QEMU that only saves never makes it.  After a restore the helper waits
- * at SCHED_IDLE (before: see the restore's task, below) on a semaphore, holding nothing, so it gets a CPU when one has nothing else to do; it
- * raises itself before it takes @lock, does the job at normal priority
- * (it takes malloc's and glibc's locks: it must not be starved holding
- * them) and lowers itself again only once it let go of @lock.  @lock
- * guards the job and @room; the helper holds it while it works, so
- * out_open never misses a populator that is being started.
+ * before QEMU answers any QMP command.  Closing the reader there (its 1 MiB
+ * cache goes back with a heap trim: a TLB shootdown of every CPU the vCPUs
+ * run on), reopening the image and creating the populating thread (~100-300
+ * µs of the main thread, and a new thread at normal priority next to the
+ * vCPU until it lowers its own) is what a management client saw as a late
+ * "running".  So cpr_room_after_restore() only hands the reader to a helper
+ * made when the transport loads in a QEMU started to restore (with
+ * -incoming; at start-up with x-preload-transports), or else at in_open
+ * (warmup.c); a QEMU that only saves never makes it.  After a restore the
+ * helper waits at SCHED_IDLE (before: see the restore's task, below) on a
+ * semaphore, holding nothing, so it gets a CPU when one has nothing else to
+ * do; it raises itself before it takes @lock, does the job at normal
+ * priority (it takes malloc's and glibc's locks: it must not be starved
+ * holding them) and lowers itself again only once it let go of @lock.  @lock
+ * guards the job and @room; the helper holds it while it works, so out_open
+ * never misses a populator that is being started.
  *
  * fork(): a child has no helper and none of the parent's populators, and
  * must not inherit a lock a thread of its parent held, @lock or one of
@@ -50,7 +50,8 @@
 static CprPopulator *room;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* !busy; a task done */
+/* !busy; a task done */
+static pthread_cond_t settled = PTHREAD_COND_INITIALIZER;
 static sem_t wake;
 static CprReader *job;          /* the restore's reader, not closed yet */
 static uint64_t job_off, job_end;   /* and the room to make there */
@@ -259,9 +260,10 @@ void cpr_room_after_restore(CprReader *r, uint64_t off, uint64_t end)
 
 /*
  * pin_away -- under @lock: keep the helper off this thread's CPU until
- * it has run its task (it takes its whole set back then).  Woken, the scheduler may put it next to its
- * waker, where it takes the CPU from the very thread it should run
- * beside (in_open waited 65 us in cpr_room_post for the whole task).
+ * it has run its task (it takes its whole set back then).  Woken, the
+ * scheduler may put it next to its waker, where it takes the CPU from
+ * the very thread it should run beside (in_open waited 65 us in
+ * cpr_room_post for the whole task).
  * Nothing if this is the only CPU it may use.
  */
 static void pin_away(void)
@@ -281,9 +283,9 @@ static void pin_away(void)
 
 void cpr_room_post(CprTask *t)
 {
-    t->state = CPR_TASK_POSTED;
     bool wake_helper;
 
+    t->state = CPR_TASK_POSTED;
     pthread_mutex_lock(&lock);
     wake_helper = helper_running && !task;
     if (wake_helper) {

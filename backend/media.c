@@ -227,8 +227,10 @@ bool cpr_media_in_memory(uint32_t media, const char *detail)
     if (media == CPR_MEDIA_PMEM) {
         return true;
     }
-    for (size_t i = 0; detail && media == CPR_MEDIA_VOLATILE &&
-         i < sizeof(filesystems) / sizeof(*filesystems); i++) {
+    if (media != CPR_MEDIA_VOLATILE || !detail) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(filesystems) / sizeof(*filesystems); i++) {
         if (filesystems[i].lost && strcmp(detail, filesystems[i].name) == 0) {
             return true;
         }

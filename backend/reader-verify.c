@@ -494,8 +494,8 @@ int cpr_reader_verify(CprReader *r, char **errp)
      * the checksum refuses.  One block read into memory never looks:
      * pread gives a hole's zeros without filling it, and one block of
      * them is soon read. */
-    holes = r->rec.payload_len <= CPR_CSUM_BLOCK &&
-            (r->whole || r->rec.payload_len < MAP_MIN) ? false :
+    holes = !(r->rec.payload_len <= CPR_CSUM_BLOCK &&
+              (r->whole || r->rec.payload_len < MAP_MIN)) &&
             payload_has_holes(r);
     r->no_holes = !holes;
     if (!r->whole && r->rec.payload_len >= MAP_MIN &&
